@@ -1,0 +1,43 @@
+"""The one hierarchy of errors tilerun raises, each naming what was expected and given.
+
+Errors are raised at the boundary (load, import, compile, input checking),
+before any kernel runs. ``InputError`` and ``ModelError`` are also
+``ValueError`` so that callers who catch the builtin keep working.
+"""
+
+
+class TilerunError(Exception):
+    """Base class of every error tilerun raises on purpose."""
+
+
+class ModelError(TilerunError, ValueError):
+    """The model file or graph is malformed, or a node's inputs break its op's rules."""
+
+
+class UnsupportedOpError(TilerunError, NotImplementedError):
+    """The model uses op types (or op versions) tilerun has no lowering for.
+
+    ``missing`` maps each unsupported op type to the names of the nodes using it.
+    """
+
+    def __init__(self, missing, known):
+        self.missing = dict(missing)
+        lines = [f"  {op}: nodes {', '.join(repr(n) for n in names[:5])}"
+                 + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                 for op, names in sorted(self.missing.items())]
+        super().__init__(
+            f"model uses {len(self.missing)} op type(s) tilerun does not support:\n"
+            + "\n".join(lines) + f"\nsupported op types: {', '.join(sorted(known))}")
+
+
+class InputError(TilerunError, ValueError):
+    """The arrays given to ``Engine.run`` do not match the compiled inputs."""
+
+
+class RequestError(TilerunError, RuntimeError):
+    """A request failed while running (a kernel reported a fault, or the engine closed)."""
+
+
+def node_error(node, message):
+    """A ``ModelError`` that names ``node`` (its name and op type) before ``message``."""
+    return ModelError(f"node {node.name!r} ({node.op_type}): {message}")

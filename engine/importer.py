@@ -1,0 +1,166 @@
+"""Turn an ``onnx.ModelProto`` into the engine's ``Graph``.
+
+Initializers and ``Constant`` nodes become constant values; the remaining graph
+inputs become the model's inputs with their declared (possibly dynamic) dims;
+every node's attributes are parsed once into Python values with the ONNX
+spec's defaults filled in. Nodes are put in topological order (cycles and
+dangling inputs are errors). Shapes are bound later, by the shape pass.
+"""
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .errors import ModelError
+from .ir import Graph, Node, Value
+from .load import model_opset
+
+_ONNX_DTYPES = {
+    onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32, onnx.TensorProto.BOOL: np.bool_,
+    onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.INT8: np.int8,
+    onnx.TensorProto.DOUBLE: np.float64, onnx.TensorProto.FLOAT16: np.float16,
+}
+
+
+def numpy_dtype(elem_type, what):
+    """The numpy dtype of ONNX element type ``elem_type``; ``what`` names the tensor in errors."""
+    try:
+        return np.dtype(_ONNX_DTYPES[elem_type])
+    except KeyError:
+        name = onnx.TensorProto.DataType.Name(elem_type) if elem_type in onnx.TensorProto.DataType.values() else elem_type
+        raise ModelError(f"{what}: element type {name} is not supported "
+                         f"(expected one of float, int64, int32, bool, uint8, int8)") from None
+
+
+def import_model(proto):
+    """Build the engine ``Graph`` of ``proto`` (a loaded, opset-checked ModelProto)."""
+    g = proto.graph
+    opset = model_opset(proto)
+    values = {}
+    for init in g.initializer:
+        values[init.name] = _constant(init.name, _to_array(init, f"initializer {init.name!r}"))
+    for sparse in g.sparse_initializer:
+        arr = numpy_helper.to_array(sparse)
+        values[sparse.values.name] = _constant(sparse.values.name, arr)
+    inputs = []
+    for vi in g.input:
+        if vi.name in values:
+            continue  # IR < 4 lists initializers among inputs
+        values[vi.name] = _declared_value(vi)
+        inputs.append(vi.name)
+    nodes = []
+    for i, np_ in enumerate(g.node):
+        name = np_.name or f"{np_.op_type}_{i}"
+        if np_.op_type == "Constant" and np_.domain in ("", "ai.onnx"):
+            values[np_.output[0]] = _constant(np_.output[0], _constant_node_value(np_, name))
+            continue
+        nodes.append(Node(np_.op_type, name, list(np_.input), list(np_.output),
+                          parse_attributes(np_, opset), np_.domain, np_))
+    outputs = [o.name for o in g.output]
+    if not outputs:
+        raise ModelError("graph declares no outputs (expected at least one)")
+    nodes = _topological(nodes, set(values), outputs)
+    for n in nodes:
+        for o in n.outputs:
+            if o:
+                values.setdefault(o, Value(o))
+    for vi in g.output:
+        if vi.name not in values:
+            raise ModelError(f"graph output {vi.name!r} is produced by no node, input or initializer")
+    return Graph(nodes, values, inputs, outputs, opset)
+
+
+def parse_attributes(node_proto, opset):
+    """Attributes of ``node_proto`` as a dict, with the schema's defaults for absent ones."""
+    attrs = {}
+    try:
+        schema = onnx.defs.get_schema(node_proto.op_type, opset, node_proto.domain)
+    except Exception:
+        schema = None  # unknown op: reported by the lowering pass, with all the others
+    if schema is not None:
+        for name, a in schema.attributes.items():
+            if a.default_value is not None and a.default_value.type != 0:
+                attrs[name] = helper.get_attribute_value(a.default_value)
+    for a in node_proto.attribute:
+        v = helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        elif isinstance(v, list) and v and isinstance(v[0], bytes):
+            v = [x.decode("utf-8", "replace") for x in v]
+        attrs[a.name] = v
+    return attrs
+
+
+def _to_array(tensor, what):
+    numpy_dtype(tensor.data_type, what)
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as e:
+        raise ModelError(f"{what}: cannot read its data ({type(e).__name__}: {e})") from None
+
+
+def _constant(name, arr):
+    arr = np.ascontiguousarray(arr)
+    return Value(name, tuple(int(d) for d in arr.shape), arr.dtype, arr)
+
+
+def _constant_node_value(node_proto, name):
+    for a in node_proto.attribute:
+        if a.name == "value":
+            return _to_array(a.t, f"Constant node {name!r}")
+        if a.name in ("value_float", "value_int"):
+            return np.array(helper.get_attribute_value(a), dtype=np.float32 if a.name == "value_float" else np.int64)
+        if a.name in ("value_floats", "value_ints"):
+            return np.array(helper.get_attribute_value(a), dtype=np.float32 if a.name == "value_floats" else np.int64)
+    raise ModelError(f"Constant node {name!r}: expected a value/value_float(s)/value_int(s) attribute, given "
+                     f"{[a.name for a in node_proto.attribute]}")
+
+
+def _declared_value(vi):
+    t = vi.type
+    if not t.HasField("tensor_type"):
+        raise ModelError(f"graph input {vi.name!r}: expected a tensor, given {t.WhichOneof('value')}")
+    dtype = numpy_dtype(t.tensor_type.elem_type, f"graph input {vi.name!r}")
+    shape = None
+    if t.tensor_type.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None)
+                      for d in t.tensor_type.shape.dim)
+    return Value(vi.name, shape, dtype)
+
+
+def _topological(nodes, available, outputs):
+    available = set(available) | {""}
+    produced = {}
+    for n in nodes:
+        for o in n.outputs:
+            if o in produced or o in available - {""}:
+                raise ModelError(f"value {o!r} is produced twice (node {n.name!r}); ONNX graphs are SSA")
+            if o:
+                produced[o] = n
+    for n in nodes:
+        for i in n.inputs:
+            if i not in available and i not in produced:
+                raise ModelError(f"node {n.name!r} ({n.op_type}) reads {i!r}, which no node, input or initializer produces")
+    order, state = [], {}
+    for root in nodes:
+        stack = [(root, False)]
+        while stack:  # iterative DFS: deep graphs must not hit Python's recursion limit
+            n, expanded = stack.pop()
+            key = id(n)
+            if expanded:
+                state[key] = 2
+                order.append(n)
+                continue
+            if state.get(key) == 2:
+                continue
+            if state.get(key) == 1:
+                raise ModelError(f"graph has a cycle through node {n.name!r} ({n.op_type})")
+            state[key] = 1
+            stack.append((n, True))
+            for i in reversed(n.inputs):
+                p = produced.get(i)
+                if p is not None and state.get(id(p)) != 2:
+                    if state.get(id(p)) == 1:
+                        raise ModelError(f"graph has a cycle through node {p.name!r} ({p.op_type})")
+                    stack.append((p, False))
+    return order

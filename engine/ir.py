@@ -1,0 +1,72 @@
+"""The engine's graph IR: values with static shapes and dtypes, nodes, the graph.
+
+A ``Value`` is a named tensor with a static shape, a numpy dtype and, when it
+is known at compile time, its constant data. A ``Node`` is one ONNX op with
+its attributes already parsed into Python values (defaults filled in). The
+``Graph`` keeps nodes in topological order. This module holds data only; the
+passes and lowerings act on it.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.bool_),
+                    np.dtype(np.uint8), np.dtype(np.int8))
+
+
+@dataclass
+class Value:
+    """A tensor: name, static shape, dtype, and its data when constant."""
+    name: str
+    shape: tuple = None
+    dtype: np.dtype = None
+    const: np.ndarray = None
+
+    @property
+    def size(self):
+        """Number of elements (shape must be known)."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self):
+        """Bytes the tensor occupies."""
+        return self.size * self.dtype.itemsize
+
+
+@dataclass
+class Node:
+    """One op: type, name, input and output value names, parsed attributes."""
+    op_type: str
+    name: str
+    inputs: list
+    outputs: list
+    attrs: dict = field(default_factory=dict)
+    domain: str = ""
+    proto: object = None  # the onnx NodeProto, kept for constant folding by the reference evaluator
+
+
+@dataclass
+class Graph:
+    """Nodes in topological order, the values they connect, graph inputs and outputs."""
+    nodes: list
+    values: dict
+    inputs: list
+    outputs: list
+    opset: int
+
+    def value(self, name):
+        """The ``Value`` called ``name``; '' (an omitted optional input) gives None."""
+        return self.values[name] if name else None
+
+    def consumers(self):
+        """Map value name → list of nodes that read it."""
+        out = {}
+        for n in self.nodes:
+            for i in n.inputs:
+                if i:
+                    out.setdefault(i, []).append(n)
+        return out
+
+    def producers(self):
+        """Map value name → the node that writes it."""
+        return {o: n for n in self.nodes for o in n.outputs if o}

@@ -1,0 +1,67 @@
+"""Load an ONNX model from a path, bytes or a ModelProto, and bring its opset into range.
+
+Models with external data load it from beside the file. Models older than
+``MIN_OPSET`` are converted up with onnx's version converter; models newer than
+the installed onnx knows are refused with a clear error. This module does not
+look inside the graph: the importer does.
+"""
+import os
+
+import onnx
+from onnx import version_converter
+
+from .errors import ModelError
+
+MIN_OPSET = 7
+
+
+def load_model(model):
+    """Return an ``onnx.ModelProto`` from a path, ``bytes`` or a ModelProto."""
+    if isinstance(model, onnx.ModelProto):
+        proto = model
+    elif isinstance(model, (bytes, bytearray, memoryview)):
+        proto = _parse(bytes(model), "the given bytes")
+    elif isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        if not os.path.isfile(path):
+            raise ModelError(f"model file not found: expected a path to an .onnx file, given {path!r}")
+        try:
+            proto = onnx.load(path, load_external_data=True)
+        except Exception as e:  # protobuf raises DecodeError, RuntimeWarning, ...; all mean a bad file
+            raise ModelError(f"cannot read ONNX model {path!r}: {type(e).__name__}: {e}") from None
+    else:
+        raise ModelError(f"model must be a path, bytes or onnx.ModelProto, given {type(model).__name__}")
+    return _bring_opset_in_range(proto)
+
+
+def _parse(data, what):
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception as e:
+        raise ModelError(f"cannot parse ONNX model from {what}: {type(e).__name__}: {e}") from None
+    if not proto.graph.node and not proto.graph.output:
+        raise ModelError(f"{what} hold no ONNX graph (expected a serialized ModelProto with nodes and outputs)")
+    return proto
+
+
+def model_opset(proto):
+    """The default-domain opset version the model imports (1 when it names none)."""
+    for imp in proto.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return imp.version
+    return 1
+
+
+def _bring_opset_in_range(proto):
+    opset = model_opset(proto)
+    newest = onnx.defs.onnx_opset_version()
+    if opset > newest:
+        raise ModelError(f"model opset {opset} is newer than this onnx package knows (at most {newest}); "
+                         f"upgrade onnx or convert the model down")
+    if opset < MIN_OPSET:
+        try:
+            proto = version_converter.convert_version(proto, MIN_OPSET)
+        except Exception as e:
+            raise ModelError(f"model opset {opset} is older than {MIN_OPSET} and could not be converted: {e}") from None
+    return proto

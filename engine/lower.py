@@ -1,0 +1,19 @@
+"""Lower a shaped, folded graph to a ``Plan``: each node's lowering emits its rows.
+
+Graph outputs that are constants or graph inputs need no row; the engine
+copies them out directly.
+"""
+from .ops import registry
+from .plan import PlanBuilder
+
+
+def lower_graph(graph, num_workers):
+    """Run every node's lowering in order and finish the plan."""
+    b = PlanBuilder(graph, num_workers)
+    for node in graph.nodes:
+        lowering = registry.resolve(node.op_type, graph.opset, node.domain)
+        ins = [graph.value(i) for i in node.inputs]
+        outs = [graph.value(o) for o in node.outputs]
+        lowering.lower(node, ins, outs, b)
+    computed = [o for o in graph.outputs if graph.values[o].const is None]
+    return b.finish(graph.inputs, computed)

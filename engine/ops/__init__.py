@@ -1,0 +1,7 @@
+"""Lowerings of ONNX ops, one module per family, all listed in one registry.
+
+Importing this package imports every family module, which registers its
+lowerings with :mod:`tilerun.ops.registry`.
+"""
+from . import elementwise, conv, gemm, pool, normalize, movement  # noqa: F401
+from .registry import resolve, supported_ops  # noqa: F401

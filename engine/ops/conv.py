@@ -1,0 +1,1 @@
+"""conv lowerings (to be written)."""

@@ -1,0 +1,1 @@
+"""gemm lowerings (to be written)."""

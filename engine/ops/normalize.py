@@ -1,0 +1,1 @@
+"""normalize lowerings (to be written)."""

@@ -1,0 +1,1 @@
+"""pool lowerings (to be written)."""

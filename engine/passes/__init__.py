@@ -1,0 +1,15 @@
+"""Compile-time graph passes, one per module, run in the order ``run_passes`` gives."""
+from .static_shapes import bind_input_shapes
+from .infer import infer_and_fold
+from .simplify import remove_identities, remove_dead_nodes
+from .fold_batchnorm import fold_batchnorm
+
+
+def run_passes(graph, batch_size, input_shapes):
+    """Bind static shapes, infer/fold, fold BatchNorm into Conv, drop no-ops and dead nodes."""
+    bind_input_shapes(graph, batch_size, input_shapes)
+    remove_identities(graph)
+    infer_and_fold(graph)
+    fold_batchnorm(graph)
+    remove_dead_nodes(graph)
+    return graph

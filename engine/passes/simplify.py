@@ -1,0 +1,55 @@
+"""Remove nodes that compute nothing at inference: Identity, Dropout, and dead nodes.
+
+Identity and inference-mode Dropout are replaced by renaming their output to
+their input everywhere (graph outputs keep their names through a rename of the
+producer instead). Dead nodes are those no graph output depends on.
+"""
+from ..errors import node_error
+
+_PASS_THROUGH = {"Identity", "Dropout"}
+
+
+def remove_identities(graph):
+    """Drop Identity and Dropout nodes, rewiring their consumers to their input."""
+    kept = []
+    rename = {}
+    for node in graph.nodes:
+        node.inputs = [rename.get(i, i) for i in node.inputs]
+        if node.op_type in _PASS_THROUGH and not node.domain:
+            if node.op_type == "Dropout" and len(node.outputs) > 1 and node.outputs[1]:
+                if any(node.outputs[1] in n.inputs for n in graph.nodes) or node.outputs[1] in graph.outputs:
+                    raise node_error(node, "the Dropout mask output is used; inference Dropout has no mask to give")
+            src, dst = node.inputs[0], node.outputs[0]
+            if dst in graph.outputs:
+                # Keep the output's name: rename the producer's output to it instead.
+                if src in graph.inputs or src in graph.outputs or graph.values[src].const is not None \
+                        or not _rename_producer(kept, src, dst):
+                    kept.append(node)
+                    continue
+                rename[src] = dst
+            else:
+                rename[dst] = src
+            continue
+        kept.append(node)
+    graph.nodes = kept
+
+
+def _rename_producer(kept, src, dst):
+    for n in kept:
+        if src in n.outputs:
+            n.outputs = [dst if o == src else o for o in n.outputs]
+            for m in kept:
+                m.inputs = [dst if i == src else i for i in m.inputs]
+            return True
+    return False
+
+
+def remove_dead_nodes(graph):
+    """Drop nodes none of whose outputs reach a graph output."""
+    live = set(graph.outputs)
+    kept = []
+    for node in reversed(graph.nodes):
+        if any(o in live for o in node.outputs if o):
+            kept.append(node)
+            live.update(i for i in node.inputs if i)
+    graph.nodes = kept[::-1]

@@ -1,0 +1,249 @@
+"""The plan: kernel rows in order, packed weights, one arena layout, and binding.
+
+Lowerings fill a ``PlanBuilder`` with rows (kernel name, tensors read and
+written, integer parameters, tile count). ``PlanBuilder.finish`` resolves
+views to their root buffers, lays the arena out from buffer lifetimes and
+builds the executor's tables: kernel addresses, tile counts, dependency counts
+and consumer lists, and the parameter rows with tensor slots still unbound.
+``Plan.bind(arena)`` writes a stream's absolute addresses into its own copy of
+the parameter rows; weights are shared by every stream.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tilerun.kernels.abi import kernel_address
+
+from .memory import ALIGN, align_up, plan_offsets
+from .tiling import split
+
+ARENA, WEIGHT = 0, 1
+
+
+@dataclass
+class Row:
+    """One kernel call over ``n_tiles`` tiles: what runs, on what, with which integers."""
+    kernel: str
+    node: str
+    op_type: str
+    inputs: list
+    outputs: list
+    ints: list
+    n_tiles: int
+    flops: int = 0
+
+    @property
+    def n_params(self):
+        """Length of this row's parameter block: tensor addresses, then integers."""
+        return len(self.inputs) + len(self.outputs) + len(self.ints)
+
+
+@dataclass
+class Tensor:
+    """Where a tensor lives: the arena or the weights, at a byte offset."""
+    name: str
+    shape: tuple
+    dtype: np.dtype
+    kind: int = ARENA
+    offset: int = 0
+    nbytes: int = 0
+
+
+class PlanBuilder:
+    """Collects rows, weights, temporaries and views while lowerings run."""
+
+    def __init__(self, graph, num_workers, scratch_bytes=0):
+        self.graph = graph
+        self.num_workers = num_workers
+        self.rows = []
+        self.tensors = {}
+        self.weights = {}
+        self.aliases = {}  # view name → (source name, byte offset)
+        self.scratch_bytes = scratch_bytes
+        self._temp = 0
+
+    # -- used by lowerings -------------------------------------------------
+    def add(self, node, kernel, inputs, outputs, ints, n_tiles, flops=0):
+        """Append a kernel row; ``inputs``/``outputs`` are tensor names, ``ints`` integers."""
+        for name in list(inputs) + list(outputs):
+            self._declare(name)
+        self.rows.append(Row(kernel, node.name, node.op_type, list(inputs), list(outputs),
+                             [int(i) for i in ints], int(n_tiles), int(flops)))
+
+    def weight(self, array, hint="w"):
+        """Register a packed constant (laid out as the kernel reads it); returns its tensor name."""
+        array = np.ascontiguousarray(array)
+        name = f"#{hint}:{len(self.weights)}"
+        self.weights[name] = array
+        self.tensors[name] = Tensor(name, array.shape, array.dtype, WEIGHT, 0, array.nbytes)
+        return name
+
+    def temp(self, shape, dtype, hint="tmp"):
+        """A plan-internal arena tensor (e.g. a staging buffer between two rows)."""
+        self._temp += 1
+        name = f"#{hint}:{self._temp}"
+        self.tensors[name] = Tensor(name, tuple(shape), np.dtype(dtype))
+        return name
+
+    def alias(self, view, source, byte_offset=0):
+        """Declare ``view`` as bytes of ``source`` starting at ``byte_offset`` (no kernel runs)."""
+        self._declare(source)
+        self._declare(view)
+        self.aliases[view] = (source, byte_offset)
+
+    def need_scratch(self, nbytes):
+        """Ask for at least ``nbytes`` of per-worker scratch for some kernel of this plan."""
+        self.scratch_bytes = max(self.scratch_bytes, int(nbytes))
+
+    def split(self, items, cost_per_item, granule=1):
+        """Tiles for ``items`` independent items of ``cost_per_item`` each: ``(n_tiles, per_tile)``."""
+        return split(items, cost_per_item, self.num_workers, granule)
+
+    def _declare(self, name):
+        if name not in self.tensors:
+            v = self.graph.values[name]
+            if v.const is not None:
+                self.weights[name] = np.ascontiguousarray(v.const)
+                self.tensors[name] = Tensor(name, v.shape, v.dtype, WEIGHT, 0, v.const.nbytes)
+            else:
+                self.tensors[name] = Tensor(name, v.shape, v.dtype)
+
+    # -- after every lowering ran --------------------------------------------
+    def finish(self, inputs, outputs):
+        """Lay out weights and arena and build the executor tables; returns a ``Plan``."""
+        for name in list(inputs) + list(outputs):
+            self._declare(name)
+        for t in self.tensors.values():
+            t.nbytes = int(np.prod(t.shape, dtype=np.int64)) * t.dtype.itemsize
+        weights = self._pack_weights()
+        arena_size = self._lay_out_arena(inputs, outputs)
+        return Plan(self.rows, self.tensors, weights, arena_size, list(inputs), list(outputs),
+                    max(self.scratch_bytes, ALIGN), self.num_workers)
+
+    def _pack_weights(self):
+        offset, placed = 0, []
+        for name in self.weights:
+            t = self.tensors[name]
+            t.offset = offset
+            placed.append(t)
+            offset = align_up(offset + max(t.nbytes, 1))
+        buf = aligned_bytes(offset)
+        for t in placed:
+            buf[t.offset:t.offset + t.nbytes] = self.weights[t.name].reshape(-1).view(np.uint8)
+        return buf
+
+    def _root(self, name):
+        offset = 0
+        while name in self.aliases:
+            name, extra = self.aliases[name]
+            offset += extra
+        return name, offset
+
+    def _lay_out_arena(self, inputs, outputs):
+        n = len(self.rows)
+        life = {}
+
+        def touch(name, step):
+            root, _ = self._root(name)
+            if self.tensors[root].kind != ARENA:
+                return
+            lo, hi = life.get(root, (step, step))
+            life[root] = (min(lo, step), max(hi, step))
+
+        for name in inputs:
+            touch(name, -1)
+        for step, row in enumerate(self.rows):
+            for name in row.inputs + row.outputs:
+                touch(name, step)
+        for name in outputs:
+            touch(name, n)
+        roots = sorted(life)
+        offsets, total = plan_offsets([(life[r][0], life[r][1], self.tensors[r].nbytes) for r in roots])
+        for r, off in zip(roots, offsets):
+            self.tensors[r].offset = off
+        for view in self.aliases:
+            root, extra = self._root(view)
+            t = self.tensors[view]
+            t.kind, t.offset = self.tensors[root].kind, self.tensors[root].offset + extra
+        return total
+
+
+def aligned_bytes(nbytes):
+    """A zeroed uint8 buffer of ``nbytes`` whose data starts on an ``ALIGN`` boundary."""
+    raw = np.zeros(nbytes + ALIGN, dtype=np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    return raw[start:start + nbytes]
+
+
+@dataclass
+class Plan:
+    """A compiled model: rows, tensor placement, packed weights and executor tables."""
+    rows: list
+    tensors: dict
+    weights: np.ndarray
+    arena_size: int
+    inputs: list
+    outputs: list
+    scratch_bytes: int
+    num_workers: int
+    tables: dict = field(default=None)
+
+    def __post_init__(self):
+        self.tables = self._executor_tables()
+
+    def _executor_tables(self):
+        rows = self.rows
+        reads = [self._intervals(r.inputs) for r in rows]
+        writes = [self._intervals(r.outputs) for r in rows]
+        deps = np.zeros(len(rows), np.int64)
+        cons_ptr = np.zeros(len(rows) + 1, np.int64)
+        flat = []
+        for j in range(len(rows)):
+            # Row k waits for row j when they touch the same arena bytes and one of
+            # them writes: read-after-write, and, because the arena reuses dead
+            # buffers, write-after-read and write-after-write too.
+            for k in range(j + 1, len(rows)):
+                if (_overlaps(writes[j], reads[k]) or _overlaps(writes[j], writes[k])
+                        or _overlaps(reads[j], writes[k])):
+                    deps[k] += 1
+                    flat.append(k)
+            cons_ptr[j + 1] = len(flat)
+        offsets = np.zeros(len(rows) + 1, np.int64)
+        for k, row in enumerate(rows):
+            offsets[k + 1] = offsets[k] + row.n_params
+        return dict(
+            fn_addr=np.array([kernel_address(r.kernel) for r in rows], np.int64),
+            n_tiles=np.array([r.n_tiles for r in rows], np.int64),
+            deps=deps, cons_ptr=cons_ptr, cons_idx=np.array(flat, np.int64),
+            param_offsets=offsets)
+
+    def _intervals(self, names):
+        out = []
+        for name in names:
+            t = self.tensors[name]
+            if t.kind == ARENA and t.nbytes:
+                out.append((t.offset, t.offset + t.nbytes))
+        return out
+
+    def bind(self, arena):
+        """Parameter rows with absolute addresses for ``arena`` (one stream's buffer)."""
+        params = np.zeros(int(self.tables["param_offsets"][-1]), np.int64)
+        bases = {ARENA: arena.ctypes.data, WEIGHT: self.weights.ctypes.data}
+        for k, row in enumerate(self.rows):
+            at = int(self.tables["param_offsets"][k])
+            for name in row.inputs + row.outputs:
+                t = self.tensors[name]
+                params[at] = bases[t.kind] + t.offset
+                at += 1
+            params[at:at + len(row.ints)] = row.ints
+        return params
+
+    def view(self, arena, name):
+        """A numpy view of tensor ``name`` inside ``arena`` (or the weights)."""
+        t = self.tensors[name]
+        buf = arena if t.kind == ARENA else self.weights
+        return buf[t.offset:t.offset + t.nbytes].view(t.dtype).reshape(t.shape)
+
+
+def _overlaps(a, b):
+    return any(lo1 < hi2 and lo2 < hi1 for lo1, hi1 in a for lo2, hi2 in b)

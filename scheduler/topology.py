@@ -1,0 +1,77 @@
+"""CPU topology from the OS: usable cores, NUMA nodes and L3 domains.
+
+Reads the process affinity mask, ``/sys/devices/system/node`` and each core's
+L3 ``shared_cpu_list``. A ``Topology`` can also be built by hand (a virtual
+topology) so tests can exercise domain-aware policies on any machine.
+"""
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Usable cores, grouped into domains (NUMA node or L3 sharing set)."""
+    cores: tuple
+    domains: tuple  # tuple of tuples of core ids
+
+    def limit(self, num_cores):
+        """The first ``num_cores`` cores, keeping domains whole where possible."""
+        if num_cores is None or num_cores >= len(self.cores):
+            return self
+        if num_cores < 1:
+            raise ValueError(f"num_cores must be at least 1, given {num_cores}")
+        keep = self.cores[:num_cores]
+        domains = tuple(d for d in (tuple(c for c in dom if c in keep) for dom in self.domains) if d)
+        return Topology(keep, domains)
+
+
+def _parse_cpu_list(text):
+    cpus = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-")
+            cpus.extend(range(int(lo), int(hi) + 1))
+        else:
+            cpus.append(int(part))
+    return cpus
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def detect():
+    """The topology of this process: affinity-mask cores, split by L3 domain, else NUMA node."""
+    cores = tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else tuple(range(os.cpu_count() or 1))
+    groups = {}
+    for c in cores:
+        shared = None
+        for idx in range(8):
+            base = f"/sys/devices/system/cpu/cpu{c}/cache/index{idx}"
+            if _read(f"{base}/level") is None:
+                break
+            if _read(f"{base}/level").strip() == "3":
+                shared = _read(f"{base}/shared_cpu_list")
+        key = tuple(x for x in _parse_cpu_list(shared) if x in cores) if shared else None
+        groups.setdefault(key or _numa_node_of(c, cores), []).append(c)
+    domains = tuple(tuple(sorted(g)) for g in groups.values())
+    return Topology(cores, tuple(sorted(domains)))
+
+
+def _numa_node_of(core, cores):
+    node_root = "/sys/devices/system/node"
+    try:
+        nodes = [d for d in os.listdir(node_root) if d.startswith("node")]
+    except OSError:
+        return tuple(cores)
+    for d in nodes:
+        text = _read(f"{node_root}/{d}/cpulist")
+        if text and core in _parse_cpu_list(text):
+            return tuple(x for x in _parse_cpu_list(text) if x in cores)
+    return tuple(cores)

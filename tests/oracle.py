@@ -1,0 +1,60 @@
+"""Oracles for tests: run a model in tilerun and in onnx's reference evaluator / ONNX Runtime.
+
+``make_model`` builds a one-or-more-node model with ``onnx.helper``;
+``check_against_reference`` compiles it with tilerun on 1 and on every core,
+runs both on the same inputs and compares with the reference evaluator (or
+ONNX Runtime), and asserts the two tilerun runs are bit-identical.
+"""
+import numpy as np
+import onnx
+from onnx import helper
+from onnx.reference import ReferenceEvaluator
+
+import tilerun
+
+
+def make_model(nodes, inputs, outputs, initializers=(), opset=17):
+    """A ModelProto from nodes and ``(name, np dtype, shape)`` input/output specs."""
+    def vi(name, dtype, shape):
+        return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), shape)
+    inits = [onnx.numpy_helper.from_array(np.asarray(a), name) for name, a in initializers]
+    graph = helper.make_graph(nodes, "test", [vi(*i) for i in inputs], [vi(*o) for o in outputs], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def reference_outputs(model, feeds, use_ort=False):
+    """Outputs of ``model`` on ``feeds`` (name → array) from ONNX Runtime or the reference evaluator."""
+    if use_ort:
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        return sess.run(None, feeds)
+    return ReferenceEvaluator(model).run(None, feeds)
+
+
+def run_tilerun(model, arrays, num_cores=None, **kw):
+    """Compile ``model`` with tilerun and run it once on ``arrays``."""
+    with tilerun.compile_model(model, num_cores=num_cores, **kw) as eng:
+        return eng.run(list(arrays))
+
+
+def check_against_reference(model, feeds, rtol=1e-4, atol=1e-5, use_ort=False, **kw):
+    """Assert tilerun (1 core and all cores, bit-identical) matches the reference; returns outputs."""
+    arrays = list(feeds.values())
+    one = run_tilerun(model, arrays, num_cores=1, **kw)
+    every = run_tilerun(model, arrays, num_cores=None, **kw)
+    ref = reference_outputs(model, feeds, use_ort)
+    assert len(one) == len(ref)
+    for a, b, r in zip(one, every, ref):
+        r = np.asarray(r)
+        assert a.shape == r.shape, f"shape {a.shape} != reference {r.shape}"
+        assert a.dtype == r.dtype, f"dtype {a.dtype} != reference {r.dtype}"
+        np.testing.assert_array_equal(a, b, err_msg="1-core and all-core runs differ")
+        if a.dtype.kind == "f":
+            np.testing.assert_allclose(a, r, rtol=rtol, atol=atol)
+        else:
+            np.testing.assert_array_equal(a, r)
+    return one
