@@ -24,7 +24,10 @@ def infer_and_fold(graph):
         ins = [graph.value(i) for i in node.inputs]
         lowering = registry.resolve(node.op_type, graph.opset, node.domain)
         if any(v is not None and v.shape is None for v in ins):
-            kept.append(node)  # downstream of an unsupported node: nothing to infer
+            # Downstream of an unsupported node: nothing to infer, but report it too.
+            if lowering is None:
+                missing.setdefault(_op_name(node), []).append(node.name)
+            kept.append(node)
             continue
         if node.op_type in _SHAPE_ONLY and ins and ins[0] is not None:
             _set_outputs(graph, node, [_shape_fold(node, ins[0])])
@@ -35,7 +38,7 @@ def infer_and_fold(graph):
             _set_outputs(graph, node, fold(node, arrays, graph.opset))
             continue
         if lowering is None:
-            missing.setdefault(node.op_type if not node.domain else f"{node.domain}.{node.op_type}", []).append(node.name)
+            missing.setdefault(_op_name(node), []).append(node.name)
             kept.append(node)
             continue
         out_types = lowering.infer(node, ins)
@@ -47,6 +50,10 @@ def infer_and_fold(graph):
     if missing:
         raise UnsupportedOpError(missing, registry.supported_ops())
     graph.nodes = kept
+
+
+def _op_name(node):
+    return f"{node.domain}.{node.op_type}" if node.domain else node.op_type
 
 
 def _shape_fold(node, v):

@@ -1,0 +1,111 @@
+"""Fuse activations and residual adds into the Conv/Gemm/MatMul that produce their input.
+
+``Conv → Relu`` becomes one Conv with ``attrs["_activation"] = ("Relu", alpha, beta)``;
+``Conv → Add(other) [→ Relu]`` becomes one Conv with ``attrs["_residual"] = other``,
+so the epilogue adds the residual and applies the activation while the tile is
+still in cache. A fusion applies only when the intermediate tensor feeds
+nothing else and is not a graph output. The fused node takes the position of
+the last node it absorbs, which keeps the order topological (the residual may
+be computed after the Conv in the original order).
+"""
+import numpy as np
+
+PRODUCERS = {"Conv", "Gemm", "MatMul"}
+RESIDUAL_PRODUCERS = {"Conv"}
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def activation_of(node, graph):
+    """``(op_type, alpha, beta)`` if ``node`` is a fusable activation, else None."""
+    a = node.attrs
+    op = node.op_type
+    if op in ("Relu", "Sigmoid", "Tanh", "HardSwish"):
+        return (op, 0.0, 0.0)
+    if op == "LeakyRelu":
+        return (op, float(a.get("alpha", 0.01)), 0.0)
+    if op == "HardSigmoid":
+        return (op, float(a.get("alpha", 0.2)), float(a.get("beta", 0.5)))
+    if op == "Clip":
+        lo, hi = a.get("min", -_F32_MAX), a.get("max", _F32_MAX)
+        for k, name in ((1, "lo"), (2, "hi")):
+            if len(node.inputs) > k and node.inputs[k]:
+                v = graph.values[node.inputs[k]]
+                if v.const is None:
+                    return None
+                if name == "lo":
+                    lo = float(v.const.reshape(-1)[0])
+                else:
+                    hi = float(v.const.reshape(-1)[0])
+        return (op, float(lo), float(hi))
+    return None
+
+
+def fuse_epilogues(graph):
+    """Apply residual-add and activation fusion, in place."""
+    _fuse(graph, _residual_step)
+    _fuse(graph, _activation_step)
+
+
+def _fuse(graph, step):
+    changed = True
+    while changed:
+        changed = False
+        consumers = graph.consumers()
+        producers = graph.producers()
+        for node in graph.nodes:
+            if step(graph, node, producers, consumers):
+                changed = True
+                break
+
+
+def _sole_fusable_producer(graph, name, producers, consumers, kinds):
+    p = producers.get(name)
+    if p is None or p.op_type not in kinds or "_activation" in p.attrs:
+        return None
+    if len(consumers.get(name, ())) != 1 or name in graph.outputs:
+        return None
+    if graph.values[name].dtype != np.float32:
+        return None
+    return p
+
+
+def _activation_step(graph, node, producers, consumers):
+    act = activation_of(node, graph)
+    if act is None:
+        return False
+    p = _sole_fusable_producer(graph, node.inputs[0], producers, consumers, PRODUCERS)
+    if p is None:
+        return False
+    p.attrs["_activation"] = act
+    p.outputs = [node.outputs[0]]
+    _replace(graph, p, node)
+    return True
+
+
+def _residual_step(graph, node, producers, consumers):
+    if node.op_type not in ("Add", "Sum") or len(node.inputs) != 2 or node.inputs[0] == node.inputs[1]:
+        return False
+    out = graph.values[node.outputs[0]]
+    for k in (0, 1):
+        mine, other = node.inputs[k], node.inputs[1 - k]
+        p = _sole_fusable_producer(graph, mine, producers, consumers, RESIDUAL_PRODUCERS)
+        o = graph.values[other]
+        if p is None or "_residual" in p.attrs or o.const is not None:
+            continue
+        if tuple(o.shape) != tuple(out.shape) or tuple(graph.values[mine].shape) != tuple(out.shape):
+            continue
+        p.attrs["_residual"] = other
+        p.inputs = list(p.inputs) + [""] * (3 - len(p.inputs)) + [other]
+        p.outputs = [node.outputs[0]]
+        _replace(graph, p, node)
+        return True
+    return False
+
+
+def _replace(graph, fused, absorbed):
+    # The fused node moves to where the absorbed node was: all of its inputs exist there.
+    nodes = [n for n in graph.nodes if n is not fused]
+    at = next(i for i, n in enumerate(nodes) if n is absorbed)
+    nodes[at] = fused
+    graph.nodes = nodes

@@ -1,0 +1,135 @@
+"""The public API: compile from path/bytes/proto, input checking, errors before kernels run."""
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import tilerun
+from oracle import make_model
+
+F = np.float32
+
+
+def relu_model(shape=("N", 3, 4, 4)):
+    return make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", F, shape)], [("y", F, None)])
+
+
+def test_compile_from_path_bytes_and_proto(tmp_path):
+    m = relu_model()
+    path = tmp_path / "m.onnx"
+    onnx.save(m, path)
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(F)
+    for source in (m, m.SerializeToString(), str(path), path):
+        with tilerun.compile_model(source, batch_size=2) as eng:
+            assert eng.input_names == ["x"] and eng.output_names == ["y"]
+            assert eng.input_shapes == [(2, 3, 4, 4)]
+            np.testing.assert_array_equal(eng.run([x])[0], np.maximum(x, 0))
+            np.testing.assert_array_equal(eng([x])[0], np.maximum(x, 0))
+            np.testing.assert_array_equal(eng.run({"x": x})[0], np.maximum(x, 0))
+            np.testing.assert_array_equal(eng.run_async([x]).result(timeout=30)[0], np.maximum(x, 0))
+
+
+def test_scheduler_enum_equals_strings():
+    assert tilerun.Scheduler.single_stream == "single_stream"
+    assert tilerun.Scheduler.multi_stream == "multi_stream"
+    assert tilerun.Scheduler.elastic == "elastic"
+    with tilerun.compile_model(relu_model(), scheduler=tilerun.Scheduler.single_stream) as eng:
+        assert eng.scheduler == "single_stream" and eng.num_streams == 1
+
+
+@pytest.mark.parametrize("bad,match", [
+    (lambda x: [], r"expected 1 inputs \['x'\], given 0"),
+    (lambda x: [x, x], r"expected 1 inputs \['x'\], given 2"),
+    (lambda x: {"z": x}, r"expected \['x'\].*unknown \['z'\]"),
+    (lambda x: [x.astype(np.float64)], r"input 'x': expected dtype float32, given float64"),
+    (lambda x: [x[:1]], r"input 'x': expected shape \[2, 3, 4, 4\], given \[1, 3, 4, 4\]"),
+    (lambda x: [x.tolist()], r"input 'x': expected a numpy array, given list"),
+    (lambda x: "x", r"inputs must be a list"),
+])
+def test_bad_inputs_raise_before_running(bad, match):
+    x = np.ones((2, 3, 4, 4), F)
+    with tilerun.compile_model(relu_model(), batch_size=2) as eng:
+        with pytest.raises(tilerun.InputError, match=match):
+            eng.run(bad(x))
+        assert isinstance(tilerun.InputError("x"), ValueError)
+        np.testing.assert_array_equal(eng.run([x])[0], x)  # the engine still serves
+
+
+def test_non_contiguous_input_is_accepted():
+    x = np.random.default_rng(1).standard_normal((2, 3, 4, 8)).astype(F)[..., ::2]
+    with tilerun.compile_model(relu_model(), batch_size=2) as eng:
+        np.testing.assert_array_equal(eng.run([x])[0], np.maximum(x, 0))
+
+
+def test_unsupported_ops_listed_together_with_node_names():
+    nodes = [helper.make_node("Relu", ["x"], ["a"]),
+             helper.make_node("Erf", ["a"], ["b"], name="erf_1"),
+             helper.make_node("Relu", ["b"], ["c"]),
+             helper.make_node("Erf", ["c"], ["d"], name="erf_2"),
+             helper.make_node("Hardmax", ["d"], ["y"], name="hm")]
+    m = make_model(nodes, [("x", F, (1, 4))], [("y", F, None)])
+    with pytest.raises(tilerun.UnsupportedOpError) as e:
+        tilerun.compile_model(m)
+    assert e.value.missing == {"Erf": ["erf_1", "erf_2"], "Hardmax": ["hm"]}
+    assert "'erf_1'" in str(e.value) and "supported op types" in str(e.value)
+
+
+def test_malformed_and_missing_files(tmp_path):
+    with pytest.raises(tilerun.ModelError, match="not found"):
+        tilerun.compile_model(str(tmp_path / "nope.onnx"))
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x08\x07garbage\xff\xff\xff")
+    with pytest.raises(tilerun.ModelError):
+        tilerun.compile_model(str(junk))
+    with pytest.raises(tilerun.ModelError, match="must be a path, bytes or onnx.ModelProto"):
+        tilerun.compile_model(42)
+
+
+def test_dynamic_dims_need_shapes():
+    m = relu_model(("N", 3, "H", 4))
+    with pytest.raises(tilerun.ModelError, match=r"input 'x' has dynamic dims \['H'\]"):
+        tilerun.compile_model(m)
+    with tilerun.compile_model(m, input_shapes={"x": [1, 3, 5, 4]}) as eng:
+        assert eng.input_shapes == [(1, 3, 5, 4)]
+    with pytest.raises(tilerun.ModelError, match="not graph inputs"):
+        tilerun.compile_model(m, input_shapes={"q": [1]})
+
+
+def test_bad_node_shapes_are_named():
+    m = make_model([helper.make_node("Add", ["a", "b"], ["y"], name="the_add")],
+                   [("a", F, (2, 3)), ("b", F, (4,))], [("y", F, None)])
+    with pytest.raises(tilerun.ModelError, match=r"node 'the_add' \(Add\): input shapes \[\[2, 3\], \[4\]\] do not broadcast"):
+        tilerun.compile_model(m)
+
+
+def test_cycle_is_an_error():
+    nodes = [helper.make_node("Relu", ["x", ], ["a"]), helper.make_node("Add", ["a", "c"], ["b"]),
+             helper.make_node("Relu", ["b"], ["c"])]
+    m = make_model(nodes, [("x", F, (2,))], [("c", F, None)])
+    with pytest.raises(tilerun.ModelError, match="cycle"):
+        tilerun.compile_model(m)
+
+
+def test_run_after_close_raises():
+    eng = tilerun.compile_model(relu_model(), batch_size=1)
+    eng.close()
+    eng.close()  # idempotent
+    with pytest.raises(tilerun.RequestError, match="closed"):
+        eng.run([np.ones((1, 3, 4, 4), F)])
+
+
+def test_constant_folding_of_shape_chains():
+    # Shape → Gather → Concat → Reshape folds to a constant target at compile time.
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "i0"], ["n"], axis=0),
+             helper.make_node("Concat", ["n", "m1"], ["t"], axis=0),
+             helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Mul", ["r", "two"], ["y"])]
+    m = make_model(nodes, [("x", F, ("N", 3, 2))], [("y", F, None), ("t", np.int64, None)],
+                   [("i0", np.array([0], np.int64)), ("m1", np.array([-1], np.int64)), ("two", np.array(2, F))])
+    with tilerun.compile_model(m, batch_size=3) as eng:
+        assert [r.op_type for r in eng.plan.rows] == ["Relu", "Mul"]
+        x = np.random.default_rng(2).standard_normal((3, 3, 2)).astype(F)
+        y, t = eng.run([x])
+        np.testing.assert_array_equal(t, [3, -1])
+        np.testing.assert_allclose(y, np.maximum(x, 0) * 2)
