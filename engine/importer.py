@@ -73,6 +73,13 @@ def import_model(proto):
 def parse_attributes(node_proto, opset):
     """Attributes of ``node_proto`` as a dict, with the schema's defaults for absent ones."""
     attrs = {}
+
+    def decoded(v):
+        if isinstance(v, bytes):
+            return v.decode("utf-8", "replace")
+        if isinstance(v, list) and v and isinstance(v[0], bytes):
+            return [x.decode("utf-8", "replace") for x in v]
+        return v
     try:
         schema = onnx.defs.get_schema(node_proto.op_type, opset, node_proto.domain)
     except Exception:
@@ -80,14 +87,9 @@ def parse_attributes(node_proto, opset):
     if schema is not None:
         for name, a in schema.attributes.items():
             if a.default_value is not None and a.default_value.type != 0:
-                attrs[name] = helper.get_attribute_value(a.default_value)
+                attrs[name] = decoded(helper.get_attribute_value(a.default_value))
     for a in node_proto.attribute:
-        v = helper.get_attribute_value(a)
-        if isinstance(v, bytes):
-            v = v.decode("utf-8", "replace")
-        elif isinstance(v, list) and v and isinstance(v[0], bytes):
-            v = [x.decode("utf-8", "replace") for x in v]
-        attrs[a.name] = v
+        attrs[a.name] = decoded(helper.get_attribute_value(a))
     return attrs
 
 

@@ -1,1 +1,244 @@
-"""normalize lowerings (to be written)."""
+"""Lowerings of softmax and normalization ops (float32): Softmax, LogSoftmax, LRN,
+inference BatchNormalization, InstanceNormalization and LayerNormalization.
+
+Softmax before opset 13 flattens the input to 2-D at ``axis`` and normalizes
+whole rows; from 13 on it normalizes along one axis (contiguous rows when it is
+the last one, column blocks otherwise). BatchNormalization is inference only:
+constant statistics become a per-channel ``y = x*s + t`` computed in float64
+at compile time (run-time ones are folded per channel by the kernel); training
+mode or its extra outputs are rejected. LayerNormalization takes constant or
+run-time Scale/B and may write its Mean and InvStdDev outputs.
+"""
+import math
+
+import numpy as np
+
+from ..errors import node_error
+from .base import F32, Lowering, expect_dtype, expect_inputs
+from .registry import register
+
+COL_BLOCK = 256
+
+
+def _axis(node, rank, default):
+    axis = int(node.attrs.get("axis", default))
+    if not -rank <= axis < max(rank, 1):
+        raise node_error(node, f"axis {axis} is out of range for rank {rank} (expected {-rank} to {rank - 1})")
+    return axis % rank if rank else 0
+
+
+class _Softmax(Lowering):
+    """Softmax / LogSoftmax; ``coerce_2d`` selects the pre-13 semantics."""
+    log = False
+    coerce_2d = False
+
+    def infer(self, node, inputs):
+        expect_inputs(node, inputs, 1)
+        expect_dtype(node, inputs[0], [F32])
+        if not inputs[0].shape:
+            raise node_error(node, "input is a scalar, expected rank ≥ 1")
+        _axis(node, len(inputs[0].shape), 1 if self.coerce_2d else -1)
+        return [(inputs[0].shape, F32)]
+
+    def lower(self, node, inputs, outputs, plan):
+        x, y = inputs[0], outputs[0]
+        shape = x.shape
+        if x.size == 0:
+            return
+        axis = _axis(node, len(shape), 1 if self.coerce_2d else -1)
+        outer = math.prod(shape[:axis])
+        n = math.prod(shape[axis:]) if self.coerce_2d else shape[axis]
+        inner = x.size // (outer * n)
+        name = "logsoftmax" if self.log else "softmax"
+        if inner == 1:
+            tiles, per = plan.split(outer, 4 * n)
+            plan.add(node, f"f32_{name}_rows", [x.name], [y.name], [outer, n, per], tiles, flops=4 * x.size)
+            return
+        block = min(inner, COL_BLOCK)
+        items = outer * -(-inner // block)
+        plan.need_scratch(2 * block * 4)
+        tiles, per = plan.split(items, 4 * n * block)
+        plan.add(node, f"f32_{name}_cols", [x.name], [y.name], [outer, n, inner, block, per], tiles,
+                 flops=4 * x.size)
+
+
+def _softmax_family(op_type, log):
+    old = type(op_type + "1", (_Softmax,), {"log": log, "coerce_2d": True,
+                                            "__doc__": f"{op_type} before opset 13: 2-D coercion at axis."})
+    new = type(op_type + "13", (_Softmax,), {"log": log, "coerce_2d": False,
+                                             "__doc__": f"{op_type} from opset 13: one axis."})
+    register(op_type, 1)(old)
+    register(op_type, 11)(old)
+    register(op_type, 13)(new)
+
+
+_softmax_family("Softmax", False)
+_softmax_family("LogSoftmax", True)
+
+
+@register("LRN", 1)
+class LRN(Lowering):
+    """Local response normalization across channels: ``x / (bias + alpha/size * Σx²)^beta``."""
+
+    def infer(self, node, inputs):
+        expect_inputs(node, inputs, 1)
+        expect_dtype(node, inputs[0], [F32])
+        if len(inputs[0].shape) < 3:
+            raise node_error(node, f"input shape {list(inputs[0].shape)} must have rank ≥ 3 (N, C, spatial...)")
+        size = node.attrs.get("size")
+        if size is None or int(size) < 1:
+            raise node_error(node, f"attribute size must be a positive integer, given {size}")
+        return [(inputs[0].shape, F32)]
+
+    def lower(self, node, inputs, outputs, plan):
+        x, y = inputs[0], outputs[0]
+        if x.size == 0:
+            return
+        size = int(node.attrs["size"])
+        a = node.attrs.get("alpha", 1e-4) / size
+        abb = plan.weight(np.array([a, node.attrs.get("beta", 0.75), node.attrs.get("bias", 1.0)], np.float32), "lrn")
+        N, C = x.shape[:2]
+        hw = x.size // (N * C)
+        tiles, per = plan.split(N * C, hw * (size + 4))
+        plan.add(node, "f32_lrn", [x.name, abb], [y.name], [N, C, hw, size, per], tiles, flops=x.size * (size + 4))
+
+
+register("LRN", 13)(LRN)
+
+
+def _planes(x):
+    N, C = x.shape[:2]
+    return N * C, C, x.size // max(N * C, 1)
+
+
+@register("BatchNormalization", 7)
+class BatchNormalization(Lowering):
+    """Inference BatchNormalization: a constant per-channel scale and shift when the statistics
+    are constants, else one kernel that derives them per channel at run time."""
+
+    def infer(self, node, inputs):
+        expect_inputs(node, inputs, 5)
+        expect_dtype(node, inputs[0], [F32])
+        if int(node.attrs.get("training_mode", 0)):
+            raise node_error(node, "training_mode=1 is not supported (tilerun runs inference); expected 0")
+        extra = [o for o in node.outputs[1:] if o]
+        if extra:
+            raise node_error(node, f"training outputs {extra} are not supported; expected only output Y")
+        shape = inputs[0].shape
+        if len(shape) < 2:
+            raise node_error(node, f"input shape {list(shape)} must have rank ≥ 2 (N, C, ...)")
+        want = self._param_shape(node, shape)
+        runtime = any(v.const is None for v in inputs[1:5])
+        if runtime and len(want) != 1:
+            raise node_error(node, "spatial=0 needs constant scale, B, mean and var; given run-time tensors")
+        for k, what in enumerate(("scale", "B", "mean", "var"), 1):
+            v = inputs[k]
+            expect_dtype(node, v, [F32], what)
+            if math.prod(v.shape) != math.prod(want) or (runtime and len(v.shape) != 1):
+                raise node_error(node, f"{what} has shape {list(v.shape)}, expected {list(want)}")
+        return [(shape, F32)]
+
+    def _param_shape(self, node, shape):
+        # spatial=0 (opsets 7-8) keeps one statistic per element of a channel plane.
+        return tuple(shape[1:]) if int(node.attrs.get("spatial", 1)) == 0 else (shape[1],)
+
+    def lower(self, node, inputs, outputs, plan):
+        x, y = inputs[0], outputs[0]
+        if x.size == 0:
+            return
+        planes, C, hw = _planes(x)
+        if any(v.const is None for v in inputs[1:5]):
+            eps = plan.weight(np.array([node.attrs.get("epsilon", 1e-5)], np.float32), "eps")
+            tiles, per = plan.split(planes, hw * 2)
+            plan.add(node, "f32_batchnorm_rt", [v.name for v in inputs[:5]] + [eps], [y.name],
+                     [planes, C, hw, per], tiles, flops=2 * x.size)
+            return
+        scale, bias, mean, var = (v.const.astype(np.float64).reshape(-1) for v in inputs[1:5])
+        s = scale / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
+        t = bias - mean * s
+        elem = int(s.size != C)
+        sw, tw = plan.weight(s.astype(np.float32), "bn_s"), plan.weight(t.astype(np.float32), "bn_t")
+        tiles, per = plan.split(planes, hw * 2)
+        plan.add(node, "f32_scale_shift", [x.name, sw, tw], [y.name], [planes, C, hw, elem, per], tiles,
+                 flops=2 * x.size)
+
+
+for _v in (9, 14, 15):
+    # 9 drops spatial, 14 adds training_mode, 15 widens dtypes.
+    register("BatchNormalization", _v)(BatchNormalization)
+
+
+@register("InstanceNormalization", 6)
+class InstanceNormalization(Lowering):
+    """Normalize each (n, c) plane, then per-channel scale and bias (constant or run-time)."""
+
+    def infer(self, node, inputs):
+        expect_inputs(node, inputs, 3)
+        for v in inputs:
+            expect_dtype(node, v, [F32])
+        shape = inputs[0].shape
+        if len(shape) < 3:
+            raise node_error(node, f"input shape {list(shape)} must have rank ≥ 3 (N, C, spatial...)")
+        for v, what in ((inputs[1], "scale"), (inputs[2], "B")):
+            if tuple(v.shape) != (shape[1],):
+                raise node_error(node, f"{what} has shape {list(v.shape)}, expected [{shape[1]}]")
+        return [(shape, F32)]
+
+    def lower(self, node, inputs, outputs, plan):
+        x, y = inputs[0], outputs[0]
+        if x.size == 0:
+            return
+        eps = plan.weight(np.array([node.attrs.get("epsilon", 1e-5)], np.float32), "eps")
+        planes, C, hw = _planes(x)
+        tiles, per = plan.split(planes, hw * 4)
+        plan.add(node, "f32_instance_norm", [x.name, inputs[1].name, inputs[2].name, eps], [y.name],
+                 [planes, C, hw, per], tiles, flops=5 * x.size)
+
+
+register("InstanceNormalization", 22)(InstanceNormalization)
+
+
+@register("LayerNormalization", 17)
+class LayerNormalization(Lowering):
+    """Normalize over axes ``[axis, rank)``; optional Mean and InvStdDev outputs."""
+
+    def infer(self, node, inputs):
+        expect_inputs(node, inputs, 2, 3)
+        for v in inputs:
+            if v is not None:
+                expect_dtype(node, v, [F32])
+        shape = inputs[0].shape
+        axis = _axis(node, len(shape), -1)
+        norm = tuple(shape[axis:])
+        for v, what in ((inputs[1], "Scale"), (inputs[2] if len(inputs) > 2 else None, "B")):
+            if v is None:
+                continue
+            ok = len(v.shape) <= len(norm) and all(a in (1, b) for a, b in zip(v.shape[::-1], norm[::-1]))
+            if not ok or (v.const is None and math.prod(v.shape) != math.prod(norm)):
+                raise node_error(node, f"{what} has shape {list(v.shape)}, expected {list(norm)} "
+                                       f"(or broadcastable to it when constant)")
+        stat = tuple(shape[:axis]) + (1,) * len(norm)
+        return [(shape, F32), (stat, F32), (stat, F32)][:len(node.outputs)]
+
+    def lower(self, node, inputs, outputs, plan):
+        x = inputs[0]
+        if x.size == 0:
+            return
+        axis = _axis(node, len(x.shape), -1)
+        norm = tuple(x.shape[axis:])
+        n = math.prod(norm)
+        rows = x.size // n
+        names = [self._param(inputs[1], norm, plan, 1.0)]
+        names.append(self._param(inputs[2] if len(inputs) > 2 else None, norm, plan, 0.0))
+        names.append(plan.weight(np.array([node.attrs.get("epsilon", 1e-5)], np.float32), "eps"))
+        outs = [o.name if o is not None else None for o in outputs] + [None, None]
+        outs = [outs[0]] + [o or plan.temp((rows,), np.float32, "ln_stat") for o in outs[1:3]]
+        tiles, per = plan.split(rows, 6 * n)
+        plan.add(node, "f32_layer_norm", [x.name] + names, outs, [rows, n, per], tiles, flops=6 * x.size)
+
+    def _param(self, v, norm, plan, fill):
+        if v is None:
+            return plan.weight(np.full(norm, fill, np.float32), "ln")
+        if v.const is not None and v.const.size != math.prod(norm):
+            return plan.weight(np.broadcast_to(v.const.astype(np.float32), norm).copy(), "ln")
+        return v.name

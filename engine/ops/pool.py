@@ -1,1 +1,177 @@
-"""pool lowerings (to be written)."""
+"""Lowerings of pooling ops on float32 N,C,spatial tensors (1 to 3 spatial axes).
+
+MaxPool and AveragePool resolve ``auto_pad``/``pads``/``ceil_mode`` into
+explicit begin/end pads and output sizes at compile time (as ONNX Runtime
+does: a ceil-mode window must start inside the input or its begin padding), then
+feed one 3-D pool kernel with unit leading axes. AveragePool's divisor counts
+only taps inside the input (or, with ``count_include_pad``, inside the padded
+input, never past it). MaxPool's optional Indices output is not supported.
+GlobalAveragePool and GlobalMaxPool reduce each ``(n, c)`` plane.
+"""
+import math
+
+from ..errors import node_error
+from .base import F32, Lowering, expect_dtype, expect_inputs
+from .registry import register
+
+MAX_SPATIAL = 3
+
+
+def _ints(node, name, n, default):
+    v = node.attrs.get(name)
+    v = [default] * n if v is None or len(v) == 0 else [int(a) for a in v]
+    if len(v) != n:
+        raise node_error(node, f"attribute {name} has {len(v)} values, expected {n} (one per spatial axis)")
+    return v
+
+
+def pool_geometry(node, shape):
+    """Resolve a pool's window: ``(out_spatial, kernel, strides, pad_begin, pad_end, dilations)``."""
+    spatial = list(shape[2:])
+    n = len(spatial)
+    kernel = node.attrs.get("kernel_shape")
+    if not kernel or len(kernel) != n:
+        raise node_error(node, f"kernel_shape {kernel} must have {n} values for input shape {list(shape)}")
+    kernel = [int(k) for k in kernel]
+    strides = _ints(node, "strides", n, 1)
+    dil = _ints(node, "dilations", n, 1)
+    pads = _ints(node, "pads", 2 * n, 0)
+    if min(kernel) < 1 or min(strides) < 1 or min(dil) < 1 or min(pads) < 0:
+        raise node_error(node, f"kernel_shape {kernel}, strides {strides} and dilations {dil} must be ≥ 1 "
+                               f"and pads {pads} ≥ 0")
+    auto = node.attrs.get("auto_pad", "NOTSET") or "NOTSET"
+    if isinstance(auto, bytes):  # schema defaults arrive undecoded
+        auto = auto.decode()
+    ceil = int(node.attrs.get("ceil_mode", 0))
+    ext = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+    begin, end, out = pads[:n], pads[n:], []
+    for i in range(n):
+        size, s, e = spatial[i], strides[i], ext[i]
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            o = -(-size // s)
+            total = max(0, (o - 1) * s + e - size)
+            small = total // 2
+            begin[i], end[i] = (small, total - small) if auto == "SAME_UPPER" else (total - small, small)
+        elif auto == "VALID":
+            begin[i] = end[i] = 0
+            o = -(-(size - e + 1) // s)
+        elif auto == "NOTSET":
+            span = size + begin[i] + end[i] - e
+            o = (-(-span // s) if ceil else span // s) + 1
+            if ceil and (o - 1) * s >= size + begin[i]:
+                o -= 1
+        else:
+            raise node_error(node, f"auto_pad {auto!r} is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        if o < 1 or size + begin[i] + end[i] < e:
+            raise node_error(node, f"window extent {e} (kernel_shape {kernel}, dilations {dil}) is larger than "
+                                   f"padded input axis {i} of {list(shape)} with pads {begin + end}")
+        if begin[i] >= e or end[i] >= e:
+            raise node_error(node, f"pads {begin + end} must be smaller than the window extent {ext}")
+        out.append(o)
+    return out, kernel, strides, begin, end, dil
+
+
+def _check_input(node, inputs, min_spatial=1):
+    expect_dtype(node, inputs[0], [F32])
+    shape = inputs[0].shape
+    if not 2 + min_spatial <= len(shape) <= 2 + MAX_SPATIAL:
+        raise node_error(node, f"input {inputs[0].name!r} has shape {list(shape)}, expected rank "
+                               f"{2 + min_spatial} to {2 + MAX_SPATIAL} (N, C, spatial...)")
+    return shape
+
+
+class _Pool(Lowering):
+    """Windowed pool: one row of the 3-D pool kernel."""
+    kind = "max"
+
+    def infer(self, node, inputs):
+        expect_inputs(node, inputs, 1)
+        shape = _check_input(node, inputs)
+        if self.kind == "max" and len(node.outputs) > 1 and node.outputs[1]:
+            raise node_error(node, "the Indices output of MaxPool is not supported by tilerun; "
+                                   "expected only output Y to be used")
+        out = pool_geometry(node, shape)[0]
+        return [(tuple(shape[:2]) + tuple(out), F32)]
+
+    def lower(self, node, inputs, outputs, plan):
+        x, y = inputs[0], outputs[0]
+        if y.size == 0 or x.size == 0:
+            return
+        out, kernel, strides, begin, end, dil = pool_geometry(node, x.shape)
+        pad3 = 3 - len(out)
+
+        def three(v, fill):
+            return [fill] * pad3 + list(v)
+
+        planes = x.shape[0] * x.shape[1]
+        ints = ([planes] + three(x.shape[2:], 1) + three(out, 1) + three(kernel, 1) + three(strides, 1)
+                + three(begin, 0) + three(end, 0) + three(dil, 1))
+        od, oh, ow = three(out, 1)
+        taps = math.prod(kernel)
+        tiles, per = plan.split(planes * od * oh, ow * taps)
+        if self.kind == "max":
+            kern = "f32_maxpool"
+        else:
+            kern = "f32_avgpool_pad" if int(node.attrs.get("count_include_pad", 0)) else "f32_avgpool"
+        plan.add(node, kern, [x.name], [y.name], ints + [per], tiles, flops=y.size * taps)
+
+
+@register("MaxPool", 1)
+class MaxPool(_Pool):
+    """MaxPool (opset 1): kernel_shape, strides, pads, auto_pad."""
+    kind = "max"
+
+
+for _v in (8, 10, 11, 12, 22):
+    # 8 adds storage_order and Indices, 10 ceil_mode and dilations, 11 changes auto_pad
+    # rules in the spec text, 12/22 only add dtypes: one lowering reads them all.
+    register("MaxPool", _v)(MaxPool)
+
+
+@register("AveragePool", 1)
+class AveragePool(_Pool):
+    """AveragePool (opset 1): 7 adds count_include_pad, 10 ceil_mode, 19 dilations."""
+    kind = "avg"
+
+
+for _v in (7, 10, 11, 19, 22):
+    register("AveragePool", _v)(AveragePool)
+
+
+class _GlobalPool(Lowering):
+    """Reduce each (n, c) plane to one value."""
+    kernel = None
+
+    def infer(self, node, inputs):
+        expect_inputs(node, inputs, 1)
+        shape = inputs[0].shape
+        expect_dtype(node, inputs[0], [F32])
+        if len(shape) < 2:
+            raise node_error(node, f"input {inputs[0].name!r} has shape {list(shape)}, expected rank ≥ 2")
+        return [(tuple(shape[:2]) + (1,) * (len(shape) - 2), F32)]
+
+    def lower(self, node, inputs, outputs, plan):
+        x, y = inputs[0], outputs[0]
+        if x.size == 0:
+            return
+        planes = x.shape[0] * x.shape[1]
+        size = x.size // planes
+        tiles, per = plan.split(planes, size)
+        plan.add(node, self.kernel, [x.name], [y.name], [planes, size, per], tiles, flops=x.size)
+
+
+@register("GlobalAveragePool", 1)
+class GlobalAveragePool(_GlobalPool):
+    """Mean over every spatial axis."""
+    kernel = "f32_global_avgpool"
+
+
+@register("GlobalMaxPool", 1)
+class GlobalMaxPool(_GlobalPool):
+    """Max over every spatial axis."""
+    kernel = "f32_global_maxpool"
+
+
+for _v in (22,):
+    register("GlobalAveragePool", _v)(GlobalAveragePool)
+    register("GlobalMaxPool", _v)(GlobalMaxPool)

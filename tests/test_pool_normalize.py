@@ -1,0 +1,267 @@
+"""Pooling, softmax and normalization ops against the reference evaluator (and ONNX Runtime)."""
+import numpy as np
+import pytest
+from onnx import helper
+
+import tilerun
+from oracle import check_against_reference, make_model, run_tilerun
+from tilerun.errors import ModelError
+
+F = np.float32
+
+
+def _run(op, x, attrs, opset=19, use_ort=False, inits=(), extra_inputs=(), outputs=("y",), **tol):
+    node = helper.make_node(op, ["x"] + [n for n, _ in inits] + list(extra_inputs), list(outputs), **attrs)
+    m = make_model([node], [("x", F, x.shape)], [(o, F, None) for o in outputs if o], inits, opset=opset)
+    return check_against_reference(m, {"x": x}, use_ort=use_ort, **tol)
+
+
+def _x(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(F)
+
+
+POOL_CASES = [
+    dict(kernel_shape=[3, 3]),
+    dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+    dict(kernel_shape=[3, 2], strides=[2, 2], pads=[1, 0, 2, 1], ceil_mode=1),
+    dict(kernel_shape=[3, 3], strides=[2, 3], pads=[1, 2, 0, 1], ceil_mode=1),
+    dict(kernel_shape=[2, 3], strides=[3, 2], ceil_mode=1),
+    dict(kernel_shape=[2, 2], strides=[2, 2], auto_pad="SAME_UPPER"),
+    dict(kernel_shape=[3, 2], auto_pad="SAME_LOWER", strides=[2, 1]),
+    dict(kernel_shape=[3, 2], auto_pad="VALID", strides=[2, 2]),
+    dict(kernel_shape=[3, 3], dilations=[2, 1], pads=[2, 1, 1, 1]),
+    dict(kernel_shape=[2, 2], dilations=[2, 2], strides=[2, 1], ceil_mode=1),
+    dict(kernel_shape=[5, 5], strides=[1, 1], pads=[2, 2, 2, 2]),
+]
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("attrs", POOL_CASES)
+def test_pool_2d(op, attrs):
+    x = _x((2, 3, 11, 13), 1)
+    # The reference evaluator's MaxPool sizes SAME_LOWER with floor(in/stride) and pads it
+    # like SAME_UPPER, against the spec; ONNX Runtime follows the spec.
+    _run(op, x, attrs, use_ort=attrs.get("auto_pad", "").startswith("SAME"))
+
+
+@pytest.mark.parametrize("attrs", [a for a in POOL_CASES if "auto_pad" not in a])
+def test_avgpool_count_include_pad(attrs):
+    x = _x((1, 2, 10, 9), 2)
+    _run("AveragePool", x, dict(attrs, count_include_pad=1))
+
+
+@pytest.mark.parametrize("cip", [0, 1])
+@pytest.mark.parametrize("attrs", [
+    dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
+    dict(kernel_shape=[3, 2], strides=[2, 2], pads=[0, 1, 1, 0], ceil_mode=1),
+    dict(kernel_shape=[2, 2], strides=[3, 3], ceil_mode=1),
+    dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1, dilations=[1, 2]),
+])
+def test_avgpool_ceil_mode_edges_match_both_oracles(attrs, cip):
+    x = _x((1, 3, 8, 10), 3)
+    for use_ort in (False, True):
+        _run("AveragePool", x, dict(attrs, count_include_pad=cip), use_ort=use_ort)
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_pool_1d_and_3d(op):
+    _run(op, _x((2, 4, 17), 4), dict(kernel_shape=[3], strides=[2], pads=[1, 2], ceil_mode=1))
+    _run(op, _x((1, 2, 5, 6, 7), 5), dict(kernel_shape=[2, 3, 2], strides=[2, 1, 2], pads=[1, 0, 1, 0, 1, 1]))
+
+
+@pytest.mark.parametrize("opset", [7, 8, 10, 11, 12])
+def test_pool_old_opsets(opset):
+    x = _x((1, 3, 9, 9), 6)
+    _run("MaxPool", x, dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]), opset=opset)
+    extra = {"count_include_pad": 1} if opset >= 7 else {}
+    _run("AveragePool", x, dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], **extra), opset=opset)
+
+
+def test_pool_random_shapes():
+    rng = np.random.default_rng(7)
+    for trial in range(8):
+        nd = int(rng.integers(1, 3)) + (trial == 7)
+        spatial = [int(v) for v in rng.integers(4, 14, nd)]
+        k = [int(v) for v in rng.integers(1, 4, nd)]
+        d = [int(v) for v in rng.integers(1, 3, nd)]
+        pads = [int(rng.integers(0, a)) for a in k] + [int(rng.integers(0, a)) for a in k]
+        attrs = dict(kernel_shape=k, strides=[int(v) for v in rng.integers(1, 4, nd)], pads=pads,
+                     dilations=d, ceil_mode=int(rng.integers(0, 2)))
+        x = _x([int(rng.integers(1, 3)), int(rng.integers(1, 5))] + spatial, trial)
+        # ONNX Runtime: the reference evaluator indexes out of bounds on some dilated ceil-mode windows.
+        _run("MaxPool", x, attrs, use_ort=True)
+        _run("AveragePool", x, dict(attrs, count_include_pad=int(rng.integers(0, 2))), use_ort=True)
+
+
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
+@pytest.mark.parametrize("shape", [(2, 3, 7, 5), (1, 64, 3), (2, 3, 2, 3, 4), (3, 40, 1, 1)])
+def test_global_pool(op, shape):
+    # The reference evaluator's GlobalMaxPool mis-shapes ranks other than 4.
+    _run(op, _x(shape, 8), {}, use_ort=op == "GlobalMaxPool")
+
+
+def test_maxpool_large_tiles_bit_identical():
+    _run("MaxPool", _x((1, 32, 56, 56), 9), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+    _run("AveragePool", _x((1, 32, 56, 56), 9), dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]))
+
+
+def _compile_error(op, x, attrs, outputs=("y",), opset=19, inits=()):
+    node = helper.make_node(op, ["x"] + [n for n, _ in inits], list(outputs), **attrs)
+    m = make_model([node], [("x", F, x.shape)], [(o, F, None) for o in outputs if o], inits, opset=opset)
+    with pytest.raises(ModelError) as e:
+        tilerun.compile_model(m, num_cores=1)
+    return str(e.value)
+
+
+def test_pool_errors():
+    x = _x((1, 2, 6, 6))
+    assert "Indices" in _compile_error("MaxPool", x, dict(kernel_shape=[2, 2]), outputs=("y", "idx"))
+    assert "kernel_shape" in _compile_error("MaxPool", x, dict(kernel_shape=[2]))
+    assert "pads" in _compile_error("AveragePool", x, dict(kernel_shape=[2, 2], pads=[2, 0, 0, 0]))
+    assert "larger" in _compile_error("MaxPool", x, dict(kernel_shape=[8, 2]))
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("opset", [11, 13])
+@pytest.mark.parametrize("axis", [None, 0, 1, 2, -1, -2])
+def test_softmax(op, opset, axis):
+    x = _x((3, 4, 5, 6), 10) * 5
+    attrs = {} if axis is None else {"axis": axis}
+    # The reference evaluator applies opset-13 Softmax semantics at every opset.
+    _run(op, x, attrs, opset=opset, use_ort=opset < 13)
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+def test_softmax_large_and_opset7(op):
+    _run(op, _x((2, 10, 100), 11) * 30, {}, opset=7, use_ort=True)
+    # Large logits: the reference evaluator's LogSoftmax underflows to -inf, ONNX Runtime does not.
+    _run(op, _x((1, 600, 300), 12) * 30, {"axis": 1}, opset=13, use_ort=True)
+    _run(op, _x((64, 2048), 13) * 30, {}, opset=13, use_ort=True)
+
+
+def _lrn_spec(x, size, alpha=1e-4, beta=0.75, bias=1.0):
+    """LRN written straight from the ONNX operator text, in float64."""
+    x64, C = x.astype(np.float64), x.shape[1]
+    sq = np.zeros_like(x64)
+    for c in range(C):
+        lo, hi = max(0, c - (size - 1) // 2), min(C - 1, c + -(-(size - 1) // 2))
+        sq[:, c] = (x64[:, lo:hi + 1] ** 2).sum(axis=1)
+    return (x64 / (bias + alpha / size * sq) ** beta).astype(F)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 9])
+def test_lrn(size):
+    x = _x((2, 7, 5, 6), 14) * 3
+    attrs = dict(size=size, alpha=1e-2, beta=0.75, bias=2.0)
+    # The reference evaluator's LRN window is wrong for channels ≥ 2, and ONNX Runtime takes
+    # only odd sizes on 4-D inputs: compare with the spec formula, and with ONNX Runtime where it runs.
+    m = make_model([helper.make_node("LRN", ["x"], ["y"], **attrs)], [("x", F, x.shape)], [("y", F, None)], opset=13)
+    one = run_tilerun(m, [x], num_cores=1)[0]
+    np.testing.assert_array_equal(one, run_tilerun(m, [x])[0])
+    np.testing.assert_allclose(one, _lrn_spec(x, **attrs), rtol=1e-5, atol=1e-6)
+    if size % 2:
+        check_against_reference(m, {"x": x}, use_ort=True)
+
+
+def test_lrn_defaults_and_3d():
+    x = _x((1, 10, 4, 3, 2), 15)
+    m = make_model([helper.make_node("LRN", ["x"], ["y"], size=3)], [("x", F, x.shape)], [("y", F, None)], opset=7)
+    np.testing.assert_allclose(run_tilerun(m, [x], num_cores=1)[0], _lrn_spec(x, 3), rtol=1e-5, atol=1e-6)
+
+
+def _bn_inits(c, seed, shape=None):
+    rng = np.random.default_rng(seed)
+    shape = shape or (c,)
+    return [("s", rng.standard_normal(shape).astype(F)), ("b", rng.standard_normal(shape).astype(F)),
+            ("mean", rng.standard_normal(shape).astype(F)), ("var", rng.random(shape).astype(F) + 0.1)]
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 5, 7), (1, 4, 6, 5), (2, 3, 2, 3, 4)])
+@pytest.mark.parametrize("opset", [7, 9, 15])
+def test_batchnorm(shape, opset):
+    # The reference evaluator fails on BatchNormalization before opset 14.
+    _run("BatchNormalization", _x(shape, 16), dict(epsilon=1e-3), opset=opset, inits=_bn_inits(shape[1], 17),
+         use_ort=opset < 14)
+
+
+def test_batchnorm_spatial0_opset7():
+    shape = (2, 3, 4, 5)
+    _run("BatchNormalization", _x(shape, 18), dict(spatial=0), opset=7, inits=_bn_inits(3, 19, shape[1:]),
+         use_ort=True)
+
+
+def test_batchnorm_errors():
+    x = _x((1, 3, 4, 4))
+    msg = _compile_error("BatchNormalization", x, dict(training_mode=1), opset=15, inits=_bn_inits(3, 0))
+    assert "training_mode" in msg
+    msg = _compile_error("BatchNormalization", x, {}, outputs=("y", "rm", "rv"), opset=15, inits=_bn_inits(3, 0))
+    assert "training outputs" in msg
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7), (1, 4, 6, 5), (2, 2, 3, 3, 3)])
+def test_instance_norm(shape):
+    rng = np.random.default_rng(20)
+    inits = [("s", rng.standard_normal(shape[1]).astype(F)), ("b", rng.standard_normal(shape[1]).astype(F))]
+    _run("InstanceNormalization", _x(shape, 21) * 3 + 1, dict(epsilon=1e-4), opset=17, inits=inits)
+
+
+@pytest.mark.parametrize("axis", [-1, -2, 1])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_layer_norm(axis, with_bias):
+    shape = (2, 5, 6, 8)
+    norm = shape[axis:]
+    rng = np.random.default_rng(22)
+    inits = [("s", rng.standard_normal(norm).astype(F))]
+    if with_bias:
+        inits.append(("b", rng.standard_normal(norm[-1:]).astype(F)))
+    _run("LayerNormalization", _x(shape, 23) * 2 + 3, dict(axis=axis, epsilon=1e-5), opset=17, inits=inits)
+
+
+def test_layer_norm_runtime_scale_and_stats():
+    shape = (3, 4, 16)
+    rng = np.random.default_rng(24)
+    x, s, b = _x(shape, 25), rng.standard_normal(16).astype(F), rng.standard_normal(16).astype(F)
+    node = helper.make_node("LayerNormalization", ["x", "s", "b"], ["y", "mean", "inv"], axis=-1)
+    m = make_model([node], [("x", F, shape), ("s", F, (16,)), ("b", F, (16,))],
+                   [("y", F, None), ("mean", F, None), ("inv", F, None)], opset=17)
+    check_against_reference(m, {"x": x, "s": s, "b": b})
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (1, 4, 6, 5)])
+def test_batchnorm_runtime_statistics(shape):
+    c = shape[1]
+    stats = dict(_bn_inits(c, 26))
+    node = helper.make_node("BatchNormalization", ["x", "s", "b", "mean", "var"], ["y"], epsilon=1e-4)
+    m = make_model([node], [("x", F, shape)] + [(k, F, (c,)) for k in ("s", "b", "mean", "var")],
+                   [("y", F, None)], opset=15)
+    check_against_reference(m, {"x": _x(shape, 27), **stats})
+
+
+_CONFORMANCE = ("maxpool", "averagepool", "globalaveragepool", "globalmaxpool", "softmax", "logsoftmax", "lrn",
+                "batchnorm", "instancenorm", "layer_normalization")
+_REJECTED = ("uint8", "with_argmax", "training_mode")  # outside tilerun's scope: must fail at compile time
+
+
+def test_onnx_conformance_cases():
+    """Every ONNX conformance case of these ops runs and matches, or fails to compile clearly."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from onnx.backend.test.case.node import collect_testcases
+        cases = [c for c in collect_testcases() if c.model is not None and "_expanded" not in c.name
+                 and c.name[len("test_"):].startswith(_CONFORMANCE)]
+    ran = 0
+    for case in cases:
+        if any(r in case.name for r in _REJECTED):
+            with pytest.raises(ModelError):
+                tilerun.compile_model(case.model, num_cores=1)
+            continue
+        for ins, outs in case.data_sets:
+            got = run_tilerun(case.model, list(ins))
+            assert len(got) == len(outs), case.name
+            for g, o in zip(got, outs):
+                assert g.shape == o.shape, case.name
+                # Some cases store expected values rounded to 4 decimals.
+                np.testing.assert_allclose(g, o, rtol=1e-3, atol=1e-4, err_msg=case.name)
+            ran += 1
+    assert ran >= 70
