@@ -102,7 +102,7 @@ def _to_array(tensor, what):
 
 
 def _constant(name, arr):
-    arr = np.ascontiguousarray(arr)
+    arr = np.require(arr, requirements="C")
     return Value(name, tuple(int(d) for d in arr.shape), arr.dtype, arr)
 
 

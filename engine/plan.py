@@ -65,6 +65,9 @@ class PlanBuilder:
     # -- used by lowerings -------------------------------------------------
     def add(self, node, kernel, inputs, outputs, ints, n_tiles, flops=0):
         """Append a kernel row; ``inputs``/``outputs`` are tensor names, ``ints`` integers."""
+        if int(n_tiles) < 1:
+            # A row with no tile would never complete and would hang the request.
+            raise ValueError(f"node {node.name!r}: kernel {kernel} emitted with {n_tiles} tiles, expected >= 1")
         for name in list(inputs) + list(outputs):
             self._declare(name)
         self.rows.append(Row(kernel, node.name, node.op_type, list(inputs), list(outputs),
@@ -72,7 +75,7 @@ class PlanBuilder:
 
     def weight(self, array, hint="w"):
         """Register a packed constant (laid out as the kernel reads it); returns its tensor name."""
-        array = np.ascontiguousarray(array)
+        array = np.require(array, requirements="C")
         name = f"#{hint}:{len(self.weights)}"
         self.weights[name] = array
         self.tensors[name] = Tensor(name, array.shape, array.dtype, WEIGHT, 0, array.nbytes)
@@ -103,7 +106,7 @@ class PlanBuilder:
         if name not in self.tensors:
             v = self.graph.values[name]
             if v.const is not None:
-                self.weights[name] = np.ascontiguousarray(v.const)
+                self.weights[name] = np.require(v.const, requirements="C")
                 self.tensors[name] = Tensor(name, v.shape, v.dtype, WEIGHT, 0, v.const.nbytes)
             else:
                 self.tensors[name] = Tensor(name, v.shape, v.dtype)

@@ -13,10 +13,15 @@ small compiled loop that never changes when a kernel is added. This module
 does not decide tiles or parameters: the engine's lowerings do.
 """
 import numba
+import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 from llvmlite import ir
+
+# Unsigned loop indices: Numba skips its negative-index wraparound for them,
+# which otherwise keeps LLVM from vectorizing a kernel's inner loops.
+U = np.uint64
 
 TILE_SIGNATURE = types.int64(types.CPointer(types.int64), types.int64, types.int64)
 
@@ -47,7 +52,9 @@ def compiled_kernel(name):
             fn = _KERNELS[name]
         except KeyError:
             raise KeyError(f"no tile kernel named {name!r}; known: {', '.join(sorted(_KERNELS))}") from None
-        cf = numba.cfunc(TILE_SIGNATURE, nopython=True, cache=True)(fn)
+        # error_model="numpy": a float division needs no zero check (IEEE gives inf/nan), and
+        # the check would keep LLVM from vectorizing the loop around it.
+        cf = numba.cfunc(TILE_SIGNATURE, nopython=True, cache=True, error_model="numpy")(fn)
         _COMPILED[name] = cf
     return cf
 
@@ -83,10 +90,12 @@ _f32_ptr, f32 = _view(types.float32)
 _i64_ptr, i64 = _view(types.int64)
 _i32_ptr, i32 = _view(types.int32)
 _u8_ptr, u8 = _view(types.uint8)
+_i8_ptr, i8 = _view(types.int8)
 f32.__doc__ = "1-D float32 array of ``n`` elements at absolute address ``addr`` (no copy)."
 i64.__doc__ = "1-D int64 array of ``n`` elements at absolute address ``addr`` (no copy)."
 i32.__doc__ = "1-D int32 array of ``n`` elements at absolute address ``addr`` (no copy)."
 u8.__doc__ = "1-D uint8 array of ``n`` bytes at absolute address ``addr`` (no copy)."
+i8.__doc__ = "1-D int8 array of ``n`` elements at absolute address ``addr`` (no copy)."
 
 
 @intrinsic

@@ -14,7 +14,8 @@ disappears at compile time.
 import numba
 import numpy as np
 
-from .abi import f32, i64, tile_kernel
+from .abi import U, f32, i64, tile_kernel
+from .mathfn import exp_f32
 
 RELU, LEAKY_RELU, CLIP, SIGMOID, TANH, HARD_SIGMOID, HARD_SWISH, IDENTITY = range(8)
 ADD, SUB, MUL, DIV, MAX, MIN = range(6)
@@ -29,10 +30,8 @@ def _act(op, v, alpha, beta):
     if op == CLIP:
         return min(max(v, alpha), beta)
     if op == SIGMOID:
-        if v >= 0:
-            return np.float32(1) / (np.float32(1) + np.exp(-v))
-        e = np.exp(v)
-        return e / (np.float32(1) + e)
+        # exp_f32 saturates for large |v|, so 1/(1+e) tends to the right 0 or 1.
+        return np.float32(1) / (np.float32(1) + exp_f32(-v))
     if op == TANH:
         return np.tanh(v)
     if op == HARD_SIGMOID:
@@ -56,7 +55,7 @@ def _unary(p, tile, op):
     y = f32(p[2], n)
     alpha = ab[0]
     beta = ab[1]
-    for i in range(lo, hi):
+    for i in range(U(lo), U(hi)):
         y[i] = _act(op, x[i], alpha, beta)
     return 0
 
@@ -141,21 +140,24 @@ def _binary(p, tile, op):
             rem //= dims[k]
             ao += i * sa[k]
             bo += i * sb[k]
-        yo = r * inner
+        yo = U(r * inner)
+        ao = U(ao)
+        bo = U(bo)
+        n = U(inner)
         if as5 == 1 and bs5 == 1:
-            for j in range(inner):
+            for j in range(n):
                 y[yo + j] = _arith(op, a[ao + j], b[bo + j])
         elif as5 == 1 and bs5 == 0:
             bv = b[bo]
-            for j in range(inner):
+            for j in range(n):
                 y[yo + j] = _arith(op, a[ao + j], bv)
         elif as5 == 0 and bs5 == 1:
             av = a[ao]
-            for j in range(inner):
+            for j in range(n):
                 y[yo + j] = _arith(op, av, b[bo + j])
         else:
-            for j in range(inner):
-                y[yo + j] = _arith(op, a[ao + j * as5], b[bo + j * bs5])
+            for j in range(n):
+                y[yo + j] = _arith(op, a[ao + j * U(as5)], b[bo + j * U(bs5)])
     return 0
 
 

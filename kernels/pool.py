@@ -15,11 +15,10 @@ Indices outputs of MaxPool are not produced here.
 import numba
 import numpy as np
 
-from .abi import f32, tile_kernel
+from .abi import U, f32, tile_kernel
 from .normalize import row_max, row_sum
 
 MAX, AVG_EXCL, AVG_INCL = 0, 1, 2
-U = np.uint64  # unsigned indices skip Numba's negative-index wraparound, which blocks vectorization
 
 
 @numba.njit(inline="always")

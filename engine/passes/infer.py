@@ -69,7 +69,7 @@ def _set_outputs(graph, node, arrays):
         raise node_error(node, f"folding produced {len(arrays)} outputs, expected {len(node.outputs)}")
     for name, arr in zip(node.outputs, arrays):
         if name:
-            arr = np.ascontiguousarray(arr)
+            arr = np.require(arr, requirements="C")
             if arr.dtype == np.float64:
                 arr = arr.astype(np.float32)
             graph.values[name] = Value(name, tuple(int(d) for d in arr.shape), arr.dtype, arr)
