@@ -1,1 +1,159 @@
-"""conv lowerings (to be written)."""
+"""Lowering of Conv (float32, NCHW, 1-D and 2-D) onto the conv kernels.
+
+Pads (explicit or ``auto_pad``) resolve to begin pads and output sizes at
+compile time. Weights must be constants: they are packed once as
+``[Cout, cin_g*kh*kw]`` rows, the GEMM's ``A``. Channel-per-group 1 (depthwise,
+any multiplier) uses the direct depthwise kernel; everything else is a GEMM
+over (output-channel block x pixel block) tiles, per image and group, with 1x1
+stride-1 unpadded convolutions reading the activation in place. Fused
+activation and residual (``attrs["_activation"]``, ``attrs["_residual"]``
+= input 3) run in the epilogue. Not supported: 3-D convolution.
+"""
+import numpy as np
+
+from tilerun.kernels.gemm import MR, NR, scratch_floats
+
+from ..errors import node_error
+from .base import F32, Lowering, const_input, expect_dtype, expect_rank
+from .gemm import epilogue_row, fused_activation
+from .registry import register
+
+PIX_BLOCK = 2 * NR  # im2col columns built at a time
+SMALL_PIX = 8 * NR  # at most this many output pixels: tile over output channels
+
+
+def _ints(node, name, n, default):
+    v = node.attrs.get(name)
+    if v is None or len(v) == 0:
+        return [default] * n
+    if len(v) != n:
+        raise node_error(node, f"attribute {name} must have {n} values, given {list(v)}")
+    return [int(x) for x in v]
+
+
+def conv_geometry(node, xs, ws):
+    """Resolve attributes: ``(strides, dilations, begin pads, output spatial shape)``."""
+    nsp = len(xs) - 2
+    ks = list(ws[2:])
+    if node.attrs.get("kernel_shape") and list(node.attrs["kernel_shape"]) != ks:
+        raise node_error(node, f"kernel_shape {list(node.attrs['kernel_shape'])} disagrees with weights {list(ws)}")
+    st = _ints(node, "strides", nsp, 1)
+    dl = _ints(node, "dilations", nsp, 1)
+    pads = _ints(node, "pads", 2 * nsp, 0)
+    if min(st) < 1 or min(dl) < 1 or min(pads) < 0 or min(ks) < 1:
+        raise node_error(node, f"expected strides, dilations, kernel >= 1 and pads >= 0, given strides {st}, "
+                               f"dilations {dl}, kernel {ks}, pads {pads}")
+    auto = node.attrs.get("auto_pad", "NOTSET") or "NOTSET"
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    begin, out = [], []
+    for i in range(nsp):
+        size, ext = xs[2 + i], (ks[i] - 1) * dl[i] + 1
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            o = -(-size // st[i])
+            total = max(0, (o - 1) * st[i] + ext - size)
+            b = total // 2 if auto == "SAME_UPPER" else total - total // 2
+        elif auto == "VALID":
+            b, o = 0, (size - ext) // st[i] + 1
+        elif auto == "NOTSET":
+            b, o = pads[i], (size + pads[i] + pads[nsp + i] - ext) // st[i] + 1
+        else:
+            raise node_error(node, f"auto_pad {auto!r} is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        if o < 1:
+            raise node_error(node, f"output axis {i} would be empty: input {list(xs)}, kernel {ks}, "
+                                   f"dilations {dl}, pads {pads}, strides {st}")
+        begin.append(b)
+        out.append(o)
+    return st, dl, begin, out
+
+
+def _gemm_tiles(plan, images, cout_g, npix, kk):
+    """``(n_pix_blocks, pix_per_tile, n_co_blocks, co_per_tile)`` for one image-group's GEMM.
+
+    Few pixels (late layers, weights larger than activations): split output
+    channels, so each tile streams only its own rows of the weights. Otherwise
+    split pixels, adding a channel split only when there are too few tiles.
+    """
+    if npix <= SMALL_PIX and cout_g >= 2 * MR:
+        ncob, cpt = plan.split(cout_g, npix * kk, granule=MR)
+        return 1, npix, ncob, cpt
+    npb, ppt = plan.split(npix, cout_g * kk, granule=NR)
+    ncob, cpt = 1, cout_g
+    want = 2 * plan.num_workers
+    if images * npb < want and cout_g > MR:
+        ncob = min(-(-cout_g // MR), -(-want // (images * npb)))
+        cpt = -(-(-(-cout_g // ncob)) // MR) * MR
+        ncob = -(-cout_g // cpt)
+    return npb, ppt, ncob, cpt
+
+
+def pack_panels(w, groups):
+    """Weights ``[Cout, cin_g, ...]`` as per-group ``MR``-row panels ``[G, nblk, K, MR]`` (zero-padded rows)."""
+    cout = w.shape[0]
+    cout_g, kk = cout // groups, int(np.prod(w.shape[1:]))
+    nblk = -(-cout_g // MR)
+    a = np.zeros((groups, nblk * MR, kk), np.float32)
+    a[:, :cout_g] = np.asarray(w, np.float32).reshape(groups, cout_g, kk)
+    return np.ascontiguousarray(a.reshape(groups, nblk, MR, kk).transpose(0, 1, 3, 2))
+
+
+@register("Conv", 1)
+@register("Conv", 11)
+class Conv(Lowering):
+    """Conv with groups, strides, dilations, pads/auto_pad and optional bias."""
+
+    def infer(self, node, inputs):
+        if not 2 <= len(node.inputs) <= 4 or inputs[0] is None or inputs[1] is None:
+            raise node_error(node, f"expected 2 or 3 inputs (X, W[, B]), given {len(node.inputs)}")
+        x, w = inputs[0], inputs[1]
+        for v in inputs[:3]:
+            if v is not None:
+                expect_dtype(node, v, [F32])
+        expect_rank(node, x, (3, 4), "X")
+        const_input(node, w, "weight W")
+        if len(w.shape) != len(x.shape):
+            raise node_error(node, f"weights {list(w.shape)} must have the rank of X {list(x.shape)}")
+        g = int(node.attrs.get("group", 1))
+        cout, cin_g = w.shape[:2]
+        if g < 1 or x.shape[1] != cin_g * g or cout % g:
+            raise node_error(node, f"X has {x.shape[1]} channels, W is {list(w.shape)} with group {g}: expected "
+                                   f"C = group * W[1] and W[0] divisible by group")
+        b = inputs[2] if len(inputs) > 2 else None
+        if b is not None and tuple(b.shape) != (cout,):
+            raise node_error(node, f"bias B must have shape [{cout}], given {list(b.shape)}")
+        _, _, _, out = conv_geometry(node, x.shape, w.shape)
+        return [((x.shape[0], cout, *out), F32)]
+
+    def lower(self, node, inputs, outputs, plan):
+        x, w, y = inputs[0], inputs[1], outputs[0]
+        b = inputs[2] if len(inputs) > 2 else None
+        res = inputs[3] if len(inputs) > 3 else None
+        xs, ws = tuple(x.shape), tuple(w.const.shape)
+        st, dl, begin, out = conv_geometry(node, xs, ws)
+        if len(xs) == 3:  # 1-D as 2-D with a unit height
+            xs, ws = (xs[0], xs[1], 1, xs[2]), (ws[0], ws[1], 1, ws[2])
+            st, dl, begin, out = [1] + st, [1] + dl, [0] + begin, [1] + out
+        n, c, h, wd = xs
+        cout, cin_g, kh, kw = ws
+        g = int(node.attrs.get("group", 1))
+        cout_g, kk, npix = cout // g, cin_g * kh * kw, out[0] * out[1]
+        if res is not None and tuple(res.shape) != tuple(y.shape):
+            raise node_error(node, f"residual {res.name!r} has shape {list(res.shape)}, expected {list(y.shape)}")
+        act, aa, ab = fused_activation(node)
+        ep = plan.weight(epilogue_row(1.0, 1.0, act, aa, ab, b is not None, res is not None,
+                                       row_bias=True), "conv_ep")
+        direct = int(kh == kw == 1 and st == [1, 1] and begin == [0, 0] and out == [h, wd])
+        if cin_g == 1:
+            kernel = "f32_conv_dw"
+            wname = plan.weight(np.asarray(w.const, np.float32).reshape(cout, kk), "conv_w")
+            tiles, cpt = plan.split(n * cout, npix * kh * kw)
+            ppt, ncob, npb = npix, tiles, 1
+        else:
+            kernel = "f32_conv_gemm"
+            wname = plan.weight(pack_panels(w.const, g), "conv_w")
+            npb, ppt, ncob, cpt = _gemm_tiles(plan, n * g, cout_g, npix, kk)
+            tiles = n * g * ncob * npb
+            plan.need_scratch((scratch_floats(kk) + (0 if direct else kk * PIX_BLOCK + 2 * PIX_BLOCK)) * 4)
+        ints = [n, c, h, wd, cout, out[0], out[1], kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1],
+                g, cout_g, cin_g, cpt, ppt, ncob, npb, direct, PIX_BLOCK]
+        ins = [x.name, wname, b.name if b is not None else ep, ep, res.name if res is not None else ep]
+        plan.add(node, kernel, ins, [y.name], ints, tiles, flops=2 * n * cout * npix * kk)

@@ -1,1 +1,167 @@
-"""gemm lowerings (to be written)."""
+"""Lowerings of Gemm and MatMul (float32) onto the register-blocked GEMM kernel.
+
+Constant ``B`` is transposed/packed once at compile time into ``[K, N]`` rows;
+a run-time ``B`` is read in place (``Gemm`` with ``transB`` on a run-time ``B``
+first transposes it into a temporary). ``A`` is read through strides, so
+``transA`` costs nothing. MatMul broadcasts batch axes numpy-style through a
+per-batch table of ``A``/``B`` offsets. A fused activation
+(``attrs["_activation"]``) runs in the epilogue.
+"""
+import numpy as np
+
+from tilerun.kernels.elementwise import (CLIP, HARD_SIGMOID, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID,
+                                         TANH)
+from tilerun.kernels.gemm import FAST_BIAS, FAST_RELU, FAST_RES, MR, NR, scratch_floats
+
+from ..errors import node_error
+from .base import F32, Lowering, expect_dtype, expect_inputs, expect_rank
+from .registry import register
+
+ACT_CODES = {"Relu": RELU, "LeakyRelu": LEAKY_RELU, "Clip": CLIP, "Sigmoid": SIGMOID, "Tanh": TANH,
+             "HardSigmoid": HARD_SIGMOID, "HardSwish": HARD_SWISH}
+
+
+def fused_activation(node):
+    """``(op code, alpha, beta)`` of the node's fused activation (IDENTITY when none)."""
+    act = node.attrs.get("_activation")
+    if not act:
+        return IDENTITY, 0.0, 0.0
+    if act[0] not in ACT_CODES:
+        raise node_error(node, f"fused activation must be one of {sorted(ACT_CODES)}, given {act[0]!r}")
+    return ACT_CODES[act[0]], float(act[1]), float(act[2])
+
+
+def epilogue_row(alpha, beta, act, aa, ab, has_c, has_res, row_bias=False):
+    """The float32 epilogue row the GEMM core reads (see ``kernels.gemm.gemm_tile``).
+
+    ``row_bias``: the addend ``C`` is one value per row (a conv bias), which with
+    ``alpha == beta == 1`` and no activation or Relu lets the micro-kernel apply it.
+    """
+    plain = alpha == 1.0 and not has_c and not has_res and act == IDENTITY
+    fast = -1
+    if alpha == 1.0 and (not has_c or (row_bias and beta == 1.0)) and act in (IDENTITY, RELU):
+        fast = (FAST_BIAS if has_c else 0) | (FAST_RES if has_res else 0) | (FAST_RELU if act == RELU else 0)
+    return np.array([alpha, beta, aa, ab, act, has_c, has_res, plain, fast], np.float32)
+
+
+def emit_gemm(node, plan, a, sa, b, ldb, y, m, n, k, batch_offs, c=None, sc=(0, 0), alpha=1.0, beta=0.0):
+    """Emit one ``f32_gemm`` row: ``y[b] = act(alpha * A[b] @ B[b] + beta * C)`` over ``len(batch_offs)`` batches."""
+    act, aa, ab = fused_activation(node)
+    batch_offs = np.asarray(batch_offs, np.int64).reshape(-1, 2)
+    batch = len(batch_offs)
+    nmb, mb = plan.split(m, n * k, granule=MR)
+    nnb, nb = 1, n
+    want = 2 * plan.num_workers
+    if batch * nmb < want and n > NR:
+        nnb = min(-(-n // NR), -(-want // (batch * nmb)))
+        nb = -(-(-(-n // nnb)) // NR) * NR
+        nnb = -(-n // nb)
+    ep = plan.weight(epilogue_row(alpha, beta, act, aa, ab, c is not None, False), "gemm_ep")
+    offs = plan.weight(batch_offs.reshape(-1), "gemm_offs")
+    plan.need_scratch(scratch_floats(k) * 4)
+    plan.add(node, "f32_gemm", [a, b, c if c is not None else ep, ep, offs], [y],
+             [m, n, k, sa[0], sa[1], ldb, sc[0], sc[1], mb, nb, nmb, nnb],
+             batch * nmb * nnb, flops=2 * batch * m * n * k)
+
+
+@register("Gemm", 7)
+@register("Gemm", 9)
+@register("Gemm", 11)
+@register("Gemm", 13)
+class Gemm(Lowering):
+    """``Y = alpha * A' @ B' + beta * C`` with optional transposes and broadcast C."""
+
+    def infer(self, node, inputs):
+        expect_inputs(node, inputs, 2, 3)
+        for v in inputs[:3]:
+            if v is not None:
+                expect_dtype(node, v, [F32])
+        expect_rank(node, inputs[0], 2, "A")
+        expect_rank(node, inputs[1], 2, "B")
+        m, k = self._mk(node, inputs)
+        k2, n = inputs[1].shape[::-1] if node.attrs.get("transB", 0) else inputs[1].shape
+        if k != k2:
+            raise node_error(node, f"inner dimensions must agree: A' is [{m}, {k}], B' is [{k2}, {n}]")
+        c = inputs[2] if len(inputs) > 2 else None
+        if c is not None:
+            try:
+                np.broadcast_shapes(tuple(c.shape), (m, n))
+                if len(c.shape) > 2 or np.broadcast_shapes(tuple(c.shape), (m, n)) != (m, n):
+                    raise ValueError
+            except ValueError:
+                raise node_error(node, f"C of shape {list(c.shape)} does not broadcast to [{m}, {n}]") from None
+        return [((m, n), F32)]
+
+    @staticmethod
+    def _mk(node, inputs):
+        m, k = inputs[0].shape
+        return (k, m) if node.attrs.get("transA", 0) else (m, k)
+
+    def lower(self, node, inputs, outputs, plan):
+        a, b, y = inputs[0], inputs[1], outputs[0]
+        c = inputs[2] if len(inputs) > 2 else None
+        m, n = y.shape
+        k = a.shape[0] if node.attrs.get("transA", 0) else a.shape[1]
+        sa = (1, m) if node.attrs.get("transA", 0) else (k, 1)
+        tb = node.attrs.get("transB", 0)
+        alpha, beta = float(node.attrs.get("alpha", 1.0)), float(node.attrs.get("beta", 1.0))
+        if b.const is not None:
+            bname = plan.weight(np.ascontiguousarray(b.const.T if tb else b.const, np.float32), "gemm_b")
+        elif tb:
+            bname = plan.temp((k, n), np.float32, "gemm_bt")
+            tiles, per = plan.split(k, n, granule=16)
+            plan.add(node, "f32_transpose2d", [b.name], [bname], [n, k, per], tiles, flops=n * k)
+        else:
+            bname = b.name
+        cname, sc = None, (0, 0)
+        if c is not None and beta != 0.0:
+            cs = (1,) * (2 - len(c.shape)) + tuple(c.shape)
+            sc = (cs[1] if cs[0] != 1 else 0, 1 if cs[1] != 1 else 0)
+            if c.const is not None:
+                cname = plan.weight(np.asarray(c.const, np.float32).reshape(cs) * np.float32(beta), "gemm_c")
+                beta = 1.0
+            else:
+                cname = c.name
+        emit_gemm(node, plan, a.name, sa, bname, n, y.name, m, n, k, [0, 0], cname, sc, alpha, beta)
+
+
+@register("MatMul", 1)
+@register("MatMul", 13)
+class MatMul(Lowering):
+    """numpy ``matmul``: 1-D operands promoted and squeezed, batch axes broadcast."""
+
+    def infer(self, node, inputs):
+        expect_inputs(node, inputs, 2)
+        for v in inputs:
+            expect_dtype(node, v, [F32])
+            if len(v.shape) == 0:
+                raise node_error(node, f"input {v.name!r} is a scalar; MatMul needs rank >= 1")
+        sa, sb = self._shapes(inputs)
+        if sa[-1] != sb[-2]:
+            raise node_error(node, f"inner dimensions must agree: A is {list(inputs[0].shape)}, "
+                                   f"B is {list(inputs[1].shape)}")
+        try:
+            batch = np.broadcast_shapes(sa[:-2], sb[:-2])
+        except ValueError:
+            raise node_error(node, f"batch axes of {list(inputs[0].shape)} and {list(inputs[1].shape)} "
+                                   f"do not broadcast") from None
+        out = tuple(batch) + ((sa[-2],) if len(inputs[0].shape) > 1 else ()) \
+            + ((sb[-1],) if len(inputs[1].shape) > 1 else ())
+        return [(out, F32)]
+
+    @staticmethod
+    def _shapes(inputs):
+        sa, sb = tuple(inputs[0].shape), tuple(inputs[1].shape)
+        return ((1,) + sa if len(sa) == 1 else sa), (sb + (1,) if len(sb) == 1 else sb)
+
+    def lower(self, node, inputs, outputs, plan):
+        a, b, y = inputs[0], inputs[1], outputs[0]
+        sa, sb = self._shapes(inputs)
+        m, k, n = sa[-2], sa[-1], sb[-1]
+        batch = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))
+        nb_a, nb_b = int(np.prod(sa[:-2], dtype=np.int64)), int(np.prod(sb[:-2], dtype=np.int64))
+        ia = np.broadcast_to(np.arange(nb_a).reshape(sa[:-2]), batch).reshape(-1) * (m * k)
+        ib = np.broadcast_to(np.arange(nb_b).reshape(sb[:-2]), batch).reshape(-1) * (k * n)
+        offs = np.stack([ia, ib], axis=1)
+        bname = plan.weight(np.asarray(b.const, np.float32), "matmul_b") if b.const is not None else b.name
+        emit_gemm(node, plan, a.name, (k, 1), bname, n, y.name, m, n, k, offs)

@@ -1,0 +1,208 @@
+"""Conv, Gemm and MatMul against the reference evaluator, with fused epilogues and random shapes."""
+import numpy as np
+import pytest
+from onnx import helper
+
+import tilerun
+from oracle import check_against_reference, make_model
+
+F = np.float32
+
+
+def _check(m, feeds, ref_scale=1.0):
+    tol = 1e-4 * max(1.0, ref_scale)
+    check_against_reference(m, feeds, rtol=1e-4, atol=tol)
+
+
+def conv_case(xshape, wshape, bias=True, seed=0, act=None, **attrs):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(xshape).astype(F)
+    w = (rng.standard_normal(wshape) * 0.3).astype(F)
+    inits = [("w", w)]
+    ins = ["x", "w"]
+    if bias:
+        inits.append(("b", rng.standard_normal(wshape[0]).astype(F)))
+        ins.append("b")
+    nodes = [helper.make_node("Conv", ins, ["c" if act else "y"], **attrs)]
+    if act:
+        nodes.append(helper.make_node(act[0], ["c"], ["y"], **act[1]))
+    m = make_model(nodes, [("x", F, xshape)], [("y", F, None)], inits)
+    _check(m, {"x": x}, ref_scale=np.sqrt(np.prod(wshape[1:])))
+    return m
+
+
+@pytest.mark.parametrize("xshape,wshape,attrs", [
+    ((1, 3, 10, 12), (5, 3, 3, 3), {}),                                            # plain 3x3
+    ((2, 8, 9, 9), (12, 4, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]}),             # grouped
+    ((1, 6, 11, 11), (6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}),            # depthwise
+    ((1, 4, 12, 10), (12, 1, 3, 5), {"group": 4, "strides": [2, 1], "pads": [0, 2, 1, 1]}),  # multiplier 3
+    ((1, 5, 15, 14), (7, 5, 3, 3), {"dilations": [2, 3], "pads": [2, 1, 0, 3]}),   # dilated, asymmetric
+    ((2, 4, 17, 13), (6, 4, 5, 3), {"strides": [3, 2], "pads": [2, 1, 2, 1]}),     # strided
+    ((1, 3, 8, 8), (4, 3, 2, 2), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    ((1, 3, 9, 8), (4, 3, 4, 4), {"auto_pad": "SAME_LOWER"}),
+    ((1, 3, 9, 8), (4, 3, 4, 4), {"auto_pad": "SAME_UPPER"}),
+    ((1, 3, 9, 8), (4, 3, 4, 3), {"auto_pad": "VALID", "strides": [2, 1]}),
+    ((1, 3, 9, 8), (4, 3, 3, 3), {"auto_pad": "NOTSET"}),
+    ((2, 40, 7, 9), (70, 40, 1, 1), {}),                                           # 1x1 direct
+    ((1, 16, 9, 9), (20, 16, 1, 1), {"strides": [2, 2]}),                          # 1x1 strided
+    ((1, 8, 6, 6), (8, 8, 1, 1), {"pads": [1, 0, 0, 1]}),                          # 1x1 padded
+    ((2, 5, 30), (7, 5, 3), {"pads": [1, 2], "strides": [2]}),                     # 1-D
+    ((1, 4, 25), (4, 1, 5), {"group": 4, "dilations": [2], "auto_pad": "SAME_UPPER"}),  # 1-D depthwise
+])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv(xshape, wshape, attrs, bias):
+    conv_case(xshape, wshape, bias=bias, **attrs)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_conv_random(seed):
+    rng = np.random.default_rng(100 + seed)
+    g = int(rng.choice([1, 1, 2, 3]))
+    cin_g, cout_g = int(rng.integers(1, 9)), int(rng.integers(1, 20))
+    k = [int(v) for v in rng.integers(1, 5, 2)]
+    st = [int(v) for v in rng.integers(1, 4, 2)]
+    dl = [int(v) for v in rng.integers(1, 3, 2)]
+    pads = [int(v) for v in rng.integers(0, 3, 4)]
+    hw = [int(rng.integers(k[i] * dl[i] + 1, 40)) for i in range(2)]
+    conv_case((int(rng.integers(1, 3)), cin_g * g, *hw), (cout_g * g, cin_g, *k), seed=seed,
+              bias=bool(rng.integers(2)), group=g, strides=st, dilations=dl, pads=pads)
+
+
+def test_conv_large_channels():
+    conv_case((1, 64, 14, 14), (96, 64, 3, 3), pads=[1, 1, 1, 1])
+
+
+@pytest.mark.parametrize("act", [("Relu", {}), ("LeakyRelu", {"alpha": 0.2}), ("Sigmoid", {}), ("Tanh", {}),
+                                 ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}), ("HardSwish", {})])
+@pytest.mark.parametrize("dw", [False, True])
+def test_conv_fused_activation(act, dw):
+    shape = (6, 1, 3, 3) if dw else (6, 4, 3, 3)
+    m = conv_case((1, 6 if dw else 4, 9, 9), shape, act=act, pads=[1, 1, 1, 1], group=6 if dw else 1)
+    with tilerun.compile_model(m) as eng:
+        assert [r.op_type for r in eng.plan.rows] == ["Conv"]
+
+
+def test_conv_fused_clip():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 4, 8, 8)).astype(F)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["y"])]
+    m = make_model(nodes, [("x", F, x.shape)], [("y", F, None)],
+                   [("w", rng.standard_normal((8, 4, 3, 3)).astype(F)), ("lo", np.array(-1, F)), ("hi", np.array(2, F))])
+    _check(m, {"x": x}, 6)
+
+
+@pytest.mark.parametrize("dw", [False, True])
+@pytest.mark.parametrize("act", [None, "Relu", "LeakyRelu"])
+def test_conv_residual_activation(dw, act):
+    # 16 channels x 49 pixels: full register blocks (fused in the micro-kernel) and ragged ones
+    rng = np.random.default_rng(6)
+    c = 16
+    x = rng.standard_normal((2, c, 7, 7)).astype(F)
+    r = rng.standard_normal((2, c, 7, 7)).astype(F)
+    w = rng.standard_normal((c, 1 if dw else c, 3, 3)).astype(F)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], group=c if dw else 1),
+             helper.make_node("Add", ["r", "c"], ["s" if act else "y"])]
+    if act:
+        nodes.append(helper.make_node(act, ["s"], ["y"]))
+    m = make_model(nodes, [("x", F, x.shape), ("r", F, r.shape)], [("y", F, None)],
+                   [("w", w), ("b", rng.standard_normal(c).astype(F))])
+    _check(m, {"x": x, "r": r}, 12)
+    with tilerun.compile_model(m) as eng:
+        assert [r.op_type for r in eng.plan.rows] == ["Conv"]
+
+
+def test_conv_3d_rejected():
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["y"])], [("x", F, (1, 2, 4, 4, 4))], [("y", F, None)],
+                   [("w", np.zeros((3, 2, 2, 2, 2), F))])
+    with pytest.raises(ValueError, match="rank"):
+        tilerun.compile_model(m)
+
+
+def test_conv_runtime_weights_rejected():
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["y"])], [("x", F, (1, 2, 5, 5)), ("w", F, (3, 2, 3, 3))],
+                   [("y", F, None)])
+    with pytest.raises(ValueError, match="constant"):
+        tilerun.compile_model(m)
+
+
+def test_conv_bad_group_rejected():
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["y"], group=2)], [("x", F, (1, 3, 5, 5))],
+                   [("y", F, None)], [("w", np.zeros((4, 2, 3, 3), F))])
+    with pytest.raises(ValueError, match="group"):
+        tilerun.compile_model(m)
+
+
+@pytest.mark.parametrize("ta", [0, 1])
+@pytest.mark.parametrize("tb", [0, 1])
+@pytest.mark.parametrize("cshape", [None, (), (1,), (45,), (33, 1), (33, 45)])
+@pytest.mark.parametrize("const_b", [True, False])
+def test_gemm(ta, tb, cshape, const_b):
+    rng = np.random.default_rng(hash((ta, tb, cshape, const_b)) % 2**32)
+    m_, k_, n_ = 33, 50, 45
+    a = rng.standard_normal((k_, m_) if ta else (m_, k_)).astype(F)
+    b = rng.standard_normal((n_, k_) if tb else (k_, n_)).astype(F)
+    ins, inputs, inits, feeds = ["a", "b"], [("a", F, a.shape)], [], {"a": a}
+    if const_b:
+        inits.append(("b", b))
+    else:
+        inputs.append(("b", F, b.shape))
+        feeds["b"] = b
+    if cshape is not None:
+        ins.append("c")
+        inits.append(("c", rng.standard_normal(cshape).astype(F)))
+    node = helper.make_node("Gemm", ins, ["y"], transA=ta, transB=tb, alpha=0.7, beta=1.3)
+    _check(make_model([node], inputs, [("y", F, None)], inits, opset=13), feeds, 8)
+
+
+def test_gemm_runtime_c_defaults():
+    rng = np.random.default_rng(7)
+    a, b, c = (rng.standard_normal(s).astype(F) for s in [(5, 300), (300, 70), (70,)])
+    node = helper.make_node("Gemm", ["a", "b", "c"], ["y"], transB=0)
+    m = make_model([node], [("a", F, a.shape), ("b", F, b.shape), ("c", F, c.shape)], [("y", F, None)], opset=11)
+    _check(m, {"a": a, "b": b, "c": c}, 20)
+
+
+@pytest.mark.parametrize("act", [("Relu", {}), ("Tanh", {})])
+def test_gemm_fused_activation(act):
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((3, 64)).astype(F)
+    nodes = [helper.make_node("Gemm", ["a", "w", "c"], ["g"], transB=1), helper.make_node(act[0], ["g"], ["y"])]
+    m = make_model(nodes, [("a", F, a.shape)], [("y", F, None)],
+                   [("w", (rng.standard_normal((100, 64)) * 0.2).astype(F)), ("c", rng.standard_normal(100).astype(F))])
+    _check(m, {"a": a}, 4)
+    with tilerun.compile_model(m) as eng:
+        assert [r.op_type for r in eng.plan.rows] == ["Gemm"]
+
+
+@pytest.mark.parametrize("sa,sb", [
+    ((7,), (7,)), ((7,), (7, 5)), ((4, 7), (7,)), ((33, 70), (70, 41)), ((2, 3, 5, 7), (7, 9)),
+    ((5, 7), (2, 7, 9)), ((2, 1, 5, 7), (3, 7, 4)), ((6,), (2, 6, 3)), ((2, 4, 6), (6,)), ((1, 130, 64), (64, 100)),
+])
+@pytest.mark.parametrize("const_b", [True, False])
+def test_matmul(sa, sb, const_b):
+    rng = np.random.default_rng(hash((sa, sb, const_b)) % 2**32)
+    a = rng.standard_normal(sa).astype(F)
+    b = rng.standard_normal(sb).astype(F)
+    inputs, inits, feeds = [("a", F, sa)], [], {"a": a}
+    if const_b:
+        inits.append(("b", b))
+    else:
+        inputs.append(("b", F, sb))
+        feeds["b"] = b
+    _check(make_model([helper.make_node("MatMul", ["a", "b"], ["y"])], inputs, [("y", F, None)], inits), feeds, 10)
+
+
+def test_matmul_fused_relu():
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((2, 10, 32)).astype(F)
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["g"]), helper.make_node("Relu", ["g"], ["y"])]
+    m = make_model(nodes, [("a", F, a.shape)], [("y", F, None)], [("w", rng.standard_normal((32, 48)).astype(F))])
+    _check(m, {"a": a}, 6)
+
+
+def test_matmul_inner_mismatch_rejected():
+    m = make_model([helper.make_node("MatMul", ["a", "b"], ["y"])], [("a", F, (3, 4)), ("b", F, (5, 6))],
+                   [("y", F, None)])
+    with pytest.raises(ValueError, match="inner"):
+        tilerun.compile_model(m)
