@@ -1,0 +1,100 @@
+"""Single-stream latency of each light model: tilerun vs ONNX Runtime, same thread count.
+
+As pytest-benchmark tests, each (model, threads) pair shares a ``benchmark.group``
+so the two engines sit side by side.  ``python benchmarks/test_latency.py --summary``
+instead measures both engines interleaved in one run and prints a table.
+"""
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(pathlib.Path(__file__).resolve().parents[1] / ".numba_cache"))
+
+import onnx  # noqa: E402
+
+import tilerun  # noqa: E402
+from tilerun.models import LIGHT_MODELS, light_model_path, random_inputs, randomize_weights  # noqa: E402
+
+THREADS = (1, 2)
+
+
+def _model(name):
+    return randomize_weights(onnx.load(light_model_path(name)), seed=0)
+
+
+def _ort_runner(model, threads):
+    """A zero-argument callable running the model once in ONNX Runtime."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    s = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    feeds = {i.name: x for i, x in zip(s.get_inputs(), random_inputs(model, seed=0))}
+    return lambda: s.run(None, feeds)
+
+
+def _tilerun_runner(model, threads):
+    """(callable, engine) running the model once in tilerun."""
+    eng = tilerun.compile_model(model, num_cores=threads)
+    inputs = random_inputs(eng, seed=0)
+    return (lambda: eng.run(inputs)), eng
+
+
+try:
+    import pytest
+except ImportError:  # summary mode needs no pytest
+    pytest = None
+
+if pytest is not None:
+    @pytest.mark.parametrize("threads", THREADS)
+    @pytest.mark.parametrize("name", LIGHT_MODELS)
+    @pytest.mark.parametrize("engine", ["tilerun", "onnxruntime"])
+    def test_latency(benchmark, engine, name, threads):
+        """Latency of one engine on one model at one thread count."""
+        benchmark.group = f"{name} x{threads}"
+        model = _model(name)
+        if engine == "tilerun":
+            fn, eng = _tilerun_runner(model, threads)
+            try:
+                fn()
+                benchmark(fn)
+            finally:
+                eng.close()
+        else:
+            fn = _ort_runner(model, threads)
+            fn()
+            benchmark(fn)
+
+
+def summary(threads=1, rounds=20):
+    """Print model, tilerun median ms, ORT median ms, ratio, measured interleaved."""
+    print(f"threads={threads}  rounds={rounds}")
+    print(f"{'model':<14}{'tilerun ms':>12}{'ORT ms':>10}{'ratio':>8}")
+    for name in LIGHT_MODELS:
+        model = _model(name)
+        try:
+            fn, eng = _tilerun_runner(model, threads)
+        except Exception as e:
+            print(f"{name:<14}{'n/a':>12}  ({type(e).__name__})")
+            continue
+        ort_fn = _ort_runner(model, threads)
+        fn(), ort_fn()
+        a, b = [], []
+        for _ in range(rounds):
+            for f, acc in ((fn, a), (ort_fn, b)):
+                t = time.perf_counter()
+                f()
+                acc.append(time.perf_counter() - t)
+        eng.close()
+        ta, tb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
+        print(f"{name:<14}{ta:>12.2f}{tb:>10.2f}{ta / tb:>8.2f}")
+
+
+if __name__ == "__main__":
+    if "--summary" in sys.argv:
+        for t in THREADS:
+            summary(t)
+    else:
+        print("usage: python benchmarks/test_latency.py --summary")

@@ -1,0 +1,117 @@
+"""The light real models shipped in the onnx wheel, with seeded random weights.
+
+Every weight of these models is ``ConstantOfShape(0.02)``, so their shipped
+outputs are uniform and prove nothing.  ``randomize_weights`` folds each
+ConstantOfShape into an initializer and gives every float weight random values
+scaled by the role of its consumer (He init for Conv/Gemm, near-identity
+BatchNormalization, small biases), so activations stay in a sane range.
+It does not download anything: only the models inside the installed onnx wheel.
+"""
+import os
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+LIGHT_MODELS = ["resnet50", "densenet121", "inception_v1", "inception_v2", "shufflenet",
+                "squeezenet", "vgg19", "bvlc_alexnet", "zfnet512"]
+
+
+def light_model_path(name):
+    """Path of ``light_<name>.onnx`` inside the installed onnx wheel."""
+    name = name[len("light_"):] if name.startswith("light_") else name
+    if name not in LIGHT_MODELS:
+        raise ValueError(f"unknown light model {name!r}; expected one of {LIGHT_MODELS}")
+    base = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+    return os.path.join(base, f"light_{name}.onnx")
+
+
+def _role(consumers, name):
+    """(op_type, input index) of the first consumer of ``name``, looking through Unsqueeze/Reshape."""
+    for node, idx in consumers.get(name, []):
+        if node.op_type in ("Unsqueeze", "Reshape", "Cast", "Identity") and idx == 0:
+            return _role(consumers, node.output[0])
+        return node.op_type, idx
+    return None, None
+
+
+def _random_weight(rng, shape, role):
+    op, idx = role
+    shape = tuple(int(d) for d in shape)
+    normal = rng.standard_normal(shape)
+    if op in ("Conv", "Gemm", "MatMul", "ConvTranspose") and idx == 1:
+        fan_in = int(np.prod(shape[1:])) if op != "MatMul" and len(shape) > 1 else shape[0]
+        if op == "Gemm" and len(shape) == 2:
+            fan_in = max(shape)  # transB unknown here; the larger dim is the input width
+        w = normal * np.sqrt(2.0 / max(fan_in, 1))
+    elif op == "BatchNormalization":
+        w = {1: 1 + 0.1 * normal, 2: 0.1 * normal, 3: 0.1 * normal}.get(idx)
+        if w is None:
+            w = 0.5 + rng.random(shape)
+    elif op == "Mul":
+        w = 1 + 0.1 * normal
+    elif op == "Add":
+        w = 0.1 * normal
+    else:
+        w = 0.01 * normal
+    return np.asarray(w, np.float32)
+
+
+def randomize_weights(model, seed=0):
+    """Return a copy of ``model`` whose float weights are seeded random values (see module doc)."""
+    if isinstance(model, (str, os.PathLike)):
+        model = onnx.load(model)
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    g = model.graph
+    rng = np.random.default_rng(seed)
+    inits = {t.name: t for t in g.initializer}
+    consumers = {}
+    for node in g.node:
+        for i, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, i))
+    new_inits, keep = [], []
+    for node in g.node:
+        if node.op_type == "ConstantOfShape" and node.input[0] in inits:
+            shape = numpy_helper.to_array(inits[node.input[0]])
+            w = _random_weight(rng, shape, _role(consumers, node.output[0]))
+            new_inits.append(numpy_helper.from_array(w, node.output[0]))
+        else:
+            keep.append(node)
+    for t in g.initializer:
+        if t.data_type == onnx.TensorProto.FLOAT:
+            arr = numpy_helper.to_array(t)
+            w = _random_weight(rng, arr.shape, _role(consumers, t.name))
+            t.CopyFrom(numpy_helper.from_array(w, t.name))
+    del g.node[:]
+    g.node.extend(keep)
+    used = {n for node in keep for n in node.input} | {o.name for o in g.output}
+    dead = {t.name for t in g.initializer if t.name not in used}
+    kept_inits = [t for t in g.initializer if t.name not in dead]
+    del g.initializer[:]
+    g.initializer.extend(kept_inits + new_inits)
+    kept_inputs = [i for i in g.input if i.name not in dead]
+    names = {t.name for t in g.initializer}
+    for t in new_inits:  # IR 3 lists every initializer as a graph input too
+        kept_inputs.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    del g.input[:]
+    g.input.extend(kept_inputs)
+    assert all(i.name in names or i.name not in dead for i in g.input)
+    return model
+
+
+def default_model():
+    """The default demo model: light_resnet50 with seeded random weights."""
+    return randomize_weights(onnx.load(light_model_path("resnet50")), seed=0)
+
+
+def random_inputs(model_or_engine, seed=0):
+    """Seeded standard-normal float32 arrays for the real (non-initializer) graph inputs."""
+    rng = np.random.default_rng(seed)
+    if hasattr(model_or_engine, "input_shapes"):
+        shapes = [tuple(s) for s in model_or_engine.input_shapes]
+    else:
+        g = model_or_engine.graph
+        inits = {t.name for t in g.initializer}
+        shapes = [tuple(max(d.dim_value, 1) for d in i.type.tensor_type.shape.dim)
+                  for i in g.input if i.name not in inits]
+    return [rng.standard_normal(s).astype(np.float32) for s in shapes]
