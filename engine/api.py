@@ -14,12 +14,13 @@ from tilerun.scheduler import topology
 from tilerun.scheduler.policies import Scheduler, SingleStream, Stream
 from tilerun.scheduler.pool import WorkerPool
 
-from .errors import InputError, ModelError, RequestError
+from .errors import ModelError, RequestError
 from .importer import import_model
 from .load import load_model
 from .lower import lower_graph
 from .passes import run_passes
 from .plan import aligned_bytes
+from .validate import check_inputs
 
 
 def compile_model(model, batch_size=1, input_shapes=None, num_cores=None, num_streams=None,
@@ -96,32 +97,8 @@ class Engine:
                 out.append(self.plan.view(arena, name).copy())
         return out
 
-    # -- checking --------------------------------------------------------------
     def _check_inputs(self, inputs):
-        if isinstance(inputs, dict):
-            unknown = sorted(set(inputs) - set(self.input_names))
-            missing = [n for n in self.input_names if n not in inputs]
-            if unknown or missing:
-                raise InputError(f"input names do not match: expected {self.input_names}, "
-                                 f"given {sorted(inputs)} (missing {missing}, unknown {unknown})")
-            inputs = [inputs[n] for n in self.input_names]
-        elif isinstance(inputs, np.ndarray) and len(self.input_names) == 1:
-            inputs = [inputs]
-        if not isinstance(inputs, (list, tuple)):
-            raise InputError(f"inputs must be a list of arrays in the order {self.input_names} or a dict, "
-                             f"given {type(inputs).__name__}")
-        if len(inputs) != len(self.input_names):
-            raise InputError(f"expected {len(self.input_names)} inputs {self.input_names}, given {len(inputs)}")
-        checked = []
-        for name, shape, dtype, a in zip(self.input_names, self.input_shapes, self.input_dtypes, inputs):
-            if not isinstance(a, np.ndarray):
-                raise InputError(f"input {name!r}: expected a numpy array, given {type(a).__name__}")
-            if a.dtype != dtype:
-                raise InputError(f"input {name!r}: expected dtype {dtype}, given {a.dtype}")
-            if tuple(a.shape) != tuple(shape):
-                raise InputError(f"input {name!r}: expected shape {list(shape)}, given {list(a.shape)}")
-            checked.append(a)
-        return checked
+        return check_inputs(self.input_names, self.input_shapes, self.input_dtypes, inputs)
 
     # -- lifetime --------------------------------------------------------------
     def close(self):

@@ -99,9 +99,29 @@ def randomize_weights(model, seed=0):
     return model
 
 
+def without_final_softmax(model):
+    """Make the input of the last Softmax (if any) the only graph output, dropping what follows.
+
+    With random weights a classifier's Softmax saturates (one class near 1, the
+    rest near 0), so comparisons are made on the logits before it.
+    """
+    g = model.graph
+    found = [i for i, n in enumerate(g.node) if n.op_type == "Softmax"]
+    if not found:
+        return model
+    idx = found[-1]
+    name = g.node[idx].input[0]
+    nodes = list(g.node[:idx])
+    del g.node[:]
+    g.node.extend(nodes)
+    del g.output[:]
+    g.output.extend([helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)])
+    return model
+
+
 def default_model():
-    """The default demo model: light_resnet50 with seeded random weights."""
-    return randomize_weights(onnx.load(light_model_path("resnet50")), seed=0)
+    """The default demo model: light_resnet50 with seeded random weights, output = logits."""
+    return without_final_softmax(randomize_weights(onnx.load(light_model_path("resnet50")), seed=0))
 
 
 def random_inputs(model_or_engine, seed=0):

@@ -1,36 +1,21 @@
 """Every light real model, with seeded random weights, in tilerun against ONNX Runtime.
 
-Compared on the values before the final Softmax (the Softmax input is made the
-graph output), rtol 1e-3, atol 1e-3 * max(1, max|ref|).  Also checks that 1 and
-2 cores give bit-identical outputs on resnet50.
+Compared on the values before the final Softmax (``without_final_softmax``),
+rtol 1e-3, atol 1e-3 * max(1, max|ref|).  Also checks that 1 and 2 cores give
+bit-identical outputs on resnet50.
 """
 import numpy as np
 import onnx
 import pytest
 
 import tilerun
-from tilerun.models import LIGHT_MODELS, light_model_path, random_inputs, randomize_weights
+from tilerun.models import (LIGHT_MODELS, light_model_path, random_inputs, randomize_weights,
+                            without_final_softmax)
 
 try:
     import onnxruntime as ort
 except ImportError:  # a dev dependency: fail loudly, never skip
     ort = None
-
-
-def cut_before_softmax(model):
-    """Make the input of the last Softmax (if any) the only graph output and drop the nodes after it."""
-    g = model.graph
-    found = [i for i, n in enumerate(g.node) if n.op_type == "Softmax"]
-    if not found:  # densenet121 ends without a Softmax: compare its output as it is
-        return model
-    idx = found[-1]
-    name = g.node[idx].input[0]
-    nodes = list(g.node[:idx])
-    del g.node[:]
-    g.node.extend(nodes)
-    del g.output[:]
-    g.output.extend([onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)])
-    return model
 
 
 def ort_run(model, inputs):
@@ -44,7 +29,7 @@ def ort_run(model, inputs):
 
 @pytest.mark.parametrize("name", LIGHT_MODELS)
 def test_light_model_matches_ort(name):
-    model = cut_before_softmax(randomize_weights(onnx.load(light_model_path(name)), seed=1))
+    model = without_final_softmax(randomize_weights(onnx.load(light_model_path(name)), seed=1))
     with tilerun.compile_model(model, batch_size=1) as eng:
         inputs = random_inputs(eng, seed=2)
         got = eng.run(inputs)[0]
@@ -67,5 +52,5 @@ def test_randomized_weights_not_uniform():
     model = randomize_weights(onnx.load(light_model_path("squeezenet")), seed=0)
     assert not any(n.op_type == "ConstantOfShape" for n in model.graph.node)
     onnx.checker.check_model(model)
-    ref = ort_run(cut_before_softmax(model), random_inputs(model, seed=0))
+    ref = ort_run(without_final_softmax(model), random_inputs(model, seed=0))
     assert np.isfinite(ref).all() and ref.std() > 0
