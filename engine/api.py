@@ -1,18 +1,27 @@
 """The public API: ``compile_model`` and the ``Engine`` it returns.
 
 ``compile_model`` runs the path of a model — load, import, passes, lowering to
-a plan — and starts the worker pool. ``Engine.run`` checks every input against
-the compiled signature before any kernel runs, copies inputs into a stream's
-arena, lets the scheduler run the plan and returns fresh output arrays.
+a plan — and starts the runtime: one pinned worker per core serving the
+engine's request slots in the chosen scheduling mode. ``Engine.run`` checks
+every input against the compiled signature before any kernel runs, takes a
+free slot (callers are served in arrival order), copies the inputs into that
+slot's arena, sleeps until the workers finished the request and returns fresh
+output arrays. Every slot has its own arena; the packed weights are shared.
 """
+import asyncio
+import atexit
 import concurrent.futures
 import threading
+import time
+import weakref
 
 import numpy as np
 
-from tilerun.scheduler import topology
-from tilerun.scheduler.policies import Scheduler, SingleStream, Stream
-from tilerun.scheduler.pool import WorkerPool
+from tilerun.scheduler import executor
+from tilerun.scheduler import topology as cpu_topology
+from tilerun.scheduler.policies import Closed, Scheduler, check_num_streams
+from tilerun.scheduler.runtime import Runtime
+from tilerun.scheduler.trace import Trace
 
 from .errors import ModelError, RequestError
 from .importer import import_model
@@ -24,69 +33,111 @@ from .validate import check_inputs
 
 
 def compile_model(model, batch_size=1, input_shapes=None, num_cores=None, num_streams=None,
-                  scheduler="single_stream"):
-    """Compile an ONNX model (path, bytes or ModelProto) into a running ``Engine``."""
+                  scheduler="single_stream", topology=None, work_stealing=True):
+    """Compile an ONNX model (path, bytes or ModelProto) into a running ``Engine``.
+
+    ``scheduler`` is ``"single_stream"`` (one request at a time over all
+    cores), ``"multi_stream"`` (``num_streams`` concurrent requests, default
+    one per core; idle workers help other in-flight requests unless
+    ``work_stealing=False``) or ``"elastic"`` (at most one request per NUMA
+    node / L3 domain). ``topology`` replaces the detected CPU topology (a
+    ``tilerun.scheduler.Topology``, e.g. two one-core domains for testing).
+    """
     try:
         mode = Scheduler(scheduler)
     except ValueError:
         raise ModelError(f"scheduler must be one of {[s.value for s in Scheduler]}, given {scheduler!r}") from None
-    if mode is not Scheduler.single_stream:
-        raise NotImplementedError(f"scheduler {mode.value!r} is not available yet; use 'single_stream'")
-    if num_streams not in (None, 1):
-        raise ModelError(f"single_stream serves one request at a time: num_streams must be 1 or None, given {num_streams}")
-    topo = topology.detect().limit(num_cores)
+    topo = (topology or cpu_topology.detect()).limit(num_cores)
+    try:
+        n_streams = check_num_streams(mode, topo, num_streams)
+    except ValueError as e:
+        raise ModelError(str(e)) from None
     graph = import_model(load_model(model))
     run_passes(graph, batch_size, input_shapes)
     plan = lower_graph(graph, len(topo.cores))
-    return Engine(graph, plan, topo, mode)
+    return Engine(graph, plan, topo, mode, n_streams, work_stealing)
 
 
 class Engine:
-    """A compiled model bound to a worker pool; call ``run`` (or the engine itself)."""
+    """A compiled model served by pinned workers; call ``run`` (or the engine itself)."""
 
-    def __init__(self, graph, plan, topo, mode):
+    def __init__(self, graph, plan, topo, mode, num_streams=1, work_stealing=True):
         self.plan = plan
         self.topology = topo
         self.scheduler = mode
-        self.num_streams = 1
+        self.num_streams = num_streams
         self.input_names = list(graph.inputs)
         self.input_shapes = [tuple(graph.values[n].shape) for n in graph.inputs]
         self.input_dtypes = [graph.values[n].dtype for n in graph.inputs]
         self.output_names = list(graph.outputs)
         self._constant_outputs = {o: graph.values[o].const for o in graph.outputs if graph.values[o].const is not None}
-        self._pool = WorkerPool(topo.cores)
+        self._arenas = [aligned_bytes(plan.arena_size) for _ in range(num_streams)]
+        self._params = [plan.bind(a) for a in self._arenas]  # kept alive: the workers read them
+        offsets = plan.tables["param_offsets"][:-1]
+        slot_params = [p.ctypes.data + 8 * offsets for p in self._params]
         self._scratch = [aligned_bytes(plan.scratch_bytes) for _ in topo.cores]
-        scratch_addrs = [s.ctypes.data for s in self._scratch]
-        self._policy = SingleStream(self._pool, Stream(plan, aligned_bytes), scratch_addrs)
+        self._runtime = Runtime(plan.tables, slot_params, topo, mode, [s.ctypes.data for s in self._scratch],
+                                work_stealing)
         self._async = None
         self._closed = False
         self._lock = threading.Lock()
+        _LIVE.add(self)
 
     # -- running ---------------------------------------------------------------
     def run(self, inputs):
         """Run one request: ``inputs`` in graph-input order (or a name → array dict); returns outputs."""
-        arrays = self._check_inputs(inputs)
-        if self._closed:
-            raise RequestError("engine is closed")
-        failed, outs = self._policy.submit(lambda arena: self._load(arena, arrays), self._read)
-        if failed is not None:
-            row = self.plan.rows[failed]
-            raise RequestError(f"kernel {row.kernel} of node {row.node!r} ({row.op_type}) reported a fault")
-        return outs
+        return self._serve(self._check_inputs(inputs))[0]
 
     __call__ = run
 
     def run_async(self, inputs):
-        """Submit ``inputs`` and return a ``concurrent.futures.Future`` of the outputs."""
-        with self._lock:
-            if self._async is None:
-                self._async = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tilerun-async")
-        arrays = self._check_inputs(inputs)
-        return self._async.submit(self.run, arrays)
+        """Submit ``inputs`` and return a ``concurrent.futures.Future`` of the outputs.
 
-    def _load(self, arena, arrays):
-        for name, a in zip(self.input_names, arrays):
-            np.copyto(self.plan.view(arena, name), a)
+        Inputs are checked now (a bad input raises here, not in the future);
+        a failure while running fails only this future.
+        """
+        arrays = self._check_inputs(inputs)
+        with self._lock:
+            if self._closed:
+                raise RequestError("engine is closed")
+            if self._async is None:
+                # One waiting thread per slot: requests beyond the slots queue in FIFO order.
+                self._async = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self.num_streams, thread_name_prefix="tilerun-async")
+            return self._async.submit(lambda: self._serve(arrays)[0])
+
+    async def arun(self, inputs):
+        """``await engine.arun(inputs)``: ``run_async`` for asyncio code, without blocking the loop."""
+        return await asyncio.wrap_future(self.run_async(inputs))
+
+    def trace(self, inputs, repeat=1):
+        """Run ``inputs`` ``repeat`` times and return the ``Trace`` of the last run (earlier ones warm up)."""
+        arrays = self._check_inputs(inputs)
+        cap = int(self.plan.tables["n_tiles"].sum())
+        for _ in range(max(int(repeat), 1) - 1):
+            self._serve(arrays)
+        t = time.perf_counter_ns()
+        outputs, (events, start_ns) = self._serve(arrays, np.zeros((cap, executor.N_EV), np.int64))
+        return Trace(self.plan.rows, events, time.perf_counter_ns() - t, outputs, start_ns)
+
+    def _serve(self, arrays, trace=None):
+        if self._closed:
+            raise RequestError("engine is closed")
+        try:
+            slot = self._runtime.acquire()
+        except Closed:
+            raise RequestError("engine was closed while the request waited for a free stream") from None
+        try:
+            arena = self._arenas[slot]
+            for name, a in zip(self.input_names, arrays):
+                np.copyto(self.plan.view(arena, name), a)
+            failed, used, start_ns = self._runtime.execute(slot, trace)
+            if failed is not None:
+                row = self.plan.rows[failed]
+                raise RequestError(f"kernel {row.kernel} of node {row.node!r} ({row.op_type}) reported a fault")
+            return self._read(arena), (None if trace is None else (trace[:used], start_ns))
+        finally:
+            self._runtime.release(slot)
 
     def _read(self, arena):
         out = []
@@ -101,14 +152,21 @@ class Engine:
         return check_inputs(self.input_names, self.input_shapes, self.input_dtypes, inputs)
 
     # -- lifetime --------------------------------------------------------------
-    def close(self):
-        """Stop the worker pool; later calls to ``run`` raise ``RequestError``."""
-        if self._closed:
-            return
-        self._closed = True
+    def close(self, timeout=None):
+        """Finish the requests in flight, fail those still waiting for a stream, stop the workers.
+
+        Later calls to ``run`` raise ``RequestError``. Returns True when every
+        worker stopped within ``timeout`` seconds (None: wait as long as it takes).
+        """
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+        stopped = self._runtime.close(timeout)
         if self._async is not None:
             self._async.shutdown(wait=True)
-        self._pool.close()
+        _LIVE.discard(self)
+        return stopped
 
     def __enter__(self):
         return self
@@ -121,3 +179,13 @@ class Engine:
             self.close()
         except Exception:
             pass
+
+
+_LIVE = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_engines():
+    # Workers sit in nopython loops; stop them before the interpreter tears down threads.
+    for eng in list(_LIVE):
+        eng.close(timeout=10)

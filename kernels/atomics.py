@@ -1,4 +1,4 @@
-"""Atomic operations and CPU yield for nopython code, emitted as LLVM IR.
+"""Atomics, CPU yield, futex sleep/wake and a clock for nopython code, emitted as LLVM IR.
 
 ``atomic_add``, ``atomic_load``, ``atomic_store`` and ``atomic_cas`` act on
 one element of a 1-D int64 array with sequentially consistent ordering (the
@@ -6,7 +6,13 @@ scheduler's counters are few and contended rarely, so the strongest ordering
 costs nothing measurable). ``cpu_relax`` is the spin-wait hint and
 ``sched_yield`` gives the core away; both are declared as external symbols
 rather than ctypes pointers, so functions that use them stay cacheable.
+``futex_wait``/``futex_wake`` let a worker sleep on a counter and be woken
+without going back to Python (Linux; elsewhere the wait degrades to a yield),
+and ``now_ns`` reads the monotonic clock for tile timelines.
 """
+import platform
+import sys
+
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -103,3 +109,73 @@ def cpu_relax(typingctx):
             builder.call(fn, [])
         return context.get_dummy_value()
     return types.none(), codegen
+
+
+# Linux futex on the low 32 bits of an int64 counter (little-endian hosts).
+_SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine().lower())
+_HAS_FUTEX = sys.platform.startswith("linux") and _SYS_FUTEX is not None
+_FUTEX_WAIT_PRIVATE, _FUTEX_WAKE_PRIVATE = 128, 129
+_TIMESPEC = ir.LiteralStructType([_I64, _I64])
+
+
+def _syscall(builder, args):
+    fnty = ir.FunctionType(_I64, [_I64], var_arg=True)
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "syscall")
+    return builder.call(fn, args)
+
+
+@intrinsic
+def futex_wait(typingctx, arr, idx, expected, timeout_ns):
+    """Sleep while ``arr[idx]`` still equals ``expected``, at most ``timeout_ns``; spurious wakes allowed."""
+    _check(arr)
+
+    def codegen(context, builder, sig, args):
+        if not _HAS_FUTEX:
+            builder.call(cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []),
+                                                        "sched_yield"), [])
+            return context.get_dummy_value()
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
+        expected = context.cast(builder, args[2], sig.args[2], types.int64)
+        timeout = context.cast(builder, args[3], sig.args[3], types.int64)
+        ts = cgutils.alloca_once(builder, _TIMESPEC)
+        billion = ir.Constant(_I64, 1_000_000_000)
+        builder.store(builder.sdiv(timeout, billion), builder.gep(ts, [ir.Constant(ir.IntType(32), 0)] * 2))
+        builder.store(builder.srem(timeout, billion),
+                      builder.gep(ts, [ir.Constant(ir.IntType(32), 0), ir.Constant(ir.IntType(32), 1)]))
+        low32 = builder.and_(expected, ir.Constant(_I64, 0xFFFFFFFF))
+        _syscall(builder, [ir.Constant(_I64, _SYS_FUTEX), builder.ptrtoint(ptr, _I64),
+                           ir.Constant(_I64, _FUTEX_WAIT_PRIVATE), low32, builder.ptrtoint(ts, _I64),
+                           ir.Constant(_I64, 0), ir.Constant(_I64, 0)])
+        return context.get_dummy_value()
+    return types.none(arr, idx, expected, timeout_ns), codegen
+
+
+@intrinsic
+def futex_wake(typingctx, arr, idx, count):
+    """Wake up to ``count`` threads sleeping in ``futex_wait`` on ``arr[idx]``."""
+    _check(arr)
+
+    def codegen(context, builder, sig, args):
+        if _HAS_FUTEX:
+            ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
+            n = context.cast(builder, args[2], sig.args[2], types.int64)
+            _syscall(builder, [ir.Constant(_I64, _SYS_FUTEX), builder.ptrtoint(ptr, _I64),
+                               ir.Constant(_I64, _FUTEX_WAKE_PRIVATE), n, ir.Constant(_I64, 0),
+                               ir.Constant(_I64, 0), ir.Constant(_I64, 0)])
+        return context.get_dummy_value()
+    return types.none(arr, idx, count), codegen
+
+
+@intrinsic
+def now_ns(typingctx):
+    """Monotonic clock in nanoseconds (``clock_gettime(CLOCK_MONOTONIC)``)."""
+    def codegen(context, builder, sig, args):
+        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32), _TIMESPEC.as_pointer()])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "clock_gettime")
+        ts = cgutils.alloca_once(builder, _TIMESPEC)
+        builder.call(fn, [ir.Constant(ir.IntType(32), 1), ts])
+        zero = ir.Constant(ir.IntType(32), 0)
+        sec = builder.load(builder.gep(ts, [zero, zero]))
+        nsec = builder.load(builder.gep(ts, [zero, ir.Constant(ir.IntType(32), 1)]))
+        return builder.add(builder.mul(sec, ir.Constant(_I64, 1_000_000_000)), nsec)
+    return types.int64(), codegen

@@ -1,98 +1,206 @@
-"""The tile executor: one nopython ``nogil`` loop per worker per request.
+"""The tile executor: every worker runs one nopython ``nogil`` loop for the engine's lifetime.
 
-A request's state is a few int64 arrays. Ops (plan rows) become ready when
-their dependency counter reaches zero and are appended to a ready list; a
-worker claims the next tile of the earliest ready op with an atomic
-fetch-and-add, runs it through the kernel's address, and the worker that
-completes an op's last tile releases its consumers. No Python runs per tile
-or per op, and no global barrier separates ops, so independent branches run
-side by side. A kernel's non-zero status stops the request and is reported.
+An engine has ``n_slots`` request slots (streams). A slot's state is one row
+of ``ctl`` (flags and counters) and one ``(N_STATE, n_ops)`` matrix of ``st``
+(per-op claim/done/dependency counters and the ready list); every slot shares
+the plan's tables (kernel addresses, tile counts, consumer lists) and has its
+own parameter rows (its arena's addresses).
+
+A caller puts a request into a slot with ``start`` and sleeps in ``wait``.
+Workers scan the slots in their own order (``order[w]``: home slot first, then
+the slots the policy lets them help), claim tiles of ready ops with an atomic
+fetch-and-add, run them through the kernel's address, and whoever completes an
+op's last tile releases its consumers; whoever completes the last op marks the
+slot finished and wakes the caller. No Python runs per tile, per op or per
+request on the workers. With no active slot in its order a worker spins
+briefly, yields, then sleeps on a futex until the next ``start``.
+
+Safe reuse of a slot: a worker announces itself in ``RUNNING`` before it
+touches a slot and re-checks ``ACTIVE`` after; ``wait`` returns only when the
+slot is inactive and no worker is inside it, so the next request can reset it.
 """
 import numba
 import numpy as np
 
-from tilerun.kernels.abi import call_tile
-from tilerun.kernels.atomics import atomic_add, atomic_load, atomic_store, atomic_cas, cpu_relax, sched_yield
+from tilerun.kernels.abi import call_tile, i64
+from tilerun.kernels.atomics import (atomic_add, atomic_cas, atomic_load, atomic_store, cpu_relax,
+                                     futex_wait, futex_wake, now_ns, sched_yield)
 
-# Slots of the per-request control array.
-TAIL, OPS_DONE, ERROR, N_CTL = 0, 1, 2, 8
-# Rows of the per-request op-state matrix.
+# Columns of a slot's control row (16 int64 = two cache lines, so slots do not share a line).
+ACTIVE, RUNNING, TAIL, OPS_DONE, ERROR, GEN, TRACE_ADDR, TRACE_CAP, TRACE_N, T0, N_CTL = (
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16)
+# Rows of a slot's op-state matrix.
 CLAIMED, DONE, DEPS, READY, READY_OK, N_STATE = 0, 1, 2, 3, 4, 5
+# Columns of the engine-wide control row.
+STOP, SEQ, SLEEPERS, N_GLOBAL = 0, 1, 2, 16
+# Columns of a trace event.
+EV_WORKER, EV_ROW, EV_TILE, EV_START, EV_END, N_EV = 0, 1, 2, 3, 4, 5
 
-SPINS_BEFORE_YIELD = 64
+# Idle back-off of a worker with nothing to do: spin, then yield, then sleep.
+SPIN_NS = 50_000
+YIELD_NS = 1_000_000
+SLEEP_NS = 100_000_000  # a sleeping worker re-checks this often even without a wake
 
 
-def new_request_state(n_ops):
-    """Zeroed control array and op-state matrix for a plan of ``n_ops`` rows."""
-    return np.zeros(N_CTL, np.int64), np.zeros((N_STATE, max(n_ops, 1)), np.int64)
+def new_state(n_slots, n_ops):
+    """Zeroed engine-wide row, slot control rows and op-state matrices."""
+    return (np.zeros(N_GLOBAL, np.int64), np.zeros((n_slots, N_CTL), np.int64),
+            np.zeros((n_slots, N_STATE, max(n_ops, 1)), np.int64))
 
 
 @numba.njit(nogil=True, cache=True)
-def reset_request(ctl, st, deps_init):
-    """Prepare a request: counters to zero, dependency counts copied, roots made ready."""
-    n = deps_init.size
-    ctl[:] = 0
-    st[:, :] = 0
+def start(g, ctl, st, slot, deps_init, trace_addr, trace_cap):
+    """Reset ``slot`` for a new request, make its root ops ready, activate it and wake workers."""
+    c = ctl[slot]
+    s = st[slot]
+    s[:, :] = 0
     tail = 0
-    for op in range(n):
-        st[DEPS, op] = deps_init[op]
+    for op in range(deps_init.size):
+        s[DEPS, op] = deps_init[op]
         if deps_init[op] == 0:
-            st[READY, tail] = op
-            st[READY_OK, tail] = 1
+            s[READY, tail] = op
+            s[READY_OK, tail] = 1
             tail += 1
-    ctl[TAIL] = tail
+    c[TAIL] = tail
+    c[OPS_DONE] = 0
+    c[ERROR] = 0
+    c[TRACE_ADDR] = trace_addr
+    c[TRACE_CAP] = trace_cap
+    c[TRACE_N] = 0
+    c[T0] = now_ns()
+    atomic_add(c, GEN, 1)
+    atomic_store(c, ACTIVE, 1)  # publishes everything above to the workers
+    atomic_add(g, SEQ, 1)
+    if atomic_load(g, SLEEPERS) > 0:
+        futex_wake(g, SEQ, 1 << 30)
 
 
 @numba.njit(nogil=True, cache=True)
-def _release_consumers(op, ctl, deps, ready, ready_ok, cons_ptr, cons_idx):
-    for k in range(cons_ptr[op], cons_ptr[op + 1]):
-        c = cons_idx[k]
-        if atomic_add(deps, c, -1) == 1:
-            slot = atomic_add(ctl, TAIL, 1)
-            ready[slot] = c
-            atomic_store(ready_ok, slot, 1)
-    atomic_add(ctl, OPS_DONE, 1)
+def wait(ctl, slot):
+    """Sleep until ``slot``'s request finished or failed and no worker is inside it; return ERROR."""
+    c = ctl[slot]
+    while atomic_load(c, ACTIVE) != 0:
+        futex_wait(c, ACTIVE, 1, SLEEP_NS)
+    while atomic_load(c, RUNNING) != 0:  # a worker leaving after a failure: at most one tile long
+        sched_yield()
+    return c[ERROR]
 
 
 @numba.njit(nogil=True, cache=True)
-def work(fn_addr, param_addr, n_tiles, cons_ptr, cons_idx, ctl, st, scratch):
-    """Claim and run tiles of one request until every op is done or one failed.
+def stop(g):
+    """Tell every worker to leave ``serve`` (after its current tile) and wake the sleepers."""
+    atomic_store(g, STOP, 1)
+    atomic_add(g, SEQ, 1)
+    futex_wake(g, SEQ, 1 << 30)
 
-    Returns the number of tiles this worker ran.
-    """
+
+@numba.njit(nogil=True, cache=True)
+def _finish(c):
+    if atomic_cas(c, ACTIVE, 1, 0) == 1:
+        futex_wake(c, ACTIVE, 1 << 30)
+
+
+@numba.njit(nogil=True, cache=True)
+def _run_slot(w, c, s, params, fn_addr, n_tiles, cons_ptr, cons_idx, scratch, pos):
+    """Run ready tiles of one slot until none is claimable; returns (tiles run, new scan position)."""
     n_ops = n_tiles.size
-    claimed, done, deps, ready, ready_ok = st[CLAIMED], st[DONE], st[DEPS], st[READY], st[READY_OK]
-    pos = 0
+    claimed, done, deps, ready, ready_ok = s[CLAIMED], s[DONE], s[DEPS], s[READY], s[READY_OK]
+    trace_addr = c[TRACE_ADDR]
     ran = 0
-    idle = 0
-    while atomic_load(ctl, OPS_DONE) < n_ops and atomic_load(ctl, ERROR) == 0:
-        tail = atomic_load(ctl, TAIL)
-        found = False
+    while atomic_load(c, ERROR) == 0 and atomic_load(c, OPS_DONE) < n_ops:
+        tail = atomic_load(c, TAIL)
+        op = -1
+        t = 0
         q = pos
         while q < tail:
             if atomic_load(ready_ok, q) == 0:
                 break  # slot reserved but not yet published
-            op = ready[q]
-            t = atomic_add(claimed, op, 1)
-            if t < n_tiles[op]:
-                status = call_tile(fn_addr[op], param_addr[op], t, scratch)
-                ran += 1
-                if status != 0:
-                    atomic_cas(ctl, ERROR, 0, op + 1)
-                    return ran
-                if atomic_add(done, op, 1) + 1 == n_tiles[op]:
-                    _release_consumers(op, ctl, deps, ready, ready_ok, cons_ptr, cons_idx)
-                found = True
+            cand = ready[q]
+            t = atomic_add(claimed, cand, 1)
+            if t < n_tiles[cand]:
+                op = cand
                 break
             if q == pos:
                 pos += 1  # fully claimed: no worker needs to look at it again
             q += 1
-        if found:
-            idle = 0
+        if op < 0:
+            return ran, pos
+        t_start = now_ns() if trace_addr != 0 else 0
+        status = call_tile(fn_addr[op], params[op], t, scratch)
+        ran += 1
+        if trace_addr != 0:
+            k = atomic_add(c, TRACE_N, 1)
+            if k < c[TRACE_CAP]:
+                ev = i64(trace_addr + 8 * N_EV * k, N_EV)
+                ev[EV_WORKER] = w
+                ev[EV_ROW] = op
+                ev[EV_TILE] = t
+                ev[EV_START] = t_start - c[T0]
+                ev[EV_END] = now_ns() - c[T0]
+        if status != 0:
+            atomic_cas(c, ERROR, 0, op + 1)
+            _finish(c)
+            return ran, pos
+        if atomic_add(done, op, 1) + 1 == n_tiles[op]:
+            for k in range(cons_ptr[op], cons_ptr[op + 1]):
+                cons = cons_idx[k]
+                if atomic_add(deps, cons, -1) == 1:
+                    slot_q = atomic_add(c, TAIL, 1)
+                    ready[slot_q] = cons
+                    atomic_store(ready_ok, slot_q, 1)
+            if atomic_add(c, OPS_DONE, 1) + 1 == n_ops:
+                _finish(c)
+    return ran, pos
+
+
+@numba.njit(nogil=True, cache=True)
+def serve(w, order, g, ctl, st, params, fn_addr, n_tiles, cons_ptr, cons_idx, scratch):
+    """Worker ``w``'s loop: run tiles of the slots in ``order`` (-1 ends it) until ``stop``.
+
+    ``params[slot, op]`` is the address of the op's parameter row in that slot.
+    Returns the number of tiles this worker ran.
+    """
+    n_slots = ctl.shape[0]
+    pos = np.zeros(n_slots, np.int64)
+    gen = np.full(n_slots, -1, np.int64)
+    total = 0
+    idle_since = 0
+    while atomic_load(g, STOP) == 0:
+        seq = atomic_load(g, SEQ)
+        ran = 0
+        any_active = False
+        for k in range(order.size):
+            slot = order[k]
+            if slot < 0:
+                break
+            c = ctl[slot]
+            if atomic_load(c, ACTIVE) == 0:
+                continue
+            atomic_add(c, RUNNING, 1)
+            if atomic_load(c, ACTIVE) != 0:
+                any_active = True
+                g_now = atomic_load(c, GEN)
+                if gen[slot] != g_now:
+                    gen[slot] = g_now
+                    pos[slot] = 0
+                ran, pos[slot] = _run_slot(w, c, st[slot], params[slot], fn_addr, n_tiles, cons_ptr,
+                                           cons_idx, scratch, pos[slot])
+            atomic_add(c, RUNNING, -1)
+            if ran:
+                break  # back to the home slot first
+        if ran:
+            total += ran
+            idle_since = 0
+            continue
+        now = now_ns()
+        if idle_since == 0:
+            idle_since = now
+        if now - idle_since < SPIN_NS:
+            cpu_relax()
+        elif any_active or now - idle_since < YIELD_NS:
+            sched_yield()  # a request is in flight: more of its ops will become ready soon
         else:
-            idle += 1
-            if idle < SPINS_BEFORE_YIELD:
-                cpu_relax()
-            else:
-                sched_yield()
-    return ran
+            atomic_add(g, SLEEPERS, 1)
+            futex_wait(g, SEQ, seq, SLEEP_NS)
+            atomic_add(g, SLEEPERS, -1)
+    return total

@@ -1,16 +1,24 @@
-"""Scheduling policies and the request stream they drive on the executor.
+"""The three scheduling modes as data for the one executor: slots and worker orders.
 
-A ``Stream`` is one request slot: its own activation arena, its own bound
-parameter rows and its own executor state; the weights stay shared in the
-plan. ``SingleStream`` serves one request at a time with every worker of the
-pool on it; concurrent callers queue on a lock, in arrival order.
+A mode decides how many request slots (streams) an engine has and, for each
+worker, which slots it serves, home slot first (``worker_orders``):
+
+* ``single_stream``: one slot, every worker serves it; concurrent callers
+  queue and are served one after the other.
+* ``multi_stream``: ``num_streams`` slots; by default work-conserving: each
+  worker serves its home slot first and then any other in-flight request, so
+  no core idles while a request has a ready tile. ``work_stealing=False``
+  gives fixed partitions (each worker serves only its own slots), the way
+  DeepSparse and OpenVINO streams work, to compare against.
+* ``elastic``: one slot per NUMA node / L3 domain, served only by that
+  domain's workers: at most one request per domain, no tile crosses domains.
+
+``SlotQueue`` hands free slots to callers in strict arrival order.
 """
 import enum
 import threading
 
 import numpy as np
-
-from .executor import ERROR, new_request_state, reset_request, work
 
 
 class Scheduler(str, enum.Enum):
@@ -23,52 +31,92 @@ class Scheduler(str, enum.Enum):
         return self.value
 
 
-class Stream:
-    """One request slot bound to a plan-like object (``arena_size``, ``bind``, ``tables``)."""
+def default_num_streams(mode, topo):
+    """Slots a mode gets when the user names none.
 
-    def __init__(self, plan, new_arena):
-        self.arena = new_arena(plan.arena_size)
-        self.params = plan.bind(self.arena)
-        t = plan.tables
-        self.param_addr = (self.params.ctypes.data + 8 * t["param_offsets"][:-1]).astype(np.int64)
-        self.fn_addr, self.n_tiles = t["fn_addr"], t["n_tiles"]
-        self.deps, self.cons_ptr, self.cons_idx = t["deps"], t["cons_ptr"], t["cons_idx"]
-        self.ctl, self.st = new_request_state(len(self.n_tiles))
-
-    def reset(self):
-        """Prepare the executor state for a new request."""
-        reset_request(self.ctl, self.st, self.deps)
-
-    def work(self, scratch_addr):
-        """Run this request's tiles on the calling thread (one worker's share)."""
-        return work(self.fn_addr, self.param_addr, self.n_tiles, self.cons_ptr, self.cons_idx,
-                    self.ctl, self.st, scratch_addr)
-
-    @property
-    def failed_row(self):
-        """Index of the row whose kernel failed, or None."""
-        e = int(self.ctl[ERROR])
-        return e - 1 if e else None
+    single_stream: 1. elastic: one per domain. multi_stream: one per core, so
+    every core can hold a request of its own while work stealing keeps the
+    cores busy when fewer requests are in flight.
+    """
+    if mode is Scheduler.single_stream:
+        return 1
+    if mode is Scheduler.elastic:
+        return len(topo.domains)
+    return len(topo.cores)
 
 
-class SingleStream:
-    """One request in flight at a time, split across every worker."""
+def check_num_streams(mode, topo, num_streams):
+    """``num_streams`` resolved for ``mode``; ValueError naming the allowed range otherwise."""
+    if num_streams is None:
+        return default_num_streams(mode, topo)
+    if isinstance(num_streams, bool) or not isinstance(num_streams, (int, np.integer)):
+        raise ValueError(f"num_streams must be an integer, given {num_streams!r}")
+    hi = {Scheduler.single_stream: 1, Scheduler.elastic: len(topo.domains)}.get(mode, 1024)
+    if not 1 <= num_streams <= hi:
+        raise ValueError(f"num_streams for {mode.value} must be between 1 and {hi}"
+                         f"{' (one per domain)' if mode is Scheduler.elastic else ''}, given {num_streams}")
+    return int(num_streams)
 
-    def __init__(self, pool, stream, scratch_addrs):
-        self.pool = pool
-        self.stream = stream
-        self.scratch_addrs = scratch_addrs
-        self._lock = threading.Lock()
 
-    def submit(self, load_inputs, read_outputs):
-        """Serve one request: ``load_inputs(arena)``, run every tile, ``read_outputs(arena)``."""
-        s = self.stream
-        with self._lock:
-            load_inputs(s.arena)
-            if len(s.n_tiles):
-                s.reset()
-                self.pool.run_on_all(lambda w: s.work(self.scratch_addrs[w]))
-            failed = s.failed_row
-            if failed is not None:
-                return failed, None
-            return None, read_outputs(s.arena)
+def worker_orders(mode, topo, n_slots, work_stealing=True):
+    """``(n_workers, n_slots + 1)`` int64: row w lists the slots worker w serves, home first, -1 after."""
+    n_workers = len(topo.cores)
+    order = np.full((n_workers, n_slots + 1), -1, np.int64)
+    for w in range(n_workers):
+        if mode is Scheduler.elastic:
+            core = topo.cores[w]
+            dom = next(d for d, cores in enumerate(topo.domains) if core in cores)
+            served = [dom] if dom < n_slots else []
+        elif n_workers >= n_slots:
+            home = w * n_slots // n_workers
+            served = [(home + k) % n_slots for k in range(n_slots)] if work_stealing else [home]
+        else:  # more slots than workers: worker w owns slots w, w + n_workers, ...
+            own = list(range(w, n_slots, n_workers))
+            others = [s for s in range(n_slots) if s not in own]
+            served = own + others if work_stealing else own
+        order[w, :len(served)] = served
+    return order
+
+
+class Closed(RuntimeError):
+    """The slot queue was closed while a caller waited for a slot."""
+
+
+class SlotQueue:
+    """Free request slots, handed out in strict arrival order of the callers."""
+
+    def __init__(self, n_slots):
+        self.n_slots = n_slots
+        self._free = list(range(n_slots))
+        self._cv = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+        self._closed = False
+
+    def acquire(self):
+        """Block until this caller's turn and a free slot; returns the slot index."""
+        with self._cv:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while not self._closed and (self._serving != ticket or not self._free):
+                self._cv.wait()
+            if self._closed:
+                raise Closed("engine is closed")
+            self._serving += 1
+            self._free.sort()  # the lowest slot first keeps home slots busy
+            slot = self._free.pop(0)
+            self._cv.notify_all()
+            return slot
+
+    def release(self, slot):
+        """Give ``slot`` back."""
+        with self._cv:
+            self._free.append(slot)
+            self._cv.notify_all()
+
+    def close(self, timeout=None):
+        """Fail waiting callers; wait until every in-flight request gave its slot back."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+            return self._cv.wait_for(lambda: len(self._free) == self.n_slots, timeout)

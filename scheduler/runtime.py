@@ -1,0 +1,66 @@
+"""A running executor: its state arrays, pinned workers and request slots.
+
+``Runtime`` owns what lives as long as an engine: the executor state of
+every slot, the worker pool serving them in the mode's order, and the FIFO
+queue of free slots. A request is ``acquire`` → fill the slot's arena →
+``execute`` (start + sleep until done) → read outputs → ``release``.
+"""
+import numpy as np
+
+from . import executor
+from .policies import SlotQueue, worker_orders
+from .pool import WorkerPool
+
+
+class Runtime:
+    """Executor state + workers + slots for one plan; ``close`` stops it cleanly."""
+
+    def __init__(self, tables, slot_params, topo, mode, scratch_addrs, work_stealing=True):
+        self.n_slots = len(slot_params)
+        self.n_ops = len(tables["n_tiles"])
+        self._tables = tables
+        self._params = np.ascontiguousarray(np.stack(slot_params).astype(np.int64))
+        self._g, self._ctl, self._st = executor.new_state(self.n_slots, self.n_ops)
+        self.order = worker_orders(mode, topo, self.n_slots, work_stealing)
+        self._scratch = list(scratch_addrs)
+        self.slots = SlotQueue(self.n_slots)
+        self.tiles_run = np.zeros(len(topo.cores), np.int64)
+        self.pool = WorkerPool(topo.cores, self._serve)
+
+    def _serve(self, w):
+        t = self._tables
+        self.tiles_run[w] = executor.serve(w, self.order[w], self._g, self._ctl, self._st, self._params,
+                                           t["fn_addr"], t["n_tiles"], t["cons_ptr"], t["cons_idx"],
+                                           self._scratch[w])
+
+    def acquire(self):
+        """A free slot, in caller arrival order (raises ``policies.Closed`` after ``close``)."""
+        return self.slots.acquire()
+
+    def release(self, slot):
+        """Give ``slot`` back for the next request."""
+        self.slots.release(slot)
+
+    def execute(self, slot, trace=None):
+        """Run the request loaded in ``slot``; returns ``(failed_row or None, trace events used, start ns)``.
+
+        ``trace`` is an optional ``(capacity, executor.N_EV)`` int64 array that
+        receives one event per tile run; start ns is the request's start on the
+        monotonic clock the event times are relative to.
+        """
+        if self.n_ops == 0:
+            return None, 0, 0
+        addr, cap = (trace.ctypes.data, trace.shape[0]) if trace is not None else (0, 0)
+        executor.start(self._g, self._ctl, self._st, slot, self._tables["deps"], addr, cap)
+        err = executor.wait(self._ctl, slot)
+        used = min(int(self._ctl[slot, executor.TRACE_N]), cap)
+        return (int(err) - 1 if err else None), used, int(self._ctl[slot, executor.T0])
+
+    def close(self, timeout=None):
+        """Finish in-flight requests, fail waiting ones, stop and join the workers.
+
+        Returns True when every worker stopped within ``timeout``.
+        """
+        drained = self.slots.close(timeout)
+        executor.stop(self._g)
+        return self.pool.join(timeout) and drained

@@ -1,0 +1,54 @@
+"""A request's tile timeline: which worker ran which op's tiles, and when.
+
+``Trace.events`` holds one row per tile: worker, plan row, tile index, start
+and end in nanoseconds from the request's start. ``per_op`` sums them per
+plan row; ``to_chrome`` writes the Chrome / Perfetto trace-event JSON (one
+track per worker), which ``chrome://tracing`` and ui.perfetto.dev open.
+"""
+import json
+
+import numpy as np
+
+from .executor import EV_END, EV_ROW, EV_START, EV_TILE, EV_WORKER
+
+
+class Trace:
+    """The timeline of one traced request, with its outputs and the plan rows it ran."""
+
+    def __init__(self, rows, events, wall_ns, outputs, start_ns=0):
+        self.rows = rows
+        self.start_ns = int(start_ns)  # CLOCK_MONOTONIC, the origin of the event times
+        self.events = events
+        self.wall_ns = int(wall_ns)
+        self.outputs = outputs
+
+    def per_op(self):
+        """One dict per plan row that ran: node, op type, kernel, tiles, busy/span ms, workers, flops."""
+        out = []
+        for r in np.unique(self.events[:, EV_ROW]):
+            ev = self.events[self.events[:, EV_ROW] == r]
+            row = self.rows[int(r)]
+            out.append({"row": int(r), "node": row.node, "op_type": row.op_type, "kernel": row.kernel,
+                        "tiles": int(len(ev)),
+                        "busy_ms": float((ev[:, EV_END] - ev[:, EV_START]).sum()) / 1e6,
+                        "span_ms": float(ev[:, EV_END].max() - ev[:, EV_START].min()) / 1e6,
+                        "workers": sorted(int(w) for w in np.unique(ev[:, EV_WORKER])),
+                        "flops": int(row.flops)})
+        return out
+
+    def to_chrome(self, path=None):
+        """The Chrome trace-event dict (times in µs); also written as JSON to ``path`` if given."""
+        events = [{"name": "process_name", "ph": "M", "pid": 0, "args": {"name": "tilerun request"}}]
+        for w in np.unique(self.events[:, EV_WORKER]):
+            events.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": int(w),
+                           "args": {"name": f"worker {int(w)}"}})
+        for w, r, t, s, e in self.events.tolist():
+            row = self.rows[r]
+            events.append({"name": row.node or row.op_type, "cat": row.op_type, "ph": "X", "pid": 0,
+                           "tid": w, "ts": s / 1e3, "dur": max(e - s, 0) / 1e3,
+                           "args": {"row": r, "tile": t, "of_tiles": row.n_tiles, "kernel": row.kernel}})
+        doc = {"traceEvents": events, "displayTimeUnit": "ms"}
+        if path is not None:
+            with open(path, "w") as f:
+                json.dump(doc, f)
+        return doc

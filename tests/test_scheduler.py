@@ -1,0 +1,185 @@
+"""The three scheduling modes on real engines: concurrency, isolation, async, tracing, idle, close.
+
+Tile boundaries are fixed at compile time, whoever runs a tile, so every
+output must be bit-identical to the same input run alone on the same engine.
+"""
+import asyncio
+import concurrent.futures
+import threading
+import time
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import tilerun
+from tilerun.scheduler import Topology, topology
+from oracle import make_model
+
+F = np.float32
+SCHEDULERS = ["single_stream", "multi_stream", "elastic"]
+
+
+def small_convnet(seed=0):
+    """Conv-Relu-Conv(+residual)-Relu-GlobalAveragePool-Gemm: a few ops, each split into tiles."""
+    rng = np.random.default_rng(seed)
+    w1 = (rng.standard_normal((16, 3, 3, 3)) * 0.3).astype(F)
+    w2 = (rng.standard_normal((16, 16, 3, 3)) * 0.1).astype(F)
+    wf = (rng.standard_normal((10, 16)) * 0.3).astype(F)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Conv", ["b", "w2"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "b"], ["d"]),
+             helper.make_node("Relu", ["d"], ["e"]),
+             helper.make_node("GlobalAveragePool", ["e"], ["f"]),
+             helper.make_node("Flatten", ["f"], ["g"]),
+             helper.make_node("Gemm", ["g", "wf"], ["y"], transB=1)]
+    return make_model(nodes, [("x", F, [1, 3, 24, 24])], [("y", F, None)],
+                      [("w1", w1), ("w2", w2), ("wf", wf)])
+
+
+def two_domains():
+    """A virtual topology: this machine's first two cores as two one-core domains."""
+    cores = topology.detect().cores
+    if len(cores) < 2:
+        pytest.skip("needs two usable cores")
+    return Topology(cores[:2], ((cores[0],), (cores[1],)))
+
+
+def compile_for(mode, **kw):
+    extra = {"topology": two_domains()} if mode == "elastic" else {}
+    return tilerun.compile_model(small_convnet(), scheduler=mode, **extra, **kw)
+
+
+@pytest.mark.parametrize("api", ["run", "run_async"])
+@pytest.mark.parametrize("mode", SCHEDULERS)
+def test_sixteen_threads_bit_identical_to_solo(mode, api):
+    """16 threads x 100 requests, distinct inputs: each output equals that input run alone."""
+    rng = np.random.default_rng(1)
+    inputs = [rng.standard_normal((1, 3, 24, 24)).astype(F) for _ in range(64)]
+    with compile_for(mode) as eng:
+        solo = [eng.run([x])[0] for x in inputs]
+        mismatches, errors = [], []
+
+        def caller(t):
+            try:
+                for i in range(100):
+                    k = (t * 100 + i) % len(inputs)
+                    if api == "run":
+                        out = eng.run([inputs[k]])[0]
+                    else:
+                        out = eng.run_async([inputs[k]]).result(timeout=60)[0]
+                    if not np.array_equal(out, solo[k]):
+                        mismatches.append((t, i))
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=caller, args=(t,)) for t in range(16)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 240
+        for t in threads:
+            t.join(max(deadline - time.monotonic(), 0))
+        assert not any(t.is_alive() for t in threads), "requests did not finish: deadlock"
+        assert not errors, repr(errors[0])
+        assert not mismatches, f"{len(mismatches)} outputs differ from the solo run"
+        assert eng.num_streams == {"single_stream": 1, "multi_stream": len(eng.topology.cores), "elastic": 2}[mode]
+
+
+def test_multi_stream_matches_reference_and_single_stream():
+    x = np.random.default_rng(2).standard_normal((1, 3, 24, 24)).astype(F)
+    from oracle import reference_outputs
+    ref = reference_outputs(small_convnet(), {"x": x})[0]
+    with compile_for("single_stream") as a, compile_for("multi_stream", num_streams=3) as b:
+        np.testing.assert_allclose(b.run([x])[0], ref, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(a.run([x])[0], b.run([x])[0])
+
+
+def test_elastic_one_request_per_domain_and_both_busy():
+    """Traced requests on two one-core domains: no two overlap in a domain, tiles never cross domains."""
+    x = np.random.default_rng(3).standard_normal((1, 3, 24, 24)).astype(F)
+    with compile_for("elastic") as eng:
+        domain_of = {w: d for w, core in enumerate(eng.topology.cores)
+                     for d, cores in enumerate(eng.topology.domains) if core in cores}
+        with concurrent.futures.ThreadPoolExecutor(6) as ex:
+            traces = list(ex.map(lambda _: eng.trace([x]), range(120)))
+    spans = {0: [], 1: []}
+    for tr in traces:
+        assert len(tr.events), "a traced request recorded no tiles"
+        domains = {domain_of[int(w)] for w in tr.events[:, 0]}
+        assert len(domains) == 1, f"one request ran in domains {domains}"
+        ends = tr.start_ns + tr.events[:, 4].max()
+        spans[domains.pop()].append((tr.start_ns, ends))
+    assert spans[0] and spans[1], "both domains must serve requests under load"
+    for d, s in spans.items():
+        s.sort()
+        for (a0, a1), (b0, b1) in zip(s, s[1:]):
+            assert b0 >= a1, f"two requests overlapped in domain {d}"
+    overlapping = sum(1 for a0, a1 in spans[0] for b0, b1 in spans[1] if a0 < b1 and b0 < a1)
+    assert overlapping > 0, "the two domains never ran requests at the same time"
+
+
+def test_elastic_rejects_more_streams_than_domains():
+    with pytest.raises(tilerun.ModelError, match="between 1 and 2"):
+        tilerun.compile_model(small_convnet(), scheduler="elastic", num_streams=3, topology=two_domains())
+
+
+def test_trace_covers_every_tile_and_exports_chrome_json(tmp_path):
+    x = np.random.default_rng(4).standard_normal((1, 3, 24, 24)).astype(F)
+    with compile_for("single_stream") as eng:
+        tr = eng.trace([x], repeat=2)
+        np.testing.assert_array_equal(tr.outputs[0], eng.run([x])[0])
+    assert len(tr.events) == sum(r.n_tiles for r in eng.plan.rows)
+    ops = tr.per_op()
+    assert [o["tiles"] for o in ops] == [r.n_tiles for r in eng.plan.rows]
+    assert all(o["busy_ms"] >= 0 and o["span_ms"] >= 0 for o in ops)
+    assert (tr.events[:, 4] >= tr.events[:, 3]).all()
+    import json
+    doc = tr.to_chrome(tmp_path / "t.json")
+    loaded = json.loads((tmp_path / "t.json").read_text())
+    assert loaded == json.loads(json.dumps(doc))
+    assert sum(1 for e in loaded["traceEvents"] if e["ph"] == "X") == len(tr.events)
+
+
+def test_asyncio_await():
+    x = np.random.default_rng(5).standard_normal((1, 3, 24, 24)).astype(F)
+    with compile_for("multi_stream", num_streams=2) as eng:
+        want = eng.run([x])[0]
+
+        async def main():
+            return await asyncio.gather(*(eng.arun([x]) for _ in range(8)))
+
+        for out in asyncio.run(main()):
+            np.testing.assert_array_equal(out[0], want)
+
+
+def test_idle_engine_uses_no_cpu():
+    x = np.random.default_rng(6).standard_normal((1, 3, 24, 24)).astype(F)
+    with compile_for("multi_stream") as eng:
+        for _ in range(50):
+            eng.run([x])
+        t0 = time.process_time()
+        time.sleep(2.0)
+        used = time.process_time() - t0
+    assert used < 0.04, f"an idle engine used {used:.3f} s of CPU in 2 s (limit: 2% of a core)"
+
+
+def test_close_finishes_in_flight_and_fails_later_requests():
+    x = np.random.default_rng(7).standard_normal((1, 3, 24, 24)).astype(F)
+    eng = compile_for("multi_stream", num_streams=2)
+    want = eng.run([x])[0]
+    futures = [eng.run_async([x]) for _ in range(40)]
+    time.sleep(0.01)
+    assert eng.close(timeout=60), "close hung"
+    done = failed = 0
+    for f in futures:
+        try:
+            np.testing.assert_array_equal(f.result(timeout=10)[0], want)
+            done += 1
+        except tilerun.RequestError:
+            failed += 1
+    assert done + failed == 40 and done >= 1
+    with pytest.raises(tilerun.RequestError, match="closed"):
+        eng.run([x])
+    with pytest.raises(tilerun.RequestError, match="closed"):
+        eng.run_async([x])
