@@ -196,28 +196,22 @@ class Plan:
 
     def _executor_tables(self):
         rows = self.rows
-        reads = [self._intervals(r.inputs) for r in rows]
-        writes = [self._intervals(r.outputs) for r in rows]
-        deps = np.zeros(len(rows), np.int64)
+        producers = _hazard_producers([self._intervals(r.inputs) for r in rows],
+                                      [self._intervals(r.outputs) for r in rows])
+        deps = np.array([len(p) for p in producers], np.int64)
+        consumers = [[] for _ in rows]
+        for k, prods in enumerate(producers):
+            for j in prods:
+                consumers[j].append(k)
         cons_ptr = np.zeros(len(rows) + 1, np.int64)
-        flat = []
-        for j in range(len(rows)):
-            # Row k waits for row j when they touch the same arena bytes and one of
-            # them writes: read-after-write, and, because the arena reuses dead
-            # buffers, write-after-read and write-after-write too.
-            for k in range(j + 1, len(rows)):
-                if (_overlaps(writes[j], reads[k]) or _overlaps(writes[j], writes[k])
-                        or _overlaps(reads[j], writes[k])):
-                    deps[k] += 1
-                    flat.append(k)
-            cons_ptr[j + 1] = len(flat)
+        cons_ptr[1:] = np.cumsum([len(c) for c in consumers])
         offsets = np.zeros(len(rows) + 1, np.int64)
         for k, row in enumerate(rows):
             offsets[k + 1] = offsets[k] + row.n_params
         return dict(
             fn_addr=np.array([kernel_address(r.kernel) for r in rows], np.int64),
             n_tiles=np.array([r.n_tiles for r in rows], np.int64),
-            deps=deps, cons_ptr=cons_ptr, cons_idx=np.array(flat, np.int64),
+            deps=deps, cons_ptr=cons_ptr, cons_idx=np.array([k for c in consumers for k in c], np.int64),
             param_offsets=offsets)
 
     def _intervals(self, names):
@@ -248,5 +242,38 @@ class Plan:
         return buf[t.offset:t.offset + t.nbytes].view(t.dtype).reshape(t.shape)
 
 
-def _overlaps(a, b):
-    return any(lo1 < hi2 and lo2 < hi1 for lo1, hi1 in a for lo2, hi2 in b)
+def _hazard_producers(reads, writes):
+    """For each row, the earlier rows it must wait for (sorted), from the arena bytes they touch.
+
+    Row k waits for the last writer of every byte it reads or writes
+    (read-after-write, write-after-write) and, because the arena reuses dead
+    buffers, for every reader since that write of a byte it overwrites
+    (write-after-read). Only the nearest such rows become edges: older ones
+    are implied through them, which keeps a chain of n ops at O(n) edges.
+    """
+    bounds = sorted({b for ivs in reads + writes for lo, hi in ivs for b in (lo, hi)})
+    index = {b: i for i, b in enumerate(bounds)}
+    last_writer = [-1] * max(len(bounds) - 1, 0)
+    readers = [[] for _ in last_writer]
+    out = []
+    for k in range(len(reads)):
+        prods = set()
+        for lo, hi in reads[k]:
+            for seg in range(index[lo], index[hi]):
+                if last_writer[seg] >= 0:
+                    prods.add(last_writer[seg])
+        for lo, hi in writes[k]:
+            for seg in range(index[lo], index[hi]):
+                if last_writer[seg] >= 0:
+                    prods.add(last_writer[seg])
+                prods.update(readers[seg])
+        for lo, hi in reads[k]:
+            for seg in range(index[lo], index[hi]):
+                readers[seg].append(k)
+        for lo, hi in writes[k]:
+            for seg in range(index[lo], index[hi]):
+                last_writer[seg] = k
+                readers[seg] = []
+        prods.discard(k)
+        out.append(sorted(prods))
+    return out

@@ -1,7 +1,7 @@
 """The tile executor: every worker runs one nopython ``nogil`` loop for the engine's lifetime.
 
 An engine has ``n_slots`` request slots (streams). A slot's state is one row
-of ``ctl`` (flags and counters) and one ``(N_STATE, n_ops)`` matrix of ``st``
+of ``ctl`` (flags and counters) and one ``(CHUNK + n_workers, n_ops)`` matrix of ``st``
 (per-op claim/done/dependency counters and the ready list); every slot shares
 the plan's tables (kernel addresses, tile counts, consumer lists) and has its
 own parameter rows (its arena's addresses).
@@ -11,7 +11,15 @@ Workers scan the slots in their own order (``order[w]``: home slot first, then
 the slots the policy lets them help), claim tiles of ready ops with an atomic
 fetch-and-add, run them through the kernel's address, and whoever completes an
 op's last tile releases its consumers; whoever completes the last op marks the
-slot finished and wakes the caller. No Python runs per tile, per op or per
+slot finished and wakes the caller.
+
+Locality: an op's tiles are dealt into one contiguous chunk per worker (chunk
+``w`` of every op has the same place in the op's range), and worker ``w``
+drains its own chunk first. So consecutive ops keep their data in the same
+core's cache, and a chain of single-tile ops stays on one core instead of
+bouncing between caches. A worker takes tiles of another worker's chunk once
+that worker is not serving this slot, or the op has waited ``STEAL_AFTER_NS``:
+the schedule stays work-conserving. No Python runs per tile, per op or per
 request on the workers. With no active slot in its order a worker spins
 briefly, yields, then sleeps on a futex until the next ``start``.
 
@@ -29,10 +37,10 @@ from tilerun.kernels.atomics import (atomic_add, atomic_cas, atomic_load, atomic
 # Columns of a slot's control row (16 int64 = two cache lines, so slots do not share a line).
 ACTIVE, RUNNING, TAIL, OPS_DONE, ERROR, GEN, TRACE_ADDR, TRACE_CAP, TRACE_N, T0, N_CTL = (
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16)
-# Rows of a slot's op-state matrix.
-CLAIMED, DONE, DEPS, READY, READY_OK, N_STATE = 0, 1, 2, 3, 4, 5
-# Columns of the engine-wide control row.
-STOP, SEQ, SLEEPERS, N_GLOBAL = 0, 1, 2, 16
+# Rows of a slot's op-state matrix; rows CHUNK + w count the claims in worker w's chunk.
+DONE, DEPS, READY, READY_OK, TAKEN, READY_NS, CHUNK = 0, 1, 2, 3, 4, 5, 6
+# Columns of the engine-wide control row; column SERVING + w is the slot worker w is in (-1: none).
+STOP, SEQ, SLEEPERS, SERVING = 0, 1, 2, 16
 # Columns of a trace event.
 EV_WORKER, EV_ROW, EV_TILE, EV_START, EV_END, N_EV = 0, 1, 2, 3, 4, 5
 
@@ -40,12 +48,15 @@ EV_WORKER, EV_ROW, EV_TILE, EV_START, EV_END, N_EV = 0, 1, 2, 3, 4, 5
 SPIN_NS = 50_000
 YIELD_NS = 1_000_000
 SLEEP_NS = 100_000_000  # a sleeping worker re-checks this often even without a wake
+STEAL_AFTER_NS = 5_000   # a ready tile in a busy worker's chunk waits this long for its owner
 
 
-def new_state(n_slots, n_ops):
+def new_state(n_slots, n_ops, n_workers):
     """Zeroed engine-wide row, slot control rows and op-state matrices."""
-    return (np.zeros(N_GLOBAL, np.int64), np.zeros((n_slots, N_CTL), np.int64),
-            np.zeros((n_slots, N_STATE, max(n_ops, 1)), np.int64))
+    g = np.zeros(SERVING + n_workers, np.int64)
+    g[SERVING:] = -1
+    return (g, np.zeros((n_slots, N_CTL), np.int64),
+            np.zeros((n_slots, CHUNK + n_workers, max(n_ops, 1)), np.int64))
 
 
 @numba.njit(nogil=True, cache=True)
@@ -55,11 +66,13 @@ def start(g, ctl, st, slot, deps_init, trace_addr, trace_cap):
     s = st[slot]
     s[:, :] = 0
     tail = 0
+    t0 = now_ns()
     for op in range(deps_init.size):
         s[DEPS, op] = deps_init[op]
         if deps_init[op] == 0:
             s[READY, tail] = op
             s[READY_OK, tail] = 1
+            s[READY_NS, op] = t0
             tail += 1
     c[TAIL] = tail
     c[OPS_DONE] = 0
@@ -67,7 +80,7 @@ def start(g, ctl, st, slot, deps_init, trace_addr, trace_cap):
     c[TRACE_ADDR] = trace_addr
     c[TRACE_CAP] = trace_cap
     c[TRACE_N] = 0
-    c[T0] = now_ns()
+    c[T0] = t0
     atomic_add(c, GEN, 1)
     atomic_store(c, ACTIVE, 1)  # publishes everything above to the workers
     atomic_add(g, SEQ, 1)
@@ -101,26 +114,51 @@ def _finish(c):
 
 
 @numba.njit(nogil=True, cache=True)
-def _run_slot(w, c, s, params, fn_addr, n_tiles, cons_ptr, cons_idx, scratch, pos):
+def _claim(w, slot, g, s, op, n, now):
+    """A tile of ``op`` for worker ``w``: its own chunk first, then others' (see module doc); -1 if none."""
+    n_workers = g.size - SERVING
+    t = atomic_add(s[CHUNK + w], op, 1) + (w * n + n_workers - 1) // n_workers
+    if t < ((w + 1) * n + n_workers - 1) // n_workers:
+        return t
+    waited = now - s[READY_NS, op] >= STEAL_AFTER_NS
+    for k in range(1, n_workers):
+        v = (w + k) % n_workers
+        lo = (v * n + n_workers - 1) // n_workers
+        hi = ((v + 1) * n + n_workers - 1) // n_workers
+        if lo == hi or atomic_load(s[CHUNK + v], op) >= hi - lo:
+            continue
+        if not waited and atomic_load(g, SERVING + v) == slot:
+            continue  # its owner is here and will take it soon
+        t = atomic_add(s[CHUNK + v], op, 1) + lo
+        if t < hi:
+            return t
+    return -1
+
+
+@numba.njit(nogil=True, cache=True)
+def _run_slot(w, slot, g, c, s, params, fn_addr, n_tiles, cons_ptr, cons_idx, scratch, pos):
     """Run ready tiles of one slot until none is claimable; returns (tiles run, new scan position)."""
     n_ops = n_tiles.size
-    claimed, done, deps, ready, ready_ok = s[CLAIMED], s[DONE], s[DEPS], s[READY], s[READY_OK]
+    done, deps, ready, ready_ok, taken = s[DONE], s[DEPS], s[READY], s[READY_OK], s[TAKEN]
     trace_addr = c[TRACE_ADDR]
     ran = 0
     while atomic_load(c, ERROR) == 0 and atomic_load(c, OPS_DONE) < n_ops:
         tail = atomic_load(c, TAIL)
         op = -1
-        t = 0
+        t = -1
         q = pos
+        now = now_ns()
         while q < tail:
             if atomic_load(ready_ok, q) == 0:
                 break  # slot reserved but not yet published
             cand = ready[q]
-            t = atomic_add(claimed, cand, 1)
-            if t < n_tiles[cand]:
-                op = cand
-                break
-            if q == pos:
+            if atomic_load(taken, cand) < n_tiles[cand]:
+                t = _claim(w, slot, g, s, cand, n_tiles[cand], now)
+                if t >= 0:
+                    atomic_add(taken, cand, 1)
+                    op = cand
+                    break
+            elif q == pos:
                 pos += 1  # fully claimed: no worker needs to look at it again
             q += 1
         if op < 0:
@@ -142,9 +180,11 @@ def _run_slot(w, c, s, params, fn_addr, n_tiles, cons_ptr, cons_idx, scratch, po
             _finish(c)
             return ran, pos
         if atomic_add(done, op, 1) + 1 == n_tiles[op]:
+            released = now_ns()
             for k in range(cons_ptr[op], cons_ptr[op + 1]):
                 cons = cons_idx[k]
                 if atomic_add(deps, cons, -1) == 1:
+                    s[READY_NS, cons] = released
                     slot_q = atomic_add(c, TAIL, 1)
                     ready[slot_q] = cons
                     atomic_store(ready_ok, slot_q, 1)
@@ -183,8 +223,10 @@ def serve(w, order, g, ctl, st, params, fn_addr, n_tiles, cons_ptr, cons_idx, sc
                 if gen[slot] != g_now:
                     gen[slot] = g_now
                     pos[slot] = 0
-                ran, pos[slot] = _run_slot(w, c, st[slot], params[slot], fn_addr, n_tiles, cons_ptr,
+                atomic_store(g, SERVING + w, slot)
+                ran, pos[slot] = _run_slot(w, slot, g, c, st[slot], params[slot], fn_addr, n_tiles, cons_ptr,
                                            cons_idx, scratch, pos[slot])
+                atomic_store(g, SERVING + w, -1)
             atomic_add(c, RUNNING, -1)
             if ran:
                 break  # back to the home slot first

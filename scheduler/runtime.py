@@ -20,7 +20,7 @@ class Runtime:
         self.n_ops = len(tables["n_tiles"])
         self._tables = tables
         self._params = np.ascontiguousarray(np.stack(slot_params).astype(np.int64))
-        self._g, self._ctl, self._st = executor.new_state(self.n_slots, self.n_ops)
+        self._g, self._ctl, self._st = executor.new_state(self.n_slots, self.n_ops, len(topo.cores))
         self.order = worker_orders(mode, topo, self.n_slots, work_stealing)
         self._scratch = list(scratch_addrs)
         self.slots = SlotQueue(self.n_slots)
