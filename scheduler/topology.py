@@ -1,7 +1,8 @@
 """CPU topology from the OS: usable cores, NUMA nodes and L3 domains.
 
-Reads the process affinity mask, ``/sys/devices/system/node`` and each core's
-L3 ``shared_cpu_list``. A ``Topology`` can also be built by hand (a virtual
+Reads the process affinity mask (psutil, which also covers Windows), the
+NUMA nodes under ``/sys/devices/system/node`` and each core's L3
+``shared_cpu_list``. A ``Topology`` can also be built by hand (a virtual
 topology) so tests can exercise domain-aware policies on any machine.
 """
 import os
@@ -46,9 +47,21 @@ def _read(path):
         return None
 
 
+def usable_cores():
+    """Cores this process may run on (its affinity mask), sorted."""
+    try:
+        import psutil
+        return tuple(sorted(psutil.Process().cpu_affinity()))
+    except (ImportError, AttributeError, OSError):  # macOS has no affinity masks
+        pass
+    if hasattr(os, "sched_getaffinity"):
+        return tuple(sorted(os.sched_getaffinity(0)))
+    return tuple(range(os.cpu_count() or 1))
+
+
 def detect():
     """The topology of this process: affinity-mask cores, split by L3 domain, else NUMA node."""
-    cores = tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else tuple(range(os.cpu_count() or 1))
+    cores = usable_cores()
     groups = {}
     for c in cores:
         shared = None

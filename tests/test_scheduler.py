@@ -183,3 +183,27 @@ def test_close_finishes_in_flight_and_fails_later_requests():
         eng.run([x])
     with pytest.raises(tilerun.RequestError, match="closed"):
         eng.run_async([x])
+
+
+def gather_model():
+    """Relu then Gather with run-time indices: an out-of-range index makes the kernel fail the request."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Gather", ["r", "i"], ["y"], axis=0)]
+    return make_model(nodes, [("x", F, (64, 8)), ("i", np.int64, (4,))], [("y", F, None)])
+
+
+@pytest.mark.parametrize("mode", SCHEDULERS)
+def test_failing_request_fails_only_its_future(mode):
+    x = np.random.default_rng(8).standard_normal((64, 8)).astype(F)
+    good, bad = np.array([0, 5, 63, -1], np.int64), np.array([0, 64, 1, 2], np.int64)
+    extra = {"topology": two_domains()} if mode == "elastic" else {}
+    with tilerun.compile_model(gather_model(), scheduler=mode, **extra) as eng:
+        futures = [eng.run_async([x, bad if k % 3 == 1 else good]) for k in range(30)]
+        for k, f in enumerate(futures):
+            if k % 3 == 1:
+                with pytest.raises(tilerun.RequestError, match="Gather"):
+                    f.result(timeout=30)
+            else:
+                np.testing.assert_array_equal(f.result(timeout=30)[0], np.maximum(x, 0)[good])
+        with pytest.raises(tilerun.RequestError):
+            eng.run([x, bad])
+        np.testing.assert_array_equal(eng.run([x, good])[0], np.maximum(x, 0)[good])
