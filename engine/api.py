@@ -73,6 +73,10 @@ class Engine:
         self._constant_outputs = {o: graph.values[o].const for o in graph.outputs if graph.values[o].const is not None}
         self._arenas = [aligned_bytes(plan.arena_size) for _ in range(num_streams)]
         self._params = [plan.bind(a) for a in self._arenas]  # kept alive: the workers read them
+        # Views into each slot's arena, made once: a request only copies through them.
+        self._in_views = [[plan.view(a, n) for n in self.input_names] for a in self._arenas]
+        self._out_views = [[None if n in self._constant_outputs else plan.view(a, n) for n in self.output_names]
+                           for a in self._arenas]
         offsets = plan.tables["param_offsets"][:-1]
         slot_params = [p.ctypes.data + 8 * offsets for p in self._params]
         self._scratch = [aligned_bytes(plan.scratch_bytes) for _ in topo.cores]
@@ -128,25 +132,17 @@ class Engine:
         except Closed:
             raise RequestError("engine was closed while the request waited for a free stream") from None
         try:
-            arena = self._arenas[slot]
-            for name, a in zip(self.input_names, arrays):
-                np.copyto(self.plan.view(arena, name), a)
+            for view, a in zip(self._in_views[slot], arrays):
+                np.copyto(view, a)
             failed, used, start_ns = self._runtime.execute(slot, trace)
             if failed is not None:
                 row = self.plan.rows[failed]
                 raise RequestError(f"kernel {row.kernel} of node {row.node!r} ({row.op_type}) reported a fault")
-            return self._read(arena), (None if trace is None else (trace[:used], start_ns))
+            outputs = [self._constant_outputs[n].copy() if v is None else v.copy()
+                       for n, v in zip(self.output_names, self._out_views[slot])]
+            return outputs, (None if trace is None else (trace[:used], start_ns))
         finally:
             self._runtime.release(slot)
-
-    def _read(self, arena):
-        out = []
-        for name in self.output_names:
-            if name in self._constant_outputs:
-                out.append(self._constant_outputs[name].copy())
-            else:
-                out.append(self.plan.view(arena, name).copy())
-        return out
 
     def _check_inputs(self, inputs):
         return check_inputs(self.input_names, self.input_shapes, self.input_dtypes, inputs)
