@@ -15,12 +15,15 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(pathlib.Path(__file__).resolve().pa
 import onnx  # noqa: E402
 
 import tilerun  # noqa: E402
-from tilerun.models import LIGHT_MODELS, light_model_path, random_inputs, randomize_weights  # noqa: E402
+from tilerun.models import LIGHT_MODELS, light_model_path, mobilenet_v2, random_inputs, randomize_weights  # noqa: E402
 
 THREADS = (1, 2)
+MODELS = LIGHT_MODELS + ["mobilenet_v2"]
 
 
 def _model(name):
+    if name == "mobilenet_v2":
+        return mobilenet_v2(seed=0)
     return randomize_weights(onnx.load(light_model_path(name)), seed=0)
 
 
@@ -49,7 +52,7 @@ except ImportError:  # summary mode needs no pytest
 
 if pytest is not None:
     @pytest.mark.parametrize("threads", THREADS)
-    @pytest.mark.parametrize("name", LIGHT_MODELS)
+    @pytest.mark.parametrize("name", MODELS)
     @pytest.mark.parametrize("engine", ["tilerun", "onnxruntime"])
     def test_latency(benchmark, engine, name, threads):
         """Latency of one engine on one model at one thread count."""
@@ -68,11 +71,11 @@ if pytest is not None:
             benchmark(fn)
 
 
-def summary(threads=1, rounds=20):
+def summary(threads=1, rounds=20, models=None):
     """Print model, tilerun median ms, ORT median ms, ratio, measured interleaved."""
     print(f"threads={threads}  rounds={rounds}")
     print(f"{'model':<14}{'tilerun ms':>12}{'ORT ms':>10}{'ratio':>8}")
-    for name in LIGHT_MODELS:
+    for name in models or MODELS:
         model = _model(name)
         try:
             fn, eng = _tilerun_runner(model, threads)
@@ -94,7 +97,12 @@ def summary(threads=1, rounds=20):
 
 if __name__ == "__main__":
     if "--summary" in sys.argv:
-        for t in THREADS:
-            summary(t)
+        # optional: --threads 2, --rounds 30, and model names to measure only those
+        args = sys.argv[1:]
+        threads = [int(args[args.index("--threads") + 1])] if "--threads" in args else THREADS
+        rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 20
+        names = [a for a in args if a in MODELS]
+        for t in threads:
+            summary(t, rounds, names)
     else:
-        print("usage: python benchmarks/test_latency.py --summary")
+        print("usage: python benchmarks/test_latency.py --summary [--threads N] [--rounds R] [model ...]")

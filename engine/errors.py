@@ -14,6 +14,18 @@ class ModelError(TilerunError, ValueError):
     """The model file or graph is malformed, or a node's inputs break its op's rules."""
 
 
+class ConstantRequiredError(ModelError):
+    """A node needs a compile-time constant (shape, axes, pads, weights) but is given a run-time tensor.
+
+    ``value`` names that tensor, so a caller that knows its value (the onnx
+    backend, when it is a graph input) can bind it and compile again.
+    """
+
+    def __init__(self, message, value):
+        super().__init__(message)
+        self.value = value
+
+
 class UnsupportedOpError(TilerunError, NotImplementedError):
     """The model uses op types (or op versions) tilerun has no lowering for.
 
@@ -24,10 +36,10 @@ class UnsupportedOpError(TilerunError, NotImplementedError):
         self.missing = dict(missing)
         lines = [f"  {op}: nodes {', '.join(repr(n) for n in names[:5])}"
                  + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-                 for op, names in sorted(self.missing.items())]
+                 for op, names in sorted(self.missing.items(), key=lambda kv: str(kv[0]))]
         super().__init__(
             f"model uses {len(self.missing)} op type(s) tilerun does not support:\n"
-            + "\n".join(lines) + f"\nsupported op types: {', '.join(sorted(known))}")
+            + "\n".join(lines) + f"\nsupported op types: {', '.join(sorted(map(str, known)))}")
 
 
 class InputError(TilerunError, ValueError):

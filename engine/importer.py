@@ -18,6 +18,8 @@ _ONNX_DTYPES = {
     onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.INT64: np.int64,
     onnx.TensorProto.INT32: np.int32, onnx.TensorProto.BOOL: np.bool_,
     onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.INT8: np.int8,
+    onnx.TensorProto.INT16: np.int16, onnx.TensorProto.UINT16: np.uint16,
+    onnx.TensorProto.UINT32: np.uint32, onnx.TensorProto.UINT64: np.uint64,
     onnx.TensorProto.DOUBLE: np.float64, onnx.TensorProto.FLOAT16: np.float16,
 }
 
@@ -29,29 +31,35 @@ def numpy_dtype(elem_type, what):
     except KeyError:
         name = onnx.TensorProto.DataType.Name(elem_type) if elem_type in onnx.TensorProto.DataType.values() else elem_type
         raise ModelError(f"{what}: element type {name} is not supported "
-                         f"(expected one of float, int64, int32, bool, uint8, int8)") from None
+                         f"(expected one of float, int64, int32, int16, int8, uint64, uint32, uint16, uint8, bool)") from None
 
 
 def import_model(proto):
     """Build the engine ``Graph`` of ``proto`` (a loaded, opset-checked ModelProto)."""
     g = proto.graph
+    _check_text(g)
     opset = model_opset(proto)
     values = {}
     for init in g.initializer:
         values[init.name] = _constant(init.name, _to_array(init, f"initializer {init.name!r}"))
     for sparse in g.sparse_initializer:
-        arr = numpy_helper.to_array(sparse)
-        values[sparse.values.name] = _constant(sparse.values.name, arr)
+        values[sparse.values.name] = _constant(sparse.values.name, _sparse_to_dense(sparse))
     inputs = []
     for vi in g.input:
         if vi.name in values:
+            if vi.name in inputs:
+                raise ModelError(f"graph input {vi.name!r} is declared twice; expected unique input names")
             continue  # IR < 4 lists initializers among inputs
+        if not vi.name:
+            raise ModelError("a graph input has an empty name; expected every input to be named")
         values[vi.name] = _declared_value(vi)
         inputs.append(vi.name)
     nodes = []
     for i, np_ in enumerate(g.node):
         name = np_.name or f"{np_.op_type}_{i}"
         if np_.op_type == "Constant" and np_.domain in ("", "ai.onnx"):
+            if len(np_.output) != 1 or not np_.output[0] or np_.output[0] in values:
+                raise ModelError(f"Constant node {name!r}: expected one new output name, given {list(np_.output)}")
             values[np_.output[0]] = _constant(np_.output[0], _constant_node_value(np_, name))
             continue
         nodes.append(Node(np_.op_type, name, list(np_.input), list(np_.output),
@@ -68,6 +76,20 @@ def import_model(proto):
         if vi.name not in values:
             raise ModelError(f"graph output {vi.name!r} is produced by no node, input or initializer")
     return Graph(nodes, values, inputs, outputs, opset)
+
+
+def _check_text(g):
+    """Every name in the graph must be text: protobuf hands back bytes for invalid UTF-8."""
+    def check(v, what):
+        if not isinstance(v, str):
+            raise ModelError(f"{what} is not valid UTF-8 text: {v!r}")
+    for t in g.initializer:
+        check(t.name, "an initializer name")
+    for vi in list(g.input) + list(g.output):
+        check(vi.name, "a graph input/output name")
+    for n in g.node:
+        for v in [n.name, n.op_type, n.domain] + list(n.input) + list(n.output):
+            check(v, f"a name in node {n.name!r}")
 
 
 def parse_attributes(node_proto, opset):
@@ -89,8 +111,23 @@ def parse_attributes(node_proto, opset):
             if a.default_value is not None and a.default_value.type != 0:
                 attrs[name] = decoded(helper.get_attribute_value(a.default_value))
     for a in node_proto.attribute:
-        attrs[a.name] = decoded(helper.get_attribute_value(a))
+        declared = schema.attributes.get(a.name) if schema is not None else None
+        if declared is not None and int(a.type) != int(declared.type):
+            raise ModelError(f"node {node_proto.name!r} ({node_proto.op_type}): attribute {a.name!r} must be "
+                             f"{_attr_type(declared.type)}, given {_attr_type(a.type)}")
+        try:
+            attrs[a.name] = decoded(helper.get_attribute_value(a))
+        except Exception as e:
+            raise ModelError(f"node {node_proto.name!r} ({node_proto.op_type}): attribute {a.name!r} cannot be "
+                             f"read ({type(e).__name__}: {e})") from None
     return attrs
+
+
+def _attr_type(t):
+    try:
+        return onnx.AttributeProto.AttributeType.Name(int(t))
+    except ValueError:
+        return f"type {int(t)}"
 
 
 def _to_array(tensor, what):
@@ -99,6 +136,22 @@ def _to_array(tensor, what):
         return numpy_helper.to_array(tensor)
     except Exception as e:
         raise ModelError(f"{what}: cannot read its data ({type(e).__name__}: {e})") from None
+
+
+def _sparse_to_dense(sparse):
+    """The dense array of a SparseTensorProto (indices linear ``[nnz]`` or coordinates ``[nnz, rank]``)."""
+    what = f"sparse initializer {sparse.values.name!r}"
+    vals = _to_array(sparse.values, what)
+    idx = _to_array(sparse.indices, f"{what} indices") if sparse.HasField("indices") else np.zeros(0, np.int64)
+    dims = tuple(int(d) for d in sparse.dims)
+    try:
+        dense = np.zeros(dims, vals.dtype)
+        flat = idx.reshape(-1) if idx.ndim == 1 else np.ravel_multi_index(tuple(idx.T), dims)
+        dense.reshape(-1)[flat] = vals.reshape(-1)
+    except Exception as e:
+        raise ModelError(f"{what}: indices {list(idx.shape)} and values {list(vals.shape)} do not fit dims "
+                         f"{list(dims)} ({type(e).__name__}: {e})") from None
+    return dense
 
 
 def _constant(name, arr):

@@ -10,8 +10,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.bool_),
-                    np.dtype(np.uint8), np.dtype(np.int8))
+# What kernels compute on and move; float16 and float64 are read from files (and
+# fold at compile time) but no kernel computes in them.
+SUPPORTED_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.int64, np.int32, np.int16, np.int8, np.uint64,
+                                               np.uint32, np.uint16, np.uint8, np.bool_))
+INT_DTYPES = tuple(np.dtype(t) for t in (np.int64, np.int32, np.int16, np.int8, np.uint64, np.uint32, np.uint16,
+                                         np.uint8))
 
 
 @dataclass

@@ -3,6 +3,7 @@
 Graph outputs that are constants or graph inputs need no row; the engine
 copies them out directly.
 """
+from .errors import TilerunError, node_error
 from .ops import registry
 from .plan import PlanBuilder
 
@@ -14,6 +15,11 @@ def lower_graph(graph, num_workers):
         lowering = registry.resolve(node.op_type, graph.opset, node.domain)
         ins = [graph.value(i) for i in node.inputs]
         outs = [graph.value(o) for o in node.outputs]
-        lowering.lower(node, ins, outs, b)
+        try:
+            lowering.lower(node, ins, outs, b)
+        except TilerunError:
+            raise
+        except Exception as e:  # a malformed node that its shape rule let through
+            raise node_error(node, f"cannot lower ({type(e).__name__}: {e})") from e
     computed = [o for o in graph.outputs if graph.values[o].const is None]
     return b.finish(graph.inputs, computed)

@@ -135,3 +135,69 @@ def random_inputs(model_or_engine, seed=0):
         shapes = [tuple(max(d.dim_value, 1) for d in i.type.tensor_type.shape.dim)
                   for i in g.input if i.name not in inits]
     return [rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+
+# (expansion t, output channels c, repeats n, first stride s) of MobileNetV2's inverted residual stages.
+MOBILENET_V2_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                       (6, 160, 3, 2), (6, 320, 1, 1)]
+
+
+def mobilenet_v2(seed=0, size=224, width=1.0, classes=1000):
+    """A MobileNetV2-style ModelProto (opset 13) with seeded random weights, built with ``onnx.helper``.
+
+    The stages of MobileNetV2: a 3x3 stride-2 stem, inverted residual blocks
+    (1x1 expand + Clip(0, 6), 3x3 depthwise + Clip(0, 6), 1x1 linear project,
+    and a residual Add when shapes allow), a 1x1 conv to 1280 channels,
+    global average pooling and a classifier. BatchNorm is taken as already
+    folded into each Conv's bias, as exporters do. ``size`` is the input's
+    height and width, ``width`` the channel multiplier; input ``input`` is
+    ``[1, 3, size, size]``, output ``output`` is ``[1, classes]``.
+    """
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def ch(c):
+        return max(8, int(c * width + 4) // 8 * 8)
+
+    def conv(x, cin, cout, k, stride, group=1, clip=True):
+        i = len(nodes)
+        w = rng.standard_normal((cout, cin // group, k, k)) * np.sqrt(2.0 / (cin // group * k * k))
+        inits.append(numpy_helper.from_array(w.astype(np.float32), f"w{i}"))
+        inits.append(numpy_helper.from_array((0.01 * rng.standard_normal(cout)).astype(np.float32), f"b{i}"))
+        y = f"conv{i}"
+        nodes.append(helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [y], kernel_shape=[k, k], strides=[stride] * 2,
+                                      pads=[k // 2] * 4, group=group))
+        if clip:
+            nodes.append(helper.make_node("Clip", [y, "clip_lo", "clip_hi"], [y + "_clip"]))
+            y += "_clip"
+        return y
+
+    inits += [numpy_helper.from_array(np.array(0, np.float32), "clip_lo"),
+              numpy_helper.from_array(np.array(6, np.float32), "clip_hi")]
+    cin = ch(32)
+    x = conv("input", 3, cin, 3, 2)
+    for t, c, n, s in MOBILENET_V2_STAGES:
+        cout = ch(c)
+        for r in range(n):
+            stride = s if r == 0 else 1
+            hidden = cin * t
+            y = conv(x, cin, hidden, 1, 1) if t != 1 else x
+            y = conv(y, hidden, hidden, 3, stride, group=hidden)
+            y = conv(y, hidden, cout, 1, 1, clip=False)
+            if stride == 1 and cin == cout:
+                nodes.append(helper.make_node("Add", [x, y], [y + "_add"]))
+                y += "_add"
+            x, cin = y, cout
+    x = conv(x, cin, 1280, 1, 1)
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pool"]))
+    nodes.append(helper.make_node("Flatten", ["pool"], ["flat"]))
+    fc = rng.standard_normal((classes, 1280)) * np.sqrt(1.0 / 1280)
+    inits += [numpy_helper.from_array(fc.astype(np.float32), "fc_w"),
+              numpy_helper.from_array(np.zeros(classes, np.float32), "fc_b")]
+    nodes.append(helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["output"], transB=1))
+    graph = helper.make_graph(nodes, "mobilenet_v2",
+                              [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, size, size])],
+                              [helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, [1, classes])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model

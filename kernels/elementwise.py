@@ -6,25 +6,30 @@ Unary kernels read ``[x, alpha_beta, y, n, chunk]``: ``alpha_beta`` is a
 ``[a, b, dims, a_strides, b_strides, y, rows_per_tile]`` where ``dims`` and the
 strides are 6-int64 weights: the output is ``dims`` contiguous; inputs are
 addressed by element strides (0 on broadcast axes); a tile covers
-``rows_per_tile`` rows of the last axis. Each activation and each arithmetic op is its own
-kernel, made from one template by inlining a constant op code, so the branch
-disappears at compile time.
+``rows_per_tile`` rows of the last axis. Each activation and each float arithmetic op is its
+own kernel, made from one template by inlining a constant op code, so the
+branch disappears at compile time. Integer arithmetic (``<dtype>_arith``, every
+integer dtype) takes the op code as a parameter instead.
 """
+
+import math
 
 import numba
 import numpy as np
+from numba import types
 
-from .abi import U, f32, i64, tile_kernel
+from .abi import U, _view, f32, i8, i32, i64, tile_kernel, u8
 from .mathfn import exp_f32
 
 RELU, LEAKY_RELU, CLIP, SIGMOID, TANH, HARD_SIGMOID, HARD_SWISH, IDENTITY = range(8)
-ADD, SUB, MUL, DIV, MAX, MIN = range(6)
+ADD, SUB, MUL, DIV, MAX, MIN, POW = range(7)
 
 
 @numba.njit(inline="always")
 def _act(op, v, alpha, beta):
     if op == RELU:
-        return v if v > 0 else np.float32(0)
+        # max(0, v) as the spec and numpy have it: NaN stays NaN
+        return v if (v > 0 or v != v) else np.float32(0)
     if op == LEAKY_RELU:
         return v if v >= 0 else v * alpha
     if op == CLIP:
@@ -108,6 +113,8 @@ def _arith(op, a, b):
     if op == MAX:
         # ONNX Max/Min propagate NaN like numpy.maximum/minimum
         return a if (a >= b or a != a) else b
+    if op == POW:
+        return np.float32(np.float64(a) ** np.float64(b))
     return a if (a <= b or a != a) else b
 
 
@@ -191,3 +198,336 @@ def f32_min(p, tile, scratch):
     return _binary(p, tile, MIN)
 
 
+
+
+# -- unary math (not fusable epilogues: kept out of _act so fused kernels stay small) -----------
+ABS, NEG, EXP, LOG, SQRT, RECIPROCAL, FLOOR, CEIL, ERF, SIN, COS, SOFTPLUS, ELU, SELU, SIGN, GELU, \
+    GELU_TANH, ROUND = range(18)
+
+
+@numba.njit(inline="always")
+def _math(op, v, alpha, beta):
+    if op == ABS:
+        return abs(v)
+    if op == NEG:
+        return -v
+    if op == EXP:
+        return np.exp(v)
+    if op == LOG:
+        return np.log(v)
+    if op == SQRT:
+        return np.sqrt(v)
+    if op == RECIPROCAL:
+        return np.float32(1) / v
+    if op == FLOOR:
+        return np.floor(v)
+    if op == CEIL:
+        return np.ceil(v)
+    if op == ERF:
+        return np.float32(math.erf(v))
+    if op == SIN:
+        return np.sin(v)
+    if op == COS:
+        return np.cos(v)
+    if op == SOFTPLUS:
+        # log(1 + e^v) without overflow for large v
+        return v + np.log1p(np.exp(-v)) if v > 0 else np.log1p(np.exp(v))
+    if op == ELU:
+        return v if v >= 0 else alpha * (np.exp(v) - np.float32(1))
+    if op == SELU:
+        return beta * v if v > 0 else beta * (alpha * np.exp(v) - alpha)
+    if op == SIGN:
+        return np.float32(1) if v > 0 else (np.float32(-1) if v < 0 else v)
+    if op == GELU:
+        return np.float32(0.5) * v * (np.float32(1) + np.float32(math.erf(v * np.float32(0.7071067811865476))))
+    if op == GELU_TANH:
+        c = np.float32(0.7978845608028654)
+        return np.float32(0.5) * v * (np.float32(1) + np.tanh(c * (v + np.float32(0.044715) * v * v * v)))
+    return np.rint(v)  # ROUND: half to even, as numpy and the spec
+
+
+@numba.njit(inline="always")
+def _unary_math(p, tile, op):
+    n = p[3]
+    chunk = p[4]
+    lo = tile * chunk
+    hi = min(n, lo + chunk)
+    x = f32(p[0], n)
+    ab = f32(p[1], 2)
+    y = f32(p[2], n)
+    alpha = ab[0]
+    beta = ab[1]
+    for i in range(U(lo), U(hi)):
+        y[i] = np.float32(_math(op, x[i], alpha, beta))
+    return 0
+
+
+@tile_kernel
+def f32_abs(p, tile, scratch):
+    return _unary_math(p, tile, ABS)
+
+
+@tile_kernel
+def f32_neg(p, tile, scratch):
+    return _unary_math(p, tile, NEG)
+
+
+@tile_kernel
+def f32_exp(p, tile, scratch):
+    return _unary_math(p, tile, EXP)
+
+
+@tile_kernel
+def f32_log(p, tile, scratch):
+    return _unary_math(p, tile, LOG)
+
+
+@tile_kernel
+def f32_sqrt(p, tile, scratch):
+    return _unary_math(p, tile, SQRT)
+
+
+@tile_kernel
+def f32_reciprocal(p, tile, scratch):
+    return _unary_math(p, tile, RECIPROCAL)
+
+
+@tile_kernel
+def f32_floor(p, tile, scratch):
+    return _unary_math(p, tile, FLOOR)
+
+
+@tile_kernel
+def f32_ceil(p, tile, scratch):
+    return _unary_math(p, tile, CEIL)
+
+
+@tile_kernel
+def f32_erf(p, tile, scratch):
+    return _unary_math(p, tile, ERF)
+
+
+@tile_kernel
+def f32_sin(p, tile, scratch):
+    return _unary_math(p, tile, SIN)
+
+
+@tile_kernel
+def f32_cos(p, tile, scratch):
+    return _unary_math(p, tile, COS)
+
+
+@tile_kernel
+def f32_softplus(p, tile, scratch):
+    return _unary_math(p, tile, SOFTPLUS)
+
+
+@tile_kernel
+def f32_elu(p, tile, scratch):
+    return _unary_math(p, tile, ELU)
+
+
+@tile_kernel
+def f32_selu(p, tile, scratch):
+    return _unary_math(p, tile, SELU)
+
+
+@tile_kernel
+def f32_sign(p, tile, scratch):
+    return _unary_math(p, tile, SIGN)
+
+
+@tile_kernel
+def f32_gelu(p, tile, scratch):
+    return _unary_math(p, tile, GELU)
+
+
+@tile_kernel
+def f32_gelu_tanh(p, tile, scratch):
+    return _unary_math(p, tile, GELU_TANH)
+
+
+@tile_kernel
+def f32_round(p, tile, scratch):
+    return _unary_math(p, tile, ROUND)
+
+
+@tile_kernel
+def f32_pow(p, tile, scratch):
+    return _binary(p, tile, POW)
+
+
+# -- integer arithmetic ----------------------------------------------------------------
+# One kernel per integer dtype, the op a run-time code (the row's last integer):
+# integer arithmetic carries shapes and indices, not the hot path, so one
+# compiled kernel per dtype beats six. Row: [a, b, dims, a_strides, b_strides,
+# y, rows_per_tile, op]. Add/Sub/Mul wrap as numpy does; Div truncates toward
+# zero (ONNX), gives 0 on a zero divisor and wraps MIN / -1 instead of trapping.
+_i16_ptr, i16 = _view(types.int16)
+_u16_ptr, u16 = _view(types.uint16)
+_u32_ptr, u32 = _view(types.uint32)
+_u64_ptr, u64 = _view(types.uint64)
+
+
+@numba.njit(inline="always")
+def _int_div(a, b):
+    if b == 0:
+        return a - a
+    if b == -1:
+        return (a - a) - a  # MIN // -1 traps on x86: negate (wrapping) instead
+    q = a // b
+    if q < 0 and q * b != a:
+        q += 1
+    return q
+
+
+@numba.njit(inline="always")
+def _uint_div(a, b):
+    if b == 0:
+        return a - a
+    return a // b
+
+
+@numba.njit(inline="always")
+def _int_arith(op, a, b):
+    if op == ADD:
+        return a + b
+    if op == SUB:
+        return a - b
+    if op == MUL:
+        return a * b
+    if op == DIV:
+        return _int_div(a, b)
+    if op == MAX:
+        return a if a >= b else b
+    return a if a <= b else b
+
+
+@numba.njit(inline="always")
+def _uint_arith(op, a, b):
+    # Unsigned: no sign fix-up in Div, and no mixing with signed literals, which
+    # would send uint64 through float64.
+    if op == ADD:
+        return a + b
+    if op == SUB:
+        return a - b
+    if op == MUL:
+        return a * b
+    if op == DIV:
+        return _uint_div(a, b)
+    if op == MAX:
+        return a if a >= b else b
+    return a if a <= b else b
+
+
+@numba.njit(inline="always")
+def _extents(p):
+    dims = i64(p[2], 6)
+    sa = i64(p[3], 6)
+    sb = i64(p[4], 6)
+    na = 1
+    nb = 1
+    for k in range(6):
+        na += (dims[k] - 1) * sa[k]
+        nb += (dims[k] - 1) * sb[k]
+    return na, nb, dims[0] * dims[1] * dims[2] * dims[3] * dims[4] * dims[5]
+
+
+@numba.njit(inline="always")
+def _int_row(p, r):
+    """Offsets into ``a`` and ``b`` of output row ``r`` of a collapsed broadcast."""
+    dims = i64(p[2], 6)
+    sa = i64(p[3], 6)
+    sb = i64(p[4], 6)
+    ao = 0
+    bo = 0
+    rem = r
+    for k in range(4, -1, -1):
+        i = rem % dims[k]
+        rem //= dims[k]
+        ao += i * sa[k]
+        bo += i * sb[k]
+    return ao, bo
+
+
+@numba.njit
+def _int_binary(p, tile, a, b, y):
+    dims = i64(p[2], 6)
+    as5 = i64(p[3], 6)[5]
+    bs5 = i64(p[4], 6)[5]
+    per = p[6]
+    op = p[7]
+    inner = dims[5]
+    rows = dims[0] * dims[1] * dims[2] * dims[3] * dims[4]
+    lo = tile * per
+    for r in range(lo, min(rows, lo + per)):
+        ao, bo = _int_row(p, r)
+        for j in range(inner):
+            y[r * inner + j] = _int_arith(op, a[ao + j * as5], b[bo + j * bs5])
+    return 0
+
+
+@numba.njit
+def _uint_binary(p, tile, a, b, y):
+    # _int_binary with the unsigned ops (a separate loop: a function argument would defeat caching)
+    dims = i64(p[2], 6)
+    as5 = i64(p[3], 6)[5]
+    bs5 = i64(p[4], 6)[5]
+    per = p[6]
+    op = p[7]
+    inner = dims[5]
+    rows = dims[0] * dims[1] * dims[2] * dims[3] * dims[4]
+    lo = tile * per
+    for r in range(lo, min(rows, lo + per)):
+        ao, bo = _int_row(p, r)
+        for j in range(inner):
+            y[r * inner + j] = _uint_arith(op, a[ao + j * as5], b[bo + j * bs5])
+    return 0
+
+
+@tile_kernel
+def i64_arith(p, tile, scratch):
+    na, nb, n = _extents(p)
+    return _int_binary(p, tile, i64(p[0], na), i64(p[1], nb), i64(p[5], n))
+
+
+@tile_kernel
+def i32_arith(p, tile, scratch):
+    na, nb, n = _extents(p)
+    return _int_binary(p, tile, i32(p[0], na), i32(p[1], nb), i32(p[5], n))
+
+
+@tile_kernel
+def i16_arith(p, tile, scratch):
+    na, nb, n = _extents(p)
+    return _int_binary(p, tile, i16(p[0], na), i16(p[1], nb), i16(p[5], n))
+
+
+@tile_kernel
+def i8_arith(p, tile, scratch):
+    na, nb, n = _extents(p)
+    return _int_binary(p, tile, i8(p[0], na), i8(p[1], nb), i8(p[5], n))
+
+
+@tile_kernel
+def u64_arith(p, tile, scratch):
+    na, nb, n = _extents(p)
+    return _uint_binary(p, tile, u64(p[0], na), u64(p[1], nb), u64(p[5], n))
+
+
+@tile_kernel
+def u32_arith(p, tile, scratch):
+    na, nb, n = _extents(p)
+    return _uint_binary(p, tile, u32(p[0], na), u32(p[1], nb), u32(p[5], n))
+
+
+@tile_kernel
+def u16_arith(p, tile, scratch):
+    na, nb, n = _extents(p)
+    return _uint_binary(p, tile, u16(p[0], na), u16(p[1], nb), u16(p[5], n))
+
+
+@tile_kernel
+def u8_arith(p, tile, scratch):
+    na, nb, n = _extents(p)
+    return _uint_binary(p, tile, u8(p[0], na), u8(p[1], nb), u8(p[5], n))

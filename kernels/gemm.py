@@ -1,145 +1,282 @@
 """FP32 matrix-multiply kernels: the register-blocked GEMM core, Gemm/MatMul tiles.
 
-The micro-kernel ``_micro`` is LLVM vector IR (emitted through an intrinsic):
-an ``MR x NR`` block of ``C`` lives in vector registers across the whole
-``k`` loop, each step loading two vectors of a ``B`` row, broadcasting ``MR``
-values of ``A`` and issuing ``llvm.fma``. ``NR`` is two host vectors (32
-floats on AVX-512, 16 on AVX2). ``gemm_tile`` drives it over a rows x columns
-block: full ``NR``-wide panels of ``B`` are read in place, the ragged last
-panel is copied zero-padded into scratch, and partial blocks of ``C`` are
-staged in scratch; the epilogue (scale, addend, residual, activation) runs on
-each block while it is in L1. Every element of ``C`` is one fma chain in ascending ``k``
-order computed by the same code whatever the tiling, so results never depend
-on tile boundaries. ``K`` is never split.
+The micro-kernel ``_micro`` is LLVM vector IR (emitted through an intrinsic
+with the helpers of :mod:`.simd`): an ``MR x NR`` block of ``C`` lives in
+vector registers across a ``k`` loop, each step loading ``NV`` vectors of a
+``B`` panel row, broadcasting ``MR`` values of ``A`` and issuing ``llvm.fma``.
+``NR`` is ``NV`` host vectors (32 floats on AVX-512, 16 on AVX2), so the tile
+shape follows the host (a host with no SIMD unit runs the same IR on 4-lane
+generic vectors, which LLVM lowers to scalar code). Ragged blocks (fewer rows or columns) use masked loads
+and stores, so every block runs the same code.
+
+``gemm_tile`` drives it GotoBLAS-style over a rows x columns block: ``K`` is
+cut into ``KC``-deep slices so that one ``KC x NR`` panel of ``B`` (packed
+contiguous, zero-padded, in scratch, unless the caller's ``B`` already is in
+panels) stays in L1 while every row block of ``A`` (packed too when strided)
+streams past it from L2; the block of ``C`` is reloaded between slices. The slices depend only on ``K``, so every
+element of ``C`` is one fma chain in ascending ``k`` order whatever the tiling:
+results never depend on tile boundaries or thread count. The epilogue (bias,
+residual, Relu/Clip/LeakyRelu in registers; other activations and Gemm's
+alpha/beta in a scalar pass over the block while it is in L1) runs after the
+last slice.
 
 ``f32_gemm`` reads ``[A, B, C, ep, offs, Y]`` then ints
-``[M, N, K, sai, sak, ldb, sci, scj, mb, nb, n_mblk, n_nblk]``:
+``[M, N, K, sai, sak, ldb, sci, scj, mb, nb, n_mblk, n_nblk, bpk]``:
 ``ep`` = the float32 epilogue row ``gemm_tile`` documents; ``offs`` = int64
 ``[batch, 2]`` element offsets of each batch's ``A`` and ``B``; ``C`` (when
 used) is addressed as ``C[i*sci + j*scj]`` (0 strides broadcast); tile
 ``t`` = (batch, row block, column block). ``Y`` is ``[batch, M, N]``
-contiguous; ``B`` rows are contiguous with row stride ``ldb``.
+contiguous. ``bpk`` = 0: ``B`` rows are contiguous with row stride ``ldb``;
+``bpk`` > 0: ``B`` is packed in ``NR``-column panels ``[ceil(N/NR), K, NR]``
+(``bpk = K*NR`` floats apart, see ``pack_b``).
 ``f32_transpose2d`` reads ``[X, Y]`` ints ``[R, S, cols_per_tile]`` and
 writes ``Y[S, R] = X^T``.
 """
-import llvmlite.binding as llvm
 import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from . import simd
 from .abi import f32, i64, tile_kernel
 from .elementwise import apply_activation
+from .simd import VW, v_load_n, v_store
 
-VW = 16 if "avx512f" in llvm.get_host_cpu_features().flatten() else 8
 MR = 8          # rows of the register block
-NR = 2 * VW     # columns of the register block
-# Above this many floats of A (about a core's L2), walk row blocks outside the
-# column panels so each A block is read once while the B panels stay in L2.
-ROWS_OUTER_FLOATS = 1 << 16
+NV = 2          # host vectors per row of the register block
+NR = NV * VW    # columns of the register block
+# K slice: one KC x NR panel of B fills about 32 KiB, two thirds of a typical L1d.
+KC = max(64, (32 * 1024) // (NR * 4))
+# Rows of a plain A packed at a time and columns of a plain B packed at a time
+# (MC x KC and KC x NC floats: together under 1 MiB, L2-resident).
+MC = 32 * MR
+NC = 16 * NR
+PREFETCH_ROWS = 8  # rows of B the micro-kernel prefetches ahead
+
+# Micro-kernel flags: start from the C block in memory (a later K slice), and
+# the epilogue steps it applies in registers.
+LOAD, FAST_BIAS, FAST_RES, FAST_RELU, FAST_CLIP, FAST_LEAKY = 1, 2, 4, 8, 16, 32
 
 
-def scratch_floats(kk):
-    """Scratch floats ``gemm_tile`` needs for depth ``kk``: a padded B panel and a C block."""
-    return kk * NR + MR * NR
+def scratch_floats(kk=0):
+    """Scratch floats ``gemm_tile`` needs (any depth): packed blocks of B (``KC x NC``) and A (``MC x KC``)."""
+    return KC * NC + MC * KC
 
 
-FAST_BIAS, FAST_RES, FAST_RELU = 1, 2, 4
+def pack_b(b):
+    """``B [K, N]`` (or ``[batch, K, N]``) as zero-padded ``NR``-column panels ``[..., ceil(N/NR), K, NR]``."""
+    b = np.asarray(b, np.float32)
+    k, n = b.shape[-2:]
+    npan = -(-n // NR)
+    out = np.zeros(b.shape[:-2] + (k, npan * NR), np.float32)
+    out[..., :n] = b
+    out = out.reshape(b.shape[:-2] + (k, npan, NR))
+    return np.ascontiguousarray(np.moveaxis(out, -2, -3))
+
+
+def _row_addr(builder, base, r, mv, stride):
+    """Address of row ``min(r, mv-1)``: rows past the block repeat its last row, so loads stay in bounds."""
+    i64t = simd.I64
+    rr = builder.select(builder.icmp_signed("<", ir.Constant(i64t, r), mv), ir.Constant(i64t, r),
+                        builder.sub(mv, ir.Constant(i64t, 1)))
+    return builder.add(base, builder.mul(builder.mul(rr, stride), ir.Constant(i64t, 4)))
+
+
+def _flag(builder, flags, bit):
+    i64t = simd.I64
+    return builder.icmp_unsigned("!=", builder.and_(flags, ir.Constant(i64t, bit)), ir.Constant(i64t, 0))
 
 
 @intrinsic
-def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, bias, res, flags):
-    """C[r, 0:NR] = sum_k A[min(r, mv-1), k] * B[k, 0:NR] for r < MR (addresses in bytes, strides in floats).
+def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags):
+    """C[r, 0:nv] (op)= sum_k A[r, k] * B[k, 0:NR] for r < mv (byte addresses, float strides).
 
-    ``flags`` adds a per-row ``bias[r]`` (FAST_BIAS), a residual block at ``res``
-    with stride ``ldc`` (FAST_RES) and applies Relu (FAST_RELU) before the store;
-    ``bias`` and ``res`` must be readable addresses even when their flag is off.
+    ``flags``: LOAD starts from the values in ``C``; FAST_BIAS adds ``bias[r]``
+    (float32 at ``bias + 4r``), FAST_RES a residual block at ``res`` (stride
+    ``ldc``), then FAST_RELU, FAST_CLIP (bounds ``ep[2]``, ``ep[3]``) or
+    FAST_LEAKY (slope ``ep[2]``) apply before the store. ``bias`` and ``res``
+    must be readable even when their flag is off. Rows ``>= mv`` and columns
+    ``>= nv`` are neither read from ``C`` nor written.
     """
-    sig = types.int64(*([types.int64] * 12))
+    sig = types.int64(*([types.int64] * 14))
 
     def codegen(context, builder, sig, args):
-        a, sai, sak, b, ldb, c, ldc, kk, mv, bias, res, flags = args
-        i64t, f32t = ir.IntType(64), ir.FloatType()
-        vt = ir.VectorType(f32t, VW)
-        name = f"llvm.fma.v{VW}f32"
-        fma = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(vt, [vt, vt, vt]), name)
+        a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags = args
+        i64t, f32t = simd.I64, simd.F32
         four = ir.Constant(i64t, 4)
-        rows = []
-        for r in range(MR):
-            rr = builder.select(builder.icmp_signed("<", ir.Constant(i64t, r), mv), ir.Constant(i64t, r),
-                                builder.sub(mv, ir.Constant(i64t, 1)))
-            rows.append(builder.add(a, builder.mul(builder.mul(rr, sai), four)))
-        zero = ir.Constant(vt, [0.0] * VW)
-        pre = builder.block
-        head = builder.append_basic_block("mk.head")
-        body = builder.append_basic_block("mk.body")
-        done = builder.append_basic_block("mk.done")
-        builder.branch(head)
-        builder.position_at_end(head)
-        k = builder.phi(i64t)
-        acc = [builder.phi(vt) for _ in range(2 * MR)]
-        k.add_incoming(ir.Constant(i64t, 0), pre)
-        for x in acc:
-            x.add_incoming(zero, pre)
-        builder.cbranch(builder.icmp_signed("<", k, kk), body, done)
-        builder.position_at_end(body)
-        bk = builder.add(b, builder.mul(builder.mul(k, ldb), four))
-        v0 = builder.load(builder.inttoptr(bk, vt.as_pointer()), align=4)
-        v1 = builder.load(builder.inttoptr(builder.add(bk, ir.Constant(i64t, 4 * VW)), vt.as_pointer()), align=4)
-        koff = builder.mul(builder.mul(k, sak), four)
-        new = []
-        for r in range(MR):
-            sv = _splat(builder, builder.load(builder.inttoptr(builder.add(rows[r], koff), f32t.as_pointer()), align=4))
-            new.append(builder.call(fma, [sv, v0, acc[2 * r]]))
-            new.append(builder.call(fma, [sv, v1, acc[2 * r + 1]]))
-        k1 = builder.add(k, ir.Constant(i64t, 1))
-        end = builder.block
-        builder.branch(head)
-        k.add_incoming(k1, end)
-        for x, v in zip(acc, new):
-            x.add_incoming(v, end)
-        builder.position_at_end(done)
-        _store_block(builder, acc, c, ldc, mv, bias, res, flags)
+        rows = [_row_addr(builder, a, r, mv, sai) for r in range(MR)]
+        caddr = [builder.add(c, builder.add(builder.mul(builder.mul(ir.Constant(i64t, r), ldc), four),
+                                            ir.Constant(i64t, 4 * VW * h))) for r in range(MR) for h in range(NV)]
+
+        def masks():
+            # Lanes of the block's valid columns, none for rows past mv.
+            out = []
+            for r in range(MR):
+                live = builder.icmp_signed("<", ir.Constant(i64t, r), mv)
+                for h in range(NV):
+                    cnt = builder.select(live, builder.sub(nv, ir.Constant(i64t, h * VW)), ir.Constant(i64t, 0))
+                    out.append(simd.lane_mask(builder, cnt))
+            return out
+
+        # Full blocks (the common case) load and store without masks: computing
+        # 2*MR masks costs as much as a short K loop.
+        full = builder.and_(builder.icmp_signed("==", mv, ir.Constant(i64t, MR)),
+                            builder.icmp_signed("==", nv, ir.Constant(i64t, NR)))
+        fload = _flag(builder, flags, LOAD)
+        with builder.if_else(full) as (whole, ragged):
+            with whole:
+                init_w = _load_if(builder, fload, caddr, None)
+                blk_w = builder.block
+            with ragged:
+                init_r = _load_if(builder, fload, caddr, masks())
+                blk_r = builder.block
+        init = []
+        for x, y in zip(init_w, init_r):
+            phi = builder.phi(x.type)
+            phi.add_incoming(x, blk_w)
+            phi.add_incoming(y, blk_r)
+            init.append(phi)
+
+        def step(k, acc):
+            bk = builder.add(b, builder.mul(builder.mul(k, ldb), four))
+            bv = [simd.vload(builder, builder.add(bk, ir.Constant(i64t, 4 * VW * h))) for h in range(NV)]
+            # B rows stream from L2 or memory: ask for the rows PREFETCH_ROWS ahead now.
+            ahead = builder.add(bk, builder.mul(builder.mul(ldb, four), ir.Constant(i64t, PREFETCH_ROWS)))
+            for line in range(0, NR * 4, 64):
+                simd.prefetch(builder, builder.add(ahead, ir.Constant(i64t, line)))
+            koff = builder.mul(builder.mul(k, sak), four)
+            new = []
+            for r in range(MR):
+                s = builder.load(builder.inttoptr(builder.add(rows[r], koff), f32t.as_pointer()), align=4)
+                sv = simd.splat(builder, s)
+                for h in range(NV):
+                    new.append(simd.fma(builder, sv, bv[h], acc[r * NV + h]))
+            return new
+
+        # Unrolling this loop by 2 or 4 measured no faster: LLVM's loop is already 3 uops of overhead.
+        _, acc = _kloop(builder, ir.Constant(i64t, 0), init, 1, kk, step)
+        with builder.if_else(full) as (whole, ragged):
+            with whole:
+                _store_block(builder, acc, caddr, None, ldc, mv, ep, bias, res, flags)
+            with ragged:
+                _store_block(builder, acc, caddr, masks(), ldc, mv, ep, bias, res, flags)
         return ir.Constant(i64t, 0)
 
     return sig, codegen
 
 
-def _splat(builder, scalar):
-    vt = ir.VectorType(ir.FloatType(), VW)
-    v = builder.insert_element(ir.Constant(vt, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(v, ir.Constant(vt, ir.Undefined),
-                                  ir.Constant(ir.VectorType(ir.IntType(32), VW), [0] * VW))
+def _kloop(builder, k0, acc0, unroll, kk, step):
+    """Emit ``while k + unroll <= kk: acc = step(k + u, acc) for u < unroll``; returns the final ``(k, acc)``."""
+    i64t = simd.I64
+    pre = builder.block
+    head = builder.append_basic_block("mk.head")
+    body = builder.append_basic_block("mk.body")
+    done = builder.append_basic_block("mk.done")
+    builder.branch(head)
+    builder.position_at_end(head)
+    k = builder.phi(i64t)
+    acc = [builder.phi(v.type) for v in acc0]
+    k.add_incoming(k0, pre)
+    for x, v in zip(acc, acc0):
+        x.add_incoming(v, pre)
+    builder.cbranch(builder.icmp_signed("<=", builder.add(k, ir.Constant(i64t, unroll)), kk), body, done)
+    builder.position_at_end(body)
+    cur = acc
+    for u in range(unroll):
+        cur = step(builder.add(k, ir.Constant(i64t, u)), cur)
+    k1 = builder.add(k, ir.Constant(i64t, unroll))
+    end = builder.block
+    builder.branch(head)
+    k.add_incoming(k1, end)
+    for x, v in zip(acc, cur):
+        x.add_incoming(v, end)
+    builder.position_at_end(done)
+    return k, acc
 
 
-def _flag(builder, flags, bit):
-    i64t = ir.IntType(64)
-    return builder.icmp_unsigned("!=", builder.and_(flags, ir.Constant(i64t, bit)), ir.Constant(i64t, 0))
+def _load_if(builder, cond, addrs, masks):
+    """Loads (masked unless ``masks`` is None) of the vectors at ``addrs`` when ``cond`` holds, else zeros."""
+    zero = ir.Constant(simd.vec(), [0.0] * VW)
+    pre = builder.block
+    with builder.if_then(cond):
+        if masks is None:
+            loaded = [simd.vload(builder, x) for x in addrs]
+        else:
+            loaded = [simd.masked_load(builder, x, m) for x, m in zip(addrs, masks)]
+        then = builder.block
+    out = []
+    for v in loaded:
+        phi = builder.phi(v.type)
+        phi.add_incoming(v, then)
+        phi.add_incoming(zero, pre)
+        out.append(phi)
+    return out
 
 
-def _store_block(builder, acc, c, ldc, mv, bias, res, flags):
-    # Same operation order as the scalar epilogue (acc + bias + res, then relu),
-    # so a block's values do not depend on which path computed it.
-    i64t, f32t = ir.IntType(64), ir.FloatType()
-    vt = ir.VectorType(f32t, VW)
-    four = ir.Constant(i64t, 4)
-    zero = ir.Constant(vt, [0.0] * VW)
-    fb, fr, frelu = (_flag(builder, flags, bit) for bit in (FAST_BIAS, FAST_RES, FAST_RELU))
-    for r in range(MR):
-        rr = builder.select(builder.icmp_signed("<", ir.Constant(i64t, r), mv), ir.Constant(i64t, r),
-                            builder.sub(mv, ir.Constant(i64t, 1)))
-        bval = builder.load(builder.inttoptr(builder.add(bias, builder.mul(rr, four)), f32t.as_pointer()), align=4)
-        bv = _splat(builder, bval)
-        row = builder.mul(builder.mul(ir.Constant(i64t, r), ldc), four)
-        for h in range(2):
-            at = builder.add(row, ir.Constant(i64t, 4 * VW * h))
-            v = acc[2 * r + h]
-            v = builder.select(fb, builder.fadd(v, bv), v)
-            rv = builder.load(builder.inttoptr(builder.add(res, at), vt.as_pointer()), align=4)
-            v = builder.select(fr, builder.fadd(v, rv), v)
-            v = builder.select(frelu, builder.select(builder.fcmp_ordered(">", v, zero), v, zero), v)
-            builder.store(v, builder.inttoptr(builder.add(c, at), vt.as_pointer()), align=4)
+def _maybe(builder, cond, vals, fn):
+    """``fn(vals)`` when ``cond`` holds, else ``vals``: one well-predicted branch for the whole block."""
+    pre = builder.block
+    with builder.if_then(cond):
+        new = fn(vals)
+        then = builder.block
+    out = []
+    for v, w in zip(vals, new):
+        phi = builder.phi(v.type)
+        phi.add_incoming(w, then)
+        phi.add_incoming(v, pre)
+        out.append(phi)
+    return out
+
+
+def _store_block(builder, acc, caddr, masks, ldc, mv, ep, bias, res, flags):
+    # Same operation order as the scalar epilogue (acc + bias + res, then the
+    # activation), so a value never depends on which path computed it. Each
+    # step is skipped by one branch when its flag is off: selecting per vector
+    # cost as much as a short K loop.
+    i64t, f32t = simd.I64, simd.F32
+    fb, fr, frelu, fclip, fleaky = (_flag(builder, flags, bit)
+                                    for bit in (FAST_BIAS, FAST_RES, FAST_RELU, FAST_CLIP, FAST_LEAKY))
+    zero = ir.Constant(simd.vec(), [0.0] * VW)
+
+    def ep_value(off):
+        return simd.splat(builder, builder.load(builder.inttoptr(builder.add(ep, ir.Constant(i64t, off)),
+                                                                 f32t.as_pointer())))
+
+    def add_bias(vals):
+        out = []
+        for r in range(MR):
+            bv = simd.splat(builder, builder.load(builder.inttoptr(
+                _row_addr(builder, bias, r, mv, ir.Constant(i64t, 1)), f32t.as_pointer()), align=4))
+            out += [builder.fadd(v, bv) for v in vals[r * NV:(r + 1) * NV]]
+        return out
+
+    def add_res(vals):
+        addrs = [builder.add(res, builder.sub(x, caddr[0])) for x in caddr]
+        if masks is None:
+            rv = [simd.vload(builder, x) for x in addrs]
+        else:
+            rv = [simd.masked_load(builder, x, m) for x, m in zip(addrs, masks)]
+        return [builder.fadd(v, w) for v, w in zip(vals, rv)]
+
+    def clip(vals):
+        lo, hi = ep_value(8), ep_value(12)
+        return [simd.vmin(builder, simd.vmax(builder, v, lo), hi) for v in vals]
+
+    def leaky(vals):
+        slope = ep_value(8)
+        return [builder.select(builder.fcmp_ordered(">=", v, zero), v, builder.fmul(v, slope)) for v in vals]
+
+    vals = _maybe(builder, fb, acc, add_bias)
+    vals = _maybe(builder, fr, vals, add_res)
+    vals = _maybe(builder, frelu, vals, lambda vs: [simd.vmax(builder, v, zero) for v in vs])
+    vals = _maybe(builder, fclip, vals, clip)
+    vals = _maybe(builder, fleaky, vals, leaky)
+    for q, v in enumerate(vals):
+        if masks is None:
+            simd.vstore(builder, v, caddr[q])
+        else:
+            simd.masked_store(builder, v, caddr[q], masks[q])
 
 
 @numba.njit(inline="always")
@@ -158,60 +295,118 @@ def _epilogue(cv, co, ldc, mv, nv, ep, cadd, cao, sci, scj, res):
             cv[r + j] = apply_activation(act, v, aa, ab)
 
 
+@numba.njit(inline="always")
+def _pack_panel(b, ldb, rows_tab, k0, kc, nv, dst):
+    """Copy ``B[k0:k0+kc, 0:nv]`` to ``dst`` as ``kc x NR``, zero-padded.
+
+    Row ``k`` of ``B`` starts ``k * ldb`` floats after ``b``, or ``tab[k]``
+    floats after it when ``rows_tab`` (the address of an int64 table) is not 0.
+    """
+    tab = i64(rows_tab, k0 + kc)
+    for k in range(kc):
+        src = b + ((k0 + k) * ldb if rows_tab == 0 else tab[k0 + k]) * 4
+        out = dst + k * NR * 4
+        for h in range(NV):
+            v_store(out + h * VW * 4, v_load_n(src + h * VW * 4, nv - h * VW))
+
+
+@numba.njit(inline="always")
+def _pack_a(a, sai, sak, i0, mc, k0, kc, dst):
+    """Rows ``[i0, i0+mc)`` x ``[k0, k0+kc)`` of a strided A as ``MR``-row panels ``[ceil(mc/MR), kc, MR]``."""
+    av = f32(a, 1 << 40)
+    d = f32(dst, 1 << 40)
+    for ib in range((mc + MR - 1) // MR):
+        for r in range(MR):
+            i = i0 + ib * MR + min(r, mc - 1 - ib * MR)  # repeat the last row: the micro-kernel never stores it
+            src = i * sai + k0 * sak
+            o = ib * kc * MR + r
+            for k in range(kc):
+                d[o + k * MR] = av[src + k * sak]
+
+
 @numba.njit(nogil=True)
-def gemm_tile(a, sai, sak, sblk, m, b, ldb, n, kk, c, ldc, scratch, ep, cadd, sci, scj, res):
+def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, cadd, sci, scj, res):
     """C[0:m, 0:n] = epilogue(A[0:m, :kk] @ B[:kk, 0:n]); byte addresses, float strides.
 
     Row block ``i`` of ``MR`` rows of ``A`` starts ``i * sblk`` floats after ``a``
-    (``MR * sai`` for a plain matrix, ``kk * MR`` for packed panels). ``ep`` is
-    float32 ``[alpha, beta, act_alpha, act_beta, act, has_c, has_res, plain, fast]``
-    where ``fast`` >= 0 means the epilogue is the micro-kernel's (FAST_* flags);
-    ``cadd`` is the address of this tile's ``C[0, 0]`` addend (strides ``sci``,
-    ``scj``), ``res`` of its residual (laid out like ``C``). Needs ``scratch_floats(kk)``.
+    (``MR * sai`` for a plain matrix, ``kk * MR`` for packed panels). ``B`` is
+    plain with row stride ``ldb`` when ``bpk == 0``, packed ``NR``-column panels
+    ``bpk`` floats apart with row stride ``NR`` when ``bpk > 0`` (see
+    ``pack_b``), and when ``bpk < 0`` row ``k`` starts ``tab[k]`` floats after
+    ``b``, ``ldb`` being the address of the int64 table ``tab`` (implicit GEMM). ``epa``
+    is the address of the float32 row ``[alpha, beta, act_alpha, act_beta, act,
+    has_c, has_res, plain, fast]`` where ``fast`` >= 0 means the whole epilogue
+    is the micro-kernel's (FAST_* flags); ``cadd`` is the address of this tile's
+    ``C[0, 0]`` addend (strides ``sci``, ``scj``; a per-row bias when fast),
+    ``res`` of its residual (laid out like ``C``). Needs ``scratch_floats()``.
     """
     big = 1 << 40
-    sb = f32(scratch, big)
-    cbuf = scratch + kk * NR * 4
-    cb = f32(cbuf, MR * NR)
-    bv = f32(b, big)
+    ep = f32(epa, 9)
     cv = f32(c, big)
     cav = f32(cadd, big)
     rv = f32(res, big)
     plain = ep[7] != 0
     fast = np.int64(ep[8])
-    je = n - n % NR
-    if je < n:  # the ragged last panel, zero-padded once for every row block
-        for k in range(kk):
-            for j in range(n - je):
-                sb[k * NR + j] = bv[k * ldb + je + j]
-            for j in range(n - je, NR):
-                sb[k * NR + j] = np.float32(0)
+    # One row block over packed B panels reuses no panel: skip the K slices and
+    # stream each panel once, end to end (A is then read in place).
+    nk = 1 if m <= MR and bpk > 0 else max(1, (kk + KC - 1) // KC)
+    kcn = (kk + nk - 1) // nk  # equal slices: no thin last slice
     npan = (n + NR - 1) // NR
     nblk = (m + MR - 1) // MR
-    rows_outer = m * kk > ROWS_OUTER_FLOATS
-    for outer in range(nblk if rows_outer else npan):
-        for inner in range(npan if rows_outer else nblk):
-            i0 = (outer if rows_outer else inner) * MR
-            j0 = (inner if rows_outer else outer) * NR
-            mv = min(MR, m - i0)
-            nv = min(NR, n - j0)
-            bp, lb = (b + j0 * 4, ldb) if nv == NR else (scratch, NR)
-            ap = a + (i0 // MR) * sblk * 4
-            cblk = c + (i0 * ldc + j0) * 4
-            if mv == MR and nv == NR and fast >= 0:
-                bias = cadd + i0 * sci * 4 if fast & FAST_BIAS else cblk
-                rblk = res + (i0 * ldc + j0) * 4 if fast & FAST_RES else cblk
-                _micro(ap, sai, sak, bp, lb, cblk, ldc, kk, mv, bias, rblk, fast)
-                continue
-            if mv == MR and nv == NR:
-                _micro(ap, sai, sak, bp, lb, cblk, ldc, kk, mv, cblk, cblk, 0)
-            else:
-                _micro(ap, sai, sak, bp, lb, cbuf, NR, kk, mv, cbuf, cbuf, 0)
-                for i in range(mv):
-                    for j in range(nv):
-                        cv[(i0 + i) * ldc + j0 + j] = cb[i * NR + j]
-            if not plain:
-                _epilogue(cv, i0 * ldc + j0, ldc, mv, nv, ep, cav, i0 * sci + j0 * scj, sci, scj, rv)
+    # A already in MR-row panels (conv weights) is read in place; a strided A is
+    # packed MC rows at a time, so its rows stream contiguously from L2 (row
+    # strides of whole pages otherwise alias in L1 and the TLB), unless there
+    # are too few column panels to repay the copy. A plain B is packed NC
+    # columns at a time, once per K slice, and shared by every row chunk.
+    in_place = sai == 1 and sak == MR and sblk == kk * MR
+    pack_a = not in_place and npan >= 4 and nk * KC >= kk
+    mc_n = MC if pack_a else m
+    apack = scratch + KC * NC * 4
+    # With one or two row blocks a packed panel is read once or twice: copying
+    # it costs as much as using it, so full panels of a plain B are read in place.
+    b_in_place = bpk == 0 and m <= 2 * MR
+    for kb in range(nk):
+        k0 = kb * kcn
+        kc = max(0, min(kcn, kk - k0))
+        last = kb == nk - 1
+        fl = LOAD if kb > 0 else 0
+        if last and fast > 0:
+            fl |= fast
+        for jc in range(0, npan, NC // NR):
+            jn = min(NC // NR, npan - jc)
+            if bpk <= 0:
+                for jp in range(jn):
+                    j0 = (jc + jp) * NR
+                    if not (b_in_place and n - j0 >= NR):
+                        _pack_panel(b + j0 * 4, ldb if bpk == 0 else 0, ldb if bpk < 0 else 0, k0, kc,
+                                    min(NR, n - j0), scratch + jp * kc * NR * 4)
+            for ic in range(0, m, mc_n):
+                mc = min(mc_n, m - ic)
+                if pack_a:
+                    _pack_a(a, sai, sak, ic, mc, k0, kc, apack)
+                    ab, asai, asak, ablk = apack, 1, MR, kc * MR
+                else:
+                    ab, asai, asak, ablk = a + k0 * sak * 4, sai, sak, sblk
+                for jp in range(jn):
+                    j0 = (jc + jp) * NR
+                    nv = min(NR, n - j0)
+                    lb = NR
+                    if bpk > 0:
+                        bp = b + ((jc + jp) * bpk + k0 * NR) * 4
+                    elif b_in_place and nv == NR:
+                        bp, lb = b + (k0 * ldb + j0) * 4, ldb
+                    else:
+                        bp = scratch + jp * kc * NR * 4
+                    for ib in range((mc + MR - 1) // MR):
+                        i0 = ic + ib * MR
+                        mv = min(MR, m - i0)
+                        cblk = c + (i0 * ldc + j0) * 4
+                        bias = cadd + i0 * sci * 4 if fl & FAST_BIAS else cblk
+                        rblk = res + (i0 * ldc + j0) * 4 if fl & FAST_RES else cblk
+                        _micro(ab + (ib * ablk if pack_a else (ic // MR + ib) * ablk) * 4, asai, asak, bp, lb,
+                               cblk, ldc, kc, mv, nv, epa, bias, rblk, fl)
+                        if last and fast < 0:
+                            _epilogue(cv, i0 * ldc + j0, ldc, mv, nv, ep, cav, i0 * sci + j0 * scj, sci, scj, rv)
     return 0
 
 
@@ -219,7 +414,7 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, n, kk, c, ldc, scratch, ep, cadd, sc
 def f32_gemm(p, tile, scratch):
     m, n, kk = p[6], p[7], p[8]
     sai, sak, ldb, sci, scj = p[9], p[10], p[11], p[12], p[13]
-    mb, nb, nmb, nnb = p[14], p[15], p[16], p[17]
+    mb, nb, nmb, nnb, bpk = p[14], p[15], p[16], p[17], p[18]
     per = nmb * nnb
     bt = tile // per
     rem = tile - bt * per
@@ -230,9 +425,9 @@ def f32_gemm(p, tile, scratch):
     offs = i64(p[4], 2 * (bt + 1))
     yo = bt * m * n + i0 * n + j0
     a = p[0] + (offs[2 * bt] + i0 * sai) * 4
-    b = p[1] + (offs[2 * bt + 1] + j0) * 4
-    gemm_tile(a, sai, sak, MR * sai, rows, b, ldb, j1 - j0, kk, p[5] + yo * 4, n, scratch,
-              f32(p[3], 9), p[2] + (i0 * sci + j0 * scj) * 4, sci, scj, p[5])
+    b = p[1] + (offs[2 * bt + 1] + ((j0 // NR) * bpk if bpk > 0 else j0)) * 4
+    gemm_tile(a, sai, sak, MR * sai, rows, b, ldb, bpk, j1 - j0, kk, p[5] + yo * 4, n, scratch,
+              p[3], p[2] + (i0 * sci + j0 * scj) * 4, sci, scj, p[5])
     return 0
 
 
@@ -247,3 +442,4 @@ def f32_transpose2d(p, tile, scratch):
         for i in range(r):
             y[j * r + i] = x[i * s + j]
     return 0
+

@@ -1,7 +1,7 @@
 """Data-movement kernels: mapped copies, concatenation, run-time gather and casts.
 
 They move elements of any dtype tilerun carries: kernels are written per
-element size (``b1``/``b4``/``b8`` read and write 1-, 4- or 8-byte words, so
+element size (``b1``/``b2``/``b4``/``b8`` read and write 1-, 2-, 4- or 8-byte words, so
 float32 moves as int32 bits) or on plain bytes (``u8_concat``). They do not
 interpret values, except ``<dtype>_cast``.
 
@@ -32,6 +32,7 @@ import numpy as np
 
 from .abi import U, f32, i32, i64, tile_kernel, u8
 from .abi import i8 as s8
+from .elementwise import i16, u16, u32, u64
 
 HDR = 8
 SEG_COPY, SEG_FILL, SEG_TABLE = 0, 1, 2
@@ -541,3 +542,51 @@ def u8_not(p, tile, scratch):
     for i in range(lo, min(n, lo + chunk)):
         y[U(i)] = np.uint8(x[U(i)] == 0)
     return 0
+
+
+# -- 2-byte elements (int16, uint16) ------------------------------------------------------
+@tile_kernel
+def b2_mapped_copy(p, tile, scratch):
+    return _mapped(p, tile, i16(p[0], p[4]), i16(p[3], p[5]), i16(p[2], 1)[0])
+
+
+@tile_kernel
+def b2_transpose_blocked(p, tile, scratch):
+    return _transpose_blocked(p, tile, i16(p[0], p[2]), i16(p[1], p[2]))
+
+
+@tile_kernel
+def b2_gather_i64(p, tile, scratch):
+    return _gather(p, tile, i16(p[0], p[3] * p[4] * p[5]), i16(p[2], p[3] * p[6] * p[5]), i64(p[1], p[6]))
+
+
+@tile_kernel
+def b2_gather_i32(p, tile, scratch):
+    return _gather(p, tile, i16(p[0], p[3] * p[4] * p[5]), i16(p[2], p[3] * p[6] * p[5]), i32(p[1], p[6]))
+
+
+@tile_kernel
+def b2_where(p, tile, scratch):
+    return _where(p, tile, i16(p[1], _where_extent(p, 5)), i16(p[2], _where_extent(p, 6)), i16(p[7], _out_size(p)))
+
+
+# Comparisons of the wider integer dtypes: one kernel per dtype, the op code
+# (EQ..GE) as the row's last integer: [a, b, dims, a_strides, b_strides, y, per, op].
+@tile_kernel
+def i16_compare(p, tile, scratch):
+    return _compare(p, tile, i16(p[0], _extent(p, 3)), i16(p[1], _extent(p, 4)), p[7])
+
+
+@tile_kernel
+def u16_compare(p, tile, scratch):
+    return _compare(p, tile, u16(p[0], _extent(p, 3)), u16(p[1], _extent(p, 4)), p[7])
+
+
+@tile_kernel
+def u32_compare(p, tile, scratch):
+    return _compare(p, tile, u32(p[0], _extent(p, 3)), u32(p[1], _extent(p, 4)), p[7])
+
+
+@tile_kernel
+def u64_compare(p, tile, scratch):
+    return _compare(p, tile, u64(p[0], _extent(p, 3)), u64(p[1], _extent(p, 4)), p[7])

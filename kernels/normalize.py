@@ -1,4 +1,4 @@
-"""Normalization kernels on float32: softmax, LRN, per-channel affine, instance and layer norm.
+"""Normalization and reduction kernels on float32: softmax, LRN, affine, instance/layer norm, Reduce*.
 
 Every kernel keeps each reduction inside one tile (a tile is a set of whole
 rows, planes or column blocks), so results never depend on the tiling.
@@ -17,14 +17,18 @@ Parameter rows, by kernel:
   BatchNormalization whose statistics arrive at run time.
 * ``f32_instance_norm``: ``[x, scale, bias, eps, y, planes, C, HW, planes_per_tile]``.
 * ``f32_layer_norm``: ``[x, scale, bias, eps, y, mean, invstd, rows, n, rows_per_tile]``.
+* ``f32_batchnorm_train``: training-mode BatchNormalization (batch statistics).
+* ``f32_reduce`` / ``f32_arg_reduce``: the Reduce* family and ArgMax/ArgMin over
+  one axis of an ``[outer, n, inner]`` view (see the kernels).
 
 Means and variances accumulate in float64. ``exp`` is a polynomial in plain
 arithmetic so that softmax loops vectorize.
 """
 import numba
 import numpy as np
+from numba import types
 
-from .abi import U, f32, tile_kernel
+from .abi import U, _view, f32, i64, tile_kernel
 from .mathfn import exp_f32 as _exp
 
 SOFTMAX, LOGSOFTMAX = 0, 1
@@ -269,4 +273,156 @@ def f32_batchnorm_rt(p, tile, scratch):
         o = pl * HW
         for j in range(HW):
             y[U(o + j)] = x[U(o + j)] * sv + tv
+    return 0
+
+
+@tile_kernel
+def f32_batchnorm_train(p, tile, scratch):
+    """Training-mode BatchNormalization, batch statistics per channel:
+    ``[x, scale, B, mean, var, eps_momentum, y, running_mean, running_var, N, C, HW, channels_per_tile]``.
+
+    A tile owns whole channels, so each channel's sums are one sequential
+    float64 walk and results never depend on the tiling.
+    """
+    N, C, HW, per = p[9], p[10], p[11], p[12]
+    x = f32(p[0], N * C * HW)
+    sc = f32(p[1], C)
+    bi = f32(p[2], C)
+    mu = f32(p[3], C)
+    var = f32(p[4], C)
+    em = f32(p[5], 2)
+    eps = np.float64(em[0])
+    mom = np.float64(em[1])
+    y = f32(p[6], N * C * HW)
+    rmu = f32(p[7], C)
+    rvar = f32(p[8], C)
+    cnt = np.float64(N * HW)
+    for c in range(tile * per, min(C, tile * per + per)):
+        acc = 0.0
+        for n in range(N):
+            o = (n * C + c) * HW
+            for j in range(HW):
+                acc += np.float64(x[U(o + j)])
+        m = acc / cnt
+        acc = 0.0
+        for n in range(N):
+            o = (n * C + c) * HW
+            for j in range(HW):
+                d = np.float64(x[U(o + j)]) - m
+                acc += d * d
+        v = acc / cnt
+        s = np.float64(sc[c]) / np.sqrt(v + eps)
+        sv = np.float32(s)
+        tv = np.float32(np.float64(bi[c]) - m * s)
+        for n in range(N):
+            o = (n * C + c) * HW
+            for j in range(HW):
+                y[U(o + j)] = x[U(o + j)] * sv + tv
+        rmu[c] = np.float32(np.float64(mu[c]) * mom + m * (1.0 - mom))
+        rvar[c] = np.float32(np.float64(var[c]) * mom + v * (1.0 - mom))
+    return 0
+
+
+# -- reductions over one (merged) axis ------------------------------------------------------
+# x is viewed as [outer, n, inner]; y as [outer, inner]. A tile owns whole outer
+# rows and sweeps n in order, accumulating in float64 scratch (2*inner doubles),
+# so every result depends only on the shape. Op codes (the row's last integer):
+R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_SUMSQ, R_L1, R_L2, R_LOGSUM, R_LOGSUMEXP = range(10)
+_f64_ptr, _f64 = _view(types.float64)
+
+
+@numba.njit(inline="always")
+def _reduce_init(op):
+    if op == R_MAX:
+        return -np.inf
+    if op == R_MIN:
+        return np.inf
+    if op == R_PROD:
+        return 1.0
+    return 0.0
+
+
+@tile_kernel
+def f32_reduce(p, tile, scratch):
+    """``[x, y, outer, n, inner, rows_per_tile, op]``: ``y[o, i] = reduce_k x[o, k, i]``."""
+    outer, n, inner, per, op = p[2], p[3], p[4], p[5], p[6]
+    x = f32(p[0], outer * n * inner)
+    y = f32(p[1], outer * inner)
+    acc = _f64(scratch, 2 * inner)
+    for o in range(tile * per, min(outer, tile * per + per)):
+        base = o * n * inner
+        for i in range(inner):
+            acc[i] = _reduce_init(op)
+            acc[inner + i] = -np.inf
+        if op == R_LOGSUMEXP:  # subtract the max so exp never overflows
+            for k in range(n):
+                for i in range(inner):
+                    v = np.float64(x[U(base + k * inner + i)])
+                    if v > acc[inner + i] or v != v:
+                        acc[inner + i] = v
+        for k in range(n):
+            row = base + k * inner
+            for i in range(inner):
+                v = np.float64(x[U(row + i)])
+                a = acc[i]
+                if op == R_MAX:
+                    acc[i] = v if (v > a or v != v) else a
+                elif op == R_MIN:
+                    acc[i] = v if (v < a or v != v) else a
+                elif op == R_PROD:
+                    acc[i] = a * v
+                elif op == R_SUMSQ or op == R_L2:
+                    acc[i] = a + v * v
+                elif op == R_L1:
+                    acc[i] = a + abs(v)
+                elif op == R_LOGSUMEXP:
+                    acc[i] = a + np.exp(v - acc[inner + i])
+                else:
+                    acc[i] = a + v
+        for i in range(inner):
+            a = acc[i]
+            if op == R_MEAN:
+                a = a / n
+            elif op == R_L2:
+                a = np.sqrt(a)
+            elif op == R_LOGSUM:
+                a = np.log(a)
+            elif op == R_LOGSUMEXP:
+                m = acc[inner + i]
+                a = np.log(a) + m if m > -np.inf else m
+            y[U(o * inner + i)] = np.float32(a)
+    return 0
+
+
+@tile_kernel
+def f32_arg_reduce(p, tile, scratch):
+    """``[x, y, outer, n, inner, rows_per_tile, is_min, last]``: int64 index of the max (min) over ``n``.
+
+    Ties go to the first index, or the last with ``last``; a NaN wins as numpy's argmax has it.
+    """
+    outer, n, inner, per, is_min, last = p[2], p[3], p[4], p[5], p[6], p[7]
+    x = f32(p[0], outer * n * inner)
+    y = i64(p[1], outer * inner)
+    best = _f64(scratch, inner)
+    for o in range(tile * per, min(outer, tile * per + per)):
+        base = o * n * inner
+        for i in range(inner):
+            best[i] = np.float64(x[U(base + i)])
+            y[U(o * inner + i)] = 0
+        for k in range(1, n):
+            row = base + k * inner
+            for i in range(inner):
+                v = np.float64(x[U(row + i)])
+                b = best[i]
+                if b != b:
+                    take = last != 0 and v != v
+                elif v != v:
+                    take = True
+                elif is_min != 0:
+                    take = v < b or (last != 0 and v == b)
+                else:
+                    take = v > b or (last != 0 and v == b)
+                if take:
+                    best[i] = v
+                    y[U(o * inner + i)] = k
     return 0

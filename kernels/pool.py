@@ -11,12 +11,22 @@ per pass, with the output row as accumulator; only the few border columns run
 tap by tap.
 Global pools read ``[x, y, planes, size, planes_per_tile]``.
 Indices outputs of MaxPool are not produced here.
+
+``f32_pool2d`` is the fast path for 2-D windows without dilation and with a
+column stride of 1 or 2 (the CNN cases): ``[x, y, planes, H, W, OH, OW, kH,
+kW, sH, sW, bH, bW, eH, eW, op, planes_per_tile]``, tile = planes. Each plane
+is copied into a padded buffer (border = -inf for max, 0 for average, filled
+once per tile), so every tap of up to four output vectors is one plain vector
+load and a max or add in registers; the average's divisor is separable (valid
+rows x valid columns) and applied as two reciprocals. It needs
+``pool2d_scratch(...)`` floats of scratch.
 """
 import numba
 import numpy as np
 
 from .abi import U, f32, tile_kernel
 from .normalize import row_max, row_sum
+from .simd import VW, v_add, v_load, v_load2_n, v_load_n as _load_n, v_max, v_mul, v_splat, v_store_n
 
 MAX, AVG_EXCL, AVG_INCL = 0, 1, 2
 
@@ -205,3 +215,105 @@ def f32_global_maxpool(p, tile, scratch):
 @tile_kernel
 def f32_global_avgpool(p, tile, scratch):
     return _global(p, tile, AVG_EXCL)
+
+
+@numba.njit(cache=True)
+def pool2d_scratch(H, W, OH, OW, kH, kW, sH, sW, bH, bW):
+    """``(padded rows, padded row floats, scratch floats)`` of ``f32_pool2d``."""
+    hp = max(H + bH, (OH - 1) * sH + kH)
+    wp = max(W + bW, (OW - 1) * sW + kW)
+    pad = hp * wp + 8 * VW + kW
+    return hp, wp, pad + OW + VW
+
+
+@numba.njit(inline="always")
+def _fill(addr, v, n):
+    for t in range(0, n, VW):
+        v_store_n(addr + t * 4, v, n - t)
+
+
+@numba.njit(inline="always")
+def _tap(src, sw):
+    return v_load(src) if sw == 1 else v_load2_n(src, VW)
+
+
+@numba.njit(inline="always")
+def _comb_v(op, a, b):
+    return v_max(a, b) if op == MAX else v_add(a, b)
+
+
+@numba.njit(inline="always")
+def _count(o, s, b, e, k, n, op):
+    """Taps of window ``o`` that count for the average: inside the input, or the padded input (AVG_INCL)."""
+    lo_lim, hi_lim = (0, n) if op != AVG_INCL else (-b, n + e)
+    start = o * s - b
+    return max(0, min(start + k, hi_lim) - max(start, lo_lim))
+
+
+@numba.njit(inline="always")
+def _pool2d(p, tile, scratch, op):
+    planes, H, W, OH, OW = p[2], p[3], p[4], p[5], p[6]
+    kH, kW, sH, sW, bH, bW, eH, eW, per = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[16]
+    hp, wp, nf = pool2d_scratch(H, W, OH, OW, kH, kW, sH, sW, bH, bW)
+    padp = scratch
+    invca = scratch + (nf - OW - VW) * 4
+    invc = f32(invca, OW)
+    init = np.float32(-np.inf) if op == MAX else np.float32(0)
+    _fill(padp, v_splat(init), nf - OW - VW)
+    if op != MAX:
+        for ow in range(OW):
+            invc[ow] = np.float32(1) / np.float32(_count(ow, sW, bW, eW, kW, W, op))
+    step = VW * sW * 4
+    for pl in range(tile * per, min(planes, tile * per + per)):
+        for ih in range(H):
+            src = p[0] + (pl * H + ih) * W * 4
+            dst = padp + ((ih + bH) * wp + bW) * 4
+            for t in range(0, W, VW):
+                v_store_n(dst + t * 4, _load_n(src + t * 4, W - t), W - t)
+        for oh in range(OH):
+            base = padp + oh * sH * wp * 4
+            yr = p[1] + (pl * OH + oh) * OW * 4
+            rinv = np.float32(1) / np.float32(_count(oh, sH, bH, eH, kH, H, op)) if op != MAX else np.float32(1)
+            for o in range(0, OW, 4 * VW):
+                nvec = min(4, (OW - o + VW - 1) // VW)
+                a0 = v_splat(init)
+                a1 = a0
+                a2 = a0
+                a3 = a0
+                for ki in range(kH):
+                    rowp = base + (ki * wp + o * sW) * 4
+                    for kj in range(kW):
+                        src = rowp + kj * 4
+                        a0 = _comb_v(op, a0, _tap(src, sW))
+                        if nvec > 1:
+                            a1 = _comb_v(op, a1, _tap(src + step, sW))
+                            if nvec > 2:
+                                a2 = _comb_v(op, a2, _tap(src + 2 * step, sW))
+                                if nvec > 3:
+                                    a3 = _comb_v(op, a3, _tap(src + 3 * step, sW))
+                _out(op, yr, o, OW, a0, rinv, invca)
+                if nvec > 1:
+                    _out(op, yr, o + VW, OW, a1, rinv, invca)
+                    if nvec > 2:
+                        _out(op, yr, o + 2 * VW, OW, a2, rinv, invca)
+                        if nvec > 3:
+                            _out(op, yr, o + 3 * VW, OW, a3, rinv, invca)
+    return 0
+
+
+@numba.njit(inline="always")
+def _out(op, yr, o, ow_n, v, rinv, invca):
+    n = ow_n - o
+    if op != MAX:
+        v = v_mul(v_mul(v, v_splat(rinv)), _load_n(invca + o * 4, n))
+    v_store_n(yr + o * 4, v, n)
+
+
+@tile_kernel
+def f32_pool2d(p, tile, scratch):
+    op = p[15]
+    if op == MAX:
+        return _pool2d(p, tile, scratch, MAX)
+    if op == AVG_EXCL:
+        return _pool2d(p, tile, scratch, AVG_EXCL)
+    return _pool2d(p, tile, scratch, AVG_INCL)

@@ -1,5 +1,13 @@
-"""The ``tilerun run`` command through ``main(argv)`` and through a subprocess."""
+"""Every ``tilerun`` subcommand through ``main(argv)`` and the console script in a subprocess.
+
+Small models built with onnx.helper keep the module fast; outputs are checked
+for content (and numbers for consistency), exit codes for 0 on success and
+non-zero with a one-line message for a missing file, an unknown model path, a
+malformed model and bad flags.
+"""
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +17,24 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tilerun.cli import main
+from tilerun.commands import common, tune
+
+try:
+    import matplotlib  # noqa: F401
+    HAVE_MPL = True
+except ImportError:
+    HAVE_MPL = False
+try:
+    import torch  # noqa: F401
+    HAVE_TORCH = True
+except ImportError:
+    HAVE_TORCH = False
+
+
+def _save(model, path):
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +45,63 @@ def tiny(tmp_path_factory):
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])], [w])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    path = tmp_path_factory.mktemp("cli") / "tiny.onnx"
-    onnx.save(m, str(path))
-    return str(path)
+    return _save(m, tmp_path_factory.mktemp("cli") / "tiny.onnx")
 
+
+def _convnet(batch):
+    """Conv(+BatchNorm, Relu) → Flatten → Gemm, a network with flops to count; ``batch`` may be 'N'."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3, "w"),
+             numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "b"),
+             numpy_helper.from_array((1 + 0.1 * rng.standard_normal(8)).astype(np.float32), "s"),
+             numpy_helper.from_array(0.1 * rng.standard_normal(8).astype(np.float32), "bb"),
+             numpy_helper.from_array(0.1 * rng.standard_normal(8).astype(np.float32), "m"),
+             numpy_helper.from_array((0.5 + rng.random(8)).astype(np.float32), "v"),
+             numpy_helper.from_array(rng.standard_normal((8 * 8 * 8, 10)).astype(np.float32) * 0.05, "g")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "s", "bb", "m", "v"], ["n"]),
+             helper.make_node("Relu", ["n"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["f"]),
+             helper.make_node("Gemm", ["f", "g"], ["y"])]
+    g = helper.make_graph(nodes, "convnet", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 10])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.fixture(scope="module")
+def convnet(tmp_path_factory):
+    """The small conv network with a dynamic batch dim, on disk."""
+    return _save(_convnet("N"), tmp_path_factory.mktemp("cli") / "convnet.onnx")
+
+
+@pytest.fixture(scope="module")
+def convnet_b1(tmp_path_factory):
+    """The small conv network with its batch fixed to 1, on disk."""
+    return _save(_convnet(1), tmp_path_factory.mktemp("cli") / "convnet_b1.onnx")
+
+
+def _script():
+    """The installed ``tilerun`` console script beside this interpreter, else ``python -m tilerun.cli``."""
+    exe = os.path.join(os.path.dirname(sys.executable), "tilerun")
+    exe = exe if os.path.exists(exe) else shutil.which("tilerun")
+    return [exe] if exe else [sys.executable, "-m", "tilerun.cli"]
+
+
+def _tilerun(*argv):
+    return subprocess.run(_script() + list(argv), capture_output=True, text=True, env=dict(os.environ), timeout=300)
+
+
+def _table(out):
+    """``{label: [numbers...]}`` from the benchmark's result table lines."""
+    rows = {}
+    for line in out.splitlines():
+        if line.startswith(("items/s", "latency ", "requests")):
+            label, _, rest = line.partition("  ")
+            rows[label.strip()] = [float(v.rstrip("x")) for v in rest.split()]
+    return rows
+
+
+# -- run -----------------------------------------------------------------------------------
 
 def test_run_main(tiny, capsys):
     assert main(["run", tiny, "--iterations", "3"]) == 0
@@ -31,24 +110,279 @@ def test_run_main(tiny, capsys):
 
 
 def test_run_subprocess(tiny):
-    env = dict(os.environ)
-    r = subprocess.run([sys.executable, "-m", "tilerun.cli", "run", tiny, "--iterations", "2"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = _tilerun("run", tiny, "--iterations", "2")
     assert r.returncode == 0, r.stderr
     assert "latency:" in r.stdout and "PASS" in r.stdout
 
 
-@pytest.mark.parametrize("case", ["missing", "malformed", "badflag"])
-def test_errors_one_line(case, tmp_path, capsys):
+# -- benchmark -----------------------------------------------------------------------------
+
+def test_benchmark_compare_json(convnet, tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert main(["benchmark", convnet, "--time", "0.3", "--warmup", "0", "--compare", "onnxruntime",
+                 "--json", str(path), "--batch-size", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "scheduler    single_stream" in out and "batch=2" in out and "callers=1" in out
+    assert "max abs diff tilerun vs onnxruntime" in out and "speed-up" in out
+    rows = _table(out)
+    for label in ("items/s", "latency mean ms", "latency median ms", "latency p90 ms", "latency p95 ms",
+                  "latency p99 ms", "latency min ms", "latency max ms", "requests"):
+        assert label in rows and len(rows[label]) >= 2, label
+    doc = json.loads(path.read_text())
+    assert doc["config"]["batch_size"] == 2
+    for engine in ("tilerun", "onnxruntime"):
+        r = doc["results"][engine]
+        assert r["requests"] > 0 and r["min"] <= r["median"] <= r["p90"] <= r["p95"] <= r["p99"] <= r["max"]
+        assert r["items_per_s"] == pytest.approx(r["requests"] * 2 / r["seconds"])
+    assert doc["speedup"]["items_per_s"] == pytest.approx(
+        doc["results"]["tilerun"]["items_per_s"] / doc["results"]["onnxruntime"]["items_per_s"])
+    # the ORT diff line must report a real comparison, not inf (shape mismatch) or nan
+    diff = float(out.split("max abs diff tilerun vs onnxruntime:")[1].split()[0])
+    assert diff < 1e-3
+
+
+def test_benchmark_compare_reexports_static_batch(convnet_b1, capsys):
+    # The model fixes batch 1; ORT gets the re-exported batch-3 model so both engines run the same work.
+    assert main(["benchmark", convnet_b1, "--time", "0.2", "--warmup", "0", "--compare", "onnxruntime",
+                 "--batch-size", "3", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "re-exported" in out and "float32[3, 3, 8, 8]" in out
+    assert float(out.split("max abs diff tilerun vs onnxruntime:")[1].split()[0]) < 1e-3
+
+
+def test_benchmark_inputs_npz(convnet, tmp_path, capsys):
+    npz = tmp_path / "in.npz"
+    np.savez(npz, x=np.ones((1, 3, 8, 8), np.float32))
+    assert main(["benchmark", convnet, "--time", "0.1", "--warmup", "0", "--inputs", str(npz)]) == 0
+    out = capsys.readouterr().out
+    assert str(npz) in out and "items/s" in out and "speed-up" not in out
+    np.savez(npz, x=np.ones((2, 3, 8, 8), np.float32))
+    assert main(["benchmark", convnet, "--time", "0.1", "--inputs", str(npz)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "expected float32[1, 3, 8, 8]" in err
+
+
+def test_benchmark_multi_stream_callers(convnet, capsys):
+    assert main(["benchmark", convnet, "--scheduler", "multi_stream", "--num-streams", "2", "--time", "0.2",
+                 "--warmup", "0", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "multi_stream  streams=2" in out and "callers=2" in out
+    assert main(["benchmark", convnet, "--scheduler", "multi_stream", "--num-streams", "2", "--concurrency", "3",
+                 "--time", "0.2", "--warmup", "0", "--quiet", "--compare", "onnxruntime"]) == 0
+    out = capsys.readouterr().out
+    assert "callers=3" in out and _table(out)["requests"][0] > 0
+
+
+def test_benchmark_elastic(convnet, capsys):
+    assert main(["benchmark", convnet, "--scheduler", "elastic", "--time", "0.1", "--warmup", "0"]) == 0
+    assert "elastic" in capsys.readouterr().out
+
+
+def test_benchmark_subprocess(convnet, tmp_path):
+    path = tmp_path / "b.json"
+    r = _tilerun("benchmark", convnet, "--time", "0.2", "--warmup", "0", "--json", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "latency p99 ms" in r.stdout
+    assert r.stderr == ""  # not a TTY: no progress display
+    assert json.loads(path.read_text())["results"]["tilerun"]["requests"] > 0
+
+
+# -- profile -------------------------------------------------------------------------------
+
+def test_profile_table_and_trace(convnet, tmp_path, capsys):
+    trace = tmp_path / "trace.json"
+    assert main(["profile", convnet, "--runs", "3", "--trace", str(trace)]) == 0
+    out = capsys.readouterr().out
+    assert "ops after fusion" in out and "utilization" in out
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("node "))
+    body = []
+    for line in lines[head + 1:]:
+        if not line.strip():
+            break
+        body.append(line)
+    ops = [line.split()[1] for line in body]
+    assert set(ops) == {"Conv", "Gemm"}, body  # BatchNorm folded, Relu fused, Flatten a view
+    busy = [float(line.split()[4]) for line in body]
+    assert busy == sorted(busy, reverse=True)
+    shares = [float(line.split()[5].rstrip("%")) for line in body]
+    assert sum(shares) == pytest.approx(100, abs=0.3)
+    for line in body:  # conv/gemm rows carry GFLOP/s and the worker→tiles map
+        assert float(line.split()[7]) > 0 and " w" in line
+    doc = json.loads(trace.read_text())
+    names = {e["name"] for e in doc["traceEvents"] if e.get("ph") == "X"}
+    assert len(names) == 2 and all(e["dur"] >= 0 for e in doc["traceEvents"] if e.get("ph") == "X")
+
+
+# -- tune ----------------------------------------------------------------------------------
+
+def test_tune_table_and_recommendation(convnet, tmp_path, capsys):
+    path = tmp_path / "tune.json"
+    assert main(["tune", convnet, "--schedulers", "single_stream,multi_stream", "--streams", "2",
+                 "--batch-sizes", "1,2", "--time", "0.1", "--warmup", "0", "--max-latency", "1000",
+                 "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(path.read_text())
+    rows = doc["rows"]
+    assert [(r["scheduler"], r["streams"], r["batch_size"]) for r in rows] == [
+        ("single_stream", 1, 1), ("single_stream", 1, 2), ("multi_stream", 2, 1), ("multi_stream", 2, 2)]
+    best = max(range(len(rows)), key=lambda i: rows[i]["items_per_s"])
+    assert doc["recommended"] == best
+    assert "recommended with p90 <= 1000 ms: --scheduler " in out
+    assert sum(line.startswith("*") for line in out.splitlines()) == 1
+
+
+def test_tune_bound_nobody_meets(convnet, capsys):
+    assert main(["tune", convnet, "--schedulers", "single_stream", "--batch-sizes", "1", "--time", "0.05",
+                 "--warmup", "0", "--max-latency", "0.000001"]) == 0
+    assert "no configuration meets p90 <= 1e-06 ms" in capsys.readouterr().out
+
+
+def test_tune_recommend_unit():
+    rows = [{"items_per_s": 10, "p90": 5.0}, {"items_per_s": 30, "p90": 20.0}, {"items_per_s": 20, "p90": 9.0}]
+    assert tune.recommend(rows, None) == 1
+    assert tune.recommend(rows, 10.0) == 2
+    assert tune.recommend(rows, 1.0) is None
+    assert tune.sweep_configs(["single_stream", "multi_stream", "elastic"], [2, 4], [1]) == [
+        ("single_stream", 1, 1), ("multi_stream", 2, 1), ("multi_stream", 4, 1), ("elastic", None, 1)]
+
+
+@pytest.mark.skipif(HAVE_MPL, reason="checks the message shown when matplotlib is missing")
+def test_tune_plot_without_matplotlib(convnet, tmp_path, capsys):
+    assert main(["tune", convnet, "--plot", str(tmp_path / "t.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "matplotlib" in err and "pip install" in err
+
+
+@pytest.mark.skipif(not HAVE_MPL, reason="matplotlib is optional")
+def test_tune_plot(convnet, tmp_path):
+    png = tmp_path / "t.png"
+    assert main(["tune", convnet, "--schedulers", "single_stream", "--batch-sizes", "1", "--time", "0.05",
+                 "--warmup", "0", "--plot", str(png), "--quiet"]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+# -- convert -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_convert_main(convnet, tmp_path, capsys, dynamic):
+    dst = tmp_path / "out.onnx"
+    argv = ["convert", convnet, "-o", str(dst), "--opset", "15", "--tilerun"] + (["--dynamic-batch"] if dynamic else [])
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "opset        13 -> 15" in out and "removed BatchNormalization x1" in out
+    assert out.count("check (onnxruntime") == out.count("check (tilerun") == (2 if dynamic else 1)
+    assert out.count("PASS") == (4 if dynamic else 2) and "FAIL" not in out
+    m = onnx.load(str(dst))
+    onnx.checker.check_model(m)
+    dim0 = m.graph.input[0].type.tensor_type.shape.dim[0]
+    assert (dim0.dim_param == "N") if dynamic else (dim0.dim_value == 1)
+
+
+def test_convert_dynamic_batch_refused_when_graph_fixes_batch(tmp_path, capsys):
+    shape = numpy_helper.from_array(np.array([3, 16], np.int64), "shape")
+    g = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "fixed",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 16])], [shape])
+    src = _save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "fixed.onnx")
+    assert main(["convert", src, "-o", str(tmp_path / "o.onnx"), "--dynamic-batch"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not run at batch 2" in err and "--batch-size" in err
+
+
+@pytest.mark.skipif(HAVE_TORCH, reason="checks the message shown when torch is missing")
+def test_convert_from_torch_without_torch(tmp_path, capsys):
+    assert main(["convert", "--from-torch", "mymodels:make", "-o", str(tmp_path / "t.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "PyTorch" in err and "pip install torch" in err
+
+
+# -- info ----------------------------------------------------------------------------------
+
+def test_info_main(capsys):
+    import numba
+    from tilerun.scheduler import topology
+    assert main(["info", "--ops"]) == 0
+    out = capsys.readouterr().out
+    assert f"cores        {len(topology.detect().cores)} usable" in out
+    assert f"numba        {numba.__version__}" in out and ("float32 lanes" in out or "portable" in out)
+    assert "numba cache" in out and "L3 domains" in out and "NUMA nodes" in out
+    assert any(line.split()[:1] == ["Conv"] for line in out.splitlines())
+
+
+def test_info_subprocess():
+    r = _tilerun("info")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("tilerun ") and "SIMD" in r.stdout and "llvmlite" in r.stdout
+
+
+# -- errors --------------------------------------------------------------------------------
+
+COMMANDS = {"run": [], "benchmark": ["--time", "0.1"], "profile": [], "tune": ["--time", "0.1"],
+            "convert": ["-o", "OUT"]}
+
+
+@pytest.mark.parametrize("case", ["missing", "unknown", "malformed", "badflag"])
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_errors_one_line(command, case, tmp_path, capsys):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(np.random.default_rng(0).bytes(200))
-    argv = {"missing": ["run", str(tmp_path / "nope.onnx")], "malformed": ["run", str(bad)],
-            "badflag": ["run", "--batch-size", "x"]}[case]
-    assert main(argv) != 0
+    extra = [str(tmp_path / "o.onnx") if a == "OUT" else a for a in COMMANDS[command]]
+    model = {"missing": str(tmp_path / "nope.onnx"), "unknown": "not_a_model_name",
+             "malformed": str(bad), "badflag": str(bad)}[case]
+    argv = [command, model] + extra + (["--no-such-flag"] if case == "badflag" else [])
+    code = main(argv)
     err = capsys.readouterr().err.strip()
-    assert err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert code != 0
+    assert err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    if case in ("missing", "unknown"):
+        assert "not found" in err and model in err
+    if case == "malformed":
+        assert "cannot read ONNX model" in err
+    if case == "badflag":
+        assert code == 2 and "--no-such-flag" in err
+
+
+@pytest.mark.parametrize("argv", [["benchmark", "--time", "x"], ["benchmark", "--time", "-1"],
+                                  ["benchmark", "--scheduler", "fast"], ["benchmark", "--compare", "tvm"],
+                                  ["tune", "--batch-sizes", "1,x"], ["tune", "--schedulers", "fast"],
+                                  ["convert", "m.onnx"], ["convert", "-o", "x.onnx"],
+                                  ["convert", "a.onnx", "-o", "b.onnx", "--batch-size", "2", "--dynamic-batch"],
+                                  ["profile", "--runs", "0"], ["nosuchcommand"]])
+def test_bad_flags_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_error_subprocess(tmp_path):
+    r = _tilerun("benchmark", str(tmp_path / "nope.onnx"))
+    assert r.returncode != 0 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and "not found" in r.stderr
 
 
 def test_no_subcommand_prints_help(capsys):
+    import tilerun
     assert main([]) == 0
-    assert "run" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert all(c in out for c in ("run", "benchmark", "profile", "tune", "convert", "info"))
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"tilerun {tilerun.__version__}"
+
+
+# -- shared helpers ------------------------------------------------------------------------
+
+def test_latency_stats_and_input_shapes():
+    s = common.latency_stats([0.001 * k for k in range(1, 101)])
+    assert s["min"] == pytest.approx(1) and s["max"] == pytest.approx(100)
+    assert s["median"] == pytest.approx(50.5) and s["p90"] == pytest.approx(90.1) and s["mean"] == pytest.approx(50.5)
+    assert common.parse_input_shapes("ids:1x128,mask:1X128") == {"ids": [1, 128], "mask": [1, 128]}
+    with pytest.raises(common.CliError, match="NAME:D1xD2"):
+        common.parse_input_shapes("1x128")
+
+
+def test_progress_silent_when_not_a_tty(capsys):
+    p = common.Progress()
+    with p.task("working"):
+        p.update("step 1/2")
+    assert capsys.readouterr().err == ""

@@ -51,3 +51,108 @@ def test_variadic_sum_with_constant():
                    [("a", F, xs[0].shape), ("b", F, xs[1].shape), ("c", F, xs[2].shape)], [("y", F, None)],
                    [("k", np.ones((1, 8), F))])
     check_against_reference(m, dict(zip("abc", xs)))
+
+
+INT_TYPES = [np.int64, np.int32, np.int16, np.int8, np.uint64, np.uint32, np.uint16, np.uint8]
+
+
+@pytest.mark.parametrize("dtype", INT_TYPES)
+def test_integer_arithmetic(dtype):
+    """Add/Sub/Mul/Div/Max/Min on every integer dtype, broadcasting, with wraparound and truncating Div."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(3)
+    a = rng.integers(info.min, info.max, size=(3, 4, 5), dtype=dtype, endpoint=True)
+    b = rng.integers(max(info.min, -9), 10, size=(4, 1), dtype=dtype)
+    b[b == 0] = 7  # the reference raises on a zero divisor
+    nodes = [helper.make_node(op, ["a", "b"], [op.lower()]) for op in ["Add", "Sub", "Mul", "Div", "Max", "Min"]]
+    nodes.append(helper.make_node("Sum", ["a", "b", "a"], ["sum"]))
+    outs = [(n.output[0], dtype, None) for n in nodes]
+    m = make_model(nodes, [("a", dtype, a.shape), ("b", dtype, b.shape)], outs, opset=14)
+    with np.errstate(over="ignore"):
+        check_against_reference(m, {"a": a, "b": b})
+
+
+def test_integer_div_edge_cases():
+    a = np.array([-7, 7, -7, 7, -9223372036854775808, 5], np.int64)
+    b = np.array([2, -2, -2, 2, -1, 0], np.int64)
+    m = make_model([helper.make_node("Div", ["a", "b"], ["y"])], [("a", np.int64, [6]), ("b", np.int64, [6])],
+                   [("y", np.int64, None)])
+    import tilerun
+    with tilerun.compile_model(m, num_cores=1) as eng:
+        y = eng.run([a, b])[0]
+    # truncation toward zero; MIN / -1 wraps; a zero divisor gives 0 instead of trapping
+    np.testing.assert_array_equal(y, [-3, -3, 3, 3, -9223372036854775808, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint8])
+@pytest.mark.parametrize("bounds", ["both", "min", "max", "none"])
+def test_integer_clip(dtype, bounds):
+    x = np.random.default_rng(4).integers(0, 100, size=(3, 50)).astype(dtype)
+    names = {"both": ["x", "lo", "hi"], "min": ["x", "lo"], "max": ["x", "", "hi"], "none": ["x"]}[bounds]
+    inits = [("lo", np.array(10, dtype)), ("hi", np.array(60, dtype))]
+    m = make_model([helper.make_node("Clip", names, ["y"])], [("x", dtype, x.shape)], [("y", dtype, None)],
+                   [i for i in inits if i[0] in names], opset=13)
+    check_against_reference(m, {"x": x})
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_float64_and_float16_are_refused_naming_the_tensor(dtype):
+    import tilerun
+    m = make_model([helper.make_node("Add", ["x", "x"], ["y"])], [("x", dtype, [2, 3])], [("y", dtype, None)])
+    with pytest.raises(tilerun.ModelError) as e:
+        tilerun.compile_model(m, num_cores=1)
+    assert "'x'" in str(e.value) and np.dtype(dtype).name in str(e.value) and "float32" in str(e.value)
+    m = make_model([helper.make_node("Transpose", ["x"], ["y"])], [("x", dtype, [2, 3])], [("y", dtype, None)])
+    with pytest.raises(tilerun.ModelError):
+        tilerun.compile_model(m, num_cores=1)
+
+
+def test_constant_float64_folds_away():
+    # A float64 constant subgraph that ends in a Cast to float32 is computed at compile time: fine.
+    m = make_model([helper.make_node("Cast", ["k"], ["kf"], to=1), helper.make_node("Add", ["x", "kf"], ["y"])],
+                   [("x", F, [2, 3])], [("y", F, None)], [("k", np.arange(3, dtype=np.float64))])
+    check_against_reference(m, {"x": np.ones((2, 3), F)})
+
+
+@pytest.mark.parametrize("ratio,training,with_mask", [(0.5, None, True), (0.0, True, True), (0.3, False, False)])
+def test_dropout_inference_and_mask(ratio, training, with_mask):
+    x = np.random.default_rng(5).standard_normal((2, 5)).astype(F)
+    ins = ["x", "r"] + (["t"] if training is not None else [])
+    inits = [("r", np.array(ratio, F))] + ([("t", np.array(training))] if training is not None else [])
+    outs = ["y", "mask"] if with_mask else ["y"]
+    m = make_model([helper.make_node("Dropout", ins, outs), ],
+                   [("x", F, x.shape)], [("y", F, None)] + ([("mask", np.bool_, None)] if with_mask else []),
+                   inits, opset=13)
+    check_against_reference(m, {"x": x})
+
+
+def test_training_dropout_is_refused():
+    import tilerun
+    m = make_model([helper.make_node("Dropout", ["x", "r", "t"], ["y"])], [("x", F, [4])], [("y", F, None)],
+                   [("r", np.array(0.5, F)), ("t", np.array(True))], opset=13)
+    with pytest.raises(tilerun.ModelError, match="training-mode Dropout"):
+        tilerun.compile_model(m, num_cores=1)
+
+
+@pytest.mark.parametrize("op,attrs,lo", [
+    ("Abs", {}, None), ("Neg", {}, None), ("Exp", {}, None), ("Log", {}, 0.01), ("Sqrt", {}, 0.0),
+    ("Reciprocal", {}, 0.1), ("Floor", {}, None), ("Ceil", {}, None), ("Erf", {}, None), ("Sin", {}, None),
+    ("Cos", {}, None), ("Softplus", {}, None), ("Sign", {}, None), ("Round", {}, None), ("Elu", {"alpha": 0.7}, None),
+    ("Selu", {"alpha": 1.5, "gamma": 1.1}, None), ("Gelu", {}, None), ("Gelu", {"approximate": "tanh"}, None),
+])
+def test_unary_math(op, attrs, lo):
+    x = (np.random.default_rng(6).standard_normal((3, 257)) * 4).astype(F)
+    x[0, :4] = [0.5, -0.5, 2.5, 0.0]  # rounding halves, zero
+    if lo is not None:
+        x = np.abs(x) + F(lo)
+    m = make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", F, x.shape)], [("y", F, None)], opset=20)
+    check_against_reference(m, {"x": x}, rtol=1e-5, atol=1e-6)
+
+
+def test_pow_broadcast():
+    rng = np.random.default_rng(7)
+    a = (rng.random((2, 3, 4)) * 3).astype(F)
+    b = rng.standard_normal((3, 1)).astype(F)
+    m = make_model([helper.make_node("Pow", ["a", "b"], ["y"])], [("a", F, a.shape), ("b", F, b.shape)],
+                   [("y", F, None)], opset=15)
+    check_against_reference(m, {"a": a, "b": b})

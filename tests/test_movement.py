@@ -378,3 +378,35 @@ def test_concat_in_place_when_inputs_are_output_blocks():
     with tilerun.compile_model(m) as eng:
         kernels = [r.kernel for r in eng.plan.rows]
     assert kernels.count("u8_concat") == 1, kernels  # only c3, whose inputs are already views
+
+
+# -- the wider integer dtypes (2-byte moves, one-kernel-per-dtype comparisons) ----------------
+WIDE_INTS = [np.int16, np.uint16, np.uint32, np.uint64]
+
+
+@pytest.mark.parametrize("dtype", WIDE_INTS)
+def test_wide_int_compare(dtype):
+    rng = np.random.default_rng(30)
+    a, b = rand(rng, (3, 4, 5), dtype), rand(rng, (4, 1), dtype)
+    b[0, 0] = a[0, 0, 0]
+    ops = ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"]
+    m = make_model([helper.make_node(op, ["a", "b"], [op]) for op in ops],
+                   [("a", dtype, a.shape), ("b", dtype, b.shape)], [(op, B, None) for op in ops])
+    check_against_reference(m, {"a": a, "b": b})
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16])
+def test_two_byte_moves(dtype):
+    rng = np.random.default_rng(31)
+    x = rand(rng, (2, 9, 10), dtype)
+    idx = np.array([1, 0, 8], np.int64)
+    c = rng.random((9, 1)) < 0.5
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
+             helper.make_node("Gather", ["x", "idx"], ["g"], axis=1),
+             helper.make_node("Slice", ["x", "s", "e"], ["t2"]),
+             helper.make_node("Where", ["c", "x", "t2"], ["w"]),
+             helper.make_node("Pad", ["x", "pads"], ["p"], mode="edge")]
+    m = make_model(nodes, [("x", dtype, x.shape), ("idx", I64, idx.shape), ("c", B, c.shape)],
+                   [(o, dtype, None) for o in ("t", "g", "w", "p")],
+                   [("s", i64(0)), ("e", i64(1)), ("pads", i64(0, 1, 2, 0, 1, 0))])
+    check_against_reference(m, {"x": x, "idx": idx, "c": c})

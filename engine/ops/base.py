@@ -14,7 +14,7 @@ A lowering works in the stages of an XNNPACK operator:
 """
 import numpy as np
 
-from ..errors import node_error
+from ..errors import ConstantRequiredError, node_error
 
 F32 = np.dtype(np.float32)
 I64 = np.dtype(np.int64)
@@ -90,7 +90,10 @@ def expect_rank(node, value, ranks, what="input"):
 
 def const_input(node, value, what):
     """The constant data of ``value``; error if it is only known at run time."""
-    if value is None or value.const is None:
-        raise node_error(node, f"{what} must be a compile-time constant (initializer or foldable), "
-                         f"given run-time tensor {value.name if value else None!r}")
+    if value is None:
+        raise node_error(node, f"{what} is required but omitted")
+    if value.const is None:
+        raise ConstantRequiredError(
+            f"node {node.name!r} ({node.op_type}): {what} must be a compile-time constant (initializer or "
+            f"foldable), given run-time tensor {value.name!r}", value.name)
     return value.const

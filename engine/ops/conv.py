@@ -11,6 +11,8 @@ activation and residual (``attrs["_activation"]``, ``attrs["_residual"]``
 """
 import numpy as np
 
+from tilerun.kernels.conv import DIRECT, FROM_COLS, GRID, IM2COL, dw_pad_shape
+from tilerun.kernels.elementwise import IDENTITY
 from tilerun.kernels.gemm import MR, NR, scratch_floats
 
 from ..errors import node_error
@@ -141,19 +143,68 @@ class Conv(Lowering):
         act, aa, ab = fused_activation(node)
         ep = plan.weight(epilogue_row(1.0, 1.0, act, aa, ab, b is not None, res is not None,
                                        row_bias=True), "conv_ep")
-        direct = int(kh == kw == 1 and st == [1, 1] and begin == [0, 0] and out == [h, wd])
+        direct = DIRECT if kh == kw == 1 and st == [1, 1] and begin == [0, 0] and out == [h, wd] else IM2COL
         if cin_g == 1:
             kernel = "f32_conv_dw"
             wname = plan.weight(np.asarray(w.const, np.float32).reshape(cout, kk), "conv_w")
             tiles, cpt = plan.split(n * cout, npix * kh * kw)
             ppt, ncob, npb = npix, tiles, 1
+            plan.need_scratch(dw_pad_shape(h, wd, out[0], out[1], kh, kw, st[0], st[1], dl[0], dl[1], begin[0],
+                                           begin[1])[3] * 4)
         else:
             kernel = "f32_conv_gemm"
             wname = plan.weight(pack_panels(w.const, g), "conv_w")
             npb, ppt, ncob, cpt = _gemm_tiles(plan, n * g, cout_g, npix, kk)
             tiles = n * g * ncob * npb
-            plan.need_scratch((scratch_floats(kk) + (0 if direct else kk * PIX_BLOCK + 2 * PIX_BLOCK)) * 4)
+            plan.need_scratch((scratch_floats(kk) + (0 if direct else kk * PIX_BLOCK)) * 4)
+        xname = x.name
+        if kernel == "f32_conv_gemm" and direct == IM2COL and st == [1, 1]:
+            self._grid(node, plan, x, y, b, res, ep, wname, n, c, h, wd, out, kh, kw, dl, begin, g, cout, cin_g)
+            return
+        if kernel == "f32_conv_gemm" and direct == IM2COL and ncob > 1:
+            # Tiles split output channels: build the columns once, in their own row.
+            xname = self._im2col(node, plan, x.name, n, c, h, wd, out, kh, kw, st, dl, begin, g, cin_g)
+            direct = FROM_COLS
         ints = [n, c, h, wd, cout, out[0], out[1], kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1],
-                g, cout_g, cin_g, cpt, ppt, ncob, npb, direct, PIX_BLOCK]
-        ins = [x.name, wname, b.name if b is not None else ep, ep, res.name if res is not None else ep]
+                g, cout_g, cin_g, cpt, ppt, ncob, npb, direct, PIX_BLOCK, 0, 0, 0]
+        ins = [xname, wname, b.name if b is not None else ep, ep, res.name if res is not None else ep]
         plan.add(node, kernel, ins, [y.name], ints, tiles, flops=2 * n * cout * npix * kk)
+
+    @staticmethod
+    def _grid(node, plan, x, y, b, res, ep, wname, n, c, h, wd, out, kh, kw, dl, begin, g, cout, cin_g):
+        """Stride-1 convolution as implicit GEMM over the zero-padded input (kernels/conv.py, GRID)."""
+        oh, ow = out
+        hp = max(h + begin[0], oh - 1 + (kh - 1) * dl[0] + 1)
+        wp = max(wd + begin[1], ow - 1 + (kw - 1) * dl[1] + 1)
+        pstride, ngrid, kk, cout_g = hp * wp, (oh - 1) * wp + ow, cin_g * kh * kw, cout // g
+        # The last grid panel reads up to NR - 1 columns past the grid, from the last plane's tail.
+        slack = 2 * NR + wp
+        xp = plan.temp((n * c * pstride + slack,), np.float32, "conv_padded")
+        tiles, per = plan.split(n * c, pstride)
+        plan.add(node, "f32_pad_planes", [x.name], [xp], [n * c, h, wd, hp, wp, begin[0], begin[1], per, slack],
+                 tiles, flops=n * c * pstride)
+        ci, ki, kj = np.meshgrid(np.arange(cin_g), np.arange(kh), np.arange(kw), indexing="ij")
+        koffs = plan.weight((ci * pstride + ki * dl[0] * wp + kj * dl[1]).reshape(-1).astype(np.int64), "conv_koffs")
+        plain = plan.weight(epilogue_row(1.0, 0.0, IDENTITY, 0.0, 0.0, False, False), "conv_ep_plain")
+        grid = plan.temp((n * cout * ngrid,), np.float32, "conv_grid")
+        npb, ppt, ncob, cpt = _gemm_tiles(plan, n * g, cout_g, ngrid, kk)
+        plan.need_scratch(scratch_floats(kk) * 4)
+        ints = [n, c, h, wd, cout, oh, ow, kh, kw, 1, 1, dl[0], dl[1], begin[0], begin[1],
+                g, cout_g, cin_g, cpt, ppt, ncob, npb, GRID, PIX_BLOCK, hp, wp, pstride]
+        plan.add(node, "f32_conv_gemm", [xp, wname, koffs, plain, plain], [grid], ints, n * g * ncob * npb,
+                 flops=2 * n * cout * ngrid * kk)
+        tiles, per = plan.split(n * cout, oh * ow)
+        plan.add(node, "f32_grid_out", [grid, b.name if b is not None else ep, ep, res.name if res is not None else ep],
+                 [y.name], [n, cout, oh, ow, wp, per], tiles, flops=n * cout * oh * ow)
+
+    @staticmethod
+    def _im2col(node, plan, x, n, c, h, wd, out, kh, kw, st, dl, begin, g, cin_g):
+        """Emit an ``f32_im2col`` row into a new temporary; returns its name."""
+        npix, kk = out[0] * out[1], cin_g * kh * kw
+        npan = -(-npix // NR)
+        cols = plan.temp((n * g * npan * kk * NR,), np.float32, "conv_cols")
+        nt, ppt = plan.split(npix, kk, granule=NR)
+        plan.add(node, "f32_im2col", [x], [cols],
+                 [n, c, h, wd, out[0], out[1], kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1], g, cin_g,
+                  ppt, nt], n * g * nt, flops=n * g * npix * kk)
+        return cols

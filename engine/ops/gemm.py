@@ -11,7 +11,8 @@ import numpy as np
 
 from tilerun.kernels.elementwise import (CLIP, HARD_SIGMOID, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID,
                                          TANH)
-from tilerun.kernels.gemm import FAST_BIAS, FAST_RELU, FAST_RES, MR, NR, scratch_floats
+from tilerun.kernels.gemm import (FAST_BIAS, FAST_CLIP, FAST_LEAKY, FAST_RELU, FAST_RES, MR, NR, pack_b,
+                                  scratch_floats)
 
 from ..errors import node_error
 from .base import F32, Lowering, expect_dtype, expect_inputs, expect_rank
@@ -31,21 +32,29 @@ def fused_activation(node):
     return ACT_CODES[act[0]], float(act[1]), float(act[2])
 
 
+_FAST_ACT = {IDENTITY: 0, RELU: FAST_RELU, CLIP: FAST_CLIP, LEAKY_RELU: FAST_LEAKY}
+
+
 def epilogue_row(alpha, beta, act, aa, ab, has_c, has_res, row_bias=False):
     """The float32 epilogue row the GEMM core reads (see ``kernels.gemm.gemm_tile``).
 
     ``row_bias``: the addend ``C`` is one value per row (a conv bias), which with
-    ``alpha == beta == 1`` and no activation or Relu lets the micro-kernel apply it.
+    ``alpha == beta == 1`` and no activation, Relu, Clip or LeakyRelu lets the
+    micro-kernel apply the whole epilogue in registers.
     """
     plain = alpha == 1.0 and not has_c and not has_res and act == IDENTITY
     fast = -1
-    if alpha == 1.0 and (not has_c or (row_bias and beta == 1.0)) and act in (IDENTITY, RELU):
-        fast = (FAST_BIAS if has_c else 0) | (FAST_RES if has_res else 0) | (FAST_RELU if act == RELU else 0)
+    if alpha == 1.0 and (not has_c or (row_bias and beta == 1.0)) and act in _FAST_ACT:
+        fast = (FAST_BIAS if has_c else 0) | (FAST_RES if has_res else 0) | _FAST_ACT[act]
     return np.array([alpha, beta, aa, ab, act, has_c, has_res, plain, fast], np.float32)
 
 
-def emit_gemm(node, plan, a, sa, b, ldb, y, m, n, k, batch_offs, c=None, sc=(0, 0), alpha=1.0, beta=0.0):
-    """Emit one ``f32_gemm`` row: ``y[b] = act(alpha * A[b] @ B[b] + beta * C)`` over ``len(batch_offs)`` batches."""
+def emit_gemm(node, plan, a, sa, b, ldb, y, m, n, k, batch_offs, c=None, sc=(0, 0), alpha=1.0, beta=0.0,
+              b_packed=False):
+    """Emit one ``f32_gemm`` row: ``y[b] = act(alpha * A[b] @ B[b] + beta * C)`` over ``len(batch_offs)`` batches.
+
+    ``b_packed``: ``B`` is in ``pack_b``'s panels (offsets in ``batch_offs`` count packed floats).
+    """
     act, aa, ab = fused_activation(node)
     batch_offs = np.asarray(batch_offs, np.int64).reshape(-1, 2)
     batch = len(batch_offs)
@@ -60,7 +69,7 @@ def emit_gemm(node, plan, a, sa, b, ldb, y, m, n, k, batch_offs, c=None, sc=(0, 
     offs = plan.weight(batch_offs.reshape(-1), "gemm_offs")
     plan.need_scratch(scratch_floats(k) * 4)
     plan.add(node, "f32_gemm", [a, b, c if c is not None else ep, ep, offs], [y],
-             [m, n, k, sa[0], sa[1], ldb, sc[0], sc[1], mb, nb, nmb, nnb],
+             [m, n, k, sa[0], sa[1], ldb, sc[0], sc[1], mb, nb, nmb, nnb, k * NR if b_packed else 0],
              batch * nmb * nnb, flops=2 * batch * m * n * k)
 
 
@@ -106,7 +115,7 @@ class Gemm(Lowering):
         tb = node.attrs.get("transB", 0)
         alpha, beta = float(node.attrs.get("alpha", 1.0)), float(node.attrs.get("beta", 1.0))
         if b.const is not None:
-            bname = plan.weight(np.ascontiguousarray(b.const.T if tb else b.const, np.float32), "gemm_b")
+            bname = plan.weight(pack_b(b.const.T if tb else b.const), "gemm_b")
         elif tb:
             bname = plan.temp((k, n), np.float32, "gemm_bt")
             tiles, per = plan.split(k, n, granule=16)
@@ -122,7 +131,8 @@ class Gemm(Lowering):
                 beta = 1.0
             else:
                 cname = c.name
-        emit_gemm(node, plan, a.name, sa, bname, n, y.name, m, n, k, [0, 0], cname, sc, alpha, beta)
+        emit_gemm(node, plan, a.name, sa, bname, n, y.name, m, n, k, [0, 0], cname, sc, alpha, beta,
+                  b_packed=b.const is not None)
 
 
 @register("MatMul", 1)
@@ -163,5 +173,10 @@ class MatMul(Lowering):
         ia = np.broadcast_to(np.arange(nb_a).reshape(sa[:-2]), batch).reshape(-1) * (m * k)
         ib = np.broadcast_to(np.arange(nb_b).reshape(sb[:-2]), batch).reshape(-1) * (k * n)
         offs = np.stack([ia, ib], axis=1)
-        bname = plan.weight(np.asarray(b.const, np.float32), "matmul_b") if b.const is not None else b.name
-        emit_gemm(node, plan, a.name, (k, 1), bname, n, y.name, m, n, k, offs)
+        if b.const is not None:
+            # Constant B: packed once into the core's panels; batch offsets count packed floats.
+            bname = plan.weight(pack_b(np.asarray(b.const, np.float32).reshape(sb)), "matmul_b")
+            offs[:, 1] = offs[:, 1] // max(k * n, 1) * (k * -(-n // NR) * NR)
+        else:
+            bname = b.name
+        emit_gemm(node, plan, a.name, (k, 1), bname, n, y.name, m, n, k, offs, b_packed=b.const is not None)

@@ -197,33 +197,45 @@ def _table(ax):
 
 
 def _segments(ax, at):
-    """Segments ``(length, offset, step, kind)`` of the last axis; tables go at ``geom[at:]``."""
+    """Segments ``(length, offset, step, kind)`` of the last axis; tables go at ``geom[at:]``.
+
+    Greedy runs of fills and of constant-step copies, found with numpy so that
+    the cost follows the number of segments, not the axis length (a huge
+    reflect pad must not take minutes to plan).
+    """
     if len(ax) == 3:
         return [(ax[0], ax[1], ax[2], SEG_COPY)], []
-    t = ax[1]
-    segs, i, n = [], 0, len(t)
-    while i < n:
-        j = i + 1
-        if t[i] < 0:
-            while j < n and t[j] < 0:
-                j += 1
+    t = np.asarray(ax[1], np.int64)
+    n = len(t)
+    limit = max(8, n // 16)
+    fill = t < 0
+    d = np.diff(t)
+    valid = ~fill[:-1] & ~fill[1:]
+    first = np.ones(len(d), bool)
+    first[1:] = ~valid[1:] | ~valid[:-1] | (d[1:] != d[:-1])
+    starts = np.flatnonzero(first)
+    run_last = np.append(starts[1:] - 1, len(d) - 1)
+    run_end = run_last[np.cumsum(first) - 1]  # last diff index of the equal-step run holding each index
+    copies = np.flatnonzero(~fill)
+    segs, i = [], 0
+    while i < n and len(segs) <= limit:
+        if fill[i]:
+            k = np.searchsorted(copies, i)
+            j = int(copies[k]) if k < len(copies) else n
             segs.append((j - i, 0, 0, SEG_FILL))
+        elif i + 1 < n and valid[i]:
+            j = int(run_end[i]) + 2
+            segs.append((j - i, int(t[i]), int(d[i]), SEG_COPY))
         else:
-            step = int(t[i + 1] - t[i]) if i + 1 < n and t[i + 1] >= 0 else 1
-            while j < n and t[j] >= 0 and t[j] - t[j - 1] == step:
-                j += 1
-            segs.append((j - i, int(t[i]), step, SEG_COPY))
+            j = i + 1
+            segs.append((1, int(t[i]), 1, SEG_COPY))
         i = j
-    if len(segs) <= max(8, n // 16):
+    if len(segs) <= limit:
         return segs, []
     # Too fragmented (e.g. a shuffling Gather): copy runs through the table itself.
-    out, i = [], 0
-    while i < n:
-        j = i + 1
-        while j < n and (t[j] < 0) == (t[i] < 0):
-            j += 1
-        out.append((j - i, 0, 0, SEG_FILL) if t[i] < 0 else (j - i, at + i, 0, SEG_TABLE))
-        i = j
+    bounds = np.concatenate([[0], np.flatnonzero(fill[1:] != fill[:-1]) + 1, [n]])
+    out = [(int(b - a), 0, 0, SEG_FILL) if fill[a] else (int(b - a), at + int(a), 0, SEG_TABLE)
+           for a, b in zip(bounds[:-1], bounds[1:])]
     return out, [t]
 
 
@@ -671,6 +683,12 @@ _CMP_PREFIX = {np.dtype(np.float32): "f32", np.dtype(np.int64): "i64", np.dtype(
                np.dtype(np.bool_): "u8", np.dtype(np.uint8): "u8", np.dtype(np.int8): "i8"}
 
 
+# The wider integer dtypes share one kernel per dtype, with the op as a code (EQ, LT, GT, LE, GE).
+_CMP_WIDE = {np.dtype(np.int16): "i16", np.dtype(np.uint16): "u16", np.dtype(np.uint32): "u32",
+             np.dtype(np.uint64): "u64"}
+_CMP_CODES = ["equal", "less", "greater", "less_equal", "greater_equal"]
+
+
 class Compare(Lowering):
     """``a <op> b`` with numpy broadcasting, giving bool (1-byte dtypes compare as bytes for Equal)."""
     suffix = None
@@ -678,9 +696,10 @@ class Compare(Lowering):
     def infer(self, node, inputs):
         expect_inputs(node, inputs, 2)
         a, b = inputs
-        if a.dtype != b.dtype or a.dtype not in _CMP_PREFIX or (a.dtype == np.bool_ and self.suffix != "equal"):
+        known = set(_CMP_PREFIX) | set(_CMP_WIDE)
+        if a.dtype != b.dtype or a.dtype not in known or (a.dtype == np.bool_ and self.suffix != "equal"):
             raise node_error(node, f"inputs have dtypes {a.dtype} and {b.dtype}, expected one same dtype among "
-                                   f"float32, int64, int32, uint8, int8 (and bool for Equal)")
+                                   f"float32 and the integer dtypes (and bool for Equal)")
         return [(broadcast_shape(node, [a.shape, b.shape]), np.dtype(np.bool_))]
 
     def lower(self, node, inputs, outputs, plan):
@@ -689,6 +708,10 @@ class Compare(Lowering):
             return
         geom, rows, inner = _broadcast_geometry(node, plan, y.shape, [a.shape, b.shape])
         tiles, per = plan.split(rows, inner)
+        if a.dtype in _CMP_WIDE:
+            plan.add(node, f"{_CMP_WIDE[a.dtype]}_compare", [a.name, b.name] + geom, [y.name],
+                     [per, _CMP_CODES.index(self.suffix)], tiles)
+            return
         prefix = "u8" if self.suffix == "equal" and a.dtype.itemsize == 1 else _CMP_PREFIX[a.dtype]
         plan.add(node, f"{prefix}_{self.suffix}", [a.name, b.name] + geom, [y.name], [per], tiles)
 

@@ -119,12 +119,12 @@ class BatchNormalization(Lowering):
     def infer(self, node, inputs):
         expect_inputs(node, inputs, 5)
         expect_dtype(node, inputs[0], [F32])
+        shape = inputs[0].shape
         if int(node.attrs.get("training_mode", 0)):
-            raise node_error(node, "training_mode=1 is not supported (tilerun runs inference); expected 0")
+            return self._infer_training(node, inputs)
         extra = [o for o in node.outputs[1:] if o]
         if extra:
-            raise node_error(node, f"training outputs {extra} are not supported; expected only output Y")
-        shape = inputs[0].shape
+            raise node_error(node, f"outputs {extra} exist only in training mode; expected only output Y")
         if len(shape) < 2:
             raise node_error(node, f"input shape {list(shape)} must have rank ≥ 2 (N, C, ...)")
         want = self._param_shape(node, shape)
@@ -138,6 +138,29 @@ class BatchNormalization(Lowering):
                 raise node_error(node, f"{what} has shape {list(v.shape)}, expected {list(want)}")
         return [(shape, F32)]
 
+    def _infer_training(self, node, inputs):
+        # Batch statistics over every axis but 1, plus the updated running mean and var.
+        shape = inputs[0].shape
+        if len(shape) < 2:
+            raise node_error(node, f"input shape {list(shape)} must have rank >= 2 (N, C, ...)")
+        for k, what in enumerate(("scale", "B", "input_mean", "input_var"), 1):
+            expect_dtype(node, inputs[k], [F32], what)
+            if tuple(inputs[k].shape) != (shape[1],):
+                raise node_error(node, f"{what} has shape {list(inputs[k].shape)}, expected [{shape[1]}]")
+        return [(shape, F32), ((shape[1],), F32), ((shape[1],), F32)][:len(node.outputs)]
+
+    def _lower_training(self, node, inputs, outputs, plan):
+        x, y = inputs[0], outputs[0]
+        N, C = x.shape[0], x.shape[1]
+        hw = math.prod(x.shape[2:])
+        stats = [o.name if o is not None else plan.temp((C,), np.float32, "bn_stat")
+                 for o in (list(outputs[1:3]) + [None, None])[:2]]
+        em = plan.weight(np.array([node.attrs.get("epsilon", 1e-5), node.attrs.get("momentum", 0.9)],
+                                  np.float32), "bn_train")
+        tiles, per = plan.split(C, 3 * N * hw)
+        plan.add(node, "f32_batchnorm_train", [v.name for v in inputs[:5]] + [em], [y.name] + stats,
+                 [N, C, hw, per], tiles, flops=5 * x.size)
+
     def _param_shape(self, node, shape):
         # spatial=0 (opsets 7-8) keeps one statistic per element of a channel plane.
         return tuple(shape[1:]) if int(node.attrs.get("spatial", 1)) == 0 else (shape[1],)
@@ -145,6 +168,9 @@ class BatchNormalization(Lowering):
     def lower(self, node, inputs, outputs, plan):
         x, y = inputs[0], outputs[0]
         if x.size == 0:
+            return
+        if int(node.attrs.get("training_mode", 0)):
+            self._lower_training(node, inputs, outputs, plan)
             return
         planes, C, hw = _planes(x)
         if any(v.const is None for v in inputs[1:5]):

@@ -10,6 +10,8 @@ GlobalAveragePool and GlobalMaxPool reduce each ``(n, c)`` plane.
 """
 import math
 
+from tilerun.kernels.pool import AVG_EXCL, AVG_INCL, MAX, pool2d_scratch
+
 from ..errors import node_error
 from .base import F32, Lowering, expect_dtype, expect_inputs
 from .registry import register
@@ -108,6 +110,17 @@ class _Pool(Lowering):
                 + three(begin, 0) + three(end, 0) + three(dil, 1))
         od, oh, ow = three(out, 1)
         taps = math.prod(kernel)
+        op = MAX if self.kind == "max" else (AVG_INCL if int(node.attrs.get("count_include_pad", 0)) else AVG_EXCL)
+        if len(out) == 2 and dil == [1, 1] and strides[1] in (1, 2):
+            # The common CNN window: planes through a padded copy, vectors in registers.
+            H, W = x.shape[2:]
+            tiles, per = plan.split(planes, oh * ow * taps)
+            plan.need_scratch(pool2d_scratch(H, W, oh, ow, kernel[0], kernel[1], strides[0], strides[1],
+                                             begin[0], begin[1])[2] * 4)
+            plan.add(node, "f32_pool2d", [x.name], [y.name],
+                     [planes, H, W, oh, ow, kernel[0], kernel[1], strides[0], strides[1], begin[0], begin[1],
+                      end[0], end[1], op, per], tiles, flops=y.size * taps)
+            return
         tiles, per = plan.split(planes * od * oh, ow * taps)
         if self.kind == "max":
             kern = "f32_maxpool"

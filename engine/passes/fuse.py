@@ -1,4 +1,4 @@
-"""Fuse activations and residual adds into the Conv/Gemm/MatMul that produce their input.
+"""Fuse activations and residual adds into the Conv/Gemm/MatMul/ChannelAffine that produce their input.
 
 ``Conv → Relu`` becomes one Conv with ``attrs["_activation"] = ("Relu", alpha, beta)``;
 ``Conv → Add(other) [→ Relu]`` becomes one Conv with ``attrs["_residual"] = other``,
@@ -10,7 +10,7 @@ be computed after the Conv in the original order).
 """
 import numpy as np
 
-PRODUCERS = {"Conv", "Gemm", "MatMul"}
+PRODUCERS = {"Conv", "Gemm", "MatMul", "ChannelAffine"}
 RESIDUAL_PRODUCERS = {"Conv"}
 
 _F32_MAX = float(np.finfo(np.float32).max)

@@ -4,7 +4,6 @@ Identity and inference-mode Dropout are replaced by renaming their output to
 their input everywhere (graph outputs keep their names through a rename of the
 producer instead). Dead nodes are those no graph output depends on.
 """
-from ..errors import node_error
 
 _PASS_THROUGH = {"Identity", "Dropout"}
 
@@ -15,10 +14,11 @@ def remove_identities(graph):
     rename = {}
     for node in graph.nodes:
         node.inputs = [rename.get(i, i) for i in node.inputs]
-        if node.op_type in _PASS_THROUGH and not node.domain:
-            if node.op_type == "Dropout" and len(node.outputs) > 1 and node.outputs[1]:
-                if any(node.outputs[1] in n.inputs for n in graph.nodes) or node.outputs[1] in graph.outputs:
-                    raise node_error(node, "the Dropout mask output is used; inference Dropout has no mask to give")
+        if node.op_type in _PASS_THROUGH and not node.domain and node.inputs and node.inputs[0] \
+                and node.outputs and node.outputs[0] and (node.op_type == "Dropout" or len(node.outputs) == 1):
+            if node.op_type == "Dropout" and not _plain_dropout(graph, node):
+                kept.append(node)  # its lowering gives the mask, or refuses training mode
+                continue
             src, dst = node.inputs[0], node.outputs[0]
             if dst in graph.outputs:
                 # Keep the output's name: rename the producer's output to it instead.
@@ -32,6 +32,18 @@ def remove_identities(graph):
             continue
         kept.append(node)
     graph.nodes = kept
+
+
+def _plain_dropout(graph, node):
+    """True when a Dropout is the identity for sure: mask unused and training mode absent or a constant false."""
+    if len(node.outputs) > 1 and node.outputs[1]:
+        if any(node.outputs[1] in n.inputs for n in graph.nodes) or node.outputs[1] in graph.outputs:
+            return False
+    if len(node.inputs) > 2 and node.inputs[2]:
+        mode = graph.values.get(node.inputs[2])
+        if mode is None or mode.const is None or bool(mode.const.reshape(-1)[:1].any()):
+            return False
+    return True
 
 
 def _rename_producer(kept, src, dst):

@@ -5,6 +5,8 @@ it is dynamic, or when a ``batch_size`` other than the declared one is asked
 for. Other dynamic dims must come from ``input_shapes``; a dim still unknown
 is an error naming the input and the dim.
 """
+import numpy as np
+
 from ..errors import ModelError
 
 
@@ -20,12 +22,17 @@ def bind_input_shapes(graph, batch_size=1, input_shapes=None):
     for name in graph.inputs:
         v = graph.values[name]
         if name in input_shapes:
-            shape = tuple(input_shapes[name])
+            try:
+                shape = tuple(input_shapes[name])
+            except TypeError:
+                raise ModelError(f"input_shapes[{name!r}] must be a list of dims, given "
+                                 f"{input_shapes[name]!r}") from None
             if v.shape is not None and len(shape) != len(v.shape):
                 raise ModelError(f"input_shapes[{name!r}] = {list(shape)} has rank {len(shape)}, "
                                  f"but the model declares rank {len(v.shape)} ({list(v.shape)})")
-            if not all(isinstance(d, int) and d > 0 for d in shape):
-                raise ModelError(f"input_shapes[{name!r}] must be positive integers, given {list(shape)}")
+            if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape):
+                raise ModelError(f"input_shapes[{name!r}] must be non-negative integers, given {list(shape)}")
+            shape = tuple(int(d) for d in shape)
             v.shape = shape
             continue
         if v.shape is None:

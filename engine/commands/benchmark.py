@@ -1,0 +1,216 @@
+"""``tilerun benchmark [MODEL]``: throughput and latency statistics, optionally beside ONNX Runtime.
+
+Sync callers issue requests back to back for ``--time`` seconds after a
+``--warmup``: one caller for single_stream, as many as streams for
+multi_stream/elastic unless ``--concurrency`` says otherwise. With
+``--compare onnxruntime`` the same inputs run on an ORT session with the same
+thread count and callers, in alternating phases (tilerun, ORT, ORT, tilerun,
+...) so drift on a shared machine hits both engines alike. It does not sweep
+configurations: ``tilerun tune`` does.
+"""
+import json
+import os
+
+from . import common
+
+STATS = ("mean", "median", "p90", "p95", "p99", "min", "max")
+PHASE_SECONDS = 1.0
+
+
+def add_parser(sub):
+    """Register ``benchmark`` on the subparsers ``sub``."""
+    b = sub.add_parser("benchmark", help="measure throughput and latency (optionally against ONNX Runtime)")
+    b.add_argument("model", nargs="?", help="ONNX file or light model name (default: light resnet50, random weights)")
+    b.add_argument("--scheduler", choices=["single_stream", "multi_stream", "elastic"], default="single_stream")
+    b.add_argument("--num-streams", type=int, default=None, help="request slots (multi_stream/elastic)")
+    b.add_argument("--num-cores", type=int, default=None, help="cores to use (default: all usable)")
+    b.add_argument("--batch-size", type=int, default=1)
+    b.add_argument("--input-shapes", default=None, help="dynamic dims, e.g. ids:1x128,mask:1x128")
+    b.add_argument("--time", type=float, default=10.0, help="measured seconds per engine (default 10)")
+    b.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per engine (default 2)")
+    b.add_argument("--concurrency", type=int, default=None, help="concurrent callers (default: streams)")
+    b.add_argument("--compare", choices=["onnxruntime"], default=None, help="run the same workload on ONNX Runtime")
+    b.add_argument("--inputs", metavar="FILE.npz", default=None, help="input arrays (default: seeded random data)")
+    b.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
+    b.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    b.add_argument("--quiet", action="store_true", help="no progress display")
+    b.set_defaults(func=main)
+
+
+def _check_args(args):
+    if args.time <= 0:
+        raise common.CliError(f"--time must be positive seconds, given {args.time}")
+    if args.warmup < 0:
+        raise common.CliError(f"--warmup must be >= 0 seconds, given {args.warmup}")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise common.CliError(f"--concurrency must be at least 1, given {args.concurrency}")
+    if args.batch_size < 1:
+        raise common.CliError(f"--batch-size must be at least 1, given {args.batch_size}")
+    if args.num_cores is not None and args.num_cores < 1:
+        raise common.CliError(f"--num-cores must be at least 1, given {args.num_cores}")
+    if args.num_streams is not None and args.num_streams < 1:
+        raise common.CliError(f"--num-streams must be at least 1, given {args.num_streams}")
+
+
+def engine_cores(eng):
+    """Number of worker cores the engine runs on."""
+    topo = getattr(eng, "topology", None)
+    if topo is not None:
+        return len(topo.cores)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def default_callers(eng, concurrency=None):
+    """Concurrent callers: ``concurrency`` if given, else 1 for single_stream, else the stream count."""
+    if concurrency:
+        return concurrency
+    return 1 if str(eng.scheduler) == "single_stream" else max(1, int(eng.num_streams))
+
+
+def main(args):
+    """Run the ``benchmark`` command; returns the exit code."""
+    _check_args(args)
+    if args.compare:
+        common.import_onnxruntime("--compare onnxruntime")
+    progress = common.Progress(args.quiet)
+    model = common.load_model_arg(args.model, progress)
+    with common.compile_engine(model, args, progress) as eng:
+        inputs = common.make_inputs(eng, args.inputs, args.seed)
+        config = _config(args, eng, inputs)
+        _print_config(config)
+        runners = {"tilerun": lambda: eng.run(inputs)}
+        if args.compare:
+            runners["onnxruntime"] = _ort_runner(model, eng, inputs, config, progress)
+        results = measure_interleaved(runners, args.time, args.warmup, config["callers"], progress)
+    for r in results.values():
+        r["items_per_s"] = r["requests"] * args.batch_size / r["seconds"] if r["seconds"] else float("nan")
+    print()
+    print(format_table(results))
+    if args.json:
+        _write_json(args.json, config, results)
+    return 0
+
+
+def _config(args, eng, inputs):
+    return {"model": common.describe_model(args.model), "scheduler": str(eng.scheduler),
+            "streams": int(eng.num_streams), "cores": engine_cores(eng), "batch_size": args.batch_size,
+            "callers": default_callers(eng, args.concurrency), "time_s": args.time, "warmup_s": args.warmup,
+            "inputs": {n: f"{a.dtype}{list(a.shape)}" for n, a in zip(eng.input_names, inputs)},
+            "input_source": args.inputs or f"random (seed {args.seed})"}
+
+
+def _print_config(c):
+    print("tilerun benchmark")
+    print(f"  model        {c['model']}")
+    ins = ", ".join(f"{n}: {t}" for n, t in c["inputs"].items())
+    print(f"  inputs       {ins}  [{c['input_source']}]")
+    print(f"  scheduler    {c['scheduler']}  streams={c['streams']}  cores={c['cores']}  "
+          f"batch={c['batch_size']}  callers={c['callers']}")
+    print(f"  time         {c['time_s']:g} s measured per engine after {c['warmup_s']:g} s warm-up")
+
+
+def _ort_runner(model, eng, inputs, config, progress):
+    """A callable running the request on ORT (same threads and inputs); prints ORT's config and the diff."""
+    sess, note = _ort_for(model, eng, config["cores"], progress)
+    feeds = common.ort_feeds(sess, inputs)
+    config["onnxruntime"] = {"intra_op_num_threads": config["cores"], "callers": config["callers"], "note": note}
+    print(f"  onnxruntime  intra_op_num_threads={config['cores']}  callers={config['callers']}"
+          + (f"  ({note})" if note else ""))
+    ref = sess.run(None, feeds)
+    diff = common.max_abs_diff(eng.run(inputs), ref)
+    scale = max([0.0] + [float(abs(r).max()) for r in ref if r.size])
+    print(f"  outputs      max abs diff tilerun vs onnxruntime: {diff:.3g} (max |output| {scale:.3g})")
+    return lambda: sess.run(None, feeds)
+
+
+def _ort_for(model, eng, threads, progress):
+    """An ORT session for the engine's input shapes, and a note when the model had to be re-exported."""
+    if _declared_shapes_accept(model, eng):
+        return common.ort_session(model, threads), ""
+    from tilerun.export import convert_model
+    with progress.task("re-exporting the model with the benchmark's static shapes for onnxruntime"):
+        shapes = dict(zip(eng.input_names, [list(s) for s in eng.input_shapes]))
+        fixed = convert_model(model, input_shapes=shapes)
+    return common.ort_session(fixed, threads), "onnxruntime runs the model re-exported with static input shapes"
+
+
+def _declared_shapes_accept(model, eng):
+    inits = {t.name for t in model.graph.initializer}
+    declared = {i.name: i for i in model.graph.input if i.name not in inits}
+    for name, shape in zip(eng.input_names, eng.input_shapes):
+        vi = declared.get(name)
+        if vi is None:
+            return False
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            return False
+        if any(d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != s for d, s in zip(dims, shape)):
+            return False
+    return True
+
+
+def measure_interleaved(runners, seconds, warmup, callers, progress):
+    """Measure each runner for ``seconds`` in alternating phases; dict name → stats and counts."""
+    names = list(runners)
+    for name in names:
+        with progress.task(f"warming up {name}"):
+            runners[name]()  # at least one request: first-call costs stay out of the numbers
+            if warmup > 0:
+                common.measure(runners[name], warmup, callers)
+    n_phases = max(1, round(seconds / PHASE_SECONDS)) if len(names) > 1 else 1
+    lat = {n: [] for n in names}
+    spent = {n: 0.0 for n in names}
+    for k in range(n_phases):
+        order = names if k % 2 == 0 else names[::-1]
+        for name in order:
+            progress.update(f"measuring {name}: phase {k + 1}/{n_phases}")
+            times, elapsed = common.measure(runners[name], seconds / n_phases, callers)
+            lat[name].extend(times)
+            spent[name] += elapsed
+    progress.clear()
+    out = {}
+    for name in names:
+        r = common.latency_stats(lat[name])
+        r["requests"], r["seconds"] = len(lat[name]), spent[name]
+        out[name] = r
+    return out
+
+
+def format_table(results):
+    """The results as a text table; with two engines a third column gives tilerun's speed-up."""
+    names = list(results)
+    two = len(names) == 2
+    head = f"{'':<18}" + "".join(f"{n:>14}" for n in names) + (f"{'speed-up':>11}" if two else "")
+    lines = [head]
+
+    def row(label, key, fmt, higher_better):
+        vals = [results[n][key] for n in names]
+        line = f"{label:<18}" + "".join(f"{fmt(v):>14}" for v in vals)
+        if two:
+            a, b = vals
+            ratio = (a / b if higher_better else b / a) if a and b else float("nan")
+            line += f"{ratio:>10.2f}x"
+        lines.append(line)
+
+    row("items/s", "items_per_s", lambda v: f"{v:.2f}", True)
+    for key in STATS:
+        row(f"latency {key} ms", key, common.fmt_ms, False)
+    lines.append(f"{'requests':<18}" + "".join(f"{results[n]['requests']:>14}" for n in names))
+    if two:
+        lines.append("speed-up = how many times faster tilerun is (>1: tilerun faster)")
+    return "\n".join(lines)
+
+
+def _write_json(path, config, results):
+    import tilerun
+    doc = {"tilerun_version": tilerun.__version__, "config": config, "results": results}
+    if len(results) == 2:
+        t, o = results["tilerun"], results["onnxruntime"]
+        doc["speedup"] = {"items_per_s": t["items_per_s"] / o["items_per_s"],
+                          **{k: o[k] / t[k] for k in STATS if t[k]}}
+    try:
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=2)
+    except OSError as e:
+        raise common.CliError(f"--json: cannot write {path!r}: {e.strerror}") from None
+    print(f"results written to {path}")

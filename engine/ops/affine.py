@@ -1,0 +1,31 @@
+"""Lowering of ``ChannelAffine``, tilerun's own op for a folded chain of per-channel affine ops.
+
+The fold pass (``passes/fold_batchnorm``) creates it with inputs ``[x, s, t]``
+(``s``, ``t`` constant ``[C]``); the fuse pass may add ``attrs["_activation"]``.
+One ``f32_channel_affine`` row, tiles over (image, channel) planes.
+"""
+import numpy as np
+
+from .base import F32, Lowering
+from .gemm import fused_activation
+from .registry import register
+
+
+@register("ChannelAffine", 1)
+class ChannelAffine(Lowering):
+    """``y = act(x * s[c] + t[c])`` over axis 1 of a float32 tensor."""
+
+    def infer(self, node, inputs):
+        return [(tuple(inputs[0].shape), F32)]
+
+    def lower(self, node, inputs, outputs, plan):
+        x, s, t = inputs
+        y = outputs[0]
+        c = x.shape[1]
+        hw = int(np.prod(x.shape[2:], dtype=np.int64))
+        planes = x.shape[0] * c
+        act, aa, ab = fused_activation(node)
+        ar = plan.weight(np.array([act, aa, ab], np.float32), "affine_act")
+        tiles, per = plan.split(planes, hw)
+        plan.add(node, "f32_channel_affine", [x.name, s.name, t.name, ar], [y.name], [planes, c, hw, per], tiles,
+                 flops=2 * x.size)

@@ -1,0 +1,228 @@
+"""Host SIMD width and the vector intrinsics the micro-kernels are written with.
+
+The float32 lane count ``LANES`` is detected once, at import, from llvmlite's
+host CPU features: AVX-512F gives 16 lanes, AVX2 with FMA 8, NEON (aarch64) 4.
+A host with none of them gets ``LANES = 0``: the same kernels then run on
+4-lane generic vectors (``VW = 4``), which LLVM lowers to scalar code there.
+``TILERUN_SIMD=none`` (or ``avx2``) forces a narrower choice, to exercise those
+paths on a wide machine; use a separate ``NUMBA_CACHE_DIR`` with it, since
+cached kernels do not record the width they were built for.
+
+Two layers live here. IR helpers (``vload``, ``vstore``, ``masked_load``,
+``masked_store``, ``splat``, ``fma``, ``vmax``, ``vmin``, ``lane_mask``,
+``prefetch``) emit ``llvmlite.ir`` into a builder, for code generators such as
+the GEMM micro-kernel. Numba intrinsics on the ``F32Vec`` type (``v_load``,
+``v_store``, ``v_load_n``, ``v_load2_n``, ``v_store_n``, ``v_splat``,
+``v_fma``, ``v_add``, ``v_mul``, ``v_max``, ``v_min``, ``v_zero``) let
+ordinary ``@njit`` kernels hold one host vector in a variable. Addresses are int64 byte addresses;
+unaligned access is allowed everywhere. Not here: integer vectors, reductions
+across lanes.
+"""
+import os
+import platform
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, models, register_model
+
+F32, I64, I32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
+
+
+def detect_lanes():
+    """float32 lanes of the widest vector unit this host has (16, 8, 4) or 0 for none."""
+    forced = os.environ.get("TILERUN_SIMD", "").lower()
+    feats = llvm.get_host_cpu_features()
+    table = [("avx512", 16, ("avx512f",)), ("avx2", 8, ("avx2", "fma")), ("neon", 4, ("neon",))]
+    for name, lanes, need in table:
+        if forced and forced != name:
+            continue
+        if all(feats.get(f, False) for f in need) or (name == "neon" and platform.machine() in ("aarch64", "arm64")):
+            return lanes
+    return 0
+
+
+LANES = detect_lanes()
+# IR vectors need a width even where no SIMD unit exists; LLVM splits them into scalars there.
+VW = LANES or 4
+
+
+def vec(n=VW):
+    """The LLVM type ``<n x float>``."""
+    return ir.VectorType(F32, n)
+
+
+def _ptr(builder, addr, ty):
+    return builder.inttoptr(addr, ty.as_pointer())
+
+
+def _declare(builder, name, ret, args):
+    fn = builder.module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(builder.module, ir.FunctionType(ret, args), name)
+    return fn
+
+
+def vload(builder, addr, n=VW):
+    """Load ``n`` floats from byte address ``addr`` (any alignment)."""
+    return builder.load(_ptr(builder, addr, vec(n)), align=4)
+
+
+def vstore(builder, v, addr):
+    """Store vector ``v`` at byte address ``addr`` (any alignment)."""
+    builder.store(v, _ptr(builder, addr, v.type), align=4)
+
+
+def lane_mask(builder, count, n=VW):
+    """``<n x i1>`` with lanes ``i < count`` set; ``count`` is an i64 (any value, clamped)."""
+    c = builder.trunc(builder.select(builder.icmp_signed(">", count, ir.Constant(I64, n)), ir.Constant(I64, n),
+                                     builder.select(builder.icmp_signed("<", count, ir.Constant(I64, 0)),
+                                                    ir.Constant(I64, 0), count)), I32)
+    lanes = ir.Constant(ir.VectorType(I32, n), list(range(n)))
+    return builder.icmp_signed("<", lanes, splat(builder, c, n))
+
+
+def masked_load(builder, addr, mask, n=VW):
+    """Load lanes of ``mask`` from ``addr``; the others read as 0.0 and touch no memory."""
+    vt = vec(n)
+    fn = _declare(builder, f"llvm.masked.load.v{n}f32.p0", vt,
+                  [vt.as_pointer(), I32, ir.VectorType(ir.IntType(1), n), vt])
+    return builder.call(fn, [_ptr(builder, addr, vt), ir.Constant(I32, 4), mask, ir.Constant(vt, [0.0] * n)])
+
+
+def masked_store(builder, v, addr, mask):
+    """Store the lanes of ``v`` selected by ``mask`` at ``addr``; others untouched."""
+    vt = v.type
+    fn = _declare(builder, f"llvm.masked.store.v{vt.count}f32.p0", ir.VoidType(),
+                  [vt, vt.as_pointer(), I32, ir.VectorType(ir.IntType(1), vt.count)])
+    builder.call(fn, [v, _ptr(builder, addr, vt), ir.Constant(I32, 4), mask])
+
+
+def prefetch(builder, addr):
+    """Hint the cache line at byte address ``addr`` into L1 (never faults)."""
+    i8p = ir.IntType(8).as_pointer()
+    fn = _declare(builder, "llvm.prefetch.p0", ir.VoidType(), [i8p, I32, I32, I32])
+    builder.call(fn, [builder.inttoptr(addr, i8p), ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
+
+
+def splat(builder, scalar, n=VW):
+    """A vector of ``n`` copies of ``scalar`` (float or int)."""
+    vt = ir.VectorType(scalar.type, n)
+    v = builder.insert_element(ir.Constant(vt, ir.Undefined), scalar, ir.Constant(I32, 0))
+    return builder.shuffle_vector(v, ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(I32, n), [0] * n))
+
+
+def fma(builder, a, b, c):
+    """``a * b + c`` with one rounding (``llvm.fma``), lane-wise."""
+    vt = a.type
+    fn = _declare(builder, f"llvm.fma.v{vt.count}f32", vt, [vt, vt, vt])
+    return builder.call(fn, [a, b, c])
+
+
+def vmax(builder, a, b):
+    """Lane-wise ``a if a > b else b`` (a NaN in ``a`` gives ``b``, like the scalar kernels)."""
+    return builder.select(builder.fcmp_ordered(">", a, b), a, b)
+
+
+def vmin(builder, a, b):
+    """Lane-wise ``a if a < b else b``."""
+    return builder.select(builder.fcmp_ordered("<", a, b), a, b)
+
+
+# -- Numba-level vectors ------------------------------------------------------------------
+
+class F32VecType(types.Type):
+    """Numba type of one host vector of float32 (``VW`` lanes), held in a register."""
+
+    def __init__(self):
+        super().__init__(name=f"F32Vec{VW}")
+
+
+f32vec = F32VecType()
+
+
+@register_model(F32VecType)
+class _F32VecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, vec(VW))
+
+
+@intrinsic
+def v_load(typingctx, addr):
+    """Vector of ``VW`` floats at byte address ``addr``."""
+    return f32vec(types.int64), lambda ctx, b, sig, args: vload(b, args[0])
+
+
+@intrinsic
+def v_store(typingctx, addr, v):
+    """Store vector ``v`` at byte address ``addr``."""
+    def codegen(ctx, b, sig, args):
+        vstore(b, args[1], args[0])
+        return ctx.get_dummy_value()
+    return types.none(types.int64, f32vec), codegen
+
+
+@intrinsic
+def v_load_n(typingctx, addr, n):
+    """The first ``n`` floats at ``addr`` (``n`` may exceed ``VW``), the other lanes 0.0."""
+    def codegen(ctx, b, sig, args):
+        return masked_load(b, args[0], lane_mask(b, args[1]))
+    return f32vec(types.int64, types.int64), codegen
+
+
+@intrinsic
+def v_store_n(typingctx, addr, v, n):
+    """Store the first ``n`` lanes of ``v`` (all when ``n >= VW``) at ``addr``."""
+    def codegen(ctx, b, sig, args):
+        masked_store(b, args[1], args[0], lane_mask(b, args[2]))
+        return ctx.get_dummy_value()
+    return types.none(types.int64, f32vec, types.int64), codegen
+
+
+@intrinsic
+def v_load2_n(typingctx, addr, n):
+    """Every other float at ``addr`` (a stride-2 read): lanes ``i < n`` get ``addr[2i]``, the rest 0.0."""
+    def codegen(ctx, b, sig, args):
+        lo = masked_load(b, args[0], lane_mask(b, b.sub(b.mul(args[1], ir.Constant(I64, 2)), ir.Constant(I64, 1))))
+        hi_n = b.sub(b.mul(args[1], ir.Constant(I64, 2)), ir.Constant(I64, VW + 1))
+        hi = masked_load(b, b.add(args[0], ir.Constant(I64, 4 * VW)), lane_mask(b, hi_n))
+        return b.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(I32, VW), list(range(0, 2 * VW, 2))))
+    return f32vec(types.int64, types.int64), codegen
+
+
+@intrinsic
+def v_splat(typingctx, x):
+    """A vector of ``VW`` copies of float32 ``x``."""
+    def codegen(ctx, b, sig, args):
+        return splat(b, ctx.cast(b, args[0], sig.args[0], types.float32))
+    return f32vec(types.float32), codegen
+
+
+def _binary(emit):
+    @intrinsic
+    def op(typingctx, a, b_):
+        return f32vec(f32vec, f32vec), lambda ctx, b, sig, args: emit(b, args[0], args[1])
+    return op
+
+
+v_add = _binary(lambda b, x, y: b.fadd(x, y))
+v_mul = _binary(lambda b, x, y: b.fmul(x, y))
+v_max = _binary(vmax)
+v_min = _binary(vmin)
+v_add.__doc__ = "Lane-wise sum of two vectors."
+v_mul.__doc__ = "Lane-wise product of two vectors."
+v_max.__doc__ = "Lane-wise max (``a if a > b else b``)."
+v_min.__doc__ = "Lane-wise min (``a if a < b else b``)."
+
+
+@intrinsic
+def v_fma(typingctx, a, b_, c):
+    """Lane-wise ``a * b + c`` with one rounding."""
+    return f32vec(f32vec, f32vec, f32vec), lambda ctx, b, sig, args: fma(b, *args)
+
+
+@intrinsic
+def v_zero(typingctx):
+    """A vector of zeros."""
+    return f32vec(), lambda ctx, b, sig, args: ir.Constant(vec(VW), [0.0] * VW)
+
