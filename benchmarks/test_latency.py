@@ -71,9 +71,14 @@ if pytest is not None:
             benchmark(fn)
 
 
-def summary(threads=1, rounds=20, models=None):
-    """Print model, tilerun median ms, ORT median ms, ratio, measured interleaved."""
-    print(f"threads={threads}  rounds={rounds}")
+def summary(threads=1, rounds=20, models=None, block=5):
+    """Print model, tilerun median ms, ORT median ms, ratio, measured interleaved.
+
+    The engines alternate in blocks of ``block`` timed runs, each after one
+    untimed run, so both see the same machine load, yet neither is timed
+    while the other's threads are still busy-waiting.
+    """
+    print(f"threads={threads}  rounds={rounds}x{block}")
     print(f"{'model':<14}{'tilerun ms':>12}{'ORT ms':>10}{'ratio':>8}")
     for name in models or MODELS:
         model = _model(name)
@@ -87,9 +92,11 @@ def summary(threads=1, rounds=20, models=None):
         a, b = [], []
         for _ in range(rounds):
             for f, acc in ((fn, a), (ort_fn, b)):
-                t = time.perf_counter()
                 f()
-                acc.append(time.perf_counter() - t)
+                for _ in range(block):
+                    t = time.perf_counter()
+                    f()
+                    acc.append(time.perf_counter() - t)
         eng.close()
         ta, tb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
         print(f"{name:<14}{ta:>12.2f}{tb:>10.2f}{ta / tb:>8.2f}")

@@ -5,6 +5,8 @@ Configurations, each driven by as many Python caller threads as it has streams:
 * ``single_stream``      one request at a time, split over all cores (callers queue);
 * ``multi_stream``       one stream per core, idle workers take tiles of other requests;
 * ``multi_stream/fixed`` the same streams as fixed core partitions (work_stealing=False);
+* ``... 1 caller``       both multi_stream variants with one caller only: stealing lets
+                         a lone request use every core, fixed partitions give it one;
 * ``ort 1 session``      one session, intra_op=1, one caller per core;
 * ``ort N sessions``     one session per core, intra_op=1, one caller each.
 
@@ -40,8 +42,9 @@ def _configs(model, cores):
                      ("multi_stream", dict(scheduler="multi_stream", num_streams=cores)),
                      ("multi_stream/fixed", dict(scheduler="multi_stream", num_streams=cores, work_stealing=False))):
         eng = tilerun.compile_model(model, num_cores=cores, **kw)
-        callers = cores
-        out[name] = ([lambda e=eng: e.run(x)] * callers, eng.close)
+        out[name] = ([lambda e=eng: e.run(x)] * cores, eng.close)
+        if name != "single_stream":
+            out[f"{name} 1 caller"] = ([lambda e=eng: e.run(x)], lambda: None)
 
     def session():
         o = ort.SessionOptions()
@@ -94,11 +97,11 @@ def summary(names=MODELS, rounds=5, seconds=2.0):
             close()
         best_ort = max(statistics.median(v) for k, v in rate.items() if k.startswith("ort"))
         print(f"\n{name}: {cores} cores, {rounds} rounds x {seconds} s per configuration")
-        print(f"{'configuration':<22}{'items/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'/ best ORT':>12}")
+        print(f"{'configuration':<28}{'items/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'/ best ORT':>12}")
         for k in configs:
             r = statistics.median(rate[k])
             p50, p99 = np.percentile(lats[k], [50, 99]) * 1e3
-            print(f"{k:<22}{r:>10.1f}{p50:>9.2f}{p99:>9.2f}{r / best_ort:>12.2f}")
+            print(f"{k:<28}{r:>10.1f}{p50:>9.2f}{p99:>9.2f}{r / best_ort:>12.2f}")
 
 
 try:

@@ -259,37 +259,6 @@ def f32_im2col(p, tile, scratch):
 
 
 @numba.njit(inline="always")
-def _dw_plane(x, xo, wt, wo, y, yo, h, w, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl):
-    # Strides above 2: plain loops, one tap at a time over an output row.
-    for oh in range(oh_n):
-        r = yo + oh * ow_n
-        for ow in range(ow_n):
-            y[r + ow] = np.float32(0)
-        for ki in range(kh):
-            ih = oh * sh - pt + ki * dh
-            if ih < 0 or ih >= h:
-                continue
-            xr = xo + ih * w
-            for kj in range(kw):
-                off = kj * dw - pl
-                lo, hi = _span(off, sw, w, ow_n)
-                wv = wt[wo + ki * kw + kj]
-                base = xr + off
-                for ow in range(lo, hi):
-                    y[np.uint64(r + ow)] += wv * x[np.uint64(base + ow * sw)]
-
-
-@numba.njit(inline="always")
-def _dw_epilogue(y, yo, res, bv, n, ep):
-    aa, ab, act, has_res = ep[2], ep[3], np.int64(ep[4]), ep[6] != 0
-    for q in range(n):
-        v = y[yo + q] + bv
-        if has_res:
-            v += res[yo + q]
-        y[yo + q] = apply_activation(act, v, aa, ab)
-
-
-@numba.njit(inline="always")
 def _dw_tap(src, sw):
     return v_load(src) if sw == 1 else v_load2_n(src, VW)
 

@@ -4,9 +4,10 @@ Sync callers issue requests back to back for ``--time`` seconds after a
 ``--warmup``: one caller for single_stream, as many as streams for
 multi_stream/elastic unless ``--concurrency`` says otherwise. With
 ``--compare onnxruntime`` the same inputs run on an ORT session with the same
-thread count and callers, in alternating phases (tilerun, ORT, ORT, tilerun,
-...) so drift on a shared machine hits both engines alike. It does not sweep
-configurations: ``tilerun tune`` does.
+callers and the same cores (intra-op threads = cores / callers), in
+alternating phases (tilerun, ORT, ORT, tilerun, ...) so drift on a shared
+machine hits both engines alike. It does not sweep configurations: ``tilerun
+tune`` does.
 """
 import json
 import os
@@ -111,10 +112,12 @@ def _print_config(c):
 
 def _ort_runner(model, eng, inputs, config, progress):
     """A callable running the request on ORT (same threads and inputs); prints ORT's config and the diff."""
-    sess, note = _ort_for(model, eng, config["cores"], progress)
+    # The same core budget: concurrent callers share the cores instead of each asking for all of them.
+    threads = max(1, config["cores"] // config["callers"])
+    sess, note = _ort_for(model, eng, threads, progress)
     feeds = common.ort_feeds(sess, inputs)
-    config["onnxruntime"] = {"intra_op_num_threads": config["cores"], "callers": config["callers"], "note": note}
-    print(f"  onnxruntime  intra_op_num_threads={config['cores']}  callers={config['callers']}"
+    config["onnxruntime"] = {"intra_op_num_threads": threads, "callers": config["callers"], "note": note}
+    print(f"  onnxruntime  intra_op_num_threads={threads}  callers={config['callers']}"
           + (f"  ({note})" if note else ""))
     ref = sess.run(None, feeds)
     diff = common.max_abs_diff(eng.run(inputs), ref)
