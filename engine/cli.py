@@ -62,6 +62,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"tilerun {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except SystemExit as e:
         if isinstance(e.code, str):
             print(first_line(e.code), file=sys.stderr)

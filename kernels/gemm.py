@@ -349,7 +349,6 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     cv = f32(c, big)
     cav = f32(cadd, big)
     rv = f32(res, big)
-    plain = ep[7] != 0
     fast = np.int64(ep[8])
     in_place = sai == 1 and sak == MR and sblk == kk * MR
     kc_max = KC if in_place else KC_PLAIN_A
@@ -358,7 +357,6 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     nk = 1 if m <= MR and bpk > 0 else max(1, (kk + kc_max - 1) // kc_max)
     kcn = (kk + nk - 1) // nk  # equal slices: no thin last slice
     npan = (n + NR - 1) // NR
-    nblk = (m + MR - 1) // MR
     # A already in MR-row panels (conv weights) is read in place; a strided A is
     # packed MC rows at a time, so its rows stream contiguously from L2 (row
     # strides of whole pages otherwise alias in L1 and the TLB), unless there

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from .executor import EV_END, EV_ROW, EV_START, EV_TILE, EV_WORKER
+from .executor import EV_END, EV_ROW, EV_START, EV_WORKER
 
 
 class Trace:

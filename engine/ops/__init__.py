@@ -3,5 +3,5 @@
 Importing this package imports every family module, which registers its
 lowerings with :mod:`tilerun.ops.registry`.
 """
-from . import elementwise, conv, gemm, pool, normalize, movement, graphops, affine, reduce  # noqa: F401
+from . import elementwise, conv, gemm, pool, normalize, movement, logical, graphops, affine, reduce  # noqa: F401
 from .registry import resolve, supported_ops  # noqa: F401
