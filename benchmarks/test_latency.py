@@ -71,12 +71,14 @@ if pytest is not None:
             benchmark(fn)
 
 
-def summary(threads=1, rounds=20, models=None, block=5):
+def summary(threads=1, rounds=20, models=None, block=10):
     """Print model, tilerun median ms, ORT median ms, ratio, measured interleaved.
 
-    The engines alternate in blocks of ``block`` timed runs, each after one
-    untimed run, so both see the same machine load, yet neither is timed
-    while the other's threads are still busy-waiting.
+    The engines alternate in blocks of ``block`` timed runs, so both see the
+    same machine load. Each block starts after a 50 ms pause and one untimed
+    run: ONNX Runtime's threads busy-wait for a while after a run, and timing
+    tilerun while they still hold the cores (or the reverse) would measure the
+    other engine's spinning.
     """
     print(f"threads={threads}  rounds={rounds}x{block}")
     print(f"{'model':<14}{'tilerun ms':>12}{'ORT ms':>10}{'ratio':>8}")
@@ -92,6 +94,7 @@ def summary(threads=1, rounds=20, models=None, block=5):
         a, b = [], []
         for _ in range(rounds):
             for f, acc in ((fn, a), (ort_fn, b)):
+                time.sleep(0.05)
                 f()
                 for _ in range(block):
                     t = time.perf_counter()

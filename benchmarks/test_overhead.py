@@ -74,7 +74,8 @@ def summary(rounds=10, block=20):
     """Print µs per op for both engines at every size and thread count.
 
     The engines alternate in blocks of ``block`` runs, so each sees the same
-    machine load, yet neither runs right after the other's busy-waiting threads.
+    machine load; each block starts after a 50 ms pause and one untimed run,
+    so neither is timed while the other's threads still busy-wait.
     """
     print(f"chain of {CHAIN} unary ops, median of {rounds}x{block} runs, µs per op")
     print(f"{'size':>7}{'threads':>8}{'tilerun':>10}{'ORT':>8}{'ratio':>8}")
@@ -84,6 +85,7 @@ def summary(rounds=10, block=20):
             a, b = [], []
             for _ in range(rounds):
                 for f, acc in ((fn_t, a), (fn_o, b)):
+                    time.sleep(0.05)
                     f()
                     for _ in range(block):
                         t = time.perf_counter()
