@@ -15,6 +15,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(pathlib.Path(__file__).resolve().pa
 import onnx  # noqa: E402
 
 import tilerun  # noqa: E402
+from tilerun.commands.common import ort_feeds, ort_session  # noqa: E402
 from tilerun.models import LIGHT_MODELS, light_model_path, mobilenet_v2, random_inputs, randomize_weights  # noqa: E402
 
 THREADS = (1, 2)
@@ -29,12 +30,8 @@ def _model(name):
 
 def _ort_runner(model, threads):
     """A zero-argument callable running the model once in ONNX Runtime."""
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    s = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    feeds = {i.name: x for i, x in zip(s.get_inputs(), random_inputs(model, seed=0))}
+    s = ort_session(model, threads)
+    feeds = ort_feeds(s, random_inputs(model, seed=0))
     return lambda: s.run(None, feeds)
 
 

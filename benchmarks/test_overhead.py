@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
 import tilerun  # noqa: E402
+from tilerun.commands.common import ort_session  # noqa: E402
 
 CHAIN = 300
 SIZES = (16, 65536)
@@ -39,14 +40,10 @@ def chain_model(size, n=CHAIN):
 
 def runners(size, threads):
     """(tilerun callable, ORT callable, engine) running the chain once each."""
-    import onnxruntime as ort
     model = chain_model(size)
     x = np.random.default_rng(0).standard_normal(size).astype(np.float32)
     eng = tilerun.compile_model(model, num_cores=threads)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess = ort_session(model, threads)
     np.testing.assert_allclose(eng.run([x])[0], sess.run(None, {"x": x})[0], rtol=1e-6)
     return (lambda: eng.run([x])), (lambda: sess.run(None, {"x": x})), eng
 

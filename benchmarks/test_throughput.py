@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 
 import tilerun  # noqa: E402
+from tilerun.commands.common import ort_feeds, ort_session  # noqa: E402
 from tilerun.models import light_model_path, random_inputs, randomize_weights  # noqa: E402
 from tilerun.scheduler import topology  # noqa: E402
 
@@ -35,7 +36,6 @@ MODELS = ("squeezenet", "resnet50")
 
 def _configs(model, cores):
     """name → (list of per-caller request callables, closer)."""
-    import onnxruntime as ort
     x = random_inputs(model, seed=0)
     out = {}
     for name, kw in (("single_stream", dict(scheduler="single_stream")),
@@ -47,11 +47,8 @@ def _configs(model, cores):
             out[f"{name} 1 caller"] = ([lambda e=eng: e.run(x)], lambda: None)
 
     def session():
-        o = ort.SessionOptions()
-        o.intra_op_num_threads = 1
-        o.inter_op_num_threads = 1
-        s = ort.InferenceSession(model.SerializeToString(), o, providers=["CPUExecutionProvider"])
-        feeds = {i.name: a for i, a in zip(s.get_inputs(), x)}
+        s = ort_session(model, 1)
+        feeds = ort_feeds(s, x)
         return lambda: s.run(None, feeds)
     shared = session()
     out["ort 1 session"] = ([shared] * cores, lambda: None)
