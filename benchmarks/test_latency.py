@@ -6,15 +6,14 @@ instead measures both engines interleaved in one run and prints a table.
 """
 import os
 import pathlib
-import statistics
 import sys
-import time
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(pathlib.Path(__file__).resolve().parents[1] / ".numba_cache"))
 
 import onnx  # noqa: E402
 
 import tilerun  # noqa: E402
+from interleave import alternate  # noqa: E402
 from tilerun.commands.common import ort_feeds, ort_session  # noqa: E402
 from tilerun.models import LIGHT_MODELS, light_model_path, mobilenet_v2, random_inputs, randomize_weights  # noqa: E402
 
@@ -71,11 +70,7 @@ if pytest is not None:
 def summary(threads=1, rounds=20, models=None, block=10):
     """Print model, tilerun median ms, ORT median ms, ratio, measured interleaved.
 
-    The engines alternate in blocks of ``block`` timed runs, so both see the
-    same machine load. Each block starts after a 50 ms pause and one untimed
-    run: ONNX Runtime's threads busy-wait for a while after a run, and timing
-    tilerun while they still hold the cores (or the reverse) would measure the
-    other engine's spinning.
+    The engines alternate in blocks of ``block`` timed runs (``interleave.alternate``).
     """
     print(f"threads={threads}  rounds={rounds}x{block}")
     print(f"{'model':<14}{'tilerun ms':>12}{'ORT ms':>10}{'ratio':>8}")
@@ -87,18 +82,8 @@ def summary(threads=1, rounds=20, models=None, block=10):
             print(f"{name:<14}{'n/a':>12}  ({type(e).__name__})")
             continue
         ort_fn = _ort_runner(model, threads)
-        fn(), ort_fn()
-        a, b = [], []
-        for _ in range(rounds):
-            for f, acc in ((fn, a), (ort_fn, b)):
-                time.sleep(0.05)
-                f()
-                for _ in range(block):
-                    t = time.perf_counter()
-                    f()
-                    acc.append(time.perf_counter() - t)
+        ta, tb = (t * 1e3 for t in alternate((fn, ort_fn), rounds, block))
         eng.close()
-        ta, tb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
         print(f"{name:<14}{ta:>12.2f}{tb:>10.2f}{ta / tb:>8.2f}")
 
 

@@ -8,9 +8,7 @@ measures both engines interleaved in one run and prints µs per op.
 """
 import os
 import pathlib
-import statistics
 import sys
-import time
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(pathlib.Path(__file__).resolve().parents[1] / ".numba_cache"))
 
@@ -18,6 +16,7 @@ import numpy as np  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
 import tilerun  # noqa: E402
+from interleave import alternate  # noqa: E402
 from tilerun.commands.common import ort_session  # noqa: E402
 
 CHAIN = 300
@@ -70,26 +69,15 @@ if pytest is not None:
 def summary(rounds=10, block=20):
     """Print µs per op for both engines at every size and thread count.
 
-    The engines alternate in blocks of ``block`` runs, so each sees the same
-    machine load; each block starts after a 50 ms pause and one untimed run,
-    so neither is timed while the other's threads still busy-wait.
+    The engines alternate in blocks of ``block`` runs (``interleave.alternate``).
     """
     print(f"chain of {CHAIN} unary ops, median of {rounds}x{block} runs, µs per op")
     print(f"{'size':>7}{'threads':>8}{'tilerun':>10}{'ORT':>8}{'ratio':>8}")
     for size in SIZES:
         for threads in THREADS:
             fn_t, fn_o, eng = runners(size, threads)
-            a, b = [], []
-            for _ in range(rounds):
-                for f, acc in ((fn_t, a), (fn_o, b)):
-                    time.sleep(0.05)
-                    f()
-                    for _ in range(block):
-                        t = time.perf_counter()
-                        f()
-                        acc.append(time.perf_counter() - t)
+            ta, tb = (t * 1e6 / CHAIN for t in alternate((fn_t, fn_o), rounds, block))
             eng.close()
-            ta, tb = (statistics.median(v) * 1e6 / CHAIN for v in (a, b))
             print(f"{size:>7}{threads:>8}{ta:>10.2f}{tb:>8.2f}{ta / tb:>8.2f}")
 
 
