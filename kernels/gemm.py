@@ -135,12 +135,7 @@ def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, fl
             with ragged:
                 init_r = _load_if(builder, fload, caddr, masks())
                 blk_r = builder.block
-        init = []
-        for x, y in zip(init_w, init_r):
-            phi = builder.phi(x.type)
-            phi.add_incoming(x, blk_w)
-            phi.add_incoming(y, blk_r)
-            init.append(phi)
+        init = _merge(builder, init_w, blk_w, init_r, blk_r)
 
         def step(k, acc):
             bk = builder.add(b, builder.mul(builder.mul(k, ldb), four))
@@ -224,11 +219,16 @@ def _maybe(builder, cond, vals, fn):
     with builder.if_then(cond):
         new = fn(vals)
         then = builder.block
+    return _merge(builder, new, then, vals, pre)
+
+
+def _merge(builder, xs, x_block, ys, y_block):
+    """One phi per pair: ``xs`` when control came from ``x_block``, ``ys`` from ``y_block``."""
     out = []
-    for v, w in zip(vals, new):
-        phi = builder.phi(v.type)
-        phi.add_incoming(w, then)
-        phi.add_incoming(v, pre)
+    for x, y in zip(xs, ys):
+        phi = builder.phi(x.type)
+        phi.add_incoming(x, x_block)
+        phi.add_incoming(y, y_block)
         out.append(phi)
     return out
 
