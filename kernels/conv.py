@@ -2,7 +2,7 @@
 
 Both read ``[X, W, bias, ep, res, Y]`` then the integers
 ``[N, C, H, W, Cout, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl, G, cout_g, cin_g,
-co_per_tile, pix_per_tile, n_cob, n_pb, direct, pix_block, hp, wp, hp*wp]``
+co_per_tile, pix_per_tile, n_cob, n_pb, direct, pix_block, hq, wq, channel stride]``
 (1-D convolutions arrive as H = kh = 1). ``ep`` is the GEMM core's float32
 epilogue row (``kernels.gemm.gemm_tile``): ``y = act(conv + bias + res)``,
 with the bias as a per-row addend, applied while each block is hot.
@@ -17,20 +17,37 @@ the core's packed-panel layout; FROM_COLS reads ``X`` as the whole im2col
 matrix ``f32_im2col`` wrote (``[N*G, ceil(npix/NR), K, NR]``): chosen when
 tiles split output channels, so that no two tiles build the same columns.
 
-GRID (stride-1 convolutions) is implicit GEMM: ``X`` is the input copied
-with its zero padding by ``f32_pad_planes`` (``[N*C, hp, wp]`` planes, ints
-``[N*C, H, W, hp, wp, pt, pl, planes_per_tile, slack]``), so ``B``'s row for
-tap ``(ci, ki, kj)`` is those planes shifted by ``ci*hp*wp + ki*dh*wp +
-kj*dw`` (an int64 table in the ``bias`` slot) and every column is a pixel of
-the padded grid ``oh*wp + ow``: the GEMM core packs its panels with plain
-vector copies, and no column is built twice. ``Y`` is then that grid (the
-``wp - OW`` extra columns per row included), ``ep`` a plain one, and the ints
-end with ``[hp, wp, hp*wp]``; ``f32_grid_out`` (``[GRID, bias, ep, res, Y]``,
-ints ``[N, Cout, OH, OW, wp, planes_per_tile]``) drops the extra columns while
-applying bias, residual and activation. Chosen over im2col by measurement
-on ResNet-50's 3x3 layers (1 thread): 64 channels at 56x56 went from 1.94 to
-1.44 ms, 256 channels at 14x14 from 1.92 to 1.60 ms; the copy and the extra
-pass cost far less than building every column. Stride-2 layers keep im2col.
+When tiles split output channels, the columns are packed once for all of
+them by ``f32_pack_cols`` (FROM_COLS; GRID_COLS for the GRID layout below)
+instead of by every tile: with 8 to 10 channel tiles on ResNet-50's 14x14
+layers each tile repacked all of ``B`` for 3 or 4 row blocks (2 cores, busy
+time: the 1024->256 1x1 layer went from 1.23 ms to 0.83 + 0.07 ms, the 256
+3x3 from 2.26 to 2.00 + 0.12 ms).
+
+GRID (strides 1 and 2) is implicit GEMM: ``X`` is the input copied with its
+zero padding by ``f32_pad_planes`` into ``[N*C, phases, hq, wq]`` planes
+(ints ``[N*C, H, W, hq, wq, pt, pl, planes_per_tile, slack, sh, sw,
+row_phases, col_phases]``). A stride-2 axis is split into its even and odd
+phases (padded row ``2i + a`` is row ``i`` of phase ``a``), so the output
+pixel ``(oh, ow)`` reads tap ``(ki, kj)`` at ``(oh + ki*dh//sh, ow +
+kj*dw//sw)`` of one phase plane: ``B``'s row for tap ``(ci, ki, kj)`` is the
+planes shifted by one table offset (an int64 table in the ``bias`` slot) and
+every column is a pixel of the grid ``oh*wq + ow``. The GEMM core packs its
+panels with plain vector copies, and no column is built twice. ``Y`` is then
+that grid (the ``wq - OW`` extra columns per row included), ``ep`` a plain
+one, and the ints end with ``[hq, wq, channel stride]``; ``f32_grid_out``
+(``[GRID, bias, ep, res, Y]``, ints ``[N, Cout, OH, OW, wq,
+planes_per_tile]``) drops the extra columns while applying bias, residual and
+activation. Chosen over im2col by measurement on ResNet-50 (1 thread, stride
+1): 64 channels at 56x56 went from 1.94 to 1.44 ms, 256 channels at 14x14
+from 1.92 to 1.60 ms; the copy and the extra pass cost far less than
+building every column. Larger strides keep im2col.
+
+``f32_pack_cols`` reads ``[X, TAB, COLS]`` then ints ``[n_ig, ncols, K, ldb,
+ig_stride, panels_per_tile, n_panel_tiles]``: image-group ``ig``'s ``B``
+starts ``ig * ig_stride`` floats into ``X``, row ``k`` at ``k * ldb`` floats
+(``ldb > 0``) or at ``TAB[k]`` (``ldb == 0``, the GRID table); it is written
+as ``[n_ig, ceil(ncols/NR), K, NR]`` panels; tile = (image-group, panels).
 
 ``f32_im2col`` reads ``[X, COLS]`` then ``[N, C, H, W, OH, OW, kh, kw, sh, sw,
 dh, dw, pt, pl, G, cin_g, pix_per_tile, n_pix_tiles]``; tile = (image-group,
@@ -46,13 +63,13 @@ import numpy as np
 
 from .abi import f32, tile_kernel
 from .elementwise import CLIP, IDENTITY, RELU, apply_activation
-from .gemm import MR, NR, gemm_tile, scratch_floats
+from .gemm import MR, NR, gemm_tile, pack_panel, scratch_floats
 from .simd import VW, v_add, v_fma, v_load, v_load2_n, v_load_n, v_max, v_min, v_splat, v_store, v_store_n, v_zero
 
 GEMM_SCRATCH = scratch_floats()
 
 BIG = 1 << 40  # views are unchecked; the lowering guarantees every index is in range
-IM2COL, DIRECT, FROM_COLS, GRID = 0, 1, 2, 3  # where f32_conv_gemm's B comes from
+IM2COL, DIRECT, FROM_COLS, GRID, GRID_COLS = 0, 1, 2, 3, 4  # where f32_conv_gemm's B comes from
 
 
 @numba.njit(inline="always")
@@ -166,14 +183,18 @@ def f32_conv_gemm(p, tile, scratch):
         off = (yo + p0) * 4
         gemm_tile(a, 1, MR, kk * MR, rows, p[0] + (xo + p0) * 4, npix, 0, p1 - p0, kk, p[5] + off, npix,
                   scratch, p[3], bias, 1, 0, p[4] + off)
-    elif direct == GRID:
+    elif direct == GRID or direct == GRID_COLS:
         # Implicit GEMM on the zero-padded input: B row (ci, ki, kj) is the padded
-        # planes shifted by a table offset; C is the output on the padded grid.
+        # planes shifted by a table offset (or those rows packed by f32_pack_cols);
+        # C is the output on the padded grid.
         wp, pstride = p[31], p[32]
         ngrid = (oh_n - 1) * wp + ow_n
-        xb = p[0] + (img * n_c + g * cin_g) * pstride * 4
         off = ((img * cout + co0) * ngrid + p0) * 4
-        gemm_tile(a, 1, MR, kk * MR, rows, xb + p0 * 4, p[2], -1, min(ngrid, p0 + ppt) - p0, kk, p[5] + off, ngrid,
+        if direct == GRID:
+            b, ldb, bpk = p[0] + ((img * n_c + g * cin_g) * pstride + p0) * 4, p[2], -1
+        else:
+            b, ldb, bpk = p[0] + ((img * g_n + g) * ((ngrid + NR - 1) // NR) + p0 // NR) * kk * NR * 4, NR, kk * NR
+        gemm_tile(a, 1, MR, kk * MR, rows, b, ldb, bpk, min(ngrid, p0 + ppt) - p0, kk, p[5] + off, ngrid,
                   scratch, p[3], p[3], 1, 0, p[5] + off)
     elif direct == FROM_COLS:
         npan = (npix + NR - 1) // NR
@@ -193,21 +214,45 @@ def f32_conv_gemm(p, tile, scratch):
 
 
 @tile_kernel
+def f32_pack_cols(p, tile, scratch):
+    ncols, kk, ldb, igs, per, nt = p[4], p[5], p[6], p[7], p[8], p[9]
+    npan = (ncols + NR - 1) // NR
+    ig = tile // nt
+    lo = (tile - ig * nt) * per
+    for pn in range(lo, min(npan, lo + per)):
+        j0 = pn * NR
+        pack_panel(p[0] + (ig * igs + j0) * 4, ldb, p[1] if ldb == 0 else 0, 0, kk, min(NR, ncols - j0),
+                   p[2] + (ig * npan + pn) * kk * NR * 4)
+    return 0
+
+
+@tile_kernel
 def f32_pad_planes(p, tile, scratch):
-    planes, h, w, hp, wp, pt, pl, per, slack = p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
+    planes, h, w, hq, wq, pt, pl, per, slack = p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
+    sh, sw, ph_r, ph_c = p[11], p[12], p[13], p[14]
+    pq = hq * wq
     hi = min(planes, tile * per + per)
     for pn in range(tile * per, hi):
-        for r in range(hp):
-            dst = p[1] + (pn * hp + r) * wp * 4
-            ih = r - pt
-            if 0 <= ih < h:
-                _zero_run(dst, pl)
-                _copy_run(dst + pl * 4, p[0] + (pn * h + ih) * w * 4, w)
-                _zero_run(dst + (pl + w) * 4, wp - pl - w)
-            else:
-                _zero_run(dst, wp)
+        for a in range(ph_r):
+            for bc in range(ph_c):
+                base = p[1] + ((pn * ph_r + a) * ph_c + bc) * pq * 4
+                off = bc - pl
+                lo, end = _span(off, sw, w, wq)
+                for r in range(hq):
+                    dst = base + r * wq * 4
+                    ih = r * sh + a - pt
+                    if 0 <= ih < h and lo < end:
+                        src = p[0] + ((pn * h + ih) * w + lo * sw + off) * 4
+                        _zero_run(dst, lo)
+                        if sw == 1:
+                            _copy_run(dst + lo * 4, src, end - lo)
+                        else:
+                            _copy_run2(dst + lo * 4, src, end - lo)
+                        _zero_run(dst + end * 4, wq - end)
+                    else:
+                        _zero_run(dst, wq)
     if hi == planes:  # the tail past the last plane, which the last grid columns read
-        _zero_run(p[1] + planes * hp * wp * 4, slack)
+        _zero_run(p[1] + planes * ph_r * ph_c * pq * 4, slack)
     return 0
 
 

@@ -137,24 +137,38 @@ def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, fl
                 blk_r = builder.block
         init = _merge(builder, init_w, blk_w, init_r, blk_r)
 
-        def step(k, acc):
+        def step(k, acc, packed):
             bk = builder.add(b, builder.mul(builder.mul(k, ldb), four))
             bv = [simd.vload(builder, builder.add(bk, ir.Constant(i64t, 4 * VW * h))) for h in range(NV)]
             # B rows stream from L2 or memory: ask for the rows PREFETCH_ROWS ahead now.
             ahead = builder.add(bk, builder.mul(builder.mul(ldb, four), ir.Constant(i64t, PREFETCH_ROWS)))
             for line in range(0, NR * 4, 64):
                 simd.prefetch(builder, builder.add(ahead, ir.Constant(i64t, line)))
-            koff = builder.mul(builder.mul(k, sak), four)
             new = []
+            # Packed A (MR-row panels, all weights) puts row r at a constant
+            # offset from one pointer: MR row pointers held across the loop
+            # spilled to the stack at MR = 12 (seen in the assembly).
+            ak = builder.add(a, builder.mul(k, ir.Constant(i64t, 4 * MR))) if packed else None
+            koff = None if packed else builder.mul(builder.mul(k, sak), four)
             for r in range(MR):
-                s = builder.load(builder.inttoptr(builder.add(rows[r], koff), f32t.as_pointer()), align=4)
+                addr = builder.add(ak, ir.Constant(i64t, 4 * r)) if packed else builder.add(rows[r], koff)
+                s = builder.load(builder.inttoptr(addr, f32t.as_pointer()), align=4)
                 sv = simd.splat(builder, s)
                 for h in range(NV):
                     new.append(simd.fma(builder, sv, bv[h], acc[r * NV + h]))
             return new
 
         # Unrolling this loop by 2 or 4 measured no faster: LLVM's loop is already 3 uops of overhead.
-        _, acc = _kloop(builder, ir.Constant(i64t, 0), init, 1, kk, step)
+        packed = builder.and_(builder.icmp_signed("==", sai, ir.Constant(i64t, 1)),
+                              builder.icmp_signed("==", sak, ir.Constant(i64t, MR)))
+        with builder.if_else(packed) as (in_panels, strided):
+            with in_panels:
+                _, acc_p = _kloop(builder, ir.Constant(i64t, 0), init, 1, kk, lambda k, acc: step(k, acc, True))
+                blk_p = builder.block
+            with strided:
+                _, acc_s = _kloop(builder, ir.Constant(i64t, 0), init, 1, kk, lambda k, acc: step(k, acc, False))
+                blk_s = builder.block
+        acc = _merge(builder, acc_p, blk_p, acc_s, blk_s)
         with builder.if_else(full) as (whole, ragged):
             with whole:
                 _store_block(builder, acc, caddr, None, ldc, mv, ep, bias, res, flags)
@@ -300,7 +314,7 @@ def _epilogue(cv, co, ldc, mv, nv, ep, cadd, cao, sci, scj, res):
 
 
 @numba.njit(inline="always")
-def _pack_panel(b, ldb, rows_tab, k0, kc, nv, dst):
+def pack_panel(b, ldb, rows_tab, k0, kc, nv, dst):
     """Copy ``B[k0:k0+kc, 0:nv]`` to ``dst`` as ``kc x NR``, zero-padded.
 
     Row ``k`` of ``B`` starts ``k * ldb`` floats after ``b``, or ``tab[k]``
@@ -381,8 +395,8 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
                 for jp in range(jn):
                     j0 = (jc + jp) * NR
                     if not (b_in_place and n - j0 >= NR):
-                        _pack_panel(b + j0 * 4, ldb if bpk == 0 else 0, ldb if bpk < 0 else 0, k0, kc,
-                                    min(NR, n - j0), scratch + jp * kc * NR * 4)
+                        pack_panel(b + j0 * 4, ldb if bpk == 0 else 0, ldb if bpk < 0 else 0, k0, kc,
+                                   min(NR, n - j0), scratch + jp * kc * NR * 4)
             for ic in range(0, m, mc_n):
                 mc = min(mc_n, m - ic)
                 if pack_a:

@@ -46,6 +46,11 @@ def conv_case(xshape, wshape, bias=True, seed=0, act=None, **attrs):
     ((2, 40, 7, 9), (70, 40, 1, 1), {}),                                           # 1x1 direct
     ((1, 16, 9, 9), (20, 16, 1, 1), {"strides": [2, 2]}),                          # 1x1 strided
     ((1, 8, 6, 6), (8, 8, 1, 1), {"pads": [1, 0, 0, 1]}),                          # 1x1 padded
+    ((1, 5, 19, 17), (7, 5, 3, 3), {"strides": [2, 2], "dilations": [2, 1], "pads": [1, 2, 0, 1]}),  # phases
+    ((1, 3, 23, 21), (8, 3, 7, 7), {"strides": [2, 1], "pads": [3, 3, 2, 3]}),     # stem-like, mixed strides
+    ((1, 64, 28, 28), (96, 64, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # channel tiles, packed once
+    ((1, 64, 28, 28), (128, 64, 1, 1), {"strides": [2, 2]}),                       # 1x1 s2, channel tiles
+    ((1, 64, 14, 14), (128, 64, 1, 1), {}),                                        # 1x1 direct, channel tiles
     ((2, 5, 30), (7, 5, 3), {"pads": [1, 2], "strides": [2]}),                     # 1-D
     ((1, 4, 25), (4, 1, 5), {"group": 4, "dilations": [2], "auto_pad": "SAME_UPPER"}),  # 1-D depthwise
 ])

@@ -5,13 +5,16 @@ compile time. Weights must be constants: they are packed once as
 ``[Cout, cin_g*kh*kw]`` rows, the GEMM's ``A``. Channel-per-group 1 (depthwise,
 any multiplier) uses the direct depthwise kernel; everything else is a GEMM
 over (output-channel block x pixel block) tiles, per image and group, with 1x1
-stride-1 unpadded convolutions reading the activation in place. Fused
+stride-1 unpadded convolutions reading the activation in place, strides 1
+and 2 by implicit GEMM on the padded (phase-split) input, larger strides by
+im2col. Where tiles split output channels, ``B`` is packed once for all of
+them by its own row (``f32_pack_cols``, ``f32_im2col``). Fused
 activation and residual (``attrs["_activation"]``, ``attrs["_residual"]``
 = input 3) run in the epilogue. Not supported: 3-D convolution.
 """
 import numpy as np
 
-from tilerun.kernels.conv import DIRECT, FROM_COLS, GRID, IM2COL, dw_pad_shape
+from tilerun.kernels.conv import DIRECT, FROM_COLS, GRID, GRID_COLS, IM2COL, dw_pad_shape
 from tilerun.kernels.elementwise import IDENTITY
 from tilerun.kernels.gemm import MR, NR, scratch_floats
 
@@ -158,12 +161,16 @@ class Conv(Lowering):
             tiles = n * g * ncob * npb
             plan.need_scratch((scratch_floats(kk) + (0 if direct else kk * PIX_BLOCK)) * 4)
         xname = x.name
-        if kernel == "f32_conv_gemm" and direct == IM2COL and st == [1, 1]:
-            self._grid(node, plan, x, y, b, res, ep, wname, n, c, h, wd, out, kh, kw, dl, begin, g, cout, cin_g)
+        if kernel == "f32_conv_gemm" and direct == IM2COL and max(st) <= 2:
+            self._grid(node, plan, x, y, b, res, ep, wname, n, c, h, wd, out, kh, kw, st, dl, begin, g, cout,
+                       cin_g)
             return
-        if kernel == "f32_conv_gemm" and direct == IM2COL and ncob > 1:
+        if kernel == "f32_conv_gemm" and ncob > 1:
             # Tiles split output channels: build the columns once, in their own row.
-            xname = self._im2col(node, plan, x.name, n, c, h, wd, out, kh, kw, st, dl, begin, g, cin_g)
+            if direct == IM2COL:
+                xname = self._im2col(node, plan, x.name, n, c, h, wd, out, kh, kw, st, dl, begin, g, cin_g)
+            else:
+                xname = self._pack_cols(node, plan, x.name, 0, n * g, npix, kk, npix, cin_g * npix)
             direct = FROM_COLS
         ints = [n, c, h, wd, cout, out[0], out[1], kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1],
                 g, cout_g, cin_g, cpt, ppt, ncob, npb, direct, PIX_BLOCK, 0, 0, 0]
@@ -171,31 +178,53 @@ class Conv(Lowering):
         plan.add(node, kernel, ins, [y.name], ints, tiles, flops=2 * n * cout * npix * kk)
 
     @staticmethod
-    def _grid(node, plan, x, y, b, res, ep, wname, n, c, h, wd, out, kh, kw, dl, begin, g, cout, cin_g):
-        """Stride-1 convolution as implicit GEMM over the zero-padded input (kernels/conv.py, GRID)."""
+    def _grid(node, plan, x, y, b, res, ep, wname, n, c, h, wd, out, kh, kw, st, dl, begin, g, cout, cin_g):
+        """Stride-1 or -2 convolution as implicit GEMM over the zero-padded input (kernels/conv.py, GRID).
+
+        A stride-2 axis is split into its even and odd phases (one phase when
+        the kernel is 1 wide), so every tap reads one phase plane at a unit stride.
+        """
         oh, ow = out
-        hp = max(h + begin[0], oh - 1 + (kh - 1) * dl[0] + 1)
-        wp = max(wd + begin[1], ow - 1 + (kw - 1) * dl[1] + 1)
-        pstride, ngrid, kk, cout_g = hp * wp, (oh - 1) * wp + ow, cin_g * kh * kw, cout // g
+        ph_r, ph_c = (st[0] if kh > 1 else 1), (st[1] if kw > 1 else 1)
+        hq, wq = oh + (kh - 1) * dl[0] // st[0], ow + (kw - 1) * dl[1] // st[1]
+        pq = hq * wq
+        pstride, ngrid, kk, cout_g = ph_r * ph_c * pq, (oh - 1) * wq + ow, cin_g * kh * kw, cout // g
         # The last grid panel reads up to NR - 1 columns past the grid, from the last plane's tail.
-        slack = 2 * NR + wp
+        slack = 2 * NR + wq
         xp = plan.temp((n * c * pstride + slack,), np.float32, "conv_padded")
         tiles, per = plan.split(n * c, pstride)
-        plan.add(node, "f32_pad_planes", [x.name], [xp], [n * c, h, wd, hp, wp, begin[0], begin[1], per, slack],
+        plan.add(node, "f32_pad_planes", [x.name], [xp],
+                 [n * c, h, wd, hq, wq, begin[0], begin[1], per, slack, st[0], st[1], ph_r, ph_c],
                  tiles, flops=n * c * pstride)
         ci, ki, kj = np.meshgrid(np.arange(cin_g), np.arange(kh), np.arange(kw), indexing="ij")
-        koffs = plan.weight((ci * pstride + ki * dl[0] * wp + kj * dl[1]).reshape(-1).astype(np.int64), "conv_koffs")
+        rd, cd = ki * dl[0], kj * dl[1]
+        phase = (rd % st[0]) * ph_c + cd % st[1]
+        koffs = plan.weight((ci * pstride + phase * pq + rd // st[0] * wq + cd // st[1]).reshape(-1).astype(np.int64),
+                            "conv_koffs")
         plain = plan.weight(epilogue_row(1.0, 0.0, IDENTITY, 0.0, 0.0, False, False), "conv_ep_plain")
         grid = plan.temp((n * cout * ngrid,), np.float32, "conv_grid")
         npb, ppt, ncob, cpt = _gemm_tiles(plan, n * g, cout_g, ngrid, kk)
         plan.need_scratch(scratch_floats(kk) * 4)
-        ints = [n, c, h, wd, cout, oh, ow, kh, kw, 1, 1, dl[0], dl[1], begin[0], begin[1],
-                g, cout_g, cin_g, cpt, ppt, ncob, npb, GRID, PIX_BLOCK, hp, wp, pstride]
-        plan.add(node, "f32_conv_gemm", [xp, wname, koffs, plain, plain], [grid], ints, n * g * ncob * npb,
+        mode, src = GRID, xp
+        if ncob > 1:  # tiles split output channels: pack the columns once for all of them
+            mode, src = GRID_COLS, Conv._pack_cols(node, plan, xp, koffs, n * g, ngrid, kk, 0, cin_g * pstride)
+        ints = [n, c, h, wd, cout, oh, ow, kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1],
+                g, cout_g, cin_g, cpt, ppt, ncob, npb, mode, PIX_BLOCK, hq, wq, pstride]
+        plan.add(node, "f32_conv_gemm", [src, wname, koffs, plain, plain], [grid], ints, n * g * ncob * npb,
                  flops=2 * n * cout * ngrid * kk)
         tiles, per = plan.split(n * cout, oh * ow)
         plan.add(node, "f32_grid_out", [grid, b.name if b is not None else ep, ep, res.name if res is not None else ep],
-                 [y.name], [n, cout, oh, ow, wp, per], tiles, flops=n * cout * oh * ow)
+                 [y.name], [n, cout, oh, ow, wq, per], tiles, flops=n * cout * oh * ow)
+
+    @staticmethod
+    def _pack_cols(node, plan, x, tab, n_ig, ncols, kk, ldb, ig_stride):
+        """Emit an ``f32_pack_cols`` row packing each image-group's ``B`` into a new temporary; returns its name."""
+        npan = -(-ncols // NR)
+        cols = plan.temp((n_ig * npan * kk * NR,), np.float32, "conv_cols")
+        nt, per = plan.split(npan, kk * NR)
+        plan.add(node, "f32_pack_cols", [x, tab or x], [cols], [n_ig, ncols, kk, ldb, ig_stride, per, nt],
+                 n_ig * nt, flops=n_ig * npan * kk * NR)
+        return cols
 
     @staticmethod
     def _im2col(node, plan, x, n, c, h, wd, out, kh, kw, st, dl, begin, g, cin_g):
