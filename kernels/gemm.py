@@ -13,9 +13,10 @@ and stores, so every block runs the same code.
 cut into ``KC``-deep slices so that one ``KC x NR`` panel of ``B`` (packed
 contiguous, zero-padded, in scratch, unless the caller's ``B`` already is in
 panels) stays in L1 while every row block of ``A`` (packed too when strided)
-streams past it from L2; the block of ``C`` is reloaded between slices. The slices depend only on ``K``, so every
-element of ``C`` is one fma chain in ascending ``k`` order whatever the tiling:
-results never depend on tile boundaries or thread count. The epilogue (bias,
+streams past it from L2; each slice's sums are added to the block of ``C``
+left by the slice before. The slices depend only on ``K``, so every element
+of ``C`` is the same sum of the same fma chains whatever the tiling: results
+never depend on tile boundaries or thread count. The epilogue (bias,
 residual, Relu/Clip/LeakyRelu in registers; other activations and Gemm's
 alpha/beta in a scalar pass over the block while it is in L1) runs after the
 last slice.
@@ -48,14 +49,18 @@ NV = 2          # host vectors per row of the register block
 NR = NV * VW    # columns of the register block
 # K slice: one KC x NR panel of B fills about 32 KiB, two thirds of a typical L1d.
 KC = max(64, (32 * 1024) // (NR * 4))
-# A strided A is packed per slice: deeper slices halve the passes over C, which
-# measured 0.75 -> 0.84 (1024^3) and 0.68 -> 0.79 (2048^3) of OpenBLAS; weights
-# already in panels measured the same at either depth, so they keep KC.
-KC_PLAIN_A = KC * 3 // 2
+# A strided A is packed per slice: deeper slices mean fewer passes over C and
+# fewer packing passes; 2*KC measured 0.84 -> 0.95 (1024^3) and 0.79 -> 0.89
+# (2048^3) of OpenBLAS against KC; weights already in panels keep KC.
+KC_PLAIN_A = KC * 2
 # Rows of a plain A packed at a time and columns of a plain B packed at a time
-# (MC x KC and KC x NC floats: together under 1 MiB, L2-resident).
+# (MC x KC_PLAIN_A and KC_PLAIN_A x NC floats: 1.5 MiB, L2-resident).
 MC = 32 * MR
 NC = 16 * NR
+# Weights in panels are read in place, all their row blocks per slice while
+# those fit in half of a 2 MiB L2, else MC rows at a time (2048^3 with A in
+# panels: 0.86 -> 0.94 of OpenBLAS; 512 rows x 4608 deep lost a quarter with MC).
+A_SLICE_BYTES = 1 << 20
 PREFETCH_ROWS = 8  # rows of B the micro-kernel prefetches ahead
 
 # Micro-kernel flags: start from the C block in memory (a later K slice), and
@@ -96,7 +101,7 @@ def _flag(builder, flags, bit):
 def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags):
     """C[r, 0:nv] (op)= sum_k A[r, k] * B[k, 0:NR] for r < mv (byte addresses, float strides).
 
-    ``flags``: LOAD starts from the values in ``C``; FAST_BIAS adds ``bias[r]``
+    ``flags``: LOAD adds the values in ``C`` to the sums; FAST_BIAS adds ``bias[r]``
     (float32 at ``bias + 4r``), FAST_RES a residual block at ``res`` (stride
     ``ldc``), then FAST_RELU, FAST_CLIP (bounds ``ep[2]``, ``ep[3]``) or
     FAST_LEAKY (slope ``ep[2]``) apply before the store. ``bias`` and ``res``
@@ -127,15 +132,12 @@ def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, fl
         # 2*MR masks costs as much as a short K loop.
         full = builder.and_(builder.icmp_signed("==", mv, ir.Constant(i64t, MR)),
                             builder.icmp_signed("==", nv, ir.Constant(i64t, NR)))
-        fload = _flag(builder, flags, LOAD)
-        with builder.if_else(full) as (whole, ragged):
-            with whole:
-                init_w = _load_if(builder, fload, caddr, None)
-                blk_w = builder.block
-            with ragged:
-                init_r = _load_if(builder, fload, caddr, masks())
-                blk_r = builder.block
-        init = _merge(builder, init_w, blk_w, init_r, blk_r)
+        # The sums start from zero and C (a later K slice) is added after the
+        # loop: its lines, hinted into L1 now, arrive while the loop runs
+        # instead of stalling its start (C is L3-resident on big GEMMs).
+        for x in caddr:
+            simd.prefetch(builder, x)
+        init = [ir.Constant(simd.vec(), [0.0] * VW)] * (MR * NV)
 
         def step(k, acc, packed):
             bk = builder.add(b, builder.mul(builder.mul(k, ldb), four))
@@ -208,25 +210,6 @@ def _kloop(builder, k0, acc0, unroll, kk, step):
     return k, acc
 
 
-def _load_if(builder, cond, addrs, masks):
-    """Loads (masked unless ``masks`` is None) of the vectors at ``addrs`` when ``cond`` holds, else zeros."""
-    zero = ir.Constant(simd.vec(), [0.0] * VW)
-    pre = builder.block
-    with builder.if_then(cond):
-        if masks is None:
-            loaded = [simd.vload(builder, x) for x in addrs]
-        else:
-            loaded = [simd.masked_load(builder, x, m) for x, m in zip(addrs, masks)]
-        then = builder.block
-    out = []
-    for v in loaded:
-        phi = builder.phi(v.type)
-        phi.add_incoming(v, then)
-        phi.add_incoming(zero, pre)
-        out.append(phi)
-    return out
-
-
 def _maybe(builder, cond, vals, fn):
     """``fn(vals)`` when ``cond`` holds, else ``vals``: one well-predicted branch for the whole block."""
     pre = builder.block
@@ -253,8 +236,8 @@ def _store_block(builder, acc, caddr, masks, ldc, mv, ep, bias, res, flags):
     # step is skipped by one branch when its flag is off: selecting per vector
     # cost as much as a short K loop.
     i64t, f32t = simd.I64, simd.F32
-    fb, fr, frelu, fclip, fleaky = (_flag(builder, flags, bit)
-                                    for bit in (FAST_BIAS, FAST_RES, FAST_RELU, FAST_CLIP, FAST_LEAKY))
+    fload, fb, fr, frelu, fclip, fleaky = (_flag(builder, flags, bit)
+                                           for bit in (LOAD, FAST_BIAS, FAST_RES, FAST_RELU, FAST_CLIP, FAST_LEAKY))
     zero = ir.Constant(simd.vec(), [0.0] * VW)
 
     def ep_value(off):
@@ -269,13 +252,15 @@ def _store_block(builder, acc, caddr, masks, ldc, mv, ep, bias, res, flags):
             out += [builder.fadd(v, bv) for v in vals[r * NV:(r + 1) * NV]]
         return out
 
-    def add_res(vals):
-        addrs = [builder.add(res, builder.sub(x, caddr[0])) for x in caddr]
+    def add_block(vals, addrs):
         if masks is None:
             rv = [simd.vload(builder, x) for x in addrs]
         else:
             rv = [simd.masked_load(builder, x, m) for x, m in zip(addrs, masks)]
         return [builder.fadd(v, w) for v, w in zip(vals, rv)]
+
+    def add_res(vals):
+        return add_block(vals, [builder.add(res, builder.sub(x, caddr[0])) for x in caddr])
 
     def clip(vals):
         lo, hi = ep_value(8), ep_value(12)
@@ -285,7 +270,8 @@ def _store_block(builder, acc, caddr, masks, ldc, mv, ep, bias, res, flags):
         slope = ep_value(8)
         return [builder.select(builder.fcmp_ordered(">=", v, zero), v, builder.fmul(v, slope)) for v in vals]
 
-    vals = _maybe(builder, fb, acc, add_bias)
+    vals = _maybe(builder, fload, acc, lambda vs: add_block(vs, caddr))
+    vals = _maybe(builder, fb, vals, add_bias)
     vals = _maybe(builder, fr, vals, add_res)
     vals = _maybe(builder, frelu, vals, lambda vs: [simd.vmax(builder, v, zero) for v in vs])
     vals = _maybe(builder, fclip, vals, clip)
@@ -377,7 +363,7 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     # are too few column panels to repay the copy. A plain B is packed NC
     # columns at a time, once per K slice, and shared by every row chunk.
     pack_a = not in_place and npan >= 4 and nk * kc_max >= kk
-    mc_n = MC if pack_a else m
+    mc_n = MC if pack_a or m * kc_max * 4 > A_SLICE_BYTES else m
     apack = scratch + KC_PLAIN_A * NC * 4
     # With one or two row blocks a packed panel is read once or twice: copying
     # it costs as much as using it, so full panels of a plain B are read in place.
