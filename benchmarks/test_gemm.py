@@ -41,7 +41,7 @@ def _run(fn, params, scratch):
 
 @numba.njit(nogil=True)
 def _run_packed(a, b, c, scratch, ep, m, n, k):
-    return gemm_tile(a, 1, MR, k * MR, m, b, n, 0, n, k, c, n, scratch, ep, ep, 0, 0, c)
+    return gemm_tile(a, 1, MR, k * MR, m, b, n, 0, n, k, c, n, scratch, ep, ep, 0, 0, c, False)
 
 
 def _aligned(a):

@@ -10,19 +10,39 @@ than it gains.
 
 MIN_TILE_COST = 32_768
 TILES_PER_WORKER = 5
+BALANCE_SLACK = 1.03
 
 
 def split(items, cost_per_item, num_workers, granule=1):
     """Split ``items`` work items into tiles; returns ``(n_tiles, items_per_tile)``.
 
     ``items_per_tile`` is a multiple of ``granule`` (e.g. a micro-kernel's row
-    block) except when one tile holds everything.
+    block) except when one tile holds everything. Of the tile counts up to the
+    cap, those whose busiest worker gets at most ``BALANCE_SLACK`` times the
+    fewest items possible qualify, and the one with the most tiles wins:
+    rounding to the granule can otherwise leave one worker a whole tile more
+    (838 grid columns in 32-column panels made 9 tiles, 5 against 4, and a
+    512-channel 28x28 conv ran at 83% utilisation on 2 cores).
     """
     items = max(int(items), 1)
+    workers = max(int(num_workers), 1)
     total = items * max(float(cost_per_item), 1.0)
-    want = int(min(total // MIN_TILE_COST, TILES_PER_WORKER * max(num_workers, 1)))
+    want = int(min(total // MIN_TILE_COST, TILES_PER_WORKER * workers))
     want = max(1, min(want, -(-items // granule)))
-    per = -(-items // want)
-    per = -(-per // granule) * granule
-    per = min(per, items)
-    return -(-items // per), per
+    options = []
+    for n in range(1, want + 1):
+        per = min(items, -(-(-(-items // n)) // granule) * granule)
+        tiles = -(-items // per)
+        options.append((_busiest(items, per, tiles, workers), tiles, per))
+    fewest = min(o[0] for o in options)
+    _, tiles, per = max((o for o in options if o[0] <= fewest * BALANCE_SLACK), key=lambda o: o[1])
+    return tiles, per
+
+
+def _busiest(items, per, tiles, workers):
+    """Items of the busiest worker when ``tiles`` tiles of ``per`` items are dealt in contiguous chunks."""
+    out = 0
+    for w in range(workers):
+        lo, hi = -(-w * tiles // workers), -(-(w + 1) * tiles // workers)
+        out = max(out, min(items, hi * per) - min(items, lo * per))
+    return out

@@ -182,7 +182,7 @@ def f32_conv_gemm(p, tile, scratch):
     if direct == DIRECT:
         off = (yo + p0) * 4
         gemm_tile(a, 1, MR, kk * MR, rows, p[0] + (xo + p0) * 4, npix, 0, p1 - p0, kk, p[5] + off, npix,
-                  scratch, p[3], bias, 1, 0, p[4] + off)
+                  scratch, p[3], bias, 1, 0, p[4] + off, False)
     elif direct == GRID or direct == GRID_COLS:
         # Implicit GEMM on the zero-padded input: B row (ci, ki, kj) is the padded
         # planes shifted by a table offset (or those rows packed by f32_pack_cols);
@@ -195,13 +195,13 @@ def f32_conv_gemm(p, tile, scratch):
         else:
             b, ldb, bpk = p[0] + ((img * g_n + g) * ((ngrid + NR - 1) // NR) + p0 // NR) * kk * NR * 4, NR, kk * NR
         gemm_tile(a, 1, MR, kk * MR, rows, b, ldb, bpk, min(ngrid, p0 + ppt) - p0, kk, p[5] + off, ngrid,
-                  scratch, p[3], p[3], 1, 0, p[5] + off)
+                  scratch, p[3], p[3], 1, 0, p[5] + off, False)
     elif direct == FROM_COLS:
         npan = (npix + NR - 1) // NR
         cols = p[0] + ((img * g_n + g) * npan + p0 // NR) * kk * NR * 4
         off = (yo + p0) * 4
         gemm_tile(a, 1, MR, kk * MR, rows, cols, NR, kk * NR, p1 - p0, kk, p[5] + off, npix,
-                  scratch, p[3], bias, 1, 0, p[4] + off)
+                  scratch, p[3], bias, 1, 0, p[4] + off, False)
     else:
         colp = scratch + GEMM_SCRATCH * 4  # after the GEMM core's own scratch
         for q0 in range(p0, p1, pb):
@@ -209,7 +209,7 @@ def f32_conv_gemm(p, tile, scratch):
             _im2col(p[0], xo, colp, kk, q0, q1, cin_g, h, w, ow_n, kh, kw, sh, sw, dh, dw, pt, pl)
             off = (yo + q0) * 4
             gemm_tile(a, 1, MR, kk * MR, rows, colp, NR, kk * NR, q1 - q0, kk, p[5] + off, npix,
-                      scratch, p[3], bias, 1, 0, p[4] + off)
+                      scratch, p[3], bias, 1, 0, p[4] + off, False)
     return 0
 
 

@@ -329,7 +329,7 @@ def _pack_a(a, sai, sak, i0, mc, k0, kc, dst):
 
 
 @numba.njit(nogil=True)
-def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, cadd, sci, scj, res):
+def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, cadd, sci, scj, res, whole_k):
     """C[0:m, 0:n] = epilogue(A[0:m, :kk] @ B[:kk, 0:n]); byte addresses, float strides.
 
     Row block ``i`` of ``MR`` rows of ``A`` starts ``i * sblk`` floats after ``a``
@@ -342,7 +342,9 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     has_c, has_res, plain, fast]`` where ``fast`` >= 0 means the whole epilogue
     is the micro-kernel's (FAST_* flags); ``cadd`` is the address of this tile's
     ``C[0, 0]`` addend (strides ``sci``, ``scj``; a per-row bias when fast),
-    ``res`` of its residual (laid out like ``C``). Needs ``scratch_floats()``.
+    ``res`` of its residual (laid out like ``C``). ``whole_k``: the op has a
+    single row block, so one row block of packed ``B`` may skip the K slices.
+    Needs ``scratch_floats()``.
     """
     big = 1 << 40
     ep = f32(epa, 9)
@@ -353,8 +355,9 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     in_place = sai == 1 and sak == MR and sblk == kk * MR
     kc_max = KC if in_place else KC_PLAIN_A
     # One row block over packed B panels reuses no panel: skip the K slices and
-    # stream each panel once, end to end (A is then read in place).
-    nk = 1 if m <= MR and bpk > 0 else max(1, (kk + kc_max - 1) // kc_max)
+    # stream each panel once, end to end (A is then read in place). The caller
+    # decides from the whole op, not this tile, so that every tiling sums alike.
+    nk = 1 if whole_k and m <= MR and bpk > 0 else max(1, (kk + kc_max - 1) // kc_max)
     kcn = (kk + nk - 1) // nk  # equal slices: no thin last slice
     npan = (n + NR - 1) // NR
     # A already in MR-row panels (conv weights) is read in place; a strided A is
@@ -430,7 +433,7 @@ def f32_gemm(p, tile, scratch):
     a = p[0] + (offs[2 * bt] + i0 * sai) * 4
     b = p[1] + (offs[2 * bt + 1] + ((j0 // NR) * bpk if bpk > 0 else j0)) * 4
     gemm_tile(a, sai, sak, MR * sai, rows, b, ldb, bpk, j1 - j0, kk, p[5] + yo * 4, n, scratch,
-              p[3], p[2] + (i0 * sci + j0 * scj) * 4, sci, scj, p[5])
+              p[3], p[2] + (i0 * sci + j0 * scj) * 4, sci, scj, p[5], m <= MR)
     return 0
 
 
