@@ -63,7 +63,7 @@ NC = 16 * NR
 A_SLICE_BYTES = 1 << 20
 PREFETCH_ROWS = 8  # rows of B the micro-kernel prefetches ahead
 
-# Micro-kernel flags: start from the C block in memory (a later K slice), and
+# Micro-kernel flags: add the C block in memory (a later K slice), and
 # the epilogue steps it applies in registers.
 LOAD, FAST_BIAS, FAST_RES, FAST_RELU, FAST_CLIP, FAST_LEAKY = 1, 2, 4, 8, 16, 32
 
