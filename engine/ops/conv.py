@@ -147,6 +147,9 @@ class Conv(Lowering):
         ep = plan.weight(epilogue_row(1.0, 1.0, act, aa, ab, b is not None, res is not None,
                                        row_bias=True), "conv_ep")
         direct = DIRECT if kh == kw == 1 and st == [1, 1] and begin == [0, 0] and out == [h, wd] else IM2COL
+        if cin_g > 1 and direct == IM2COL and max(st) <= 2:
+            self._grid(node, plan, x, y, b, res, ep, w.const, n, c, h, wd, out, kh, kw, st, dl, begin, g)
+            return
         if cin_g == 1:
             kernel = "f32_conv_dw"
             wname = plan.weight(np.asarray(w.const, np.float32).reshape(cout, kk), "conv_w")
@@ -161,10 +164,6 @@ class Conv(Lowering):
             tiles = n * g * ncob * npb
             plan.need_scratch((scratch_floats(kk) + (0 if direct else kk * PIX_BLOCK)) * 4)
         xname = x.name
-        if kernel == "f32_conv_gemm" and direct == IM2COL and max(st) <= 2:
-            self._grid(node, plan, x, y, b, res, ep, wname, n, c, h, wd, out, kh, kw, st, dl, begin, g, cout,
-                       cin_g)
-            return
         if kernel == "f32_conv_gemm" and ncob > 1:
             # Tiles split output channels: build the columns once, in their own row.
             if direct == IM2COL:
@@ -178,13 +177,14 @@ class Conv(Lowering):
         plan.add(node, kernel, ins, [y.name], ints, tiles, flops=2 * n * cout * npix * kk)
 
     @staticmethod
-    def _grid(node, plan, x, y, b, res, ep, wname, n, c, h, wd, out, kh, kw, st, dl, begin, g, cout, cin_g):
+    def _grid(node, plan, x, y, b, res, ep, w, n, c, h, wd, out, kh, kw, st, dl, begin, g):
         """Stride-1 or -2 convolution as implicit GEMM over the zero-padded input (kernels/conv.py, GRID).
 
         A stride-2 axis is split into its even and odd phases (one phase when
         the kernel is 1 wide), so every tap reads one phase plane at a unit stride.
         """
         oh, ow = out
+        cout, cin_g = w.shape[:2]
         ph_r, ph_c = (st[0] if kh > 1 else 1), (st[1] if kw > 1 else 1)
         hq, wq = oh + (kh - 1) * dl[0] // st[0], ow + (kw - 1) * dl[1] // st[1]
         pq = hq * wq
@@ -210,6 +210,7 @@ class Conv(Lowering):
             mode, src = GRID_COLS, Conv._pack_cols(node, plan, xp, koffs, n * g, ngrid, kk, 0, cin_g * pstride)
         ints = [n, c, h, wd, cout, oh, ow, kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1],
                 g, cout_g, cin_g, cpt, ppt, ncob, npb, mode, PIX_BLOCK, hq, wq, pstride]
+        wname = plan.weight(pack_panels(w, g), "conv_w")
         plan.add(node, "f32_conv_gemm", [src, wname, koffs, plain, plain], [grid], ints, n * g * ncob * npb,
                  flops=2 * n * cout * ngrid * kk)
         tiles, per = plan.split(n * cout, oh * ow)
