@@ -63,7 +63,7 @@ import numpy as np
 
 from .abi import f32, tile_kernel
 from .elementwise import CLIP, IDENTITY, RELU, apply_activation
-from .gemm import MR, NR, gemm_tile, pack_panel, scratch_floats
+from .gemm import MR, NR, gemm_tile, pack_panels, scratch_floats
 from .simd import VW, v_add, v_fma, v_load, v_load2_n, v_load_n, v_max, v_min, v_splat, v_store, v_store_n, v_zero
 
 GEMM_SCRATCH = scratch_floats()
@@ -219,10 +219,9 @@ def f32_pack_cols(p, tile, scratch):
     npan = (ncols + NR - 1) // NR
     ig = tile // nt
     lo = (tile - ig * nt) * per
-    for pn in range(lo, min(npan, lo + per)):
-        j0 = pn * NR
-        pack_panel(p[0] + (ig * igs + j0) * 4, ldb, p[1] if ldb == 0 else 0, 0, kk, min(NR, ncols - j0),
-                   p[2] + (ig * npan + pn) * kk * NR * 4)
+    j0 = lo * NR
+    pack_panels(p[0] + (ig * igs + j0) * 4, ldb, p[1] if ldb == 0 else 0, 0, kk, min(per * NR, ncols - j0),
+                p[2] + (ig * npan + lo) * kk * NR * 4, kk * NR * 4)
     return 0
 
 

@@ -306,18 +306,23 @@ def _epilogue(cv, co, ldc, mv, nv, ep, cadd, cao, sci, scj, res):
 
 
 @numba.njit(inline="always")
-def pack_panel(b, ldb, rows_tab, k0, kc, nv, dst):
-    """Copy ``B[k0:k0+kc, 0:nv]`` to ``dst`` as ``kc x NR``, zero-padded.
+def pack_panels(b, ldb, rows_tab, k0, kc, ncols, dst, pstride):
+    """Copy ``B[k0:k0+kc, 0:ncols]`` to ``ceil(ncols/NR)`` panels of ``kc x NR`` (zero-padded), ``pstride`` bytes apart.
 
     Row ``k`` of ``B`` starts ``k * ldb`` floats after ``b``, or ``tab[k]``
     floats after it when ``rows_tab`` (the address of an int64 table) is not 0.
+    Rows outer, panels inner: each row of ``B`` is read once, front to back,
+    which the hardware prefetcher follows; a panel at a time read 128 bytes
+    of every row per pass.
     """
     tab = i64(rows_tab, k0 + kc)
+    npan = (ncols + NR - 1) // NR
     for k in range(kc):
         src = b + ((k0 + k) * ldb if rows_tab == 0 else tab[k0 + k]) * 4
         out = dst + k * NR * 4
-        for h in range(NV):
-            v_store(out + h * VW * 4, v_load_n(src + h * VW * 4, nv - h * VW))
+        for jp in range(npan):
+            for h in range(NV):
+                v_store(out + jp * pstride + h * VW * 4, v_load_n(src + (jp * NR + h * VW) * 4, ncols - jp * NR - h * VW))
 
 
 @numba.njit(inline="always")
@@ -389,11 +394,12 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
         for jc in range(0, npan, NC // NR):
             jn = min(NC // NR, npan - jc)
             if bpk <= 0:
-                for jp in range(jn):
-                    j0 = (jc + jp) * NR
-                    if not (b_in_place and n - j0 >= NR):
-                        pack_panel(b + j0 * 4, ldb if bpk == 0 else 0, ldb if bpk < 0 else 0, k0, kc,
-                                   min(NR, n - j0), scratch + jp * kc * NR * 4)
+                # In place, only a ragged last panel is packed.
+                jp0 = jn - 1 if b_in_place else 0
+                if not b_in_place or n - (jc + jp0) * NR < NR:
+                    j0 = (jc + jp0) * NR
+                    pack_panels(b + j0 * 4, ldb if bpk == 0 else 0, ldb if bpk < 0 else 0, k0, kc,
+                                min((jn - jp0) * NR, n - j0), scratch + jp0 * kc * NR * 4, kc * NR * 4)
             for ic in range(0, m, mc_n):
                 mc = min(mc_n, m - ic)
                 if pack_a:
