@@ -311,9 +311,7 @@ def pack_panels(b, ldb, rows_tab, k0, kc, ncols, dst, pstride):
 
     Row ``k`` of ``B`` starts ``k * ldb`` floats after ``b``, or ``tab[k]``
     floats after it when ``rows_tab`` (the address of an int64 table) is not 0.
-    Rows outer, panels inner: each row of ``B`` is read once, front to back,
-    which the hardware prefetcher follows; a panel at a time read 128 bytes
-    of every row per pass.
+    Rows outer, panels inner: each row of ``B`` is read once, front to back.
     """
     tab = i64(rows_tab, k0 + kc)
     npan = (ncols + NR - 1) // NR
