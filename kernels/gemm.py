@@ -67,14 +67,16 @@ PREFETCH_ROWS = 8  # rows of B the micro-kernel prefetches ahead
 # requests; 1024-4096 all measured 5-7% off ResNet-50 at 2 cores.
 A_PREFETCH = 2048
 
-# Micro-kernel flags: add the C block in memory (a later K slice), and
-# the epilogue steps it applies in registers.
-LOAD, FAST_BIAS, FAST_RES, FAST_RELU, FAST_CLIP, FAST_LEAKY = 1, 2, 4, 8, 16, 32
+# Micro-kernel flags: add the C block in memory (a later K slice), the
+# epilogue steps it applies in registers, and GRID_MAP (columns scattered to
+# the rows of an image, see ``_micro``).
+LOAD, FAST_BIAS, FAST_RES, FAST_RELU, FAST_CLIP, FAST_LEAKY, GRID_MAP = 1, 2, 4, 8, 16, 32, 64
+GMAP_INTS = 5 * NV  # int64s of a GRID_MAP column map
 
 
 def scratch_floats(kk=0):
-    """Scratch floats ``gemm_tile`` needs (any depth): packed blocks of B (``kc x NC``) and A (``MC x kc``)."""
-    return KC_PLAIN_A * NC + MC * KC_PLAIN_A
+    """Scratch floats ``gemm_tile`` needs (any depth): packed blocks of B (``kc x NC``) and A (``MC x kc``), a column map."""
+    return KC_PLAIN_A * NC + MC * KC_PLAIN_A + 2 * GMAP_INTS
 
 
 def pack_b(b):
@@ -102,7 +104,7 @@ def _flag(builder, flags, bit):
 
 
 @intrinsic
-def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags):
+def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags, gmap):
     """C[r, 0:nv] (op)= sum_k A[r, k] * B[k, 0:NR] for r < mv (byte addresses, float strides).
 
     ``flags``: LOAD adds the values in ``C`` to the sums; FAST_BIAS adds ``bias[r]``
@@ -111,11 +113,18 @@ def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, fl
     FAST_LEAKY (slope ``ep[2]``) apply before the store. ``bias`` and ``res``
     must be readable even when their flag is off. Rows ``>= mv`` and columns
     ``>= nv`` are neither read from ``C`` nor written.
+
+    GRID_MAP: the block's columns are pixels of a padded grid whose rows are
+    wider than the image's, and each vector ``h`` of a row goes to two places:
+    lanes ``[0, n1)`` at float offset ``o1`` of the row in ``C``, lanes ``[s2,
+    e2)`` at ``o2`` (the next image row), from the int64s ``[o1, n1, o2, s2,
+    e2]`` per vector at ``gmap``; ``nv`` is then unused (the map holds it).
+    ``res`` and a LOAD'ed ``C`` are read through the same map.
     """
-    sig = types.int64(*([types.int64] * 14))
+    sig = types.int64(*([types.int64] * 15))
 
     def codegen(context, builder, sig, args):
-        a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags = args
+        a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags, gmap = args
         i64t, f32t = simd.I64, simd.F32
         four = ir.Constant(i64t, 4)
         rows = [_row_addr(builder, a, r, mv, sai) for r in range(MR)]
@@ -177,11 +186,33 @@ def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, fl
                 _, acc_s = _kloop(builder, ir.Constant(i64t, 0), init, 1, kk, lambda k, acc: step(k, acc, False))
                 blk_s = builder.block
         acc = _merge(builder, acc_p, blk_p, acc_s, blk_s)
-        with builder.if_else(full) as (whole, ragged):
-            with whole:
-                _store_block(builder, acc, caddr, None, ldc, mv, ep, bias, res, flags)
-            with ragged:
-                _store_block(builder, acc, caddr, masks(), ldc, mv, ep, bias, res, flags)
+
+        def grid_targets():
+            m = [builder.load(builder.inttoptr(builder.add(gmap, ir.Constant(i64t, 8 * q)), i64t.as_pointer()))
+                 for q in range(GMAP_INTS)]
+            out = []
+            for r in range(MR):
+                live = builder.icmp_signed("<", ir.Constant(i64t, r), mv)
+                none = ir.Constant(ir.VectorType(ir.IntType(1), VW), [0] * VW)
+                row = builder.mul(builder.mul(ir.Constant(i64t, r), ldc), four)
+                for h in range(NV):
+                    o1, n1, o2, s2, e2 = m[5 * h:5 * h + 5]
+                    m1 = simd.lane_mask(builder, n1)
+                    m2 = builder.and_(simd.lane_mask(builder, e2), builder.not_(simd.lane_mask(builder, s2)))
+                    out.append([(builder.add(c, builder.add(row, builder.mul(o, four))), builder.select(live, mk, none))
+                                for o, mk in ((o1, m1), (o2, m2))])
+            return out
+
+        with builder.if_else(_flag(builder, flags, GRID_MAP)) as (mapped, plain):
+            with mapped:
+                _store_block(builder, acc, grid_targets(), c, mv, ep, bias, res, flags)
+            with plain:
+                with builder.if_else(full) as (whole, ragged):
+                    with whole:
+                        _store_block(builder, acc, [[(x, None)] for x in caddr], c, mv, ep, bias, res, flags)
+                    with ragged:
+                        _store_block(builder, acc, [[(x, mk)] for x, mk in zip(caddr, masks())], c, mv, ep, bias,
+                                     res, flags)
         return ir.Constant(i64t, 0)
 
     return sig, codegen
@@ -236,7 +267,9 @@ def _merge(builder, xs, x_block, ys, y_block):
     return out
 
 
-def _store_block(builder, acc, caddr, masks, ldc, mv, ep, bias, res, flags):
+def _store_block(builder, acc, targets, c, mv, ep, bias, res, flags):
+    # ``targets[q]``: the (address, lane mask or None) pairs vector q of the
+    # block is read from and stored to; several pairs have disjoint masks.
     # Same operation order as the scalar epilogue (acc + bias + res, then the
     # activation), so a value never depends on which path computed it. Each
     # step is skipped by one branch when its flag is off: selecting per vector
@@ -258,15 +291,20 @@ def _store_block(builder, acc, caddr, masks, ldc, mv, ep, bias, res, flags):
             out += [builder.fadd(v, bv) for v in vals[r * NV:(r + 1) * NV]]
         return out
 
-    def add_block(vals, addrs):
-        if masks is None:
-            rv = [simd.vload(builder, x) for x in addrs]
-        else:
-            rv = [simd.masked_load(builder, x, m) for x, m in zip(addrs, masks)]
-        return [builder.fadd(v, w) for v, w in zip(vals, rv)]
+    def add_block(vals, shift):
+        # Reads the block through the targets, ``shift`` bytes on (C: 0, the residual: res - c).
+        out = []
+        for v, tq in zip(vals, targets):
+            w = None
+            for x, mk in tq:
+                x = builder.add(x, shift)
+                ld = simd.vload(builder, x) if mk is None else simd.masked_load(builder, x, mk)
+                w = ld if w is None else builder.select(mk, ld, w)
+            out.append(builder.fadd(v, w))
+        return out
 
     def add_res(vals):
-        return add_block(vals, [builder.add(res, builder.sub(x, caddr[0])) for x in caddr])
+        return add_block(vals, builder.sub(res, c))
 
     def clip(vals):
         lo, hi = ep_value(8), ep_value(12)
@@ -276,17 +314,18 @@ def _store_block(builder, acc, caddr, masks, ldc, mv, ep, bias, res, flags):
         slope = ep_value(8)
         return [builder.select(builder.fcmp_ordered(">=", v, zero), v, builder.fmul(v, slope)) for v in vals]
 
-    vals = _maybe(builder, fload, acc, lambda vs: add_block(vs, caddr))
+    vals = _maybe(builder, fload, acc, lambda vs: add_block(vs, ir.Constant(i64t, 0)))
     vals = _maybe(builder, fb, vals, add_bias)
     vals = _maybe(builder, fr, vals, add_res)
     vals = _maybe(builder, frelu, vals, lambda vs: [simd.vmax(builder, v, zero) for v in vs])
     vals = _maybe(builder, fclip, vals, clip)
     vals = _maybe(builder, fleaky, vals, leaky)
-    for q, v in enumerate(vals):
-        if masks is None:
-            simd.vstore(builder, v, caddr[q])
-        else:
-            simd.masked_store(builder, v, caddr[q], masks[q])
+    for v, tq in zip(vals, targets):
+        for x, mk in tq:
+            if mk is None:
+                simd.vstore(builder, v, x)
+            else:
+                simd.masked_store(builder, v, x, mk)
 
 
 @numba.njit(inline="always")
@@ -339,8 +378,33 @@ def _pack_a(a, sai, sak, i0, mc, k0, kc, dst):
                 d[base + k * MR + r] = av[src + min(r, last) * sai + k * sak]
 
 
+@numba.njit(inline="always")
+def _grid_map(gm, g, nv, gw, gd):
+    """Fill ``gm`` with the GRID_MAP of a panel whose first column is grid pixel ``g``; returns its first image offset.
+
+    Vector ``h``'s lanes are grid pixels ``g + h*VW + l``: those left of the
+    extra columns of their grid row go to that image row, the rest (after the
+    ``gd`` extra columns) to the next; ``gw >= VW`` keeps it to two rows.
+    """
+    ow = gw - gd
+    base = g - (g // gw) * gd
+    for h in range(NV):
+        gh = g + h * VW
+        r0 = gh // gw
+        c0 = gh - r0 * gw
+        lim = nv - h * VW
+        o1 = gh - r0 * gd - base
+        gm[5 * h] = o1
+        gm[5 * h + 1] = min(ow - c0, lim)
+        gm[5 * h + 2] = o1 - gd
+        gm[5 * h + 3] = gw - c0
+        gm[5 * h + 4] = min(gw - c0 + ow, lim)
+    return base
+
+
 @numba.njit(nogil=True)
-def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, cadd, sci, scj, res, whole_k):
+def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, cadd, sci, scj, res, whole_k,
+              gw=0, gd=0, g0=0):
     """C[0:m, 0:n] = epilogue(A[0:m, :kk] @ B[:kk, 0:n]); byte addresses, float strides.
 
     Row block ``i`` of ``MR`` rows of ``A`` starts ``i * sblk`` floats after ``a``
@@ -355,7 +419,11 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     ``C[0, 0]`` addend (strides ``sci``, ``scj``; a per-row bias when fast),
     ``res`` of its residual (laid out like ``C``). ``whole_k``: the op has a
     single row block, so one row block of packed ``B`` may skip the K slices.
-    Needs ``scratch_floats()``.
+    ``gw > 0``: column ``j`` is pixel ``g0 + j`` of a grid with rows ``gw``
+    wide, ``gd`` more than the image's (implicit GEMM on padded planes); ``C``
+    and ``res`` are the image (row stride ``ldc``, ``C[0, 0]`` its first
+    pixel), pixels in the extra columns are dropped, and the epilogue must be
+    the micro-kernel's (``fast >= 0``). Needs ``gw >= VW`` and ``scratch_floats()``.
     """
     big = 1 << 40
     ep = f32(epa, 9)
@@ -382,6 +450,8 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     # With one or two row blocks a packed panel is read once or twice: copying
     # it costs as much as using it, so full panels of a plain B are read in place.
     b_in_place = bpk == 0 and m <= 2 * MR
+    gmap = apack + MC * KC_PLAIN_A * 4
+    gm = i64(gmap, GMAP_INTS)
     for kb in range(nk):
         k0 = kb * kcn
         kc = max(0, min(kcn, kk - k0))
@@ -389,6 +459,8 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
         fl = LOAD if kb > 0 else 0
         if last and fast > 0:
             fl |= fast
+        if gw > 0:
+            fl |= GRID_MAP
         for jc in range(0, npan, NC // NR):
             jn = min(NC // NR, npan - jc)
             if bpk <= 0:
@@ -415,14 +487,17 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
                         bp, lb = b + (k0 * ldb + j0) * 4, ldb
                     else:
                         bp = scratch + jp * kc * NR * 4
+                    cj = j0
+                    if gw > 0:
+                        cj = _grid_map(gm, g0 + j0, nv, gw, gd)
                     for ib in range((mc + MR - 1) // MR):
                         i0 = ic + ib * MR
                         mv = min(MR, m - i0)
-                        cblk = c + (i0 * ldc + j0) * 4
+                        cblk = c + (i0 * ldc + cj) * 4
                         bias = cadd + i0 * sci * 4 if fl & FAST_BIAS else cblk
-                        rblk = res + (i0 * ldc + j0) * 4 if fl & FAST_RES else cblk
+                        rblk = res + (i0 * ldc + cj) * 4 if fl & FAST_RES else cblk
                         _micro(ab + (ib * ablk if pack_a else (ic // MR + ib) * ablk) * 4, asai, asak, bp, lb,
-                               cblk, ldc, kc, mv, nv, epa, bias, rblk, fl)
+                               cblk, ldc, kc, mv, nv, epa, bias, rblk, fl, gmap)
                         if last and fast < 0:
                             _epilogue(cv, i0 * ldc + j0, ldc, mv, nv, ep, cav, i0 * sci + j0 * scj, sci, scj, rv)
     return 0

@@ -119,6 +119,21 @@ def test_conv_residual_activation(dw, act):
         assert eng.plan.rows[-1].kernel in ("f32_conv_gemm", "f32_conv_dw", "f32_grid_out")
 
 
+@pytest.mark.parametrize("xshape,wshape,attrs", [
+    ((1, 32, 20, 19), (24, 32, 3, 3), {"pads": [1, 1, 1, 1]}),                  # K in two slices, read back mapped
+    ((1, 6, 40, 37), (10, 6, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2]}),  # stride 2
+    ((1, 8, 14, 14), (20, 8, 3, 3), {"pads": [1, 1, 1, 1]}),                    # grid rows exactly one vector wide
+])
+@pytest.mark.parametrize("act", [None, ("Relu", {}), ("Sigmoid", {})])
+def test_conv_grid_straight_to_image(xshape, wshape, attrs, act):
+    # A register epilogue stores the grid's pixels straight into the image;
+    # any other activation keeps the grid temporary and its copy-out pass.
+    m = conv_case(xshape, wshape, act=act, **attrs)
+    with tilerun.compile_model(m) as eng:
+        kernels = [r.kernel for r in eng.plan.rows]
+    assert ("f32_grid_out" in kernels) == (act is not None and act[0] == "Sigmoid")
+
+
 def test_conv_3d_rejected():
     m = make_model([helper.make_node("Conv", ["x", "w"], ["y"])], [("x", F, (1, 2, 4, 4, 4))], [("y", F, None)],
                    [("w", np.zeros((3, 2, 2, 2, 2), F))])
