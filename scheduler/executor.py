@@ -237,7 +237,7 @@ def serve(w, order, g, ctl, st, params, fn_addr, n_tiles, cons_ptr, cons_idx, sc
         now = now_ns()
         if idle_since == 0:
             idle_since = now
-        if now - idle_since < SPIN_NS:
+        if any_active and now - idle_since < SPIN_NS:
             cpu_relax()
         elif any_active or now - idle_since < YIELD_NS:
             sched_yield()  # a request is in flight: more of its ops will become ready soon
