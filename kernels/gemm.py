@@ -500,28 +500,21 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
                         cj = _grid_map(gm[jp * GMAP_INTS:], g0 + j0, nv, gw, gd)
                     pt[4 * jp], pt[4 * jp + 1], pt[4 * jp + 2], pt[4 * jp + 3] = bp, lb, cj, nv
                 nib = (mc + MR - 1) // MR
-                ib, jp = 0, 0
-                for _ in range(nib * jn):
-                    j0 = (jc + jp) * NR
-                    bp, lb, cj, nv = pt[4 * jp], pt[4 * jp + 1], pt[4 * jp + 2], pt[4 * jp + 3]
-                    i0 = ic + ib * MR
-                    mv = min(MR, m - i0)
-                    cblk = c + (i0 * ldc + cj) * 4
-                    bias = cadd + i0 * sci * 4 if fl & FAST_BIAS else cblk
-                    rblk = res + (i0 * ldc + cj) * 4 if fl & FAST_RES else cblk
-                    _micro(ab + (ib * ablk if pack_a else (ic // MR + ib) * ablk) * 4, asai, asak, bp, lb,
-                           cblk, ldc, kc, mv, nv, epa, bias, rblk, fl, gmap + jp * GMAP_INTS * 8)
-                    if last and fast < 0:
-                        _epilogue(cv, i0 * ldc + j0, ldc, mv, nv, ep, cav, i0 * sci + j0 * scj, sci, scj, rv)
-                    # Panels outer (each B panel stays in L1 for all row blocks) or rows outer.
-                    if rows_outer:
-                        jp += 1
-                        if jp == jn:
-                            jp, ib = 0, ib + 1
-                    else:
-                        ib += 1
-                        if ib == nib:
-                            ib, jp = 0, jp + 1
+                grp = 1 if rows_outer else nib  # row blocks per sweep over the panels
+                for ig in range(0, nib, grp):
+                    for jp in range(jn):
+                        j0 = (jc + jp) * NR
+                        bp, lb, cj, nv = pt[4 * jp], pt[4 * jp + 1], pt[4 * jp + 2], pt[4 * jp + 3]
+                        for ib in range(ig, min(nib, ig + grp)):
+                            i0 = ic + ib * MR
+                            mv = min(MR, m - i0)
+                            cblk = c + (i0 * ldc + cj) * 4
+                            bias = cadd + i0 * sci * 4 if fl & FAST_BIAS else cblk
+                            rblk = res + (i0 * ldc + cj) * 4 if fl & FAST_RES else cblk
+                            _micro(ab + (ib * ablk if pack_a else (ic // MR + ib) * ablk) * 4, asai, asak, bp, lb,
+                                   cblk, ldc, kc, mv, nv, epa, bias, rblk, fl, gmap + jp * GMAP_INTS * 8)
+                            if last and fast < 0:
+                                _epilogue(cv, i0 * ldc + j0, ldc, mv, nv, ep, cav, i0 * sci + j0 * scj, sci, scj, rv)
     return 0
 
 
