@@ -48,6 +48,17 @@ activation: the pass that storing straight into the image saves measured
 from 1.92 to 1.60 ms; the copy and the extra pass cost far less than
 building every column. Larger strides keep im2col.
 
+``f32_conv_maxpool`` is a GRID convolution followed by a max pool (the
+graph's ``Conv [-> activation] -> MaxPool``): ``[X (padded planes), W, bias,
+ep, res (unused), TAB, Y]`` then ints ``[N, C, Cout, OH, OW, wq, channel
+stride, K, pool kH, kW, sH, sW, pad top, pad left, pooled OH, pooled OW,
+pooled rows per tile, band rows, tiles per image]``; tile = (image, band of
+pooled rows). A tile computes the conv rows its windows read (all output
+channels, stored straight into a band of scratch, epilogue in registers)
+and pools them from there, so the conv output never goes to memory; tiles
+recompute the ``kH - sH`` rows their windows share. Group 1, register
+epilogue and ``wq >= VW`` only (``passes/fuse.py`` fuses no other case).
+
 ``f32_pack_cols`` reads ``[X, TAB, COLS]`` then ints ``[n_ig, ncols, K, ldb,
 ig_stride, panels_per_tile, n_panel_tiles]``: image-group ``ig``'s ``B``
 starts ``ig * ig_stride`` floats into ``X``, row ``k`` at ``k * ldb`` floats
@@ -66,9 +77,10 @@ convolution.
 import numba
 import numpy as np
 
-from .abi import f32, tile_kernel
+from .abi import f32, i64, tile_kernel
 from .elementwise import CLIP, IDENTITY, RELU, apply_activation
 from .gemm import MR, NR, gemm_tile, pack_panels, scratch_floats
+from .pool import maxpool_rows
 from .simd import VW, v_add, v_fma, v_load, v_load2_n, v_load_n, v_max, v_min, v_splat, v_store, v_store_n, v_zero
 
 GEMM_SCRATCH = scratch_floats()
@@ -221,6 +233,36 @@ def f32_conv_gemm(p, tile, scratch):
             gemm_tile(a, 1, MR, kk * MR, rows, colp, NR, kk * NR, q1 - q0, kk, p[6] + off, npix,
                       scratch, p[3], bias, 1, 0, p[4] + off, False)
     return 0
+
+
+@tile_kernel
+def f32_conv_maxpool(p, tile, scratch):
+    n_c, cout, oh_n, ow_n, wq, pstride, kk = p[8], p[9], p[10], p[11], p[12], p[13], p[14]
+    kh, kw, sh, sw, ph, pw, poh, pow_n, per, band_rows, nt = (p[15], p[16], p[17], p[18], p[19], p[20], p[21],
+                                                             p[22], p[23], p[24], p[25])
+    img = tile // nt
+    pr0 = (tile - img * nt) * per
+    pr1 = min(poh, pr0 + per)
+    # The conv rows the pooled rows [pr0, pr1) read, computed into a band of scratch.
+    cr0 = max(0, pr0 * sh - ph)
+    cr1 = min(oh_n, (pr1 - 1) * sh - ph + kh)
+    band = scratch + GEMM_SCRATCH * 4
+    ldb_band = band_rows * ow_n
+    g0 = cr0 * wq
+    b = p[0] + (img * n_c * pstride + g0) * 4
+    gemm_tile(p[1], 1, MR, kk * MR, cout, b, p[5], -1, (cr1 - cr0 - 1) * wq + ow_n, kk, band - cr0 * ow_n * 4,
+              ldb_band, scratch, p[3], p[2], 1, 0, p[4], False, wq, wq - ow_n, g0)
+    # Max-pool each channel's band: pooled row pr0 + r reads band rows from (pr0 + r)*sh - ph - cr0.
+    top = cr0 - (pr0 * sh - ph)  # window rows above the band (the pool's own top padding): >= 0
+    for ch in range(cout):
+        maxpool_rows(band + ch * ldb_band * 4, cr1 - cr0, ow_n, p[6] + ((img * cout + ch) * poh + pr0) * pow_n * 4,
+                     pr1 - pr0, pow_n, kh, kw, sh, sw, top, pw)
+    return 0
+
+
+def conv_maxpool_scratch(cout, band_rows, ow):
+    """Scratch floats of ``f32_conv_maxpool``: the GEMM core's and a band of conv rows (+ what the pool over-reads)."""
+    return GEMM_SCRATCH + cout * band_rows * ow + 4 * VW
 
 
 @tile_kernel

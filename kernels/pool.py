@@ -301,6 +301,51 @@ def _pool2d(p, tile, scratch, op):
     return 0
 
 
+@numba.njit(nogil=True)
+def maxpool_rows(x, h, w, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
+    """Max-pool the ``h x w`` plane at byte address ``x`` into ``oh_n x ow_n`` at ``y``, in place of a padded copy.
+
+    Pooled row ``r`` reads rows ``r*sh - top + [0, kh)``, column ``c``
+    columns ``c*sw - pw + [0, kw)``; taps outside the plane are padding.
+    Columns whose taps are all inside run as vectors straight from the
+    plane (up to 2*VW floats past a row's end are read, never used); the
+    few border columns tap by tap. ``sw`` is 1 or 2.
+    """
+    xv = f32(x, h * w)
+    yv = f32(y, oh_n * ow_n)
+    ninf = np.float32(-np.inf)
+    c_lo = min(ow_n, (pw + sw - 1) // sw)
+    lim = w - kw + pw
+    c_hi = max(c_lo, min(ow_n, lim // sw + 1)) if lim >= 0 else c_lo
+    for r in range(oh_n):
+        r0 = r * sh - top
+        k0 = max(0, -r0)
+        k1 = min(kh, h - r0)
+        yr = y + r * ow_n * 4
+        for c in range(c_lo, c_hi, VW):
+            acc = v_splat(ninf)
+            for ki in range(k0, k1):
+                rowp = x + ((r0 + ki) * w + c * sw - pw) * 4
+                for kj in range(kw):
+                    acc = v_max(acc, _tap(rowp + kj * 4, sw))
+            v_store_n(yr + c * 4, acc, c_hi - c)
+        for c in range(c_lo):
+            yv[r * ow_n + c] = _max_col(xv, w, r0, k0, k1, c * sw - pw, kw)
+        for c in range(c_hi, ow_n):
+            yv[r * ow_n + c] = _max_col(xv, w, r0, k0, k1, c * sw - pw, kw)
+    return 0
+
+
+@numba.njit(inline="always")
+def _max_col(xv, w, r0, k0, k1, col0, kw):
+    """Max over rows ``r0 + [k0, k1)`` and the columns ``col0 + [0, kw)`` inside ``[0, w)``."""
+    m = np.float32(-np.inf)
+    for ki in range(k0, k1):
+        for col in range(max(0, col0), min(w, col0 + kw)):
+            m = _vmax(m, xv[(r0 + ki) * w + col])
+    return m
+
+
 @numba.njit(inline="always")
 def _out(op, yr, o, ow_n, v, rinv, invca):
     n = ow_n - o

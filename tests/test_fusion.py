@@ -172,3 +172,47 @@ def test_mobilenet_block_fuses_to_three_convs():
     m = make_model(nodes, [("x", F, x.shape)], [("y", F, None)], inits, opset=13)
     check_against_reference(m, {"x": x}, rtol=1e-4, atol=1e-4)
     assert [k for _, k in _rows(m)] == ["f32_conv_gemm", "f32_conv_dw", "f32_conv_gemm"]
+
+
+@pytest.mark.parametrize("xshape,wshape,conv,pool", [
+    ((1, 3, 47, 45), (16, 3, 3, 3), {"strides": [2, 2]}, {"kernel_shape": [3, 3], "strides": [2, 2]}),  # squeezenet
+    ((1, 3, 64, 70), (8, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]},                        # resnet stem
+     {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((2, 12, 30, 34), (20, 12, 3, 3), {"pads": [1, 1, 1, 1]}, {"kernel_shape": [2, 2], "strides": [2, 2]}),  # vgg
+    ((1, 8, 37, 41), (12, 8, 3, 3), {"pads": [1, 1, 1, 1]},                                          # ceil, odd
+     {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 0, 1, 2], "ceil_mode": 1}),
+    ((1, 40, 20, 20), (24, 40, 3, 3), {"pads": [1, 1, 1, 1]},                                        # K in slices
+     {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1]}),
+])
+@pytest.mark.parametrize("act", [None, "Relu"])
+def test_conv_maxpool_fused(xshape, wshape, conv, pool, act):
+    # The conv computes bands of rows into scratch and pools them there (tiles
+    # share their windows' border rows); the conv output never exists.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(xshape).astype(F)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **conv)]
+    if act:
+        nodes.append(helper.make_node(act, ["c"], ["a"]))
+    nodes.append(helper.make_node("MaxPool", ["a" if act else "c"], ["y"], **pool))
+    w = (rng.standard_normal(wshape) / np.sqrt(np.prod(wshape[1:]))).astype(F)
+    m = make_model(nodes, [("x", F, x.shape)], [("y", F, None)], [("w", w), ("b", rng.standard_normal(wshape[0]).astype(F))])
+    check_against_reference(m, {"x": x}, rtol=1e-4, atol=1e-4)
+    assert [k for _, k in _rows(m)] == ["f32_pad_planes", "f32_conv_maxpool"]
+
+
+@pytest.mark.parametrize("case", ["sigmoid", "two_consumers", "narrow", "stride3"])
+def test_conv_maxpool_not_fused(case):
+    # Shapes and graphs the fused path does not take still run, as two ops.
+    rng = np.random.default_rng(8)
+    xshape = (1, 6, 11, 11) if case == "narrow" else (1, 6, 24, 24)
+    x = rng.standard_normal(xshape).astype(F)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1])]
+    src = "c"
+    if case == "sigmoid":
+        nodes.append(helper.make_node("Sigmoid", ["c"], ["s"]))
+        src = "s"
+    nodes.append(helper.make_node("MaxPool", [src], ["y"], kernel_shape=[3, 3], strides=[3 if case == "stride3" else 2] * 2))
+    outs = [("y", F, None)] + ([("c", F, None)] if case == "two_consumers" else [])
+    m = make_model(nodes, [("x", F, x.shape)], outs, [("w", rng.standard_normal((8, 6, 3, 3)).astype(F))])
+    check_against_reference(m, {"x": x}, rtol=1e-4, atol=1e-4)
+    assert "MaxPool" in {op for op, _ in _rows(m)}

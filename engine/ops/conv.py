@@ -10,11 +10,13 @@ and 2 by implicit GEMM on the padded (phase-split) input, larger strides by
 im2col. Where tiles split output channels, ``B`` is packed once for all of
 them by its own row (``f32_pack_cols``, ``f32_im2col``). Fused
 activation and residual (``attrs["_activation"]``, ``attrs["_residual"]``
-= input 3) run in the epilogue. Not supported: 3-D convolution.
+= input 3) run in the epilogue; a fused max pool (``attrs["_maxpool"]``, the
+pool node) runs on bands of conv rows in scratch (``f32_conv_maxpool``).
+Not supported: 3-D convolution.
 """
 import numpy as np
 
-from tilerun.kernels.conv import DIRECT, FROM_COLS, GRID, GRID_COLS, IM2COL, dw_pad_shape
+from tilerun.kernels.conv import DIRECT, FROM_COLS, GRID, GRID_COLS, IM2COL, conv_maxpool_scratch, dw_pad_shape
 from tilerun.kernels.elementwise import IDENTITY
 from tilerun.kernels.gemm import MR, NR, scratch_floats
 from tilerun.kernels.simd import VW
@@ -22,10 +24,12 @@ from tilerun.kernels.simd import VW
 from ..errors import node_error
 from .base import F32, Lowering, const_input, expect_dtype, expect_rank
 from .gemm import epilogue_row, fused_activation
+from .pool import pool_geometry
 from .registry import register
 
 PIX_BLOCK = 2 * NR  # im2col columns built at a time
 SMALL_PIX = 8 * NR  # at most this many output pixels: tile over output channels
+BAND_BYTES = 1 << 20  # conv rows a fused max pool's tile computes at most
 
 
 def _ints(node, name, n, default):
@@ -130,6 +134,9 @@ class Conv(Lowering):
         if b is not None and tuple(b.shape) != (cout,):
             raise node_error(node, f"bias B must have shape [{cout}], given {list(b.shape)}")
         _, _, _, out = conv_geometry(node, x.shape, w.shape)
+        pool = node.attrs.get("_maxpool")
+        if pool is not None:
+            out = pool_geometry(pool, (x.shape[0], cout, *out))[0]
         return [((x.shape[0], cout, *out), F32)]
 
     def lower(self, node, inputs, outputs, plan):
@@ -209,6 +216,13 @@ class Conv(Lowering):
         phase = (rd % st[0]) * ph_c + cd % st[1]
         koffs = plan.weight((ci * pstride + phase * pq + rd // st[0] * wq + cd // st[1]).reshape(-1).astype(np.int64),
                             "conv_koffs")
+        pool = node.attrs.get("_maxpool")
+        if pool is not None:
+            if not (fast_ep and wq >= VW and g == 1):
+                raise node_error(node, "internal: a fused max pool needs a register epilogue, group 1 and grid rows "
+                                       f"of at least {VW} pixels")
+            Conv._conv_maxpool(node, plan, pool, xp, koffs, w, b, ep, y, n, c, cout, oh, ow, wq, pstride, kk)
+            return
         npb, ppt, ncob, cpt = _gemm_tiles(plan, n * g, cout_g, ngrid, kk)
         plan.need_scratch(scratch_floats(kk) * 4)
         mode, src = GRID, xp
@@ -231,6 +245,26 @@ class Conv(Lowering):
         tiles, per = plan.split(n * cout, oh * ow)
         plan.add(node, "f32_grid_out", [grid, bname, ep, rname], [y.name], [n, cout, oh, ow, wq, per], tiles,
                  flops=n * cout * oh * ow)
+
+    @staticmethod
+    def _conv_maxpool(node, plan, pool, xp, koffs, w, b, ep, y, n, c, cout, oh, ow, wq, pstride, kk):
+        """Emit ``f32_conv_maxpool``: tiles of pooled rows, each computing the conv rows it reads into scratch.
+
+        Its windows' rows are computed once per tile, plus the ``kh - sh``
+        rows two neighbouring tiles share; a band stays under ``BAND_BYTES``.
+        """
+        (poh, pow_), pk, ps, pb, _, _ = pool_geometry(pool, (n, cout, oh, ow))
+        row_cost = ps[0] * ow * cout * kk * 2
+        _, per = plan.split(poh, row_cost)
+        per = max(1, min(per, ((BAND_BYTES // (cout * ow * 4)) - pk[0]) // ps[0] + 1))
+        nt = -(-poh // per)
+        band_rows = min(oh, (per - 1) * ps[0] + pk[0])
+        plan.need_scratch(conv_maxpool_scratch(cout, band_rows, ow) * 4)
+        ints = [n, c, cout, oh, ow, wq, pstride, kk, pk[0], pk[1], ps[0], ps[1], pb[0], pb[1], poh, pow_, per,
+                band_rows, nt]
+        plan.add(node, "f32_conv_maxpool", [xp, plan.weight(pack_panels(w, 1), "conv_w"),
+                                            b.name if b is not None else ep, ep, ep, koffs], [y.name], ints, n * nt,
+                 flops=2 * n * cout * oh * ow * kk)
 
     @staticmethod
     def _pack_cols(node, plan, x, tab, n_ig, ncols, kk, ldb, ig_stride):

@@ -3,7 +3,8 @@
 ``Conv → Relu`` becomes one Conv with ``attrs["_activation"] = ("Relu", alpha, beta)``;
 ``Conv → Add(other) [→ Relu]`` becomes one Conv with ``attrs["_residual"] = other``,
 so the epilogue adds the residual and applies the activation while the tile is
-still in cache. A fusion applies only when the intermediate tensor feeds
+still in cache; ``Conv → MaxPool`` becomes one Conv with ``attrs["_maxpool"]``
+(the pool node). A fusion applies only when the intermediate tensor feeds
 nothing else and is not a graph output. The fused node takes the position of
 the last node it absorbs, which keeps the order topological (the residual may
 be computed after the Conv in the original order).
@@ -42,9 +43,10 @@ def activation_of(node, graph):
 
 
 def fuse_epilogues(graph):
-    """Apply residual-add and activation fusion, in place."""
+    """Apply residual-add, activation and max-pool fusion, in place."""
     _fuse(graph, _residual_step)
     _fuse(graph, _activation_step)
+    _fuse(graph, _maxpool_step)
 
 
 def _fuse(graph, step):
@@ -101,6 +103,42 @@ def _residual_step(graph, node, producers, consumers):
         _replace(graph, p, node)
         return True
     return False
+
+
+def _maxpool_step(graph, node, producers, consumers):
+    # Conv [→ Relu/Clip/LeakyRelu] → MaxPool: the conv computes bands of rows
+    # and pools each while it is in cache (ops/conv.py), so the conv's output,
+    # the largest tensor of a CNN's stem, is never written to memory. Only
+    # the shapes that path takes: a 2-D implicit-GEMM conv (group 1, strides
+    # <= 2, not a plain 1x1) with rows of at least 16 pixels and its epilogue
+    # in registers, and a max pool without dilation or Indices, column stride <= 2.
+    if node.op_type != "MaxPool" or len(node.outputs) > 1 and node.outputs[1]:
+        return False
+    x = node.inputs[0]
+    p = producers.get(x)
+    if p is None or p.op_type != "Conv" or "_residual" in p.attrs or "_maxpool" in p.attrs:
+        return False
+    if len(consumers.get(x, ())) != 1 or x in graph.outputs or graph.values[x].dtype != np.float32:
+        return False
+    act = p.attrs.get("_activation")
+    if act is not None and act[0] not in ("Relu", "Clip", "LeakyRelu"):
+        return False
+    xs = graph.values[x].shape
+    w = graph.values[p.inputs[1]]
+    if len(xs) != 4 or w.const is None or len(w.shape) != 4 or int(p.attrs.get("group", 1)) != 1 or w.shape[1] < 2:
+        return False
+    strides = list(p.attrs.get("strides") or [1, 1])
+    pads = list(p.attrs.get("pads") or [0] * 4)
+    if max(strides) > 2 or (tuple(w.shape[2:]) == (1, 1) and strides == [1, 1] and not any(pads)):
+        return False
+    if xs[3] < 16 or any(int(d) != 1 for d in node.attrs.get("dilations") or [1]):
+        return False
+    if int(node.attrs.get("storage_order", 0)) != 0 or int((node.attrs.get("strides") or [1, 1])[-1]) > 2:
+        return False
+    p.attrs["_maxpool"] = node
+    p.outputs = [node.outputs[0]]
+    _replace(graph, p, node)
+    return True
 
 
 def _replace(graph, fused, absorbed):
