@@ -59,6 +59,11 @@ and pools them from there, so the conv output never goes to memory; tiles
 recompute the ``kH - sH`` rows their windows share. Group 1, register
 epilogue and ``wq >= VW`` only (``passes/fuse.py`` fuses no other case).
 
+``f32_pack_pixels`` reads ``[padded planes, TAB, COLS]`` then ints ``[n_ig,
+K, OH, OW, wq, ig_stride, rows_per_tile, n_row_tiles]`` and writes the
+FROM_COLS columns of the image's pixels (the grid's rows without their extra
+columns); tile = (image-group, rows of ``B``); scratch: one row of pixels.
+
 ``f32_pack_cols`` reads ``[X, TAB, COLS]`` then ints ``[n_ig, ncols, K, ldb,
 ig_stride, panels_per_tile, n_panel_tiles]``: image-group ``ig``'s ``B``
 starts ``ig * ig_stride`` floats into ``X``, row ``k`` at ``k * ldb`` floats
@@ -263,6 +268,27 @@ def f32_conv_maxpool(p, tile, scratch):
 def conv_maxpool_scratch(cout, band_rows, ow):
     """Scratch floats of ``f32_conv_maxpool``: the GEMM core's and a band of conv rows (+ what the pool over-reads)."""
     return GEMM_SCRATCH + cout * band_rows * ow + 4 * VW
+
+
+@tile_kernel
+def f32_pack_pixels(p, tile, scratch):
+    n_ig, kk, oh_n, ow_n, wq, igs, per, nt = p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
+    npix = oh_n * ow_n
+    npan = (npix + NR - 1) // NR
+    ig = tile // nt
+    k0 = (tile - ig * nt) * per
+    tab = i64(p[1], kk)
+    for k in range(k0, min(kk, k0 + per)):
+        # Row k of B for the image's pixels: the grid row without its extra columns, then in panels.
+        src = p[0] + (ig * igs + tab[k]) * 4
+        for r in range(oh_n):
+            for o in range(0, ow_n, VW):
+                v_store_n(scratch + (r * ow_n + o) * 4, v_load_n(src + (r * wq + o) * 4, ow_n - o), ow_n - o)
+        dst = p[2] + ((ig * npan) * kk + k) * NR * 4
+        for jp in range(npan):
+            for h in range(0, NR, VW):
+                v_store(dst + (jp * kk * NR + h) * 4, v_load_n(scratch + (jp * NR + h) * 4, npix - jp * NR - h))
+    return 0
 
 
 @tile_kernel

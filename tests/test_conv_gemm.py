@@ -134,6 +134,17 @@ def test_conv_grid_straight_to_image(xshape, wshape, attrs, act):
     assert ("f32_grid_out" in kernels) == (act is not None and act[0] == "Sigmoid")
 
 
+@pytest.mark.parametrize("xshape,wshape,attrs", [
+    ((1, 16, 13, 13), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}),                        # 6 panels of pixels, 7 of grid
+    ((2, 12, 11, 9), (20, 12, 3, 3), {"pads": [2, 1, 0, 1], "dilations": [2, 1]}),  # batch, dilated, asymmetric
+])
+def test_conv_small_plane_packs_pixels(xshape, wshape, attrs):
+    # Small planes pack the image's pixels' columns, not the padded grid's.
+    m = conv_case(xshape, wshape, act=("Relu", {}), **attrs)
+    with tilerun.compile_model(m) as eng:
+        assert "f32_pack_pixels" in [r.kernel for r in eng.plan.rows]
+
+
 def test_conv_3d_rejected():
     m = make_model([helper.make_node("Conv", ["x", "w"], ["y"])], [("x", F, (1, 2, 4, 4, 4))], [("y", F, None)],
                    [("w", np.zeros((3, 2, 2, 2, 2), F))])

@@ -140,6 +140,7 @@ def test_depthwise_paths(xshape, k, stride, pads, dil, act):
     ((1, 24, 29, 31), (40, 24, 3, 3), 2, [1, 1, 1, 1]),   # stride-2 columns
     ((1, 48, 15, 15), (64, 48, 1, 1), 2, [0, 0, 0, 0]),   # strided 1x1
     ((1, 3, 45, 47), (16, 3, 7, 7), 2, [3, 3, 3, 3]),     # stem-like
+    ((1, 24, 13, 13), (48, 24, 3, 3), 1, [1, 1, 1, 1]),   # small plane: the pixels' columns packed
 ])
 def test_conv_column_paths_with_residual(xshape, wshape, stride, pads):
     rng = np.random.default_rng(6)

@@ -223,6 +223,27 @@ class Conv(Lowering):
                                        f"of at least {VW} pixels")
             Conv._conv_maxpool(node, plan, pool, xp, koffs, w, b, ep, y, n, c, cout, oh, ow, wq, pstride, kk)
             return
+        npix = oh * ow
+        if npix <= SMALL_PIX and -(-npix // NR) < -(-ngrid // NR):
+            # Small planes whose grid columns need a whole panel more than the
+            # image's pixels (13x13: 7 against 6): pack the pixels' columns
+            # once, without the grid's extra columns. Squeezenet at 2 cores,
+            # a 13x13 64->256 layer with its passes 0.26 -> 0.21 ms, the model
+            # -3.7% (im2col instead: -1.8%, its short runs cost 0.07 ms).
+            npan = -(-npix // NR)
+            cols = plan.temp((n * g * npan * kk * NR,), np.float32, "conv_cols")
+            nt, per = plan.split(kk, npix)
+            plan.need_scratch((npix + NR) * 4)
+            plan.add(node, "f32_pack_pixels", [xp, koffs], [cols], [n * g, kk, oh, ow, wq, cin_g * pstride, per, nt],
+                     n * g * nt, flops=n * g * kk * npix)
+            npb, ppt, ncob, cpt = _gemm_tiles(plan, n * g, cout_g, npix, kk)
+            plan.need_scratch(scratch_floats(kk) * 4)
+            ints = [n, c, h, wd, cout, oh, ow, kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1],
+                    g, cout_g, cin_g, cpt, ppt, ncob, npb, FROM_COLS, PIX_BLOCK, 0, 0, 0, 0]
+            plan.add(node, "f32_conv_gemm", [cols, plan.weight(pack_panels(w, g), "conv_w"),
+                                             b.name if b is not None else ep, ep, res.name if res is not None else ep,
+                                             ep], [y.name], ints, n * g * ncob * npb, flops=2 * n * cout * npix * kk)
+            return
         npb, ppt, ncob, cpt = _gemm_tiles(plan, n * g, cout_g, ngrid, kk)
         plan.need_scratch(scratch_floats(kk) * 4)
         mode, src = GRID, xp
