@@ -254,6 +254,10 @@ def _count(o, s, b, e, k, n, op):
 def _pool2d(p, tile, scratch, op):
     planes, H, W, OH, OW = p[2], p[3], p[4], p[5], p[6]
     kH, kW, sH, sW, bH, bW, eH, eW, per = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[16]
+    if op == MAX:  # straight from the input, no padded copy (squeezenet's 2 pools 0.143 -> 0.120 ms span)
+        for pl in range(tile * per, min(planes, tile * per + per)):
+            maxpool_rows(p[0] + pl * H * W * 4, H, W, p[1] + pl * OH * OW * 4, OH, OW, kH, kW, sH, sW, bH, bW)
+        return 0
     hp, wp, nf = pool2d_scratch(H, W, OH, OW, kH, kW, sH, sW, bH, bW)
     padp = scratch
     invca = scratch + (nf - OW - VW) * 4
@@ -308,8 +312,8 @@ def maxpool_rows(x, h, w, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
     Pooled row ``r`` reads rows ``r*sh - top + [0, kh)``, column ``c``
     columns ``c*sw - pw + [0, kw)``; taps outside the plane are padding.
     Columns whose taps are all inside run as vectors straight from the
-    plane (up to 2*VW floats past a row's end are read, never used); the
-    few border columns tap by tap. ``sw`` is 1 or 2.
+    plane (no float outside them is read); the few border columns tap by
+    tap. ``sw`` is 1 or 2.
     """
     xv = f32(x, h * w)
     yv = f32(y, oh_n * ow_n)
@@ -323,12 +327,14 @@ def maxpool_rows(x, h, w, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
         k1 = min(kh, h - r0)
         yr = y + r * ow_n * 4
         for c in range(c_lo, c_hi, VW):
+            nv = min(VW, c_hi - c)
             acc = v_splat(ninf)
             for ki in range(k0, k1):
                 rowp = x + ((r0 + ki) * w + c * sw - pw) * 4
                 for kj in range(kw):
-                    acc = v_max(acc, _tap(rowp + kj * 4, sw))
-            v_store_n(yr + c * 4, acc, c_hi - c)
+                    src = rowp + kj * 4
+                    acc = v_max(acc, _load_n(src, nv) if sw == 1 else v_load2_n(src, nv))
+            v_store_n(yr + c * 4, acc, nv)
         for c in range(c_lo):
             yv[r * ow_n + c] = _max_col(xv, w, r0, k0, k1, c * sw - pw, kw)
         for c in range(c_hi, ow_n):
