@@ -103,9 +103,10 @@ def _flag(builder, flags, bit):
     return builder.icmp_unsigned("!=", builder.and_(flags, ir.Constant(i64t, bit)), ir.Constant(i64t, 0))
 
 
-@intrinsic
-def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags, gmap):
-    """C[r, 0:nv] (op)= sum_k A[r, k] * B[k, 0:NR] for r < mv (byte addresses, float strides).
+def _make_micro(nvr):
+    """The micro-kernel intrinsic on register blocks of ``MR`` rows x ``nvr`` vectors.
+
+    C[r, 0:nv] (op)= sum_k A[r, k] * B[k, 0:nvr*VW] for r < mv (byte addresses, float strides).
 
     ``flags``: LOAD adds the values in ``C`` to the sums; FAST_BIAS adds ``bias[r]``
     (float32 at ``bias + 4r``), FAST_RES a residual block at ``res`` (stride
@@ -121,7 +122,8 @@ def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, fl
     e2]`` per vector at ``gmap``; ``nv`` is then unused (the map holds it).
     ``res`` and a LOAD'ed ``C`` are read through the same map.
     """
-    sig = types.int64(*([types.int64] * 15))
+    def micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags, gmap):
+        return types.int64(*([types.int64] * 15)), codegen
 
     def codegen(context, builder, sig, args):
         a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags, gmap = args
@@ -129,14 +131,14 @@ def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, fl
         four = ir.Constant(i64t, 4)
         rows = [_row_addr(builder, a, r, mv, sai) for r in range(MR)]
         caddr = [builder.add(c, builder.add(builder.mul(builder.mul(ir.Constant(i64t, r), ldc), four),
-                                            ir.Constant(i64t, 4 * VW * h))) for r in range(MR) for h in range(NV)]
+                                            ir.Constant(i64t, 4 * VW * h))) for r in range(MR) for h in range(nvr)]
 
         def masks():
             # Lanes of the block's valid columns, none for rows past mv.
             out = []
             for r in range(MR):
                 live = builder.icmp_signed("<", ir.Constant(i64t, r), mv)
-                for h in range(NV):
+                for h in range(nvr):
                     cnt = builder.select(live, builder.sub(nv, ir.Constant(i64t, h * VW)), ir.Constant(i64t, 0))
                     out.append(simd.lane_mask(builder, cnt))
             return out
@@ -144,20 +146,20 @@ def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, fl
         # Full blocks (the common case) load and store without masks: computing
         # 2*MR masks costs as much as a short K loop.
         full = builder.and_(builder.icmp_signed("==", mv, ir.Constant(i64t, MR)),
-                            builder.icmp_signed("==", nv, ir.Constant(i64t, NR)))
+                            builder.icmp_signed("==", nv, ir.Constant(i64t, nvr * VW)))
         # The sums start from zero and C (a later K slice) is added after the
         # loop: its lines, hinted into L1 now, arrive while the loop runs
         # instead of stalling its start (C is L3-resident on big GEMMs).
         for x in caddr:
             simd.prefetch(builder, x)
-        init = [ir.Constant(simd.vec(), [0.0] * VW)] * (MR * NV)
+        init = [ir.Constant(simd.vec(), [0.0] * VW)] * (MR * nvr)
 
         def step(k, acc, packed):
             bk = builder.add(b, builder.mul(builder.mul(k, ldb), four))
-            bv = [simd.vload(builder, builder.add(bk, ir.Constant(i64t, 4 * VW * h))) for h in range(NV)]
+            bv = [simd.vload(builder, builder.add(bk, ir.Constant(i64t, 4 * VW * h))) for h in range(nvr)]
             # B rows stream from L2 or memory: ask for the rows PREFETCH_ROWS ahead now.
             ahead = builder.add(bk, builder.mul(builder.mul(ldb, four), ir.Constant(i64t, PREFETCH_ROWS)))
-            for line in range(0, NR * 4, 64):
+            for line in range(0, nvr * VW * 4, 64):
                 simd.prefetch(builder, builder.add(ahead, ir.Constant(i64t, line)))
             new = []
             # Packed A (MR-row panels, all weights) puts row r at a constant
@@ -171,8 +173,8 @@ def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, fl
                 addr = builder.add(ak, ir.Constant(i64t, 4 * r)) if packed else builder.add(rows[r], koff)
                 s = builder.load(builder.inttoptr(addr, f32t.as_pointer()), align=4)
                 sv = simd.splat(builder, s)
-                for h in range(NV):
-                    new.append(simd.fma(builder, sv, bv[h], acc[r * NV + h]))
+                for h in range(nvr):
+                    new.append(simd.fma(builder, sv, bv[h], acc[r * nvr + h]))
             return new
 
         # Unrolling this loop by 2 or 4 measured no faster: LLVM's loop is already 3 uops of overhead.
@@ -195,7 +197,7 @@ def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, fl
                 live = builder.icmp_signed("<", ir.Constant(i64t, r), mv)
                 none = ir.Constant(ir.VectorType(ir.IntType(1), VW), [0] * VW)
                 row = builder.mul(builder.mul(ir.Constant(i64t, r), ldc), four)
-                for h in range(NV):
+                for h in range(nvr):
                     o1, n1, o2, s2, e2 = m[5 * h:5 * h + 5]
                     m1 = simd.lane_mask(builder, n1)
                     m2 = builder.and_(simd.lane_mask(builder, e2), builder.not_(simd.lane_mask(builder, s2)))
@@ -215,7 +217,14 @@ def _micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, fl
                                      res, flags)
         return ir.Constant(i64t, 0)
 
-    return sig, codegen
+    micro.__name__ = micro.__qualname__ = f"_micro_{nvr}v"
+    return intrinsic(micro)
+
+
+_micro = _make_micro(NV)
+# Half-width blocks for a last panel of at most VW columns: the FMAs of the
+# empty vector are skipped (14x14 planes: 196 pixels = 6 panels + 4 columns).
+_micro_half = _make_micro(1)
 
 
 def _kloop(builder, k0, acc0, unroll, kk, step):
@@ -288,7 +297,8 @@ def _store_block(builder, acc, targets, c, mv, ep, bias, res, flags):
         for r in range(MR):
             bv = simd.splat(builder, builder.load(builder.inttoptr(
                 _row_addr(builder, bias, r, mv, ir.Constant(i64t, 1)), f32t.as_pointer()), align=4))
-            out += [builder.fadd(v, bv) for v in vals[r * NV:(r + 1) * NV]]
+            per = len(vals) // MR  # vectors per row: NV, or 1 in the half-width kernel
+            out += [builder.fadd(v, bv) for v in vals[r * per:(r + 1) * per]]
         return out
 
     def add_block(vals, shift):
@@ -511,8 +521,13 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
                             cblk = c + (i0 * ldc + cj) * 4
                             bias = cadd + i0 * sci * 4 if fl & FAST_BIAS else cblk
                             rblk = res + (i0 * ldc + cj) * 4 if fl & FAST_RES else cblk
-                            _micro(ab + (ib * ablk if pack_a else (ic // MR + ib) * ablk) * 4, asai, asak, bp, lb,
-                                   cblk, ldc, kc, mv, nv, epa, bias, rblk, fl, gmap + jp * GMAP_INTS * 8)
+                            ai = ab + (ib * ablk if pack_a else (ic // MR + ib) * ablk) * 4
+                            if nv > VW:
+                                _micro(ai, asai, asak, bp, lb, cblk, ldc, kc, mv, nv, epa, bias, rblk, fl,
+                                       gmap + jp * GMAP_INTS * 8)
+                            else:
+                                _micro_half(ai, asai, asak, bp, lb, cblk, ldc, kc, mv, nv, epa, bias, rblk, fl,
+                                            gmap + jp * GMAP_INTS * 8)
                             if last and fast < 0:
                                 _epilogue(cv, i0 * ldc + j0, ldc, mv, nv, ep, cav, i0 * sci + j0 * scj, sci, scj, rv)
     return 0

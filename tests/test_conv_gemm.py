@@ -122,7 +122,7 @@ def test_conv_residual_activation(dw, act):
 @pytest.mark.parametrize("xshape,wshape,attrs", [
     ((1, 32, 20, 19), (24, 32, 3, 3), {"pads": [1, 1, 1, 1]}),                  # K in two slices, read back mapped
     ((1, 6, 40, 37), (10, 6, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2]}),  # stride 2
-    ((1, 8, 14, 14), (20, 8, 3, 3), {"pads": [1, 1, 1, 1]}),                    # grid rows exactly one vector wide
+    ((1, 8, 20, 14), (20, 8, 3, 3), {"pads": [1, 1, 1, 1]}),                    # grid rows exactly one vector wide
 ])
 @pytest.mark.parametrize("act", [None, ("Relu", {}), ("Sigmoid", {})])
 def test_conv_grid_straight_to_image(xshape, wshape, attrs, act):

@@ -99,6 +99,12 @@ def _gemm_tiles(plan, images, cout_g, npix, kk):
     return npb, ppt, ncob, cpt
 
 
+def _column_cost(ncols):
+    """Register-block vectors a row block spends on ``ncols`` columns (a last panel of <= VW columns is half-width)."""
+    rem = ncols % NR
+    return (ncols // NR) * (NR // VW) + -(-rem // VW)
+
+
 def pack_panels(w, groups):
     """Weights ``[Cout, cin_g, ...]`` as per-group ``MR``-row panels ``[G, nblk, K, MR]`` (zero-padded rows)."""
     cout = w.shape[0]
@@ -224,12 +230,13 @@ class Conv(Lowering):
             Conv._conv_maxpool(node, plan, pool, xp, koffs, w, b, ep, y, n, c, cout, oh, ow, wq, pstride, kk)
             return
         npix = oh * ow
-        if npix <= SMALL_PIX and -(-npix // NR) < -(-ngrid // NR):
-            # Small planes whose grid columns need a whole panel more than the
-            # image's pixels (13x13: 7 against 6): pack the pixels' columns
-            # once, without the grid's extra columns. Squeezenet at 2 cores,
-            # a 13x13 64->256 layer with its passes 0.26 -> 0.21 ms, the model
-            # -3.7% (im2col instead: -1.8%, its short runs cost 0.07 ms).
+        if npix <= SMALL_PIX and _column_cost(npix) < _column_cost(ngrid):
+            # Small planes whose grid columns cost more register blocks than the
+            # image's pixels (13x13: 6.5 panels against 6; 14x14: 7 against
+            # 6.5): pack the pixels' columns once, without the grid's extra
+            # columns. Squeezenet at 2 cores, a 13x13 64->256 layer with its
+            # passes 0.26 -> 0.21 ms, the model -3.7% (im2col instead: -1.8%,
+            # its short runs cost 0.07 ms).
             npan = -(-npix // NR)
             cols = plan.temp((n * g * npan * kk * NR,), np.float32, "conv_cols")
             nt, per = plan.split(kk, npix)
