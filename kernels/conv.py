@@ -266,13 +266,13 @@ def f32_conv_maxpool(p, tile, scratch):
 
 
 def conv_maxpool_scratch(cout, band_rows, ow):
-    """Scratch floats of ``f32_conv_maxpool``: the GEMM core's and a band of conv rows (+ what the pool over-reads)."""
-    return GEMM_SCRATCH + cout * band_rows * ow + 4 * VW
+    """Scratch floats of ``f32_conv_maxpool``: the GEMM core's and a band of conv rows."""
+    return GEMM_SCRATCH + cout * band_rows * ow
 
 
 @tile_kernel
 def f32_pack_pixels(p, tile, scratch):
-    n_ig, kk, oh_n, ow_n, wq, igs, per, nt = p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
+    kk, oh_n, ow_n, wq, igs, per, nt = p[4], p[5], p[6], p[7], p[8], p[9], p[10]  # p[3]: image-groups
     npix = oh_n * ow_n
     npan = (npix + NR - 1) // NR
     ig = tile // nt

@@ -222,12 +222,15 @@ class Conv(Lowering):
         phase = (rd % st[0]) * ph_c + cd % st[1]
         koffs = plan.weight((ci * pstride + phase * pq + rd // st[0] * wq + cd // st[1]).reshape(-1).astype(np.int64),
                             "conv_koffs")
+        wname = plan.weight(pack_panels(w, g), "conv_w")
+        bname = b.name if b is not None else ep
+        rname = res.name if res is not None else ep
         pool = node.attrs.get("_maxpool")
         if pool is not None:
             if not (fast_ep and wq >= VW and g == 1):
                 raise node_error(node, "internal: a fused max pool needs a register epilogue, group 1 and grid rows "
                                        f"of at least {VW} pixels")
-            Conv._conv_maxpool(node, plan, pool, xp, koffs, w, b, ep, y, n, c, cout, oh, ow, wq, pstride, kk)
+            Conv._conv_maxpool(node, plan, pool, xp, koffs, wname, bname, ep, y, n, c, cout, oh, ow, wq, pstride, kk)
             return
         npix = oh * ow
         if npix <= SMALL_PIX and _column_cost(npix) < _column_cost(ngrid):
@@ -247,9 +250,8 @@ class Conv(Lowering):
             plan.need_scratch(scratch_floats(kk) * 4)
             ints = [n, c, h, wd, cout, oh, ow, kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1],
                     g, cout_g, cin_g, cpt, ppt, ncob, npb, FROM_COLS, PIX_BLOCK, 0, 0, 0, 0]
-            plan.add(node, "f32_conv_gemm", [cols, plan.weight(pack_panels(w, g), "conv_w"),
-                                             b.name if b is not None else ep, ep, res.name if res is not None else ep,
-                                             ep], [y.name], ints, n * g * ncob * npb, flops=2 * n * cout * npix * kk)
+            plan.add(node, "f32_conv_gemm", [cols, wname, bname, ep, rname, ep], [y.name], ints, n * g * ncob * npb,
+                     flops=2 * n * cout * npix * kk)
             return
         npb, ppt, ncob, cpt = _gemm_tiles(plan, n * g, cout_g, ngrid, kk)
         plan.need_scratch(scratch_floats(kk) * 4)
@@ -259,9 +261,6 @@ class Conv(Lowering):
         to_image = fast_ep and wq >= VW
         ints = [n, c, h, wd, cout, oh, ow, kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1],
                 g, cout_g, cin_g, cpt, ppt, ncob, npb, mode, PIX_BLOCK, hq, wq, pstride, int(to_image)]
-        wname = plan.weight(pack_panels(w, g), "conv_w")
-        bname = b.name if b is not None else ep
-        rname = res.name if res is not None else ep
         if to_image:
             plan.add(node, "f32_conv_gemm", [src, wname, bname, ep, rname, koffs], [y.name], ints,
                      n * g * ncob * npb, flops=2 * n * cout * ngrid * kk)
@@ -275,7 +274,7 @@ class Conv(Lowering):
                  flops=n * cout * oh * ow)
 
     @staticmethod
-    def _conv_maxpool(node, plan, pool, xp, koffs, w, b, ep, y, n, c, cout, oh, ow, wq, pstride, kk):
+    def _conv_maxpool(node, plan, pool, xp, koffs, wname, bname, ep, y, n, c, cout, oh, ow, wq, pstride, kk):
         """Emit ``f32_conv_maxpool``: tiles of pooled rows, each computing the conv rows it reads into scratch.
 
         Its windows' rows are computed once per tile, plus the ``kh - sh``
@@ -290,8 +289,7 @@ class Conv(Lowering):
         plan.need_scratch(conv_maxpool_scratch(cout, band_rows, ow) * 4)
         ints = [n, c, cout, oh, ow, wq, pstride, kk, pk[0], pk[1], ps[0], ps[1], pb[0], pb[1], poh, pow_, per,
                 band_rows, nt]
-        plan.add(node, "f32_conv_maxpool", [xp, plan.weight(pack_panels(w, 1), "conv_w"),
-                                            b.name if b is not None else ep, ep, ep, koffs], [y.name], ints, n * nt,
+        plan.add(node, "f32_conv_maxpool", [xp, wname, bname, ep, ep, koffs], [y.name], ints, n * nt,
                  flops=2 * n * cout * oh * ow * kk)
 
     @staticmethod
