@@ -15,7 +15,7 @@ import numpy as np
 from tilerun.kernels.abi import kernel_address
 
 from .memory import ALIGN, align_up, plan_offsets
-from .tiling import split
+from .tiling import split, split_even
 
 ARENA, WEIGHT = 0, 1
 
@@ -101,6 +101,10 @@ class PlanBuilder:
     def split(self, items, cost_per_item, granule=1):
         """Tiles for ``items`` independent items of ``cost_per_item`` each: ``(n_tiles, per_tile)``."""
         return split(items, cost_per_item, self.num_workers, granule)
+
+    def split_even(self, items, cost_per_item, granule):
+        """Tiles for ``items`` dealt in near-equal runs of whole granules (``tiling.split_even``): ``n_tiles``."""
+        return split_even(items, cost_per_item, self.num_workers, granule)
 
     def _declare(self, name):
         if name not in self.tensors:

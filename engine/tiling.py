@@ -39,6 +39,39 @@ def split(items, cost_per_item, num_workers, granule=1):
     return tiles, per
 
 
+def even_bounds(t, n_tiles, units):
+    """First unit of tile ``t`` when ``units`` are dealt evenly over ``n_tiles`` tiles (tile sizes differ by <= 1).
+
+    Kernels that take an even split compute the same ``t * units // n_tiles``.
+    """
+    return t * units // n_tiles
+
+
+def split_even(items, cost_per_item, num_workers, granule):
+    """Tiles for ``items`` split into near-equal runs of whole granules; returns ``n_tiles``.
+
+    Tile ``t`` covers granules ``[even_bounds(t), even_bounds(t + 1))`` of the
+    ``ceil(items / granule)``. Unlike ``split``'s equal tiles plus a short last
+    one, the runs differ by at most one granule, so the contiguous chunks the
+    workers take stay within a granule of each other (838 grid columns in
+    32-column panels on 2 cores: 448 against 390 columns with ``split``, 416
+    against 422 here).
+    """
+    units = -(-max(int(items), 1) // granule)
+    workers = max(int(num_workers), 1)
+    total = max(int(items), 1) * max(float(cost_per_item), 1.0)
+    want = max(1, min(int(min(total // MIN_TILE_COST, TILES_PER_WORKER * workers)), units))
+    options = []
+    for n in range(1, want + 1):
+        busiest = 0
+        for w in range(workers):
+            lo, hi = -(-w * n // workers), -(-(w + 1) * n // workers)
+            busiest = max(busiest, even_bounds(hi, n, units) - even_bounds(lo, n, units))
+        options.append((busiest, n))
+    fewest = min(o[0] for o in options)
+    return max(n for b, n in options if b <= fewest * BALANCE_SLACK)
+
+
 def _busiest(items, per, tiles, workers):
     """Items of the busiest worker when ``tiles`` tiles of ``per`` items are dealt in contiguous chunks."""
     out = 0

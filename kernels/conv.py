@@ -2,7 +2,7 @@
 
 Both read ``[X, W, bias, ep, res, TAB, Y]`` then the integers
 ``[N, C, H, W, Cout, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl, G, cout_g, cin_g,
-co_per_tile, pix_per_tile, n_cob, n_pb, direct, pix_block, hq, wq, channel stride,
+co_per_tile, pix_panels, n_cob, n_pb, direct, pix_block, hq, wq, channel stride,
 to_image]``
 (1-D convolutions arrive as H = kh = 1). ``ep`` is the GEMM core's float32
 epilogue row (``kernels.gemm.gemm_tile``): ``y = act(conv + bias + res)``,
@@ -10,8 +10,13 @@ with the bias as a per-row addend, applied while each block is hot.
 
 ``f32_conv_gemm``: ``W`` is packed per group into panels ``[G, ceil(cout_g/MR),
 K, MR]`` (zero rows pad the last panel), ``K = cin_g*kh*kw``; tile ``t`` =
-(image, group, output-channel block, pixel block). ``direct`` says where the
-GEMM's ``B`` comes from: DIRECT, a 1x1 stride-1 unpadded convolution, reads
+(image, group, output-channel block, pixel block); the ``MR``-row blocks of
+``cout_g`` and the ``pix_panels`` ``NR``-column panels of the columns are each
+dealt evenly over the ``n_cob`` and ``n_pb`` blocks (block ``b`` of ``n`` over
+``u`` units starts at unit ``b * u // n``). ``co_per_tile`` is
+``f32_conv_dw``'s alone and ``pix_panels`` is unused there.
+``direct`` says where the GEMM's ``B`` comes from: DIRECT, a 1x1 stride-1
+unpadded convolution, reads
 the activation in place; IM2COL builds ``pix_block`` (a multiple of ``NR``)
 columns of im2col at a time in scratch after the GEMM core's own, already in
 the core's packed-panel layout; FROM_COLS reads ``X`` as the whole im2col
@@ -38,7 +43,8 @@ panels with plain vector copies, and no column is built twice. The ints end
 with ``[hq, wq, channel stride, to_image]``. With ``to_image`` set (the
 epilogue runs in registers and ``wq`` holds a whole vector), the GEMM core
 stores each vector of the grid straight into the image rows it covers (two
-masked stores, see ``gemm_tile``'s ``gw``). Otherwise ``Y`` is that grid (the
+masked stores, see ``gemm_tile``'s ``gw``); a grid with ``wq == OW`` (a
+kernel one column wide) is the image itself and is stored plainly. Otherwise ``Y`` is that grid (the
 ``wq - OW`` extra columns per row included), ``ep`` a plain one, and
 ``f32_grid_out`` (``[GRID, bias, ep, res, Y]``, ints ``[N, Cout, OH, OW, wq,
 planes_per_tile]``) drops the extra columns while applying bias, residual and
@@ -182,7 +188,7 @@ def _im2col(xa, xo, colp, kk, q0, q1, cin, h, w, ow_n, kh, kw, sh, sw, dh, dw, p
 def f32_conv_gemm(p, tile, scratch):
     n_c, h, w, cout, oh_n, ow_n = p[8], p[9], p[10], p[11], p[12], p[13]
     kh, kw, sh, sw, dh, dw, pt, pl = p[14], p[15], p[16], p[17], p[18], p[19], p[20], p[21]
-    g_n, cout_g, cin_g, cpt, ppt, ncob, npb = p[22], p[23], p[24], p[25], p[26], p[27], p[28]
+    g_n, cout_g, cin_g, npan_t, ncob, npb = p[22], p[23], p[24], p[26], p[27], p[28]
     direct, pb = p[29], p[30]
     npix = oh_n * ow_n
     kk = cin_g * kh * kw
@@ -192,14 +198,17 @@ def f32_conv_gemm(p, tile, scratch):
     rest //= ncob
     g = rest % g_n
     img = rest // g_n
-    co0 = g * cout_g + cob * cpt
-    rows = min(cout_g, (cob + 1) * cpt) - cob * cpt
-    p0 = pb_i * ppt
-    p1 = min(npix, p0 + ppt)
+    nblk = (cout_g + MR - 1) // MR
+    rb0 = cob * nblk // ncob  # channel block cob: its share of the MR-row blocks, dealt evenly
+    co0 = g * cout_g + rb0 * MR
+    rows = min(cout_g, (cob + 1) * nblk // ncob * MR) - rb0 * MR
+    # Pixel block pb_i: its share of the column panels, dealt evenly (engine.tiling.split_even).
+    p0 = (pb_i * npan_t // npb) * NR
+    pend = ((pb_i + 1) * npan_t // npb) * NR
+    p1 = min(npix, pend)
     xo = (img * n_c + g * cin_g) * h * w
     yo = (img * cout + co0) * npix
-    nblk = (cout_g + MR - 1) // MR
-    a = p[1] + (g * nblk + cob * cpt // MR) * kk * MR * 4
+    a = p[1] + (g * nblk + rb0) * kk * MR * 4
     bias = p[2] + co0 * 4
     if direct == DIRECT:
         off = (yo + p0) * 4
@@ -215,8 +224,12 @@ def f32_conv_gemm(p, tile, scratch):
             b, ldb, bpk = p[0] + ((img * n_c + g * cin_g) * pstride + p0) * 4, p[5], -1
         else:
             b, ldb, bpk = p[0] + ((img * g_n + g) * ((ngrid + NR - 1) // NR) + p0 // NR) * kk * NR * 4, NR, kk * NR
-        nc = min(ngrid, p0 + ppt) - p0
-        if p[34]:  # straight to the image, the epilogue in registers
+        nc = min(ngrid, pend) - p0
+        if p[34] and wp == ow_n:  # a grid without extra columns is the image: plain stores
+            off = (yo + p0) * 4
+            gemm_tile(a, 1, MR, kk * MR, rows, b, ldb, bpk, nc, kk, p[6] + off, npix, scratch, p[3], bias, 1, 0,
+                      p[4] + off, False)
+        elif p[34]:  # straight to the image, the epilogue in registers
             gemm_tile(a, 1, MR, kk * MR, rows, b, ldb, bpk, nc, kk, p[6] + yo * 4, npix, scratch, p[3], bias, 1, 0,
                       p[4] + yo * 4, False, wp, wp - ow_n, p0)
         else:

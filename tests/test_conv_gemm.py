@@ -137,12 +137,45 @@ def test_conv_grid_straight_to_image(xshape, wshape, attrs, act):
 @pytest.mark.parametrize("xshape,wshape,attrs", [
     ((1, 16, 13, 13), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}),                        # 6 panels of pixels, 7 of grid
     ((2, 12, 11, 9), (20, 12, 3, 3), {"pads": [2, 1, 0, 1], "dilations": [2, 1]}),  # batch, dilated, asymmetric
+    ((1, 32, 7, 7), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}),    # equal cost, channel tiles: no grid copy-out
+    ((1, 64, 14, 14), (48, 64, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # the same at stride 2
 ])
 def test_conv_small_plane_packs_pixels(xshape, wshape, attrs):
     # Small planes pack the image's pixels' columns, not the padded grid's.
     m = conv_case(xshape, wshape, act=("Relu", {}), **attrs)
     with tilerun.compile_model(m) as eng:
         assert "f32_pack_pixels" in [r.kernel for r in eng.plan.rows]
+
+
+@pytest.mark.parametrize("xshape,wshape,attrs", [
+    ((1, 32, 14, 14), (40, 32, 1, 1), {"strides": [2, 2]}),                  # 1x1 stride 2 onto a 7x7 image
+    ((2, 16, 12, 9), (24, 16, 3, 1), {"pads": [1, 0, 1, 0]}),                # a kernel one column wide
+    ((1, 16, 9, 11), (20, 16, 5, 1), {"strides": [2, 2], "pads": [2, 0, 2, 0]}),
+])
+def test_conv_grid_without_extra_columns(xshape, wshape, attrs):
+    # Grid rows as wide as the image's (a kernel one column wide): the grid is
+    # the image, stored plainly even with rows narrower than a vector.
+    m = conv_case(xshape, wshape, act=("Relu", {}), **attrs)
+    with tilerun.compile_model(m) as eng:
+        assert "f32_grid_out" not in [r.kernel for r in eng.plan.rows]
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3])
+def test_conv_uneven_channel_blocks(cores):
+    # 100 channels = 13 row blocks dealt over several tiles of 1 or 2 blocks each.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 64, 9, 9)).astype(F)
+    w = (rng.standard_normal((100, 64, 3, 3)) * 0.1).astype(F)
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], [("x", F, x.shape)],
+                   [("y", F, None)], [("w", w)])
+    ref = tilerun.compile_model(m, num_cores=1).run({"x": x})[0]
+    with tilerun.compile_model(m, num_cores=cores) as eng:
+        conv = [r for r in eng.plan.rows if r.kernel == "f32_conv_gemm"]
+        got = eng.run({"x": x})[0]
+    if cores > 1:
+        assert conv[0].n_tiles > 1
+    _check(m, {"x": x}, 24)
+    np.testing.assert_array_equal(got, ref)
 
 
 def test_conv_3d_rejected():

@@ -77,26 +77,24 @@ def conv_geometry(node, xs, ws):
 
 
 def _gemm_tiles(plan, images, cout_g, npix, kk):
-    """``(n_pix_blocks, pix_per_tile, n_co_blocks, co_per_tile)`` for one image-group's GEMM.
+    """``(n_pix_blocks, pix_panels, n_co_blocks)`` for one image-group's GEMM (both split evenly).
 
     Few pixels (late layers, weights larger than activations): split output
     channels, so each tile streams only its own rows of the weights. Otherwise
-    split pixels, adding a channel split only when some worker would get no
-    tile: a channel split costs a packing pass (``f32_pack_cols``), and asking
-    for two tiles per worker measured 2-3% slower on squeezenet, ResNet-50 and
-    Inception v1 at 2 cores.
+    split the ``pix_panels`` column panels evenly (``tiling.split_even``),
+    adding a channel split only when some worker would get no tile: a channel
+    split costs a packing pass (``f32_pack_cols``), and asking for two tiles
+    per worker measured 2-3% slower on squeezenet, ResNet-50 and Inception v1
+    at 2 cores.
     """
+    npan = -(-npix // NR)
     if npix <= SMALL_PIX and cout_g >= 2 * MR:
-        ncob, cpt = plan.split(cout_g, npix * kk, granule=MR)
-        return 1, npix, ncob, cpt
-    npb, ppt = plan.split(npix, cout_g * kk, granule=NR)
-    ncob, cpt = 1, cout_g
-    want = plan.num_workers
+        return 1, npan, plan.split_even(cout_g, npix * kk, MR)
+    npb = plan.split_even(npix, cout_g * kk, NR)
+    ncob, want = 1, plan.num_workers
     if images * npb < want and cout_g > MR:
         ncob = min(-(-cout_g // MR), -(-want // (images * npb)))
-        cpt = -(-(-(-cout_g // ncob)) // MR) * MR
-        ncob = -(-cout_g // cpt)
-    return npb, ppt, ncob, cpt
+    return npb, npan, ncob
 
 
 def _column_cost(ncols):
@@ -172,14 +170,14 @@ class Conv(Lowering):
             kernel = "f32_conv_dw"
             wname = plan.weight(np.asarray(w.const, np.float32).reshape(cout, kk), "conv_w")
             tiles, cpt = plan.split(n * cout, npix * kh * kw)
-            ppt, ncob, npb = npix, tiles, 1
+            npan, ncob, npb = 0, tiles, 1
             plan.need_scratch(dw_pad_shape(h, wd, out[0], out[1], kh, kw, st[0], st[1], dl[0], dl[1], begin[0],
                                            begin[1])[3] * 4)
         else:
             kernel = "f32_conv_gemm"
             wname = plan.weight(pack_panels(w.const, g), "conv_w")
-            npb, ppt, ncob, cpt = _gemm_tiles(plan, n * g, cout_g, npix, kk)
-            tiles = n * g * ncob * npb
+            npb, npan, ncob = _gemm_tiles(plan, n * g, cout_g, npix, kk)
+            tiles, cpt = n * g * ncob * npb, 0
             plan.need_scratch((scratch_floats(kk) + (0 if direct else kk * PIX_BLOCK)) * 4)
         xname = x.name
         if kernel == "f32_conv_gemm" and ncob > 1:
@@ -190,7 +188,7 @@ class Conv(Lowering):
                 xname = self._pack_cols(node, plan, x.name, 0, n * g, npix, kk, npix, cin_g * npix)
             direct = FROM_COLS
         ints = [n, c, h, wd, cout, out[0], out[1], kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1],
-                g, cout_g, cin_g, cpt, ppt, ncob, npb, direct, PIX_BLOCK, 0, 0, 0, 0]
+                g, cout_g, cin_g, cpt, npan, ncob, npb, direct, PIX_BLOCK, 0, 0, 0, 0]
         ins = [xname, wname, b.name if b is not None else ep, ep, res.name if res is not None else ep, ep]
         plan.add(node, kernel, ins, [y.name], ints, tiles, flops=2 * n * cout * npix * kk)
 
@@ -233,34 +231,39 @@ class Conv(Lowering):
             Conv._conv_maxpool(node, plan, pool, xp, koffs, wname, bname, ep, y, n, c, cout, oh, ow, wq, pstride, kk)
             return
         npix = oh * ow
-        if npix <= SMALL_PIX and _column_cost(npix) < _column_cost(ngrid):
+        # Straight into the image needs the epilogue in registers and, where
+        # grid rows have extra columns, a grid row of at least one vector.
+        to_image = fast_ep and (wq >= VW or wq == ow)
+        npb, npan, ncob = _gemm_tiles(plan, n * g, cout_g, ngrid, kk)
+        cost_pix, cost_grid = _column_cost(npix), _column_cost(ngrid)
+        if npix <= SMALL_PIX and (cost_pix < cost_grid or cost_pix == cost_grid and (ncob > 1 or not to_image)):
             # Small planes whose grid columns cost more register blocks than the
             # image's pixels (13x13: 6.5 panels against 6; 14x14: 7 against
             # 6.5): pack the pixels' columns once, without the grid's extra
             # columns. Squeezenet at 2 cores, a 13x13 64->256 layer with its
             # passes 0.26 -> 0.21 ms, the model -3.7% (im2col instead: -1.8%,
-            # its short runs cost 0.07 ms).
+            # its short runs cost 0.07 ms). At equal cost too where the grid
+            # would be packed anyway (a channel split) or copied out
+            # (ResNet-50's 7x7 layers): one pass instead of two.
             npan = -(-npix // NR)
             cols = plan.temp((n * g * npan * kk * NR,), np.float32, "conv_cols")
-            nt, per = plan.split(kk, npix)
+            nt, per = plan.split(kk, 2 * npix)  # each element is copied twice (through a row in scratch)
             plan.need_scratch((npix + NR) * 4)
             plan.add(node, "f32_pack_pixels", [xp, koffs], [cols], [n * g, kk, oh, ow, wq, cin_g * pstride, per, nt],
                      n * g * nt, flops=n * g * kk * npix)
-            npb, ppt, ncob, cpt = _gemm_tiles(plan, n * g, cout_g, npix, kk)
+            npb, npan, ncob = _gemm_tiles(plan, n * g, cout_g, npix, kk)
             plan.need_scratch(scratch_floats(kk) * 4)
             ints = [n, c, h, wd, cout, oh, ow, kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1],
-                    g, cout_g, cin_g, cpt, ppt, ncob, npb, FROM_COLS, PIX_BLOCK, 0, 0, 0, 0]
+                    g, cout_g, cin_g, 0, npan, ncob, npb, FROM_COLS, PIX_BLOCK, 0, 0, 0, 0]
             plan.add(node, "f32_conv_gemm", [cols, wname, bname, ep, rname, ep], [y.name], ints, n * g * ncob * npb,
                      flops=2 * n * cout * npix * kk)
             return
-        npb, ppt, ncob, cpt = _gemm_tiles(plan, n * g, cout_g, ngrid, kk)
         plan.need_scratch(scratch_floats(kk) * 4)
         mode, src = GRID, xp
         if ncob > 1:  # tiles split output channels: pack the columns once for all of them
             mode, src = GRID_COLS, Conv._pack_cols(node, plan, xp, koffs, n * g, ngrid, kk, 0, cin_g * pstride)
-        to_image = fast_ep and wq >= VW
         ints = [n, c, h, wd, cout, oh, ow, kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1],
-                g, cout_g, cin_g, cpt, ppt, ncob, npb, mode, PIX_BLOCK, hq, wq, pstride, int(to_image)]
+                g, cout_g, cin_g, 0, npan, ncob, npb, mode, PIX_BLOCK, hq, wq, pstride, int(to_image)]
         if to_image:
             plan.add(node, "f32_conv_gemm", [src, wname, bname, ep, rname, koffs], [y.name], ints,
                      n * g * ncob * npb, flops=2 * n * cout * ngrid * kk)

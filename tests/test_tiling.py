@@ -1,0 +1,41 @@
+"""Tile counts: every item covered once, and the workers' chunks as even as the granule allows."""
+import pytest
+
+from tilerun.tiling import even_bounds, split, split_even
+
+
+def _chunks(bounds, n_tiles, workers):
+    """Units of each worker's contiguous chunk of tiles, as the executor deals them."""
+    return [bounds[-(-(w + 1) * n_tiles // workers)] - bounds[-(-w * n_tiles // workers)] for w in range(workers)]
+
+
+@pytest.mark.parametrize("items,cost,workers,granule", [
+    (838, 512 * 4608, 2, 32),   # a 512-channel 28x28 grid: 27 panels
+    (781, 128 * 288, 2, 32),    # 27x27 squeezenet expand
+    (100, 81 * 576, 2, 8),      # 100 output channels in 8-row blocks
+    (3136, 64 * 576, 16, 32),
+    (5, 10, 2, 8),              # less than a granule: one tile
+    (1, 1, 4, 1),
+])
+def test_split_even_covers_and_balances(items, cost, workers, granule):
+    units = -(-items // granule)
+    n = split_even(items, cost, workers, granule)
+    assert 1 <= n <= units
+    bounds = [even_bounds(t, n, units) for t in range(n + 1)]
+    assert bounds[0] == 0 and bounds[-1] == units
+    sizes = [b - a for a, b in zip(bounds, bounds[1:])]
+    assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+    chunks = _chunks(bounds, n, workers)
+    # the busiest worker is within one tile of the even share
+    assert max(chunks) <= -(-units // workers) + max(sizes)
+
+
+def test_split_even_beats_equal_tiles_on_ragged_counts():
+    # 838 columns in 32-column panels, 2 workers: equal tiles leave one worker a
+    # tile more; even runs keep the chunks within one panel.
+    tiles, per = split(838, 512 * 4608, 2, 32)
+    equal = [min(838, hi * per) - min(838, lo * per) for lo, hi in ((0, -(-tiles // 2)), (-(-tiles // 2), tiles))]
+    n = split_even(838, 512 * 4608, 2, 32)
+    bounds = [even_bounds(t, n, 27) for t in range(n + 1)]
+    even = [32 * c for c in _chunks(bounds, n, 2)]
+    assert max(even) - min(even) <= 32 < max(equal) - min(equal)
