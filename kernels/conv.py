@@ -44,15 +44,16 @@ with ``[hq, wq, channel stride, to_image]``. With ``to_image`` set (the
 epilogue runs in registers and ``wq`` holds a whole vector), the GEMM core
 stores each vector of the grid straight into the image rows it covers (two
 masked stores, see ``gemm_tile``'s ``gw``); a grid with ``wq == OW`` (a
-kernel one column wide) is the image itself and is stored plainly. Otherwise ``Y`` is that grid (the
-``wq - OW`` extra columns per row included), ``ep`` a plain one, and
-``f32_grid_out`` (``[GRID, bias, ep, res, Y]``, ints ``[N, Cout, OH, OW, wq,
-planes_per_tile]``) drops the extra columns while applying bias, residual and
-activation: the pass that storing straight into the image saves measured
--1% on ResNet-50 and squeezenet at 2 cores, -7% on a 7x7 stem layer alone. Chosen over im2col by measurement on ResNet-50 (1 thread, stride
-1): 64 channels at 56x56 went from 1.94 to 1.44 ms, 256 channels at 14x14
-from 1.92 to 1.60 ms; the copy and the extra pass cost far less than
-building every column. Larger strides keep im2col.
+kernel one column wide) is the image itself and is stored plainly.
+Otherwise ``Y`` is that grid (the ``wq - OW`` extra columns per row
+included), ``ep`` a plain one, and ``f32_grid_out`` (``[GRID, bias, ep, res,
+Y]``, ints ``[N, Cout, OH, OW, wq, planes_per_tile]``) drops the extra
+columns while applying bias, residual and activation: the pass that storing
+straight into the image saves measured -1% on ResNet-50 and squeezenet at 2
+cores, -7% on a 7x7 stem layer alone. Chosen over im2col by measurement on
+ResNet-50 (1 thread, stride 1): 64 channels at 56x56 went from 1.94 to 1.44
+ms, 256 channels at 14x14 from 1.92 to 1.60 ms; the copy and the extra pass
+cost far less than building every column. Larger strides keep im2col.
 
 ``f32_conv_maxpool`` is a GRID convolution followed by a max pool (the
 graph's ``Conv [-> activation] -> MaxPool``): ``[X (padded planes), W, bias,
