@@ -245,13 +245,12 @@ class Conv(Lowering):
             # its short runs cost 0.07 ms). At equal cost too where the grid
             # would be packed anyway (a channel split) or copied out
             # (ResNet-50's 7x7 layers): one pass instead of two.
-            npan = -(-npix // NR)
+            npb, npan, ncob = _gemm_tiles(plan, n * g, cout_g, npix, kk)
             cols = plan.temp((n * g * npan * kk * NR,), np.float32, "conv_cols")
             nt, per = plan.split(kk, 2 * npix)  # each element is copied twice (through a row in scratch)
             plan.need_scratch((npix + NR) * 4)
             plan.add(node, "f32_pack_pixels", [xp, koffs], [cols], [n * g, kk, oh, ow, wq, cin_g * pstride, per, nt],
                      n * g * nt, flops=n * g * kk * npix)
-            npb, npan, ncob = _gemm_tiles(plan, n * g, cout_g, npix, kk)
             plan.need_scratch(scratch_floats(kk) * 4)
             ints = [n, c, h, wd, cout, oh, ow, kh, kw, st[0], st[1], dl[0], dl[1], begin[0], begin[1],
                     g, cout_g, cin_g, 0, npan, ncob, npb, FROM_COLS, PIX_BLOCK, 0, 0, 0, 0]
