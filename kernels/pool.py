@@ -14,12 +14,12 @@ Indices outputs of MaxPool are not produced here.
 
 ``f32_pool2d`` is the fast path for 2-D windows without dilation and with a
 column stride of 1 or 2 (the CNN cases): ``[x, y, planes, H, W, OH, OW, kH,
-kW, sH, sW, bH, bW, eH, eW, op, planes_per_tile]``, tile = planes. Each plane
-is copied into a padded buffer (border = -inf for max, 0 for average, filled
-once per tile), so every tap of up to four output vectors is one plain vector
-load and a max or add in registers; the average's divisor is separable (valid
-rows x valid columns) and applied as two reciprocals. It needs
-``pool2d_scratch(...)`` floats of scratch.
+kW, sH, sW, bH, bW, eH, eW, op, planes_per_tile]``, tile = planes. A max pool
+reads each plane in place (``maxpool_rows``). An average copies each plane
+into a zero-bordered buffer (the border filled once per tile), so every tap
+of up to four output vectors is one plain vector load and an add in
+registers; its divisor is separable (valid rows x valid columns) and applied
+as two reciprocals. Averages need ``pool2d_scratch(...)`` floats of scratch.
 """
 import numba
 import numpy as np
@@ -238,11 +238,6 @@ def _tap(src, sw):
 
 
 @numba.njit(inline="always")
-def _comb_v(op, a, b):
-    return v_max(a, b) if op == MAX else v_add(a, b)
-
-
-@numba.njit(inline="always")
 def _count(o, s, b, e, k, n, op):
     """Taps of window ``o`` that count for the average: inside the input, or the padded input (AVG_INCL)."""
     lo_lim, hi_lim = (0, n) if op != AVG_INCL else (-b, n + e)
@@ -251,22 +246,17 @@ def _count(o, s, b, e, k, n, op):
 
 
 @numba.njit(inline="always")
-def _pool2d(p, tile, scratch, op):
+def _avgpool2d(p, tile, scratch, op):
     planes, H, W, OH, OW = p[2], p[3], p[4], p[5], p[6]
     kH, kW, sH, sW, bH, bW, eH, eW, per = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[16]
-    if op == MAX:  # straight from the input, no padded copy (squeezenet's 2 pools 0.143 -> 0.120 ms span)
-        for pl in range(tile * per, min(planes, tile * per + per)):
-            maxpool_rows(p[0] + pl * H * W * 4, H, W, p[1] + pl * OH * OW * 4, OH, OW, kH, kW, sH, sW, bH, bW)
-        return 0
     hp, wp, nf = pool2d_scratch(H, W, OH, OW, kH, kW, sH, sW, bH, bW)
     padp = scratch
     invca = scratch + (nf - OW - VW) * 4
     invc = f32(invca, OW)
-    init = np.float32(-np.inf) if op == MAX else np.float32(0)
+    init = np.float32(0)
     _fill(padp, v_splat(init), nf - OW - VW)
-    if op != MAX:
-        for ow in range(OW):
-            invc[ow] = np.float32(1) / np.float32(_count(ow, sW, bW, eW, kW, W, op))
+    for ow in range(OW):
+        invc[ow] = np.float32(1) / np.float32(_count(ow, sW, bW, eW, kW, W, op))
     step = VW * sW * 4
     for pl in range(tile * per, min(planes, tile * per + per)):
         for ih in range(H):
@@ -277,7 +267,7 @@ def _pool2d(p, tile, scratch, op):
         for oh in range(OH):
             base = padp + oh * sH * wp * 4
             yr = p[1] + (pl * OH + oh) * OW * 4
-            rinv = np.float32(1) / np.float32(_count(oh, sH, bH, eH, kH, H, op)) if op != MAX else np.float32(1)
+            rinv = np.float32(1) / np.float32(_count(oh, sH, bH, eH, kH, H, op))
             for o in range(0, OW, 4 * VW):
                 nvec = min(4, (OW - o + VW - 1) // VW)
                 a0 = v_splat(init)
@@ -288,20 +278,20 @@ def _pool2d(p, tile, scratch, op):
                     rowp = base + (ki * wp + o * sW) * 4
                     for kj in range(kW):
                         src = rowp + kj * 4
-                        a0 = _comb_v(op, a0, _tap(src, sW))
+                        a0 = v_add(a0, _tap(src, sW))
                         if nvec > 1:
-                            a1 = _comb_v(op, a1, _tap(src + step, sW))
+                            a1 = v_add(a1, _tap(src + step, sW))
                             if nvec > 2:
-                                a2 = _comb_v(op, a2, _tap(src + 2 * step, sW))
+                                a2 = v_add(a2, _tap(src + 2 * step, sW))
                                 if nvec > 3:
-                                    a3 = _comb_v(op, a3, _tap(src + 3 * step, sW))
-                _out(op, yr, o, OW, a0, rinv, invca)
+                                    a3 = v_add(a3, _tap(src + 3 * step, sW))
+                _out(yr, o, OW, a0, rinv, invca)
                 if nvec > 1:
-                    _out(op, yr, o + VW, OW, a1, rinv, invca)
+                    _out(yr, o + VW, OW, a1, rinv, invca)
                     if nvec > 2:
-                        _out(op, yr, o + 2 * VW, OW, a2, rinv, invca)
+                        _out(yr, o + 2 * VW, OW, a2, rinv, invca)
                         if nvec > 3:
-                            _out(op, yr, o + 3 * VW, OW, a3, rinv, invca)
+                            _out(yr, o + 3 * VW, OW, a3, rinv, invca)
     return 0
 
 
@@ -375,18 +365,20 @@ def _max_col(xv, w, r0, k0, k1, col0, kw):
 
 
 @numba.njit(inline="always")
-def _out(op, yr, o, ow_n, v, rinv, invca):
+def _out(yr, o, ow_n, v, rinv, invca):
     n = ow_n - o
-    if op != MAX:
-        v = v_mul(v_mul(v, v_splat(rinv)), _load_n(invca + o * 4, n))
-    v_store_n(yr + o * 4, v, n)
+    v_store_n(yr + o * 4, v_mul(v_mul(v, v_splat(rinv)), _load_n(invca + o * 4, n)), n)
 
 
 @tile_kernel
 def f32_pool2d(p, tile, scratch):
     op = p[15]
-    if op == MAX:
-        return _pool2d(p, tile, scratch, MAX)
+    if op == MAX:  # straight from the input, no padded copy (squeezenet's 2 pools 0.143 -> 0.120 ms span)
+        planes, H, W, OH, OW, per = p[2], p[3], p[4], p[5], p[6], p[16]
+        for pl in range(tile * per, min(planes, tile * per + per)):
+            maxpool_rows(p[0] + pl * H * W * 4, H, W, p[1] + pl * OH * OW * 4, OH, OW, p[7], p[8], p[9], p[10],
+                         p[11], p[12])
+        return 0
     if op == AVG_EXCL:
-        return _pool2d(p, tile, scratch, AVG_EXCL)
-    return _pool2d(p, tile, scratch, AVG_INCL)
+        return _avgpool2d(p, tile, scratch, AVG_EXCL)
+    return _avgpool2d(p, tile, scratch, AVG_INCL)

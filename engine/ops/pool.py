@@ -112,11 +112,13 @@ class _Pool(Lowering):
         taps = math.prod(kernel)
         op = MAX if self.kind == "max" else (AVG_INCL if int(node.attrs.get("count_include_pad", 0)) else AVG_EXCL)
         if len(out) == 2 and dil == [1, 1] and strides[1] in (1, 2):
-            # The common CNN window: planes through a padded copy, vectors in registers.
+            # The common CNN window, vectors in registers: max pools read the
+            # planes in place, averages through a zero-bordered copy in scratch.
             H, W = x.shape[2:]
             tiles, per = plan.split(planes, oh * ow * taps)
-            plan.need_scratch(pool2d_scratch(H, W, oh, ow, kernel[0], kernel[1], strides[0], strides[1],
-                                             begin[0], begin[1])[2] * 4)
+            if op != MAX:
+                plan.need_scratch(pool2d_scratch(H, W, oh, ow, kernel[0], kernel[1], strides[0], strides[1],
+                                                 begin[0], begin[1])[2] * 4)
             plan.add(node, "f32_pool2d", [x.name], [y.name],
                      [planes, H, W, oh, ow, kernel[0], kernel[1], strides[0], strides[1], begin[0], begin[1],
                       end[0], end[1], op, per], tiles, flops=y.size * taps)
