@@ -296,16 +296,16 @@ def _avgpool2d(p, tile, scratch, op):
 
 
 @numba.njit(nogil=True)
-def maxpool_rows(x, h, w, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
-    """Max-pool the ``h x w`` plane at byte address ``x`` into ``oh_n x ow_n`` at ``y``, in place of a padded copy.
+def maxpool_rows(x, h, w, ld, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
+    """Max-pool the ``h x w`` plane at byte address ``x`` (rows ``ld >= w`` floats apart) into ``oh_n x ow_n`` at ``y``.
 
     Pooled row ``r`` reads rows ``r*sh - top + [0, kh)``, column ``c``
     columns ``c*sw - pw + [0, kw)``; taps outside the plane are padding.
     Columns whose taps are all inside run as vectors straight from the
     plane (nothing outside the plane is read); the few border columns tap by
-    tap. ``sw`` is 1 or 2.
+    tap. ``sw`` is 1 or 2. Reads the plane in place, no padded copy.
     """
-    xv = f32(x, h * w)
+    xv = f32(x, h * ld)
     yv = f32(y, oh_n * ow_n)
     ninf = np.float32(-np.inf)
     c_lo = min(ow_n, (pw + sw - 1) // sw)
@@ -328,11 +328,11 @@ def maxpool_rows(x, h, w, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
                 for kj in range(0, kw, 2):
                     lo = v_splat(ninf)
                     hi = lo
-                    at = x + ((r0 + k0) * w + c * 2 - pw + kj) * 4
+                    at = x + ((r0 + k0) * ld + c * 2 - pw + kj) * 4
                     for _ in range(k0, k1):
                         lo = v_max(lo, v_load(at))
                         hi = v_max(hi, v_load(at + VW * 4))
-                        at += w * 4
+                        at += ld * 4
                     acc = v_max(acc, v_even(lo, hi))
                     if kj + 1 < kw:
                         acc = v_max(acc, v_odd(lo, hi))
@@ -342,25 +342,25 @@ def maxpool_rows(x, h, w, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
             nv = min(VW, c_hi - c)
             acc = v_splat(ninf)
             for ki in range(k0, k1):
-                rowp = x + ((r0 + ki) * w + c * sw - pw) * 4
+                rowp = x + ((r0 + ki) * ld + c * sw - pw) * 4
                 for kj in range(kw):
                     src = rowp + kj * 4
                     acc = v_max(acc, _load_n(src, nv) if sw == 1 else v_load2_n(src, nv))
             v_store_n(yr + c * 4, acc, nv)
         for c in range(c_lo):
-            yv[r * ow_n + c] = _max_col(xv, w, r0, k0, k1, c * sw - pw, kw)
+            yv[r * ow_n + c] = _max_col(xv, w, ld, r0, k0, k1, c * sw - pw, kw)
         for c in range(c_hi, ow_n):
-            yv[r * ow_n + c] = _max_col(xv, w, r0, k0, k1, c * sw - pw, kw)
+            yv[r * ow_n + c] = _max_col(xv, w, ld, r0, k0, k1, c * sw - pw, kw)
     return 0
 
 
 @numba.njit(inline="always")
-def _max_col(xv, w, r0, k0, k1, col0, kw):
-    """Max over rows ``r0 + [k0, k1)`` and the columns ``col0 + [0, kw)`` inside ``[0, w)``."""
+def _max_col(xv, w, ld, r0, k0, k1, col0, kw):
+    """Max over rows ``r0 + [k0, k1)`` (``ld`` floats apart) and the columns ``col0 + [0, kw)`` inside ``[0, w)``."""
     m = np.float32(-np.inf)
     for ki in range(k0, k1):
         for col in range(max(0, col0), min(w, col0 + kw)):
-            m = _vmax(m, xv[(r0 + ki) * w + col])
+            m = _vmax(m, xv[(r0 + ki) * ld + col])
     return m
 
 
@@ -376,7 +376,7 @@ def f32_pool2d(p, tile, scratch):
     if op == MAX:  # straight from the input, no padded copy (squeezenet's 2 pools 0.143 -> 0.120 ms span)
         planes, H, W, OH, OW, per = p[2], p[3], p[4], p[5], p[6], p[16]
         for pl in range(tile * per, min(planes, tile * per + per)):
-            maxpool_rows(p[0] + pl * H * W * 4, H, W, p[1] + pl * OH * OW * 4, OH, OW, p[7], p[8], p[9], p[10],
+            maxpool_rows(p[0] + pl * H * W * 4, H, W, W, p[1] + pl * OH * OW * 4, OH, OW, p[7], p[8], p[9], p[10],
                          p[11], p[12])
         return 0
     if op == AVG_EXCL:

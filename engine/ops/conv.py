@@ -285,10 +285,10 @@ class Conv(Lowering):
         (poh, pow_), pk, ps, pb, _, _ = pool_geometry(pool, (n, cout, oh, ow))
         row_cost = ps[0] * ow * cout * kk * 2
         _, per = plan.split(poh, row_cost)
-        per = max(1, min(per, ((BAND_BYTES // (cout * ow * 4)) - pk[0]) // ps[0] + 1))
+        per = max(1, min(per, ((BAND_BYTES // (cout * wq * 4)) - pk[0]) // ps[0] + 1))
         nt = -(-poh // per)
         band_rows = min(oh, (per - 1) * ps[0] + pk[0])
-        plan.need_scratch(conv_maxpool_scratch(cout, band_rows, ow) * 4)
+        plan.need_scratch(conv_maxpool_scratch(cout, band_rows, wq) * 4)
         ints = [n, c, cout, oh, ow, wq, pstride, kk, pk[0], pk[1], ps[0], ps[1], pb[0], pb[1], poh, pow_, per,
                 band_rows, nt]
         plan.add(node, "f32_conv_maxpool", [xp, wname, bname, ep, ep, koffs], [y.name], ints, n * nt,
