@@ -5,8 +5,9 @@ a plan — and starts the runtime: one pinned worker per core serving the
 engine's request slots in the chosen scheduling mode. ``Engine.run`` checks
 every input against the compiled signature before any kernel runs, takes a
 free slot (callers are served in arrival order), copies the inputs into that
-slot's arena, sleeps until the workers finished the request and returns fresh
-output arrays. Every slot has its own arena; the packed weights are shared.
+slot's arena (or binds the caller's array in place, see ``_bind_inputs``),
+sleeps until the workers finished the request and returns fresh output
+arrays. Every slot has its own arena; the packed weights are shared.
 """
 import asyncio
 import atexit
@@ -75,6 +76,7 @@ class Engine:
         self._params = [plan.bind(a) for a in self._arenas]  # kept alive: the workers read them
         # Views into each slot's arena, made once: a request only copies through them.
         self._in_views = [[plan.view(a, n) for n in self.input_names] for a in self._arenas]
+        self._in_place = [plan.in_place_inputs(n) for n in self.input_names]
         self._out_views = [[None if n in self._constant_outputs else plan.view(a, n) for n in self.output_names]
                            for a in self._arenas]
         offsets = plan.tables["param_offsets"][:-1]
@@ -132,8 +134,7 @@ class Engine:
         except Closed:
             raise RequestError("engine was closed while the request waited for a free stream") from None
         try:
-            for view, a in zip(self._in_views[slot], arrays):
-                np.copyto(view, a)
+            self._bind_inputs(slot, arrays)
             failed, used, start_ns = self._runtime.execute(slot, trace)
             if failed is not None:
                 row = self.plan.rows[failed]
@@ -143,6 +144,21 @@ class Engine:
             return outputs, (None if trace is None else (trace[:used], start_ns))
         finally:
             self._runtime.release(slot)
+
+    def _bind_inputs(self, slot, arrays):
+        # An input that only in-bounds readers touch (a CNN's first padding
+        # pass) is read from the caller's array, as ORT reads numpy inputs:
+        # the copy was 35-45 us of squeezenet's 3.3 ms. The array outlives
+        # the request (the caller's frame holds it); a strided or misaligned
+        # one is copied and the arena address put back.
+        params = self._params[slot]
+        for view, a, where in zip(self._in_views[slot], arrays, self._in_place):
+            if where is not None and a.flags.c_contiguous and a.flags.aligned:
+                params[where[0]] = a.ctypes.data + where[1]
+                continue
+            if where is not None:
+                params[where[0]] = view.ctypes.data + where[1]
+            np.copyto(view, a)
 
     def _check_inputs(self, inputs):
         return check_inputs(self.input_names, self.input_shapes, self.input_dtypes, inputs)

@@ -18,6 +18,10 @@ from .memory import ALIGN, align_up, plan_offsets
 from .tiling import split, split_even
 
 ARENA, WEIGHT = 0, 1
+# Kernels that read their inputs strictly inside them (masked vector loads,
+# nothing past the last element): a graph input read by these alone can be the
+# caller's array itself instead of a copy in the arena (``Plan.in_place_inputs``).
+READS_IN_BOUNDS = frozenset({"f32_pad_planes"})
 
 
 @dataclass
@@ -124,8 +128,28 @@ class PlanBuilder:
             t.nbytes = int(np.prod(t.shape, dtype=np.int64)) * t.dtype.itemsize
         weights = self._pack_weights()
         arena_size = self._lay_out_arena(inputs, outputs)
+        readers = {name: self._in_bounds_readers(name, outputs) for name in inputs}
         return Plan(self.rows, self.tensors, weights, arena_size, list(inputs), list(outputs),
-                    max(self.scratch_bytes, ALIGN), self.num_workers)
+                    max(self.scratch_bytes, ALIGN), self.num_workers,
+                    {name: r for name, r in readers.items() if r})
+
+    def _in_bounds_readers(self, name, outputs):
+        """``(row, tensor slot, byte offset)`` of every read of input ``name`` and its views; [] unless all stay in bounds.
+
+        Nothing may write it, and no graph output may be it or a view of it
+        (outputs are copied out of the arena).
+        """
+        names = {n for n in self.tensors if self._root(n)[0] == name}
+        if names & set(outputs):
+            return []
+        reads = []
+        for k, row in enumerate(self.rows):
+            for pos, n in enumerate(row.inputs + row.outputs):
+                if n in names:
+                    if pos >= len(row.inputs) or row.kernel not in READS_IN_BOUNDS:
+                        return []
+                    reads.append((k, pos, self._root(n)[1]))
+        return reads
 
     def _pack_weights(self):
         offset, placed = 0, []
@@ -193,6 +217,7 @@ class Plan:
     outputs: list
     scratch_bytes: int
     num_workers: int
+    in_bounds_reads: dict = field(default_factory=dict)  # input → its (row, slot, byte offset) reads
     tables: dict = field(default=None)
 
     def __post_init__(self):
@@ -225,6 +250,20 @@ class Plan:
             if t.kind == ARENA and t.nbytes:
                 out.append((t.offset, t.offset + t.nbytes))
         return out
+
+    def in_place_inputs(self, name):
+        """``(param indices, byte offsets)`` where input ``name``'s address goes, or None if it must be copied in.
+
+        Set only for an input read by ``READS_IN_BOUNDS`` kernels alone:
+        writing a caller's array address there (plus the offset) lets the
+        request read that array in place of the arena copy.
+        """
+        reads = self.in_bounds_reads.get(name)
+        if not reads:
+            return None
+        at = self.tables["param_offsets"]
+        return (np.array([at[k] + pos for k, pos, _ in reads], np.int64),
+                np.array([off for _, _, off in reads], np.int64))
 
     def bind(self, arena):
         """Parameter rows with absolute addresses for ``arena`` (one stream's buffer)."""

@@ -5,7 +5,7 @@ import pytest
 from onnx import helper
 
 import tilerun
-from oracle import make_model
+from oracle import make_model, reference_outputs
 
 F = np.float32
 
@@ -59,6 +59,43 @@ def test_non_contiguous_input_is_accepted():
     x = np.random.default_rng(1).standard_normal((2, 3, 4, 8)).astype(F)[..., ::2]
     with tilerun.compile_model(relu_model(), batch_size=2) as eng:
         np.testing.assert_array_equal(eng.run([x])[0], np.maximum(x, 0))
+
+
+def test_stem_input_read_in_place_or_copied():
+    # A conv stem's padding pass reads the caller's array itself (no copy into
+    # the arena); a strided or misaligned array is copied instead, and every
+    # request reads its own input whichever way the one before was bound.
+    rng = np.random.default_rng(2)
+    shape = (1, 3, 19, 21)
+    w = (rng.standard_normal((8, 3, 3, 3)) / 5).astype(F)
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2])],
+                   [("x", F, shape)], [("y", F, None)], [("w", w)])
+    strided = rng.standard_normal(shape[:3] + (42,)).astype(F)[..., ::2]
+    misaligned = np.zeros(np.prod(shape) * 4 + 1, np.uint8)[1:].view(F).reshape(shape)
+    misaligned[...] = rng.standard_normal(shape)
+    assert not strided.flags.c_contiguous and not misaligned.flags.aligned
+    xs = [rng.standard_normal(shape).astype(F), strided, rng.standard_normal(shape).astype(F), misaligned,
+          rng.standard_normal(shape).astype(F)]
+    with tilerun.compile_model(m) as eng:
+        assert eng.plan.in_place_inputs("x") is not None
+        for x in xs:
+            before = x.copy()
+            np.testing.assert_allclose(eng.run([x])[0], reference_outputs(m, {"x": before})[0], rtol=1e-4, atol=1e-5)
+            np.testing.assert_array_equal(x, before)
+
+
+def test_inputs_read_by_other_kernels_or_passed_out_are_copied():
+    add = make_model([helper.make_node("Add", ["x", "x"], ["y"])], [("x", F, (4, 8))], [("y", F, None)])
+    same = make_model([helper.make_node("Identity", ["x"], ["y"])], [("x", F, (4, 8))], [("y", F, None)])
+    x = np.arange(32, dtype=F).reshape(4, 8)
+    for m, want in ((add, 2 * x), (same, x.copy())):
+        with tilerun.compile_model(m) as eng:
+            assert eng.plan.in_place_inputs("x") is None
+            y = eng.run([x])[0]
+            np.testing.assert_array_equal(y, want)
+            x[0, 0] = 99.0  # the output is the engine's own array, not the caller's input
+            np.testing.assert_array_equal(y, want)
+            x[0, 0] = 0.0
 
 
 def test_unsupported_ops_listed_together_with_node_names():
