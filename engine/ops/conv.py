@@ -211,7 +211,10 @@ class Conv(Lowering):
         # The last grid panel reads up to NR - 1 columns past the grid, from the last plane's tail.
         slack = 2 * NR + wq
         xp = plan.temp((n * c * pstride + slack,), np.float32, "conv_padded")
-        tiles, per = plan.split(n * c, pstride)
+        # A plane's cost is what it reads as well as what it writes: a stride-2
+        # 1x1 conv's pass writes a quarter of what it reads (ResNet-50's
+        # 1024-plane downsample ran as one 80 us tile while the other core idled).
+        tiles, per = plan.split(n * c, pstride + h * wd)
         plan.add(node, "f32_pad_planes", [x.name], [xp],
                  [n * c, h, wd, hq, wq, begin[0], begin[1], per, slack, st[0], st[1], ph_r, ph_c],
                  tiles, flops=n * c * pstride)
