@@ -228,9 +228,8 @@ class Conv(Lowering):
         rname = res.name if res is not None else ep
         pool = node.attrs.get("_maxpool")
         if pool is not None:
-            if not (fast_ep and wq >= VW and g == 1):
-                raise node_error(node, "internal: a fused max pool needs a register epilogue, group 1 and grid rows "
-                                       f"of at least {VW} pixels")
+            if not (fast_ep and g == 1):
+                raise node_error(node, "internal: a fused max pool needs a register epilogue and group 1")
             Conv._conv_maxpool(node, plan, pool, xp, koffs, wname, bname, ep, y, n, c, cout, oh, ow, wq, pstride, kk)
             return
         npix = oh * ow
