@@ -22,7 +22,8 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from tilerun.kernels.abi import call_tile, compiled_kernel  # noqa: E402
+from tilerun.kernels.abi import call_tile  # noqa: E402
+from tilerun.kernels.gemm import f32_gemm  # noqa: E402
 from tilerun.kernels.elementwise import IDENTITY  # noqa: E402
 from tilerun.kernels.gemm import MR, gemm_tile, scratch_floats  # noqa: E402
 from tilerun.plan import aligned_bytes  # noqa: E402
@@ -66,7 +67,7 @@ class TileGemm:
         self.params = np.array([self.a.ctypes.data, self.b.ctypes.data, self.ep.ctypes.data, self.ep.ctypes.data,
                                 self.offs.ctypes.data, self.y.ctypes.data,
                                 m, n, k, k, 1, n, 0, 0, m, n, 1, 1, 0], np.int64)
-        self.fn = compiled_kernel("f32_gemm").address
+        self.fn = f32_gemm.address
 
     def __call__(self):
         _run(self.fn, self.params.ctypes.data, self.scratch.ctypes.data)

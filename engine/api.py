@@ -138,7 +138,7 @@ class Engine:
             failed, used, start_ns = self._runtime.execute(slot, trace)
             if failed is not None:
                 row = self.plan.rows[failed]
-                raise RequestError(f"kernel {row.kernel} of node {row.node!r} ({row.op_type}) reported a fault")
+                raise RequestError(f"kernel {row.kernel.name} of node {row.node!r} ({row.op_type}) reported a fault")
             outputs = [self._constant_outputs[n].copy() if v is None else v.copy()
                        for n, v in zip(self.output_names, self._out_views[slot])]
             return outputs, (None if trace is None else (trace[:used], start_ns))

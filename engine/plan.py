@@ -1,7 +1,9 @@
 """The plan: kernel rows in order, packed weights, one arena layout, and binding.
 
-Lowerings fill a ``PlanBuilder`` with rows (kernel name, tensors read and
-written, integer parameters, tile count). ``PlanBuilder.finish`` resolves
+Lowerings fill a ``PlanBuilder`` with rows: a ``TileKernel`` and keyword
+arguments naming its declared slots (``kernels.contract``), which the builder
+checks and packs into tensors read and written and int64 parameters, plus a
+tile count. ``PlanBuilder.finish`` resolves
 views to their root buffers, lays the arena out from buffer lifetimes and
 builds the executor's tables: kernel addresses, tile counts, dependency counts
 and consumer lists, and the parameter rows with tensor slots still unbound.
@@ -12,34 +14,48 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tilerun.kernels.abi import kernel_address
+from tilerun.kernels.contract import ContractError
 
+from .errors import node_error
 from .memory import ALIGN, align_up, plan_offsets
 from .tiling import split, split_even
 
 ARENA, WEIGHT = 0, 1
-# Kernels that read their inputs strictly inside them (masked vector loads,
-# nothing past the last element): a graph input read by these alone can be the
-# caller's array itself instead of a copy in the arena (``Plan.in_place_inputs``).
-READS_IN_BOUNDS = frozenset({"f32_pad_planes"})
 
 
 @dataclass
 class Row:
-    """One kernel call over ``n_tiles`` tiles: what runs, on what, with which integers."""
-    kernel: str
+    """One kernel call over ``n_tiles`` tiles: what runs, on what tensors (None: an omitted slot), with which params."""
+    kernel: object  # kernels.contract.TileKernel
     node: str
     op_type: str
     inputs: list
     outputs: list
-    ints: list
+    params: list
     n_tiles: int
     flops: int = 0
 
     @property
     def n_params(self):
-        """Length of this row's parameter block: tensor addresses, then integers."""
-        return len(self.inputs) + len(self.outputs) + len(self.ints)
+        """Length of this row's parameter block: tensor addresses, then parameters."""
+        return len(self.inputs) + len(self.outputs) + len(self.params)
+
+    def tensors(self):
+        """Names of the tensors this row reads or writes (omitted slots left out)."""
+        return [n for n in self.inputs + self.outputs if n is not None]
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """A handle on a plan-internal tensor (a packed weight or an arena temporary)."""
+    name: str
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def size(self):
+        """Number of elements."""
+        return int(np.prod(self.shape, dtype=np.int64))
 
 
 @dataclass
@@ -67,33 +83,54 @@ class PlanBuilder:
         self._temp = 0
 
     # -- used by lowerings -------------------------------------------------
-    def add(self, node, kernel, inputs, outputs, ints, n_tiles, flops=0):
-        """Append a kernel row; ``inputs``/``outputs`` are tensor names, ``ints`` integers."""
-        if int(n_tiles) < 1:
+    def add(self, node, kernel, /, *legacy, tiles=None, flops=0, **args):
+        """Append a row of ``kernel`` over ``tiles`` tiles; ``args`` name every slot of its declared row.
+
+        Tensor slots take names or handles (graph values, ``TensorRef``);
+        parameters take ints and floats; a struct slot takes a mapping of its
+        fields. A missing, unknown or ill-typed slot raises ``ModelError``
+        naming the node, the kernel and the slot, before any kernel runs.
+        """
+        if isinstance(kernel, str):  # TRANSITION
+            from tilerun.kernels.registry import kernel as by_name
+            kernel = by_name(kernel)
+        if legacy:  # TRANSITION: positional (inputs, outputs, ints, n_tiles)
+            inputs, outputs, params, tiles = list(legacy[0]), list(legacy[1]), [int(i) for i in legacy[2]], legacy[3]
+            inputs = [getattr(v, "name", v) for v in inputs]
+            outputs = [getattr(v, "name", v) for v in outputs]
+        if int(tiles) < 1:
             # A row with no tile would never complete and would hang the request.
-            raise ValueError(f"node {node.name!r}: kernel {kernel} emitted with {n_tiles} tiles, expected >= 1")
-        for name in list(inputs) + list(outputs):
-            self._declare(name)
-        self.rows.append(Row(kernel, node.name, node.op_type, list(inputs), list(outputs),
-                             [int(i) for i in ints], int(n_tiles), int(flops)))
+            raise node_error(node, f"internal: kernel {kernel.name} emitted with {tiles} tiles, expected >= 1")
+        if not legacy:
+            try:
+                inputs, outputs, params = kernel.pack(args)
+            except ContractError as e:
+                raise node_error(node, f"internal: {e}") from None
+        for name in inputs + outputs:
+            if name is not None:
+                self._declare(name)
+        if kernel.scratch is not None:
+            self.need_scratch(kernel.scratch(args))
+        self.rows.append(Row(kernel, node.name, node.op_type, inputs, outputs, params, int(tiles), int(flops)))
 
     def weight(self, array, hint="w"):
-        """Register a packed constant (laid out as the kernel reads it); returns its tensor name."""
+        """Register a packed constant (laid out as the kernel reads it); returns its ``TensorRef``."""
         array = np.require(array, requirements="C")
         name = f"#{hint}:{len(self.weights)}"
         self.weights[name] = array
         self.tensors[name] = Tensor(name, array.shape, array.dtype, WEIGHT, 0, array.nbytes)
-        return name
+        return TensorRef(name, array.shape, array.dtype)
 
     def temp(self, shape, dtype, hint="tmp"):
-        """A plan-internal arena tensor (e.g. a staging buffer between two rows)."""
+        """A plan-internal arena tensor (e.g. a staging buffer between two rows); returns its ``TensorRef``."""
         self._temp += 1
         name = f"#{hint}:{self._temp}"
         self.tensors[name] = Tensor(name, tuple(shape), np.dtype(dtype))
-        return name
+        return TensorRef(name, tuple(shape), np.dtype(dtype))
 
     def alias(self, view, source, byte_offset=0):
         """Declare ``view`` as bytes of ``source`` starting at ``byte_offset`` (no kernel runs)."""
+        view, source = getattr(view, "name", view), getattr(source, "name", source)
         self._declare(source)
         self._declare(view)
         self.aliases[view] = (source, byte_offset)
@@ -146,7 +183,7 @@ class PlanBuilder:
         for k, row in enumerate(self.rows):
             for pos, n in enumerate(row.inputs + row.outputs):
                 if n in names:
-                    if pos >= len(row.inputs) or row.kernel not in READS_IN_BOUNDS:
+                    if pos >= len(row.inputs) or not row.kernel.reads_in_bounds:
                         return []
                     reads.append((k, pos, self._root(n)[1]))
         return reads
@@ -184,7 +221,7 @@ class PlanBuilder:
         for name in inputs:
             touch(name, -1)
         for step, row in enumerate(self.rows):
-            for name in row.inputs + row.outputs:
+            for name in row.tensors():
                 touch(name, step)
         for name in outputs:
             touch(name, n)
@@ -238,7 +275,7 @@ class Plan:
         for k, row in enumerate(rows):
             offsets[k + 1] = offsets[k] + row.n_params
         return dict(
-            fn_addr=np.array([kernel_address(r.kernel) for r in rows], np.int64),
+            fn_addr=np.array([r.kernel.address for r in rows], np.int64),
             n_tiles=np.array([r.n_tiles for r in rows], np.int64),
             deps=deps, cons_ptr=cons_ptr, cons_idx=np.array([k for c in consumers for k in c], np.int64),
             param_offsets=offsets)
@@ -246,6 +283,8 @@ class Plan:
     def _intervals(self, names):
         out = []
         for name in names:
+            if name is None:
+                continue
             t = self.tensors[name]
             if t.kind == ARENA and t.nbytes:
                 out.append((t.offset, t.offset + t.nbytes))
@@ -254,7 +293,7 @@ class Plan:
     def in_place_inputs(self, name):
         """``(param indices, byte offsets)`` where input ``name``'s address goes, or None if it must be copied in.
 
-        Set only for an input read by ``READS_IN_BOUNDS`` kernels alone:
+        Set only for an input read by ``reads_in_bounds`` kernels alone:
         writing a caller's array address there (plus the offset) lets the
         request read that array in place of the arena copy.
         """
@@ -272,15 +311,16 @@ class Plan:
         for k, row in enumerate(self.rows):
             at = int(self.tables["param_offsets"][k])
             for name in row.inputs + row.outputs:
-                t = self.tensors[name]
-                params[at] = bases[t.kind] + t.offset
+                if name is not None:
+                    t = self.tensors[name]
+                    params[at] = bases[t.kind] + t.offset
                 at += 1
-            params[at:at + len(row.ints)] = row.ints
+            params[at:at + len(row.params)] = row.params
         return params
 
     def view(self, arena, name):
         """A numpy view of tensor ``name`` inside ``arena`` (or the weights)."""
-        t = self.tensors[name]
+        t = self.tensors[getattr(name, "name", name)]
         buf = arena if t.kind == ARENA else self.weights
         return buf[t.offset:t.offset + t.nbytes].view(t.dtype).reshape(t.shape)
 

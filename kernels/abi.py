@@ -1,16 +1,17 @@
-"""The one tile-kernel ABI, the kernel registry and typed views of raw memory.
+"""The one tile-kernel ABI and typed views of raw memory.
 
 Every kernel is a plain Python function ``kernel(p, tile, scratch) -> int64``
 compiled on first use into a ``nogil`` C callable (``numba.cfunc``, cached on
-disk). ``p`` points at the op's int64 parameter row: the absolute addresses of
-its tensors followed by its integer parameters, laid out as the kernel's
-docstring says. ``tile`` is the index of the tile to compute and ``scratch``
-the address of the calling worker's scratch area. A kernel returns 0, or a
-non-zero status that fails the request.
+disk). ``p`` points at the op's int64 parameter row, laid out as the kernel's
+declared row says (:mod:`.contract`); ``param_f32`` reads a float parameter
+and ``slot_address`` gives a slot's address. ``tile`` is the index of the
+tile to compute and ``scratch`` the address of the calling worker's scratch
+area. A kernel returns 0, or a non-zero status that fails the request.
 
 The scheduler calls kernels through their addresses, so the executor is one
 small compiled loop that never changes when a kernel is added. This module
-does not decide tiles or parameters: the engine's lowerings do.
+does not decide tiles or parameters (the engine's lowerings do), and does not
+register kernels (:mod:`.contract` and :mod:`.registry` do).
 """
 import numba
 import numpy as np
@@ -24,51 +25,6 @@ from llvmlite import ir
 U = np.uint64
 
 TILE_SIGNATURE = types.int64(types.CPointer(types.int64), types.int64, types.int64)
-
-_KERNELS = {}
-_COMPILED = {}
-
-
-def tile_kernel(fn):
-    """Register ``fn`` as a tile kernel under its own name and return it unchanged."""
-    if fn.__name__ in _KERNELS:
-        raise ValueError(f"tile kernel {fn.__name__!r} registered twice")
-    _KERNELS[fn.__name__] = fn
-    return fn
-
-
-def kernel_names():
-    """Names of every registered tile kernel."""
-    _import_families()
-    return sorted(_KERNELS)
-
-
-def compiled_kernel(name):
-    """The compiled C callable of kernel ``name`` (compiled or loaded from cache once)."""
-    cf = _COMPILED.get(name)
-    if cf is None:
-        _import_families()
-        try:
-            fn = _KERNELS[name]
-        except KeyError:
-            raise KeyError(f"no tile kernel named {name!r}; known: {', '.join(sorted(_KERNELS))}") from None
-        # error_model="numpy": a float division needs no zero check (IEEE gives inf/nan), and
-        # the check would keep LLVM from vectorizing the loop around it.
-        cf = numba.cfunc(TILE_SIGNATURE, nopython=True, cache=True, error_model="numpy")(fn)
-        _COMPILED[name] = cf
-    return cf
-
-
-def kernel_address(name):
-    """Address of kernel ``name``'s C entry point, for the executor's dispatch table."""
-    return compiled_kernel(name).address
-
-
-def _import_families():
-    # The families register themselves on import; importing them here keeps
-    # the registry complete whichever module asked first.
-    from . import families  # noqa: F401
-
 
 def _view(dtype):
     ptr_type = types.CPointer(dtype)
@@ -121,3 +77,20 @@ def address_of(typingctx, arr, index):
         ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
         return builder.ptrtoint(ptr, ir.IntType(64))
     return types.int64(arr, types.intp), codegen
+
+
+@intrinsic
+def param_f32(typingctx, p, idx):
+    """The float32 parameter in slot ``idx`` of row ``p`` (its low four bytes)."""
+    def codegen(context, builder, sig, args):
+        ptr = builder.gep(args[0], [args[1]])
+        return builder.load(builder.bitcast(ptr, ir.FloatType().as_pointer()))
+    return types.float32(p, types.int64), codegen
+
+
+@intrinsic
+def slot_address(typingctx, p, idx):
+    """Absolute address of slot ``idx`` of row ``p`` (to hand a parameter struct to a shared routine)."""
+    def codegen(context, builder, sig, args):
+        return builder.ptrtoint(builder.gep(args[0], [args[1]]), ir.IntType(64))
+    return types.int64(p, types.int64), codegen

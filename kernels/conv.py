@@ -90,7 +90,8 @@ convolution.
 import numba
 import numpy as np
 
-from .abi import f32, i64, tile_kernel
+from .abi import f32, i64
+from .contract import tile_kernel
 from .elementwise import CLIP, IDENTITY, RELU, apply_activation
 from .gemm import MR, NR, gemm_tile, pack_panels, scratch_floats
 from .pool import maxpool_rows

@@ -40,7 +40,8 @@ from numba import types
 from numba.extending import intrinsic
 
 from . import simd
-from .abi import f32, i64, tile_kernel
+from .abi import f32, i64
+from .contract import tile_kernel
 from .elementwise import apply_activation
 from .simd import VW, v_load_n, v_store
 

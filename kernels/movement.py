@@ -30,7 +30,8 @@ given, so results never depend on tile boundaries.
 import numba
 import numpy as np
 
-from .abi import U, f32, i32, i64, tile_kernel, u8
+from .abi import U, f32, i32, i64, u8
+from .contract import tile_kernel
 from .abi import i8 as s8
 from .elementwise import i16, u16, u32, u64
 

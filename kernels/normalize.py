@@ -28,7 +28,8 @@ import numba
 import numpy as np
 from numba import types
 
-from .abi import U, _view, f32, i64, tile_kernel
+from .abi import U, _view, f32, i64
+from .contract import tile_kernel
 from .mathfn import exp_f32 as _exp
 
 SOFTMAX, LOGSOFTMAX = 0, 1

@@ -24,7 +24,8 @@ as two reciprocals. Averages need ``pool2d_scratch(...)`` floats of scratch.
 import numba
 import numpy as np
 
-from .abi import U, f32, tile_kernel
+from .abi import U, f32
+from .contract import tile_kernel
 from .normalize import row_max, row_sum
 from .simd import VW, v_add, v_even, v_load, v_load2_n, v_load_n as _load_n, v_max, v_mul, v_odd, v_splat, v_store_n
 

@@ -28,7 +28,7 @@ class Trace:
         for r in np.unique(self.events[:, EV_ROW]):
             ev = self.events[self.events[:, EV_ROW] == r]
             row = self.rows[int(r)]
-            out.append({"row": int(r), "node": row.node, "op_type": row.op_type, "kernel": row.kernel,
+            out.append({"row": int(r), "node": row.node, "op_type": row.op_type, "kernel": row.kernel.name,
                         "tiles": int(len(ev)),
                         "busy_ms": float((ev[:, EV_END] - ev[:, EV_START]).sum()) / 1e6,
                         "span_ms": float(ev[:, EV_END].max() - ev[:, EV_START].min()) / 1e6,
@@ -46,7 +46,7 @@ class Trace:
             row = self.rows[r]
             events.append({"name": row.node or row.op_type, "cat": row.op_type, "ph": "X", "pid": 0,
                            "tid": w, "ts": s / 1e3, "dur": max(e - s, 0) / 1e3,
-                           "args": {"row": r, "tile": t, "of_tiles": row.n_tiles, "kernel": row.kernel}})
+                           "args": {"row": r, "tile": t, "of_tiles": row.n_tiles, "kernel": row.kernel.name}})
         doc = {"traceEvents": events, "displayTimeUnit": "ms"}
         if path is not None:
             with open(path, "w") as f:

@@ -130,7 +130,7 @@ def test_conv_grid_straight_to_image(xshape, wshape, attrs, act):
     # any other activation keeps the grid temporary and its copy-out pass.
     m = conv_case(xshape, wshape, act=act, **attrs)
     with tilerun.compile_model(m) as eng:
-        kernels = [r.kernel for r in eng.plan.rows]
+        kernels = [r.kernel.name for r in eng.plan.rows]
     assert ("f32_grid_out" in kernels) == (act is not None and act[0] == "Sigmoid")
 
 
@@ -144,7 +144,7 @@ def test_conv_small_plane_packs_pixels(xshape, wshape, attrs):
     # Small planes pack the image's pixels' columns, not the padded grid's.
     m = conv_case(xshape, wshape, act=("Relu", {}), **attrs)
     with tilerun.compile_model(m) as eng:
-        assert "f32_pack_pixels" in [r.kernel for r in eng.plan.rows]
+        assert "f32_pack_pixels" in [r.kernel.name for r in eng.plan.rows]
 
 
 @pytest.mark.parametrize("xshape,wshape,attrs", [
@@ -157,7 +157,7 @@ def test_conv_grid_without_extra_columns(xshape, wshape, attrs):
     # the image, stored plainly even with rows narrower than a vector.
     m = conv_case(xshape, wshape, act=("Relu", {}), **attrs)
     with tilerun.compile_model(m) as eng:
-        assert "f32_grid_out" not in [r.kernel for r in eng.plan.rows]
+        assert "f32_grid_out" not in [r.kernel.name for r in eng.plan.rows]
 
 
 @pytest.mark.parametrize("cores", [1, 2, 3])
@@ -170,7 +170,7 @@ def test_conv_uneven_channel_blocks(cores):
                    [("y", F, None)], [("w", w)])
     ref = tilerun.compile_model(m, num_cores=1).run({"x": x})[0]
     with tilerun.compile_model(m, num_cores=cores) as eng:
-        conv = [r for r in eng.plan.rows if r.kernel == "f32_conv_gemm"]
+        conv = [r for r in eng.plan.rows if r.kernel.name == "f32_conv_gemm"]
         got = eng.run({"x": x})[0]
     if cores > 1:
         assert conv[0].n_tiles > 1

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from tilerun.kernels.abi import kernel_address
+from tilerun.kernels.diagnostic import COUNT_TILES, FAIL, any_fail, i64_count_tiles
 from tilerun.plan import aligned_bytes
 from tilerun.scheduler import Topology, topology
 from tilerun.scheduler.policies import Closed, Scheduler, SlotQueue, worker_orders
@@ -32,16 +32,18 @@ class SyntheticPlan:
         for j, k in set(edges):
             deps[k] += 1
         cons_ptr = np.cumsum([0] + [len(c) for c in consumers]).astype(np.int64)
-        kernels = ["any_fail" if r == fail_row else "i64_count_tiles" for r in range(n)]
+        kernels = [any_fail if r == fail_row else i64_count_tiles for r in range(n)]
         self.params = []
         for order, counts in zip(self.orders, self.slot_counts):
-            rows = [[fail_tile] if r == fail_row else [order.ctypes.data, counts[r].ctypes.data, n_tiles[r], r]
+            rows = [_row(FAIL, fail_tile=fail_tile) if r == fail_row else
+                    _row(COUNT_TILES, order=order.ctypes.data, counts=counts[r].ctypes.data, n_tiles=n_tiles[r],
+                         row_id=r)
                     for r in range(n)]
             flat = np.array([v for row in rows for v in row], np.int64)
             offsets = np.cumsum([0] + [len(row) for row in rows[:-1]]).astype(np.int64)
             self.params.append((flat, flat.ctypes.data + 8 * offsets))
         self.tables = dict(
-            fn_addr=np.array([kernel_address(k) for k in kernels], np.int64),
+            fn_addr=np.array([k.address for k in kernels], np.int64),
             n_tiles=np.array(n_tiles, np.int64), deps=deps, cons_ptr=cons_ptr,
             cons_idx=np.array([c for cs in consumers for c in cs], np.int64))
         self.counts = self.slot_counts[0]
@@ -54,6 +56,14 @@ class SyntheticPlan:
 
     def log(self, slot=0):
         return self.orders[slot][1:1 + self.orders[slot][0]]
+
+
+def _row(layout, **slots):
+    """A parameter row of ``layout`` with each named slot set (addresses and ints alike)."""
+    row = [0] * type(layout)._size
+    for name, value in slots.items():
+        row[getattr(layout, name)] = value
+    return row
 
 
 def random_dag(rng, n):

@@ -17,7 +17,7 @@ F = np.float32
 
 def _rows(model):
     with tilerun.compile_model(model) as eng:
-        return [(r.op_type, r.kernel) for r in eng.plan.rows]
+        return [(r.op_type, r.kernel.name) for r in eng.plan.rows]
 
 
 def _bn_inits(rng, c, prefix):

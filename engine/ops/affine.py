@@ -6,6 +6,8 @@ One ``f32_channel_affine`` row, tiles over (image, channel) planes.
 """
 import numpy as np
 
+from tilerun.kernels.affine import f32_channel_affine
+
 from .base import F32, Lowering
 from .gemm import fused_activation
 from .registry import register
@@ -25,7 +27,6 @@ class ChannelAffine(Lowering):
         hw = int(np.prod(x.shape[2:], dtype=np.int64))
         planes = x.shape[0] * c
         act, aa, ab = fused_activation(node)
-        ar = plan.weight(np.array([act, aa, ab], np.float32), "affine_act")
         tiles, per = plan.split(planes, hw)
-        plan.add(node, "f32_channel_affine", [x.name, s.name, t.name, ar], [y.name], [planes, c, hw, per], tiles,
-                 flops=2 * x.size)
+        plan.add(node, f32_channel_affine, x=x, s=s, t=t, y=y, planes=planes, channels=c, hw=hw,
+                 planes_per_tile=per, act=act, alpha=aa, beta=ab, tiles=tiles, flops=2 * x.size)

@@ -1,7 +1,7 @@
 """Lowerings of elementwise ops: activations (float32) and broadcasting binary arithmetic.
 
-Activations take their parameters as a 2-float weight. Binary ops collapse
-the broadcast to at most six axes at compile time (adjacent axes merge when
+Activations take their ``alpha``/``beta`` as float parameters. Binary ops collapse
+the broadcast to at most ``BROADCAST_AXES`` axes at compile time (adjacent axes merge when
 both inputs are contiguous or both broadcast across them), so the kernel walks
 rows of a 6-D view with per-input strides. ``Sum``, ``Max`` and ``Min`` with
 more than two inputs become a chain of binary rows. Arithmetic runs on float32
@@ -11,12 +11,12 @@ row and a Min row against its constant bounds.
 """
 import numpy as np
 
+from tilerun.kernels import elementwise as K
+
 from ..errors import node_error
 from ..ir import INT_DTYPES
 from .base import F32, Lowering, const_input, expect_dtype, expect_inputs
 from .registry import register
-
-MAX_AXES = 6
 
 
 class Unary(Lowering):
@@ -33,11 +33,13 @@ class Unary(Lowering):
         return [(inputs[0].shape, F32)]
 
     def lower(self, node, inputs, outputs, plan):
-        x, y = inputs[0], outputs[0]
-        ab = plan.weight(np.array(self.params(node), np.float32), "act")
-        n = x.size
-        tiles, chunk = plan.split(n, 1, granule=64)
-        plan.add(node, self.kernel, [x.name, ab], [y.name], [n, chunk], tiles, flops=n)
+        emit_unary(node, plan, self.kernel, inputs[0], outputs[0], *self.params(node))
+
+
+def emit_unary(node, plan, kernel, x, y, alpha=0.0, beta=0.0):
+    """One row of a ``UNARY`` kernel over every element of ``x`` into ``y``."""
+    tiles, chunk = plan.split(x.size, 1, granule=64)
+    plan.add(node, kernel, x=x, y=y, n=x.size, chunk=chunk, alpha=alpha, beta=beta, tiles=tiles, flops=x.size)
 
 
 def _unary(op_type, kernel, since=1, params=None):
@@ -47,18 +49,18 @@ def _unary(op_type, kernel, since=1, params=None):
     register(op_type, since)(cls)
 
 
-_unary("Relu", "f32_relu")
-_unary("LeakyRelu", "f32_leaky_relu", params=lambda n: (n.attrs.get("alpha", 0.01), 0.0))
-_unary("Sigmoid", "f32_sigmoid")
-_unary("Tanh", "f32_tanh")
-_unary("HardSigmoid", "f32_hard_sigmoid", params=lambda n: (n.attrs.get("alpha", 0.2), n.attrs.get("beta", 0.5)))
-_unary("HardSwish", "f32_hard_swish", since=14)
-for _op, _k in [("Abs", "abs"), ("Neg", "neg"), ("Exp", "exp"), ("Log", "log"), ("Sqrt", "sqrt"),
-                ("Reciprocal", "reciprocal"), ("Floor", "floor"), ("Ceil", "ceil"), ("Erf", "erf"), ("Sin", "sin"),
-                ("Cos", "cos"), ("Softplus", "softplus"), ("Sign", "sign"), ("Round", "round")]:
-    _unary(_op, f"f32_{_k}")
-_unary("Elu", "f32_elu", params=lambda n: (n.attrs.get("alpha", 1.0), 0.0))
-_unary("Selu", "f32_selu", params=lambda n: (n.attrs.get("alpha", 1.6732632423543772),
+_unary("Relu", K.f32_relu)
+_unary("LeakyRelu", K.f32_leaky_relu, params=lambda n: (n.attrs.get("alpha", 0.01), 0.0))
+_unary("Sigmoid", K.f32_sigmoid)
+_unary("Tanh", K.f32_tanh)
+_unary("HardSigmoid", K.f32_hard_sigmoid, params=lambda n: (n.attrs.get("alpha", 0.2), n.attrs.get("beta", 0.5)))
+_unary("HardSwish", K.f32_hard_swish, since=14)
+for _op, _code in [("Abs", K.ABS), ("Neg", K.NEG), ("Exp", K.EXP), ("Log", K.LOG), ("Sqrt", K.SQRT),
+                   ("Reciprocal", K.RECIPROCAL), ("Floor", K.FLOOR), ("Ceil", K.CEIL), ("Erf", K.ERF),
+                   ("Sin", K.SIN), ("Cos", K.COS), ("Softplus", K.SOFTPLUS), ("Sign", K.SIGN), ("Round", K.ROUND)]:
+    _unary(_op, K.MATH_KERNELS[_code])
+_unary("Elu", K.f32_elu, params=lambda n: (n.attrs.get("alpha", 1.0), 0.0))
+_unary("Selu", K.f32_selu, params=lambda n: (n.attrs.get("alpha", 1.6732632423543772),
                                             n.attrs.get("gamma", 1.0507009873554805)))
 
 
@@ -72,17 +74,14 @@ class Gelu(Unary):
         return super().infer(node, inputs)
 
     def lower(self, node, inputs, outputs, plan):
-        kernel = "f32_gelu_tanh" if node.attrs.get("approximate", "none") == "tanh" else "f32_gelu"
-        x, y = inputs[0], outputs[0]
-        ab = plan.weight(np.zeros(2, np.float32), "act")
-        tiles, chunk = plan.split(x.size, 1, granule=64)
-        plan.add(node, kernel, [x.name, ab], [y.name], [x.size, chunk], tiles, flops=x.size)
+        kernel = K.f32_gelu_tanh if node.attrs.get("approximate", "none") == "tanh" else K.f32_gelu
+        emit_unary(node, plan, kernel, inputs[0], outputs[0])
 
 
 @register("Clip", 1)
 class Clip(Unary):
     """Clip: bounds from attributes (opset < 11) or constant inputs (opset >= 11); float32 or integers."""
-    kernel = "f32_clip"
+    kernel = K.f32_clip
 
     def infer(self, node, inputs):
         expect_inputs(node, inputs, 1, 3)
@@ -112,16 +111,14 @@ class Clip(Unary):
         lo, hi = self.bounds(node, inputs)
         if x.dtype == F32:
             big = 3.4028234663852886e38
-            ab = plan.weight(np.array([-big if lo is None else lo, big if hi is None else hi], np.float32), "clip")
-            tiles, chunk = plan.split(x.size, 1, granule=64)
-            plan.add(node, self.kernel, [x.name, ab], [y.name], [x.size, chunk], tiles, flops=x.size)
+            emit_unary(node, plan, self.kernel, x, y, -big if lo is None else lo, big if hi is None else hi)
             return
         # Integers: max with the lower bound, then min with the upper one (a copy if neither).
         steps = [(op, b) for op, b in (("Max", lo), ("Min", hi)) if b is not None] or [("Max", None)]
         src = x
         for k, (op, b) in enumerate(steps):
-            dst = y if k == len(steps) - 1 else _Temp(plan.temp(x.shape, x.dtype, "clip"), x.shape, x.dtype)
-            other = src if b is None else _Temp(plan.weight(np.array([b], x.dtype), "bound"), (1,), x.dtype)
+            dst = y if k == len(steps) - 1 else plan.temp(x.shape, x.dtype, "clip")
+            other = src if b is None else plan.weight(np.array([b], x.dtype), "bound")
             Binary._emit(self, node, src, other, dst, plan, op=op)
             src = dst
 
@@ -190,44 +187,45 @@ class Binary(Lowering):
         for k, b in enumerate(inputs[1:], 1):
             last = k == len(inputs) - 1
             shape = y.shape if last else broadcast_shape(node, [acc.shape, b.shape])
-            target = y if last else _Temp(plan.temp(shape, y.dtype, "chain"), shape, y.dtype)
+            target = y if last else plan.temp(shape, y.dtype, "chain")
             self._emit(node, acc, b, target, plan)
             acc = target
 
     def _emit(self, node, a, b, y, plan, op=None):
-        dims, (sa, sb) = collapse_broadcast(y.shape, [a.shape, b.shape])
-        if len(dims) > MAX_AXES:
-            raise node_error(node, f"broadcast of {list(a.shape)} with {list(b.shape)} needs {len(dims)} axes "
-                                   f"after merging; tilerun supports at most {MAX_AXES}")
-        pad = MAX_AXES - len(dims)
-        dims = [1] * pad + dims
-        sa, sb = [0] * pad + sa, [0] * pad + sb
-        rows = int(np.prod(dims[:-1]))
-        tiles, per = plan.split(rows, dims[-1])
-        geometry = [plan.weight(np.array(v, np.int64), "bcast") for v in (dims, sa, sb)]
-        op = op or self.op
+        dims, (sa, sb) = padded_broadcast(node, y.shape, [a.shape, b.shape])
+        rows, tiles, per = broadcast_geometry(node, plan, dims)
+        dims_w, sa_w, sb_w = (plan.weight(np.array(v, np.int64), "bcast") for v in (dims, sa, sb))
+        code = ARITH_CODES[op or self.op]
+        geometry = dict(a=a, b=b, dims=dims_w, a_strides=sa_w, b_strides=sb_w, y=y, tiles=tiles,
+                        flops=rows * dims[-1])
         if y.dtype == F32:
-            kernel, ints = FLOAT_KERNELS[op], [per]
+            plan.add(node, K.FLOAT_ARITH_KERNELS[code], rows_per_tile=per, **geometry)
         else:
-            kernel, ints = f"{INT_PREFIX[y.dtype]}_arith", [per, INT_OPS.index(op)]
-        plan.add(node, kernel, [a.name, b.name] + geometry, [y.name], ints, tiles, flops=rows * dims[-1])
+            plan.add(node, K.INT_ARITH_KERNELS[y.dtype], rows_per_tile=per, op=code, **geometry)
 
 
-class _Temp:
-    """A plan temporary seen as a value (name, shape, dtype) by the chain above."""
+def padded_broadcast(node, out_shape, in_shapes):
+    """``collapse_broadcast`` padded in front to ``BROADCAST_AXES`` axes: ``(dims, [strides per input])``.
 
-    def __init__(self, name, shape, dtype=F32):
-        self.name, self.shape, self.dtype = name, tuple(shape), np.dtype(dtype)
+    Raises ``ModelError`` when the broadcast needs more axes after merging.
+    """
+    dims, strides = collapse_broadcast(out_shape, in_shapes)
+    if len(dims) > K.BROADCAST_AXES:
+        raise node_error(node, f"broadcast of {[list(s) for s in in_shapes]} needs {len(dims)} axes after "
+                               f"merging; tilerun supports at most {K.BROADCAST_AXES}")
+    pad = K.BROADCAST_AXES - len(dims)
+    return [1] * pad + dims, [[0] * pad + st for st in strides]
 
 
-# Float ops have a kernel each; integer ops one kernel per dtype with the op's
-# index in INT_OPS as a parameter (the order of the kernels' op codes).
-FLOAT_KERNELS = {"Add": "f32_add", "Sub": "f32_sub", "Mul": "f32_mul", "Div": "f32_div", "Max": "f32_max",
-                 "Min": "f32_min", "Pow": "f32_pow"}
-INT_OPS = ["Add", "Sub", "Mul", "Div", "Max", "Min"]
-INT_PREFIX = {np.dtype(t): p for t, p in [(np.int64, "i64"), (np.int32, "i32"), (np.int16, "i16"), (np.int8, "i8"),
-                                          (np.uint64, "u64"), (np.uint32, "u32"), (np.uint16, "u16"),
-                                          (np.uint8, "u8")]}
+def broadcast_geometry(node, plan, dims):
+    """``(rows, tiles, rows_per_tile)`` of a padded broadcast: tiles take whole rows of the last axis."""
+    rows = int(np.prod(dims[:-1]))
+    tiles, per = plan.split(rows, dims[-1])
+    return rows, tiles, per
+
+
+# The op codes of the arithmetic kernels (float: one kernel each; integer: a parameter).
+ARITH_CODES = {"Add": K.ADD, "Sub": K.SUB, "Mul": K.MUL, "Div": K.DIV, "Max": K.MAX, "Min": K.MIN, "Pow": K.POW}
 
 
 def _binary(op_type, op, since=1, variadic=False):
