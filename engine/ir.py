@@ -38,8 +38,16 @@ class Value:
 
 
 @dataclass
+class Fused:
+    """What the fuse pass folded into a node's epilogue (``passes/fuse.py``); None where nothing was."""
+    activation: tuple = None  # (op_type, alpha, beta) applied to the output
+    residual: str = None      # value added before the activation (also the node's input 3)
+    pool: "Node" = None       # a MaxPool computed on the node's output (Conv only)
+
+
+@dataclass
 class Node:
-    """One op: type, name, input and output value names, parsed attributes."""
+    """One op: type, name, input and output value names, parsed attributes, fused epilogue."""
     op_type: str
     name: str
     inputs: list
@@ -47,6 +55,7 @@ class Node:
     attrs: dict = field(default_factory=dict)
     domain: str = ""
     proto: object = None  # the onnx NodeProto, kept for constant folding by the reference evaluator
+    fused: Fused = field(default_factory=Fused)
 
 
 @dataclass

@@ -90,10 +90,10 @@ convolution.
 import numba
 import numpy as np
 
-from .abi import f32, i64
-from .contract import tile_kernel
+from .abi import f32, i64, slot_address
+from .contract import declare_row, tile_kernel
 from .elementwise import CLIP, IDENTITY, RELU, apply_activation
-from .gemm import MR, NR, gemm_tile, pack_panels, scratch_floats
+from .gemm import EPILOGUE, MR, NR, ep_float, ep_int, gemm_tile, pack_panels, scratch_floats
 from .pool import maxpool_rows
 from .simd import VW, v_add, v_fma, v_load, v_load2_n, v_load_n, v_max, v_min, v_splat, v_store, v_store_n, v_zero
 
@@ -101,6 +101,40 @@ GEMM_SCRATCH = scratch_floats()
 
 BIG = 1 << 40  # views are unchecked; the lowering guarantees every index is in range
 IM2COL, DIRECT, FROM_COLS, GRID, GRID_COLS = 0, 1, 2, 3, 4  # where f32_conv_gemm's B comes from
+
+_GEOMETRY = ("n", "c", "in_h", "in_w", "cout", "out_h", "out_w", "kh", "kw", "sh", "sw", "dh", "dw", "pad_t",
+             "pad_l")
+CONV = declare_row("CONV", inputs=("x", "w", "bias?", "res?", "koffs?"), outputs=("y",),
+                   ints=_GEOMETRY + ("groups", "cout_g", "cin_g", "co_per_tile", "pix_panels", "n_cob", "n_pb",
+                                     "source", "pix_block", "hq", "wq", "plane_stride", "to_image"),
+                   structs={"ep": EPILOGUE})
+CONV_MAXPOOL = declare_row("CONV_MAXPOOL", inputs=("x", "w", "bias?", "koffs"), outputs=("y",),
+                           ints=("n", "c", "cout", "out_h", "out_w", "wq", "plane_stride", "k", "pool_kh",
+                                 "pool_kw", "pool_sh", "pool_sw", "pool_pad_t", "pool_pad_l", "pool_oh", "pool_ow",
+                                 "rows_per_tile", "band_rows", "tiles_per_image"),
+                           structs={"ep": EPILOGUE})
+PACK_PIXELS = declare_row("PACK_PIXELS", inputs=("x", "koffs"), outputs=("cols",),
+                          ints=("n_ig", "k", "out_h", "out_w", "wq", "ig_stride", "rows_per_tile", "n_row_tiles"))
+PACK_COLS = declare_row("PACK_COLS", inputs=("x", "koffs?"), outputs=("cols",),
+                        ints=("n_ig", "ncols", "k", "ldb", "ig_stride", "panels_per_tile", "n_panel_tiles"))
+PAD_PLANES = declare_row("PAD_PLANES", inputs=("x",), outputs=("xp",),
+                         ints=("planes", "in_h", "in_w", "hq", "wq", "pad_t", "pad_l", "planes_per_tile", "slack",
+                               "sh", "sw", "row_phases", "col_phases"))
+GRID_OUT = declare_row("GRID_OUT", inputs=("grid", "bias?", "res?"), outputs=("y",),
+                       ints=("n", "cout", "out_h", "out_w", "wq", "planes_per_tile"), structs={"ep": EPILOGUE})
+IM2COL_ROW = declare_row("IM2COL_ROW", inputs=("x",), outputs=("cols",),
+                         ints=tuple(g for g in _GEOMETRY if g != "cout") + ("groups", "cin_g", "pix_per_tile",
+                                                                             "n_pix_tiles"))
+
+
+def _conv_scratch(a):
+    kk = a["cin_g"] * a["kh"] * a["kw"]
+    return (scratch_floats(kk) + (kk * a["pix_block"] if a["source"] == IM2COL else 0)) * 4
+
+
+def _dw_scratch(a):
+    return dw_pad_shape(a["in_h"], a["in_w"], a["out_h"], a["out_w"], a["kh"], a["kw"], a["sh"], a["sw"], a["dh"],
+                        a["dw"], a["pad_t"], a["pad_l"])[3] * 4
 
 
 @numba.njit(inline="always")
@@ -187,12 +221,23 @@ def _im2col(xa, xo, colp, kk, q0, q1, cin, h, w, ow_n, kh, kw, sh, sw, dh, dw, p
             oh += 1
 
 
-@tile_kernel
+@numba.njit(inline="always")
+def _conv_geometry(p):
+    """The ``_GEOMETRY`` ints past ``n`` of a ``CONV`` row, in order."""
+    R = CONV
+    return (p[R.c], p[R.in_h], p[R.in_w], p[R.cout], p[R.out_h], p[R.out_w], p[R.kh], p[R.kw], p[R.sh], p[R.sw],
+            p[R.dh], p[R.dw], p[R.pad_t], p[R.pad_l])
+
+
+@tile_kernel(CONV, scratch=_conv_scratch)
 def f32_conv_gemm(p, tile, scratch):
-    n_c, h, w, cout, oh_n, ow_n = p[8], p[9], p[10], p[11], p[12], p[13]
-    kh, kw, sh, sw, dh, dw, pt, pl = p[14], p[15], p[16], p[17], p[18], p[19], p[20], p[21]
-    g_n, cout_g, cin_g, npan_t, ncob, npb = p[22], p[23], p[24], p[26], p[27], p[28]
-    direct, pb = p[29], p[30]
+    R = CONV
+    n_c, h, w, cout, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl = _conv_geometry(p)
+    g_n, cout_g, cin_g, npan_t, ncob, npb = (p[R.groups], p[R.cout_g], p[R.cin_g], p[R.pix_panels], p[R.n_cob],
+                                             p[R.n_pb])
+    direct, pb = p[R.source], p[R.pix_block]
+    epa = slot_address(p, R.ep)
+    xa, ya, ra = p[R.x], p[R.y], p[R.res]
     npix = oh_n * ow_n
     kk = cin_g * kh * kw
     pb_i = tile % npb
@@ -211,56 +256,63 @@ def f32_conv_gemm(p, tile, scratch):
     p1 = min(npix, pend)
     xo = (img * n_c + g * cin_g) * h * w
     yo = (img * cout + co0) * npix
-    a = p[1] + (g * nblk + rb0) * kk * MR * 4
-    bias = p[2] + co0 * 4
+    a = p[R.w] + (g * nblk + rb0) * kk * MR * 4
+    bias = p[R.bias] + co0 * 4
     if direct == DIRECT:
         off = (yo + p0) * 4
-        gemm_tile(a, 1, MR, kk * MR, rows, p[0] + (xo + p0) * 4, npix, 0, p1 - p0, kk, p[6] + off, npix,
-                  scratch, p[3], bias, 1, 0, p[4] + off, False)
+        gemm_tile(a, 1, MR, kk * MR, rows, xa + (xo + p0) * 4, npix, 0, p1 - p0, kk, ya + off, npix,
+                  scratch, epa, bias, 1, 0, ra + off, False)
     elif direct == GRID or direct == GRID_COLS:
         # Implicit GEMM on the zero-padded input: B row (ci, ki, kj) is the padded
         # planes shifted by a table offset (or those rows packed by f32_pack_cols);
         # C is the output on the padded grid.
-        wp, pstride = p[32], p[33]
+        wp, pstride, to_image = p[R.wq], p[R.plane_stride], p[R.to_image]
         ngrid = (oh_n - 1) * wp + ow_n
         if direct == GRID:
-            b, ldb, bpk = p[0] + ((img * n_c + g * cin_g) * pstride + p0) * 4, p[5], -1
+            b, ldb, bpk = xa + ((img * n_c + g * cin_g) * pstride + p0) * 4, p[R.koffs], -1
         else:
-            b, ldb, bpk = p[0] + ((img * g_n + g) * ((ngrid + NR - 1) // NR) + p0 // NR) * kk * NR * 4, NR, kk * NR
+            b, ldb, bpk = xa + ((img * g_n + g) * ((ngrid + NR - 1) // NR) + p0 // NR) * kk * NR * 4, NR, kk * NR
         nc = min(ngrid, pend) - p0
-        if p[34] and wp == ow_n:  # a grid without extra columns is the image: plain stores
+        if to_image and wp == ow_n:  # a grid without extra columns is the image: plain stores
             off = (yo + p0) * 4
-            gemm_tile(a, 1, MR, kk * MR, rows, b, ldb, bpk, nc, kk, p[6] + off, npix, scratch, p[3], bias, 1, 0,
-                      p[4] + off, False)
-        elif p[34]:  # straight to the image, the epilogue in registers
-            gemm_tile(a, 1, MR, kk * MR, rows, b, ldb, bpk, nc, kk, p[6] + yo * 4, npix, scratch, p[3], bias, 1, 0,
-                      p[4] + yo * 4, False, wp, wp - ow_n, p0)
-        else:
+            gemm_tile(a, 1, MR, kk * MR, rows, b, ldb, bpk, nc, kk, ya + off, npix, scratch, epa, bias, 1, 0,
+                      ra + off, False)
+        elif to_image:  # straight to the image, the epilogue in registers
+            gemm_tile(a, 1, MR, kk * MR, rows, b, ldb, bpk, nc, kk, ya + yo * 4, npix, scratch, epa, bias, 1, 0,
+                      ra + yo * 4, False, wp, wp - ow_n, p0)
+        else:  # onto the grid with a plain epilogue; f32_grid_out applies the real one
             off = ((img * cout + co0) * ngrid + p0) * 4
-            gemm_tile(a, 1, MR, kk * MR, rows, b, ldb, bpk, nc, kk, p[6] + off, ngrid, scratch, p[3], p[3], 1, 0,
-                      p[6] + off, False)
+            gemm_tile(a, 1, MR, kk * MR, rows, b, ldb, bpk, nc, kk, ya + off, ngrid, scratch, epa, bias, 1, 0,
+                      ya + off, False)
     elif direct == FROM_COLS:
         npan = (npix + NR - 1) // NR
-        cols = p[0] + ((img * g_n + g) * npan + p0 // NR) * kk * NR * 4
+        cols = xa + ((img * g_n + g) * npan + p0 // NR) * kk * NR * 4
         off = (yo + p0) * 4
-        gemm_tile(a, 1, MR, kk * MR, rows, cols, NR, kk * NR, p1 - p0, kk, p[6] + off, npix,
-                  scratch, p[3], bias, 1, 0, p[4] + off, False)
+        gemm_tile(a, 1, MR, kk * MR, rows, cols, NR, kk * NR, p1 - p0, kk, ya + off, npix,
+                  scratch, epa, bias, 1, 0, ra + off, False)
     else:
         colp = scratch + GEMM_SCRATCH * 4  # after the GEMM core's own scratch
         for q0 in range(p0, p1, pb):
             q1 = min(p1, q0 + pb)
-            _im2col(p[0], xo, colp, kk, q0, q1, cin_g, h, w, ow_n, kh, kw, sh, sw, dh, dw, pt, pl)
+            _im2col(xa, xo, colp, kk, q0, q1, cin_g, h, w, ow_n, kh, kw, sh, sw, dh, dw, pt, pl)
             off = (yo + q0) * 4
-            gemm_tile(a, 1, MR, kk * MR, rows, colp, NR, kk * NR, q1 - q0, kk, p[6] + off, npix,
-                      scratch, p[3], bias, 1, 0, p[4] + off, False)
+            gemm_tile(a, 1, MR, kk * MR, rows, colp, NR, kk * NR, q1 - q0, kk, ya + off, npix,
+                      scratch, epa, bias, 1, 0, ra + off, False)
     return 0
 
 
-@tile_kernel
+def _conv_maxpool_scratch(a):
+    return conv_maxpool_scratch(a["cout"], a["band_rows"], a["wq"]) * 4
+
+
+@tile_kernel(CONV_MAXPOOL, scratch=_conv_maxpool_scratch)
 def f32_conv_maxpool(p, tile, scratch):
-    n_c, cout, oh_n, ow_n, wq, pstride, kk = p[8], p[9], p[10], p[11], p[12], p[13], p[14]
-    kh, kw, sh, sw, ph, pw, poh, pow_n, per, band_rows, nt = (p[15], p[16], p[17], p[18], p[19], p[20], p[21],
-                                                             p[22], p[23], p[24], p[25])
+    R = CONV_MAXPOOL
+    n_c, cout, oh_n, ow_n, wq, pstride, kk = (p[R.c], p[R.cout], p[R.out_h], p[R.out_w], p[R.wq],
+                                              p[R.plane_stride], p[R.k])
+    kh, kw, sh, sw, ph, pw = p[R.pool_kh], p[R.pool_kw], p[R.pool_sh], p[R.pool_sw], p[R.pool_pad_t], p[R.pool_pad_l]
+    poh, pow_n, per, band_rows, nt = p[R.pool_oh], p[R.pool_ow], p[R.rows_per_tile], p[R.band_rows], \
+        p[R.tiles_per_image]
     img = tile // nt
     pr0 = (tile - img * nt) * per
     pr1 = min(poh, pr0 + per)
@@ -272,13 +324,13 @@ def f32_conv_maxpool(p, tile, scratch):
     # squeezenet 1.1 alone, 1 core: 0.60 -> 0.50-0.52 ms), the pool skipping them.
     band = scratch + GEMM_SCRATCH * 4
     ldb_band = band_rows * wq
-    b = p[0] + (img * n_c * pstride + cr0 * wq) * 4
-    gemm_tile(p[1], 1, MR, kk * MR, cout, b, p[5], -1, (cr1 - cr0 - 1) * wq + ow_n, kk, band, ldb_band, scratch,
-              p[3], p[2], 1, 0, p[4], False)
+    b = p[R.x] + (img * n_c * pstride + cr0 * wq) * 4
+    gemm_tile(p[R.w], 1, MR, kk * MR, cout, b, p[R.koffs], -1, (cr1 - cr0 - 1) * wq + ow_n, kk, band, ldb_band,
+              scratch, slot_address(p, R.ep), p[R.bias], 1, 0, band, False)
     # Max-pool each channel's band: pooled row pr0 + r reads band rows from (pr0 + r)*sh - ph - cr0.
     top = cr0 - (pr0 * sh - ph)  # window rows above the band (the pool's own top padding): >= 0
     for ch in range(cout):
-        maxpool_rows(band + ch * ldb_band * 4, cr1 - cr0, ow_n, wq, p[6] + ((img * cout + ch) * poh + pr0) * pow_n * 4,
+        maxpool_rows(band + ch * ldb_band * 4, cr1 - cr0, ow_n, wq, p[R.y] + ((img * cout + ch) * poh + pr0) * pow_n * 4,
                      pr1 - pr0, pow_n, kh, kw, sh, sw, top, pw)
     return 0
 
@@ -288,56 +340,66 @@ def conv_maxpool_scratch(cout, band_rows, wq):
     return GEMM_SCRATCH + cout * band_rows * wq
 
 
-@tile_kernel
+def _pack_pixels_scratch(a):
+    return (a["out_h"] * a["out_w"] + NR) * 4
+
+
+@tile_kernel(PACK_PIXELS, scratch=_pack_pixels_scratch)
 def f32_pack_pixels(p, tile, scratch):
-    kk, oh_n, ow_n, wq, igs, per, nt = p[4], p[5], p[6], p[7], p[8], p[9], p[10]  # p[3]: image-groups
+    R = PACK_PIXELS
+    kk, oh_n, ow_n, wq, igs, per, nt = (p[R.k], p[R.out_h], p[R.out_w], p[R.wq], p[R.ig_stride], p[R.rows_per_tile],
+                                        p[R.n_row_tiles])
     npix = oh_n * ow_n
     npan = (npix + NR - 1) // NR
     ig = tile // nt
     k0 = (tile - ig * nt) * per
-    tab = i64(p[1], kk)
+    tab = i64(p[R.koffs], kk)
     for k in range(k0, min(kk, k0 + per)):
         # Row k of B for the image's pixels: the grid row without its extra columns, then in panels.
-        src = p[0] + (ig * igs + tab[k]) * 4
+        src = p[R.x] + (ig * igs + tab[k]) * 4
         for r in range(oh_n):
             for o in range(0, ow_n, VW):
                 v_store_n(scratch + (r * ow_n + o) * 4, v_load_n(src + (r * wq + o) * 4, ow_n - o), ow_n - o)
-        dst = p[2] + ((ig * npan) * kk + k) * NR * 4
+        dst = p[R.cols] + ((ig * npan) * kk + k) * NR * 4
         for jp in range(npan):
             for h in range(0, NR, VW):
                 v_store(dst + (jp * kk * NR + h) * 4, v_load_n(scratch + (jp * NR + h) * 4, npix - jp * NR - h))
     return 0
 
 
-@tile_kernel
+@tile_kernel(PACK_COLS)
 def f32_pack_cols(p, tile, scratch):
-    ncols, kk, ldb, igs, per, nt = p[4], p[5], p[6], p[7], p[8], p[9]
+    R = PACK_COLS
+    ncols, kk, ldb, igs, per, nt = (p[R.ncols], p[R.k], p[R.ldb], p[R.ig_stride], p[R.panels_per_tile],
+                                    p[R.n_panel_tiles])
     npan = (ncols + NR - 1) // NR
     ig = tile // nt
     lo = (tile - ig * nt) * per
     j0 = lo * NR
-    pack_panels(p[0] + (ig * igs + j0) * 4, ldb, p[1] if ldb == 0 else 0, 0, kk, min(per * NR, ncols - j0),
-                p[2] + (ig * npan + lo) * kk * NR * 4, kk * NR * 4)
+    pack_panels(p[R.x] + (ig * igs + j0) * 4, ldb, p[R.koffs] if ldb == 0 else 0, 0, kk, min(per * NR, ncols - j0),
+                p[R.cols] + (ig * npan + lo) * kk * NR * 4, kk * NR * 4)
     return 0
 
 
-@tile_kernel
+@tile_kernel(PAD_PLANES, reads_in_bounds=True)
 def f32_pad_planes(p, tile, scratch):
-    planes, h, w, hq, wq, pt, pl, per, slack = p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
-    sh, sw, ph_r, ph_c = p[11], p[12], p[13], p[14]
+    R = PAD_PLANES
+    planes, h, w, hq, wq = p[R.planes], p[R.in_h], p[R.in_w], p[R.hq], p[R.wq]
+    pt, pl, per, slack = p[R.pad_t], p[R.pad_l], p[R.planes_per_tile], p[R.slack]
+    sh, sw, ph_r, ph_c = p[R.sh], p[R.sw], p[R.row_phases], p[R.col_phases]
     pq = hq * wq
     hi = min(planes, tile * per + per)
     for pn in range(tile * per, hi):
         for a in range(ph_r):
             for bc in range(ph_c):
-                base = p[1] + ((pn * ph_r + a) * ph_c + bc) * pq * 4
+                base = p[R.xp] + ((pn * ph_r + a) * ph_c + bc) * pq * 4
                 off = bc - pl
                 lo, end = _span(off, sw, w, wq)
                 for r in range(hq):
                     dst = base + r * wq * 4
                     ih = r * sh + a - pt
                     if 0 <= ih < h and lo < end:
-                        src = p[0] + ((pn * h + ih) * w + lo * sw + off) * 4
+                        src = p[R.x] + ((pn * h + ih) * w + lo * sw + off) * 4
                         _zero_run(dst, lo)
                         if sw == 1:
                             _copy_run(dst + lo * 4, src, end - lo)
@@ -347,43 +409,46 @@ def f32_pad_planes(p, tile, scratch):
                     else:
                         _zero_run(dst, wq)
     if hi == planes:  # the tail past the last plane, which the last grid columns read
-        _zero_run(p[1] + planes * ph_r * ph_c * pq * 4, slack)
+        _zero_run(p[R.xp] + planes * ph_r * ph_c * pq * 4, slack)
     return 0
 
 
-@tile_kernel
+@tile_kernel(GRID_OUT)
 def f32_grid_out(p, tile, scratch):
-    n_img, cout, oh_n, ow_n, wp, per = p[5], p[6], p[7], p[8], p[9], p[10]
+    R = GRID_OUT
+    n_img, cout, oh_n, ow_n, wp, per = p[R.n], p[R.cout], p[R.out_h], p[R.out_w], p[R.wq], p[R.planes_per_tile]
     ngrid = (oh_n - 1) * wp + ow_n
-    bias = f32(p[1], BIG)
-    ep = f32(p[2], 9)
-    y = f32(p[4], BIG)
-    act = np.int64(ep[4])
-    has_bias, has_res = ep[5] != 0, ep[6] != 0
+    bias = f32(p[R.bias], BIG)
+    epa = slot_address(p, R.ep)
+    y = f32(p[R.y], BIG)
+    act = ep_int(epa, EPILOGUE.act)
+    has_bias, has_res = ep_int(epa, EPILOGUE.has_c) != 0, ep_int(epa, EPILOGUE.has_res) != 0
+    aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
     vec_act = act == RELU or act == CLIP or act == IDENTITY
-    lo_v = v_splat(ep[2])
-    hi_v = v_splat(ep[3])
+    lo_v = v_splat(aa)
+    hi_v = v_splat(ab)
     npix = oh_n * ow_n
     for plane in range(tile * per, min(n_img * cout, tile * per + per)):
         co = plane % cout
         b_v = v_splat(bias[co] if has_bias else np.float32(0))
         for oh in range(oh_n):
-            src = p[0] + (plane * ngrid + oh * wp) * 4
+            src = p[R.grid] + (plane * ngrid + oh * wp) * 4
             at = (plane * npix + oh * ow_n) * 4
             for o in range(0, ow_n, VW):
                 v = v_add(v_load_n(src + o * 4, ow_n - o), b_v)
-                _dw_out(p[4], at + o * 4, v, ow_n - o, p[3], has_res, act if vec_act else IDENTITY, lo_v, hi_v)
+                _dw_out(p[R.y], at + o * 4, v, ow_n - o, p[R.res], has_res, act if vec_act else IDENTITY, lo_v, hi_v)
         if not vec_act:
             for q in range(plane * npix, plane * npix + npix):
-                y[q] = apply_activation(act, y[q], ep[2], ep[3])
+                y[q] = apply_activation(act, y[q], aa, ab)
     return 0
 
 
-@tile_kernel
+@tile_kernel(IM2COL_ROW)
 def f32_im2col(p, tile, scratch):
-    n_c, h, w, oh_n, ow_n = p[3], p[4], p[5], p[6], p[7]
-    kh, kw, sh, sw, dh, dw, pt, pl = p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15]
-    g_n, cin_g, ppt, nt = p[16], p[17], p[18], p[19]
+    R = IM2COL_ROW
+    n_c, h, w, oh_n, ow_n = p[R.c], p[R.in_h], p[R.in_w], p[R.out_h], p[R.out_w]
+    kh, kw, sh, sw, dh, dw, pt, pl = p[R.kh], p[R.kw], p[R.sh], p[R.sw], p[R.dh], p[R.dw], p[R.pad_t], p[R.pad_l]
+    g_n, cin_g, ppt, nt = p[R.groups], p[R.cin_g], p[R.pix_per_tile], p[R.n_pix_tiles]
     npix = oh_n * ow_n
     kk = cin_g * kh * kw
     npan = (npix + NR - 1) // NR
@@ -393,8 +458,8 @@ def f32_im2col(p, tile, scratch):
     img = ig // g_n
     g = ig - img * g_n
     xo = (img * n_c + g * cin_g) * h * w
-    colp = p[1] + (ig * npan + q0 // NR) * kk * NR * 4
-    _im2col(p[0], xo, colp, kk, q0, q1, cin_g, h, w, ow_n, kh, kw, sh, sw, dh, dw, pt, pl)
+    colp = p[R.cols] + (ig * npan + q0 // NR) * kk * NR * 4
+    _im2col(p[R.x], xo, colp, kk, q0, q1, cin_g, h, w, ow_n, kh, kw, sh, sw, dh, dw, pt, pl)
     return 0
 
 
@@ -541,8 +606,7 @@ def _dw_plane(x, xo, wt, wo, y, yo, h, w, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt
 
 
 @numba.njit(inline="always")
-def _dw_epilogue(y, yo, res, bv, n, ep):
-    aa, ab, act, has_res = ep[2], ep[3], np.int64(ep[4]), ep[6] != 0
+def _dw_epilogue(y, yo, res, bv, n, act, aa, ab, has_res):
     for q in range(n):
         v = y[yo + q] + bv
         if has_res:
@@ -550,73 +614,23 @@ def _dw_epilogue(y, yo, res, bv, n, ep):
         y[yo + q] = apply_activation(act, v, aa, ab)
 
 
-@numba.njit(inline="always")
-def _dw_rows(xa, xo, wt, wo, ya, yo, resa, h, w, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl, bv, act, aa, ab,
-             has_res):
-    """One depthwise output plane (strides 1 or 2), row by row with the row in L1.
-
-    Each tap adds ``w * x`` to the output columns whose input lies inside the
-    row, ``VW`` columns per vector step (a stride-2 tap reads two vectors and
-    keeps the even lanes), so there is no per-pixel padding test; a last pass
-    adds the residual and applies Relu/Clip. Holding one vector per output
-    block across all taps instead made each block a serial chain of ``kh*kw``
-    fmas, measured 3x slower.
-    """
-    zero = v_zero()
-    lo_v = v_splat(aa)
-    hi_v = v_splat(ab)
-    b_v = v_splat(bv)
-    for oh in range(oh_n):
-        yr = ya + (yo + oh * ow_n) * 4
-        for o in range(0, ow_n, VW):
-            v_store_n(yr + o * 4, b_v, ow_n - o)
-        for ki in range(kh):
-            ih = oh * sh - pt + ki * dh
-            if ih < 0 or ih >= h:
-                continue
-            row = xa + (xo + ih * w) * 4
-            for kj in range(kw):
-                off = kj * dw - pl
-                # _span for strides 1 and 2, with shifts: a 64-bit division per tap costs as much as the tap
-                lo = 0 if off >= 0 else (sw - 1 - off) >> (sw - 1)
-                hi = min(ow_n, ((w - 1 - off) >> (sw - 1)) + 1) if w - 1 - off >= 0 else 0
-                wv = v_splat(wt[wo + ki * kw + kj])
-                for o in range(lo, hi, VW):
-                    n = hi - o
-                    if sw == 1:
-                        xv = v_load_n(row + (o + off) * 4, n)
-                    else:
-                        xv = v_load2_n(row + (2 * o + off) * 4, n)
-                    v_store_n(yr + o * 4, v_fma(wv, xv, v_load_n(yr + o * 4, n)), n)
-        if has_res or act != IDENTITY:
-            rr = resa + (yo + oh * ow_n) * 4
-            for o in range(0, ow_n, VW):
-                n = ow_n - o
-                v = v_load_n(yr + o * 4, n)
-                if has_res:
-                    v = v_add(v, v_load_n(rr + o * 4, n))
-                if act == RELU:
-                    v = v_max(v, zero)
-                elif act == CLIP:
-                    v = v_min(v_max(v, lo_v), hi_v)
-                v_store_n(yr + o * 4, v, n)
-
-
-@tile_kernel
+@tile_kernel(CONV, scratch=_dw_scratch)
 def f32_conv_dw(p, tile, scratch):
-    n_img, n_c, h, w, cout, oh_n, ow_n = p[7], p[8], p[9], p[10], p[11], p[12], p[13]
-    kh, kw, sh, sw, dh, dw, pt, pl = p[14], p[15], p[16], p[17], p[18], p[19], p[20], p[21]
-    cpt = p[25]
+    R = CONV
+    n_img = p[R.n]
+    n_c, h, w, cout, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl = _conv_geometry(p)
+    cpt = p[R.co_per_tile]
     mult = cout // n_c
     npix = oh_n * ow_n
-    x = f32(p[0], BIG)
-    wt = f32(p[1], BIG)
-    y = f32(p[6], BIG)
-    bias = f32(p[2], BIG)
-    ep = f32(p[3], 9)
-    has_bias = ep[5] != 0
-    has_res = ep[6] != 0
-    act = np.int64(ep[4])
+    x = f32(p[R.x], BIG)
+    wt = f32(p[R.w], BIG)
+    y = f32(p[R.y], BIG)
+    bias = f32(p[R.bias], BIG)
+    epa = slot_address(p, R.ep)
+    has_bias = ep_int(epa, EPILOGUE.has_c) != 0
+    has_res = ep_int(epa, EPILOGUE.has_res) != 0
+    act = ep_int(epa, EPILOGUE.act)
+    aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
     # Relu and Clip run on the vector; any other activation in a pass over the plane.
     vec_act = act == RELU or act == CLIP or act == IDENTITY
     lo = tile * cpt
@@ -631,13 +645,13 @@ def f32_conv_dw(p, tile, scratch):
         xo = (img * n_c + co // mult) * h * w
         bv = bias[co] if has_bias else np.float32(0)
         if sw <= 2:
-            _dw_padded(p[0], xo, wt, co * kh * kw, p[6], plane * npix, p[4], scratch, scratch + nf * 4, h, w, wp,
-                       oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl, bv, act if vec_act else IDENTITY, ep[2], ep[3],
+            _dw_padded(p[R.x], xo, wt, co * kh * kw, p[R.y], plane * npix, p[R.res], scratch, scratch + nf * 4, h, w,
+                       wp, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl, bv, act if vec_act else IDENTITY, aa, ab,
                        has_res)
             if not vec_act:
                 for q in range(plane * npix, plane * npix + npix):
-                    y[q] = apply_activation(act, y[q], ep[2], ep[3])
+                    y[q] = apply_activation(act, y[q], aa, ab)
         else:
             _dw_plane(x, xo, wt, co * kh * kw, y, plane * npix, h, w, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl)
-            _dw_epilogue(y, plane * npix, f32(p[4], BIG), bv, npix, ep)
+            _dw_epilogue(y, plane * npix, f32(p[R.res], BIG), bv, npix, act, aa, ab, has_res)
     return 0

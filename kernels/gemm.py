@@ -21,17 +21,18 @@ residual, Relu/Clip/LeakyRelu in registers; other activations and Gemm's
 alpha/beta in a scalar pass over the block while it is in L1) runs after the
 last slice.
 
-``f32_gemm`` reads ``[A, B, C, ep, offs, Y]`` then ints
-``[M, N, K, sai, sak, ldb, sci, scj, mb, nb, n_mblk, n_nblk, bpk]``:
-``ep`` = the float32 epilogue row ``gemm_tile`` documents; ``offs`` = int64
-``[batch, 2]`` element offsets of each batch's ``A`` and ``B``; ``C`` (when
-used) is addressed as ``C[i*sci + j*scj]`` (0 strides broadcast); tile
-``t`` = (batch, row block, column block). ``Y`` is ``[batch, M, N]``
-contiguous. ``bpk`` = 0: ``B`` rows are contiguous with row stride ``ldb``;
-``bpk`` > 0: ``B`` is packed in ``NR``-column panels ``[ceil(N/NR), K, NR]``
-(``bpk = K*NR`` floats apart, see ``pack_b``).
-``f32_transpose2d`` reads ``[X, Y]`` ints ``[R, S, cols_per_tile]`` and
-writes ``Y[S, R] = X^T``.
+Every row that runs ``gemm_tile`` carries the ``EPILOGUE`` struct (built by
+``epilogue``): ``y = act(alpha*acc + beta*C + res)``, with ``fast`` >= 0
+when the micro-kernel applies all of it in registers (``REGISTER_ACTIVATIONS``).
+
+``f32_gemm`` reads row ``GEMM``: ``offs`` = int64 ``[batch, 2]`` element
+offsets of each batch's ``A`` and ``B``; ``C`` (when used) is addressed as
+``C[i*sci + j*scj]`` (0 strides broadcast); tile ``t`` = (batch, row block,
+column block). ``Y`` is ``[batch, M, N]`` contiguous. ``bpk`` = 0: ``B``
+rows are contiguous with row stride ``ldb``; ``bpk`` > 0: ``B`` is packed in
+``NR``-column panels ``[ceil(N/NR), K, NR]`` (``bpk = K*NR`` floats apart,
+see ``pack_b``). ``f32_transpose2d`` reads row ``TRANSPOSE2D`` and writes
+``Y[cols, rows] = X^T``. Not here: integer or half-precision GEMM.
 """
 import numba
 import numpy as np
@@ -40,9 +41,9 @@ from numba import types
 from numba.extending import intrinsic
 
 from . import simd
-from .abi import f32, i64
-from .contract import tile_kernel
-from .elementwise import apply_activation
+from .abi import f32, i64, slot_address
+from .contract import declare_row, declare_struct, tile_kernel
+from .elementwise import CLIP, IDENTITY, LEAKY_RELU, RELU, apply_activation
 from .simd import VW, v_load_n, v_store
 
 MR = 8          # rows of the register block
@@ -73,6 +74,46 @@ A_PREFETCH = 2048
 # the rows of an image, see ``_micro``).
 LOAD, FAST_BIAS, FAST_RES, FAST_RELU, FAST_CLIP, FAST_LEAKY, GRID_MAP = 1, 2, 4, 8, 16, 32, 64
 GMAP_INTS = 5 * NV  # int64s of a GRID_MAP column map
+# Activations the micro-kernel applies in registers, with their flag.
+REGISTER_ACTIVATIONS = {IDENTITY: 0, RELU: FAST_RELU, CLIP: FAST_CLIP, LEAKY_RELU: FAST_LEAKY}
+
+EPILOGUE = declare_struct("EPILOGUE", floats=("alpha", "beta", "act_alpha", "act_beta"),
+                          ints=("act", "has_c", "has_res", "fast"))
+GEMM = declare_row("GEMM", inputs=("a", "b", "c?", "offs"), outputs=("y",),
+                   ints=("m", "n", "k", "sai", "sak", "ldb", "sci", "scj", "mb", "nb", "n_mblk", "n_nblk", "bpk"),
+                   structs={"ep": EPILOGUE})
+TRANSPOSE2D = declare_row("TRANSPOSE2D", inputs=("x",), outputs=("y",), ints=("rows", "cols", "cols_per_tile"))
+
+
+def epilogue(alpha=1.0, beta=0.0, act=IDENTITY, act_alpha=0.0, act_beta=0.0, has_c=False, has_res=False,
+             row_bias=False):
+    """The ``EPILOGUE`` struct of a row: ``y = act(alpha * acc + beta * C + res)``.
+
+    ``row_bias``: the addend ``C`` is one value per row (a conv bias), which with
+    ``alpha == beta == 1`` and an activation in ``REGISTER_ACTIVATIONS`` lets
+    the micro-kernel apply the whole epilogue in registers (``fast`` >= 0).
+    """
+    fast = -1
+    if alpha == 1.0 and (not has_c or (row_bias and beta == 1.0)) and act in REGISTER_ACTIVATIONS:
+        fast = (FAST_BIAS if has_c else 0) | (FAST_RES if has_res else 0) | REGISTER_ACTIVATIONS[act]
+    return dict(alpha=alpha, beta=beta, act_alpha=act_alpha, act_beta=act_beta, act=int(act), has_c=int(has_c),
+                has_res=int(has_res), fast=fast)
+
+
+@numba.njit(inline="always")
+def ep_float(epa, field):
+    """Float field ``field`` (an ``EPILOGUE`` offset) of the struct at address ``epa``."""
+    return f32(epa + 8 * field, 1)[0]
+
+
+@numba.njit(inline="always")
+def ep_int(epa, field):
+    """Int field ``field`` (an ``EPILOGUE`` offset) of the struct at address ``epa``."""
+    return i64(epa + 8 * field, 1)[0]
+
+
+def _gemm_scratch(args):
+    return scratch_floats(args["k"]) * 4
 
 
 def scratch_floats(kk=0):
@@ -111,8 +152,8 @@ def _make_micro(nvr):
 
     ``flags``: LOAD adds the values in ``C`` to the sums; FAST_BIAS adds ``bias[r]``
     (float32 at ``bias + 4r``), FAST_RES a residual block at ``res`` (stride
-    ``ldc``), then FAST_RELU, FAST_CLIP (bounds ``ep[2]``, ``ep[3]``) or
-    FAST_LEAKY (slope ``ep[2]``) apply before the store. ``bias`` and ``res``
+    ``ldc``), then FAST_RELU, FAST_CLIP (bounds ``act_alpha``, ``act_beta`` of
+    the ``EPILOGUE`` struct at ``ep``) or FAST_LEAKY (slope ``act_alpha``) apply before the store. ``bias`` and ``res``
     must be readable even when their flag is off. Rows ``>= mv`` and columns
     ``>= nv`` are neither read from ``C`` nor written.
 
@@ -318,11 +359,11 @@ def _store_block(builder, acc, targets, c, mv, ep, bias, res, flags):
         return add_block(vals, builder.sub(res, c))
 
     def clip(vals):
-        lo, hi = ep_value(8), ep_value(12)
+        lo, hi = ep_value(8 * EPILOGUE.act_alpha), ep_value(8 * EPILOGUE.act_beta)
         return [simd.vmin(builder, simd.vmax(builder, v, lo), hi) for v in vals]
 
     def leaky(vals):
-        slope = ep_value(8)
+        slope = ep_value(8 * EPILOGUE.act_alpha)
         return [builder.select(builder.fcmp_ordered(">=", v, zero), v, builder.fmul(v, slope)) for v in vals]
 
     vals = _maybe(builder, fload, acc, lambda vs: add_block(vs, ir.Constant(i64t, 0)))
@@ -340,10 +381,11 @@ def _store_block(builder, acc, targets, c, mv, ep, bias, res, flags):
 
 
 @numba.njit(inline="always")
-def _epilogue(cv, co, ldc, mv, nv, ep, cadd, cao, sci, scj, res):
+def _epilogue(cv, co, ldc, mv, nv, epa, cadd, cao, sci, scj, res):
     """``C = act(alpha*C + beta*Cadd + res)`` on an ``mv x nv`` block just computed."""
-    alpha, beta, aa, ab = ep[0], ep[1], ep[2], ep[3]
-    act, has_c, has_res = np.int64(ep[4]), ep[5] != 0, ep[6] != 0
+    alpha, beta = ep_float(epa, EPILOGUE.alpha), ep_float(epa, EPILOGUE.beta)
+    aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
+    act, has_c, has_res = ep_int(epa, EPILOGUE.act), ep_int(epa, EPILOGUE.has_c) != 0, ep_int(epa, EPILOGUE.has_res) != 0
     for i in range(mv):
         r = co + i * ldc
         for j in range(nv):
@@ -424,8 +466,8 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     ``bpk`` floats apart with row stride ``NR`` when ``bpk > 0`` (see
     ``pack_b``), and when ``bpk < 0`` row ``k`` starts ``tab[k]`` floats after
     ``b``, ``ldb`` being the address of the int64 table ``tab`` (implicit GEMM). ``epa``
-    is the address of the float32 row ``[alpha, beta, act_alpha, act_beta, act,
-    has_c, has_res, plain, fast]`` where ``fast`` >= 0 means the whole epilogue
+    is the address of an ``EPILOGUE`` struct (in the caller's parameter row,
+    ``slot_address(p, R.ep)``) where ``fast`` >= 0 means the whole epilogue
     is the micro-kernel's (FAST_* flags); ``cadd`` is the address of this tile's
     ``C[0, 0]`` addend (strides ``sci``, ``scj``; a per-row bias when fast),
     ``res`` of its residual (laid out like ``C``). ``whole_k``: the op has a
@@ -437,11 +479,10 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     the micro-kernel's (``fast >= 0``). Needs ``gw >= VW`` and ``scratch_floats()``.
     """
     big = 1 << 40
-    ep = f32(epa, 9)
     cv = f32(c, big)
     cav = f32(cadd, big)
     rv = f32(res, big)
-    fast = np.int64(ep[8])
+    fast = ep_int(epa, EPILOGUE.fast)
     in_place = sai == 1 and sak == MR and sblk == kk * MR
     kc_max = KC if in_place else KC_PLAIN_A
     # One row block over packed B panels reuses no panel: skip the K slices and
@@ -530,15 +571,15 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
                                 _micro_half(ai, asai, asak, bp, lb, cblk, ldc, kc, mv, nv, epa, bias, rblk, fl,
                                             gmap + jp * GMAP_INTS * 8)
                             if last and fast < 0:
-                                _epilogue(cv, i0 * ldc + j0, ldc, mv, nv, ep, cav, i0 * sci + j0 * scj, sci, scj, rv)
+                                _epilogue(cv, i0 * ldc + j0, ldc, mv, nv, epa, cav, i0 * sci + j0 * scj, sci, scj, rv)
     return 0
 
 
-@tile_kernel
+@tile_kernel(GEMM, scratch=_gemm_scratch)
 def f32_gemm(p, tile, scratch):
-    m, n, kk = p[6], p[7], p[8]
-    sai, sak, ldb, sci, scj = p[9], p[10], p[11], p[12], p[13]
-    mb, nb, nmb, nnb, bpk = p[14], p[15], p[16], p[17], p[18]
+    m, n, kk = p[GEMM.m], p[GEMM.n], p[GEMM.k]
+    sai, sak, ldb, sci, scj = p[GEMM.sai], p[GEMM.sak], p[GEMM.ldb], p[GEMM.sci], p[GEMM.scj]
+    mb, nb, nmb, nnb, bpk = p[GEMM.mb], p[GEMM.nb], p[GEMM.n_mblk], p[GEMM.n_nblk], p[GEMM.bpk]
     per = nmb * nnb
     bt = tile // per
     rem = tile - bt * per
@@ -546,20 +587,20 @@ def f32_gemm(p, tile, scratch):
     j0 = (rem % nnb) * nb
     rows = min(m, i0 + mb) - i0
     j1 = min(n, j0 + nb)
-    offs = i64(p[4], 2 * (bt + 1))
+    offs = i64(p[GEMM.offs], 2 * (bt + 1))
     yo = bt * m * n + i0 * n + j0
-    a = p[0] + (offs[2 * bt] + i0 * sai) * 4
-    b = p[1] + (offs[2 * bt + 1] + ((j0 // NR) * bpk if bpk > 0 else j0)) * 4
-    gemm_tile(a, sai, sak, MR * sai, rows, b, ldb, bpk, j1 - j0, kk, p[5] + yo * 4, n, scratch,
-              p[3], p[2] + (i0 * sci + j0 * scj) * 4, sci, scj, p[5], m <= MR)
+    a = p[GEMM.a] + (offs[2 * bt] + i0 * sai) * 4
+    b = p[GEMM.b] + (offs[2 * bt + 1] + ((j0 // NR) * bpk if bpk > 0 else j0)) * 4
+    gemm_tile(a, sai, sak, MR * sai, rows, b, ldb, bpk, j1 - j0, kk, p[GEMM.y] + yo * 4, n, scratch,
+              slot_address(p, GEMM.ep), p[GEMM.c] + (i0 * sci + j0 * scj) * 4, sci, scj, p[GEMM.y], m <= MR)
     return 0
 
 
-@tile_kernel
+@tile_kernel(TRANSPOSE2D)
 def f32_transpose2d(p, tile, scratch):
-    r, s, per = p[2], p[3], p[4]
-    x = f32(p[0], r * s)
-    y = f32(p[1], r * s)
+    r, s, per = p[TRANSPOSE2D.rows], p[TRANSPOSE2D.cols], p[TRANSPOSE2D.cols_per_tile]
+    x = f32(p[TRANSPOSE2D.x], r * s)
+    y = f32(p[TRANSPOSE2D.y], r * s)
     lo = tile * per
     hi = min(s, lo + per)
     for j in range(lo, hi):

@@ -116,7 +116,7 @@ def test_conv_residual_activation(dw, act):
     with tilerun.compile_model(m) as eng:
         # the add and activation run in the conv's epilogue (rows that build its columns may precede it)
         assert {r.op_type for r in eng.plan.rows} == {"Conv"}
-        assert eng.plan.rows[-1].kernel in ("f32_conv_gemm", "f32_conv_dw", "f32_grid_out")
+        assert eng.plan.rows[-1].kernel.name in ("f32_conv_gemm", "f32_conv_dw", "f32_grid_out")
 
 
 @pytest.mark.parametrize("xshape,wshape,attrs", [

@@ -1,7 +1,7 @@
 """Lowering of ``ChannelAffine``, tilerun's own op for a folded chain of per-channel affine ops.
 
 The fold pass (``passes/fold_batchnorm``) creates it with inputs ``[x, s, t]``
-(``s``, ``t`` constant ``[C]``); the fuse pass may add ``attrs["_activation"]``.
+(``s``, ``t`` constant ``[C]``); the fuse pass may add ``fused.activation``.
 One ``f32_channel_affine`` row, tiles over (image, channel) planes.
 """
 import numpy as np

@@ -5,14 +5,13 @@ a run-time ``B`` is read in place (``Gemm`` with ``transB`` on a run-time ``B``
 first transposes it into a temporary). ``A`` is read through strides, so
 ``transA`` costs nothing. MatMul broadcasts batch axes numpy-style through a
 per-batch table of ``A``/``B`` offsets. A fused activation
-(``attrs["_activation"]``) runs in the epilogue.
+(``node.fused.activation``) runs in the epilogue.
 """
 import numpy as np
 
 from tilerun.kernels.elementwise import (CLIP, HARD_SIGMOID, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID,
                                          TANH)
-from tilerun.kernels.gemm import (FAST_BIAS, FAST_CLIP, FAST_LEAKY, FAST_RELU, FAST_RES, MR, NR, pack_b,
-                                  scratch_floats)
+from tilerun.kernels.gemm import MR, NR, epilogue, f32_gemm, f32_transpose2d, pack_b
 
 from ..errors import node_error
 from .base import F32, Lowering, expect_dtype, expect_inputs, expect_rank
@@ -24,7 +23,7 @@ ACT_CODES = {"Relu": RELU, "LeakyRelu": LEAKY_RELU, "Clip": CLIP, "Sigmoid": SIG
 
 def fused_activation(node):
     """``(op code, alpha, beta)`` of the node's fused activation (IDENTITY when none)."""
-    act = node.attrs.get("_activation")
+    act = node.fused.activation
     if not act:
         return IDENTITY, 0.0, 0.0
     if act[0] not in ACT_CODES:
@@ -32,21 +31,6 @@ def fused_activation(node):
     return ACT_CODES[act[0]], float(act[1]), float(act[2])
 
 
-_FAST_ACT = {IDENTITY: 0, RELU: FAST_RELU, CLIP: FAST_CLIP, LEAKY_RELU: FAST_LEAKY}
-
-
-def epilogue_row(alpha, beta, act, aa, ab, has_c, has_res, row_bias=False):
-    """The float32 epilogue row the GEMM core reads (see ``kernels.gemm.gemm_tile``).
-
-    ``row_bias``: the addend ``C`` is one value per row (a conv bias), which with
-    ``alpha == beta == 1`` and no activation, Relu, Clip or LeakyRelu lets the
-    micro-kernel apply the whole epilogue in registers.
-    """
-    plain = alpha == 1.0 and not has_c and not has_res and act == IDENTITY
-    fast = -1
-    if alpha == 1.0 and (not has_c or (row_bias and beta == 1.0)) and act in _FAST_ACT:
-        fast = (FAST_BIAS if has_c else 0) | (FAST_RES if has_res else 0) | _FAST_ACT[act]
-    return np.array([alpha, beta, aa, ab, act, has_c, has_res, plain, fast], np.float32)
 
 
 def emit_gemm(node, plan, a, sa, b, ldb, y, m, n, k, batch_offs, c=None, sc=(0, 0), alpha=1.0, beta=0.0,
@@ -65,12 +49,11 @@ def emit_gemm(node, plan, a, sa, b, ldb, y, m, n, k, batch_offs, c=None, sc=(0, 
         nnb = min(-(-n // NR), -(-want // (batch * nmb)))
         nb = -(-(-(-n // nnb)) // NR) * NR
         nnb = -(-n // nb)
-    ep = plan.weight(epilogue_row(alpha, beta, act, aa, ab, c is not None, False), "gemm_ep")
     offs = plan.weight(batch_offs.reshape(-1), "gemm_offs")
-    plan.need_scratch(scratch_floats(k) * 4)
-    plan.add(node, "f32_gemm", [a, b, c if c is not None else ep, ep, offs], [y],
-             [m, n, k, sa[0], sa[1], ldb, sc[0], sc[1], mb, nb, nmb, nnb, k * NR if b_packed else 0],
-             batch * nmb * nnb, flops=2 * batch * m * n * k)
+    plan.add(node, f32_gemm, a=a, b=b, c=c, offs=offs, y=y, m=m, n=n, k=k, sai=sa[0], sak=sa[1], ldb=ldb,
+             sci=sc[0], scj=sc[1], mb=mb, nb=nb, n_mblk=nmb, n_nblk=nnb, bpk=k * NR if b_packed else 0,
+             ep=epilogue(alpha, beta, act, aa, ab, has_c=c is not None), tiles=batch * nmb * nnb,
+             flops=2 * batch * m * n * k)
 
 
 @register("Gemm", 7)
@@ -119,7 +102,8 @@ class Gemm(Lowering):
         elif tb:
             bname = plan.temp((k, n), np.float32, "gemm_bt")
             tiles, per = plan.split(k, n, granule=16)
-            plan.add(node, "f32_transpose2d", [b.name], [bname], [n, k, per], tiles, flops=n * k)
+            plan.add(node, f32_transpose2d, x=b, y=bname, rows=n, cols=k, cols_per_tile=per, tiles=tiles,
+                     flops=n * k)
         else:
             bname = b.name
         cname, sc = None, (0, 0)

@@ -1,24 +1,23 @@
 """Fuse activations and residual adds into the Conv/Gemm/MatMul/ChannelAffine that produce their input.
 
-``Conv → Relu`` becomes one Conv with ``attrs["_activation"] = ("Relu", alpha, beta)``;
-``Conv → Add(other) [→ Relu]`` becomes one Conv with ``attrs["_residual"] = other``,
+``Conv → Relu`` becomes one Conv with ``fused.activation = ("Relu", alpha, beta)``;
+``Conv → Add(other) [→ Relu]`` becomes one Conv with ``fused.residual = other``,
 so the epilogue adds the residual and applies the activation while the tile is
-still in cache; ``Conv → MaxPool`` becomes one Conv with ``attrs["_maxpool"]``
-(the pool node). A fusion applies only when the intermediate tensor feeds
-nothing else and is not a graph output. The fused node takes the position of
+still in cache; ``Conv → MaxPool`` becomes one Conv with ``fused.pool`` (the
+pool node) where the conv's lowering says it ``absorbs`` that pool. A fusion
+applies only when the intermediate tensor feeds nothing else and is not a
+graph output. The fused node takes the position of
 the last node it absorbs, which keeps the order topological (the residual may
 be computed after the Conv in the original order).
 """
 import numpy as np
 
+from ..ops.registry import resolve
+
 PRODUCERS = {"Conv", "Gemm", "MatMul", "ChannelAffine"}
 RESIDUAL_PRODUCERS = {"Conv"}
 
 _F32_MAX = float(np.finfo(np.float32).max)
-# Every band of a fused conv + max pool reads all the conv's weights: only
-# stems and early layers qualify (VGG-19's 9 MiB layers read theirs once per
-# band and ran 1.22 -> 1.26x ORT).
-POOL_FUSE_WEIGHT_BYTES = 1 << 19
 
 
 def activation_of(node, graph):
@@ -67,7 +66,7 @@ def _fuse(graph, step):
 
 def _sole_fusable_producer(graph, name, producers, consumers, kinds):
     p = producers.get(name)
-    if p is None or p.op_type not in kinds or "_activation" in p.attrs:
+    if p is None or p.op_type not in kinds or p.fused.activation is not None:
         return None
     if len(consumers.get(name, ())) != 1 or name in graph.outputs:
         return None
@@ -83,7 +82,7 @@ def _activation_step(graph, node, producers, consumers):
     p = _sole_fusable_producer(graph, node.inputs[0], producers, consumers, PRODUCERS)
     if p is None:
         return False
-    p.attrs["_activation"] = act
+    p.fused.activation = act
     p.outputs = [node.outputs[0]]
     _replace(graph, p, node)
     return True
@@ -97,11 +96,11 @@ def _residual_step(graph, node, producers, consumers):
         mine, other = node.inputs[k], node.inputs[1 - k]
         p = _sole_fusable_producer(graph, mine, producers, consumers, RESIDUAL_PRODUCERS)
         o = graph.values[other]
-        if p is None or "_residual" in p.attrs or o.const is not None:
+        if p is None or p.fused.residual is not None or o.const is not None:
             continue
         if tuple(o.shape) != tuple(out.shape) or tuple(graph.values[mine].shape) != tuple(out.shape):
             continue
-        p.attrs["_residual"] = other
+        p.fused.residual = other
         p.inputs = list(p.inputs) + [""] * (3 - len(p.inputs)) + [other]
         p.outputs = [node.outputs[0]]
         _replace(graph, p, node)
@@ -110,39 +109,20 @@ def _residual_step(graph, node, producers, consumers):
 
 
 def _maxpool_step(graph, node, producers, consumers):
-    # Conv [→ Relu/Clip/LeakyRelu] → MaxPool: the conv computes bands of rows
-    # and pools each while it is in cache (ops/conv.py), so the conv's output,
-    # the largest tensor of a CNN's stem, is never written to memory. Only
-    # the shapes that path takes: a 2-D implicit-GEMM conv (group 1, strides
-    # <= 2, not a plain 1x1) with rows of at least 16 pixels and its epilogue
-    # in registers, weights of at most POOL_FUSE_WEIGHT_BYTES, and a max pool
-    # without dilation or Indices, column stride <= 2.
+    # Producer [-> activation] -> MaxPool, where the producer's lowering can
+    # compute the pool on its own output (Conv.absorbs).
     if node.op_type != "MaxPool" or len(node.outputs) > 1 and node.outputs[1]:
         return False
     x = node.inputs[0]
     p = producers.get(x)
-    if p is None or p.op_type != "Conv" or "_residual" in p.attrs or "_maxpool" in p.attrs:
+    if p is None or p.fused.residual is not None or p.fused.pool is not None:
         return False
     if len(consumers.get(x, ())) != 1 or x in graph.outputs or graph.values[x].dtype != np.float32:
         return False
-    act = p.attrs.get("_activation")
-    if act is not None and act[0] not in ("Relu", "Clip", "LeakyRelu"):
+    lowering = resolve(p.op_type, graph.opset, p.domain)
+    if not getattr(lowering, "absorbs", None) or not lowering.absorbs(p, node, graph):
         return False
-    xs = graph.values[x].shape
-    w = graph.values[p.inputs[1]]
-    if len(xs) != 4 or w.const is None or len(w.shape) != 4 or int(p.attrs.get("group", 1)) != 1 or w.shape[1] < 2:
-        return False
-    if w.const.size * 4 > POOL_FUSE_WEIGHT_BYTES:
-        return False
-    strides = list(p.attrs.get("strides") or [1, 1])
-    pads = list(p.attrs.get("pads") or [0] * 4)
-    if max(strides) > 2 or (tuple(w.shape[2:]) == (1, 1) and strides == [1, 1] and not any(pads)):
-        return False
-    if xs[3] < 16 or any(int(d) != 1 for d in node.attrs.get("dilations") or [1]):
-        return False
-    if int(node.attrs.get("storage_order", 0)) != 0 or int((node.attrs.get("strides") or [1, 1])[-1]) > 2:
-        return False
-    p.attrs["_maxpool"] = node
+    p.fused.pool = node
     p.outputs = [node.outputs[0]]
     _replace(graph, p, node)
     return True

@@ -1,0 +1,168 @@
+"""Which way a convolution runs and how its GEMM is tiled: a pure function of shape, epilogue and workers.
+
+``ConvShape`` is the resolved geometry of one 2-D convolution (1-D arrives
+as a unit height); ``choose_path`` returns a ``ConvPath`` naming the path
+and the GEMM tiles, which ``ops/conv.py`` turns into rows. Paths:
+
+* ``depthwise`` — one input channel per group: the direct depthwise kernel.
+* ``direct`` — a 1x1, stride-1, unpadded conv: the GEMM reads the activation in place.
+* ``im2col`` — strides above 2: columns built per tile in scratch.
+* ``grid`` — strides 1 and 2: implicit GEMM over zero-padded (phase-split)
+  planes, stored straight into the image when the epilogue runs in registers
+  (``to_image``), else onto the grid and copied out by ``f32_grid_out``.
+* ``grid_pixels`` — a small plane whose grid costs more register blocks than
+  its pixels: the pixels' columns are packed once, without the grid's extras.
+* ``conv_maxpool`` — a grid conv whose max pool is fused (``Conv.absorbs``).
+
+``pack_cols``: tiles split output channels, so the GEMM's ``B`` is packed once
+by its own row for all of them. This module emits nothing and reads no graph.
+"""
+from dataclasses import dataclass
+
+from tilerun.kernels.gemm import MR, NR
+from tilerun.kernels.simd import VW
+
+from .. import tiling
+
+SMALL_PIX = 8 * NR  # at most this many output pixels: tile over output channels
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """Geometry of one 2-D convolution: input, output, kernel, strides, dilations, begin pads, groups."""
+    n: int
+    c: int
+    in_h: int
+    in_w: int
+    cout: int
+    out_h: int
+    out_w: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    pad_t: int
+    pad_l: int
+    groups: int
+
+    @property
+    def cin_g(self):
+        return self.c // self.groups
+
+    @property
+    def cout_g(self):
+        return self.cout // self.groups
+
+    @property
+    def k(self):
+        """Depth of the GEMM: input channels per group x taps."""
+        return self.cin_g * self.kh * self.kw
+
+    @property
+    def npix(self):
+        return self.out_h * self.out_w
+
+    def ints(self, drop=()):
+        """The geometry as keyword slots of a conv row (``kernels.conv._GEOMETRY`` names)."""
+        names = ("n", "c", "in_h", "in_w", "cout", "out_h", "out_w", "kh", "kw", "sh", "sw", "dh", "dw", "pad_t",
+                 "pad_l")
+        return {k: getattr(self, k) for k in names if k not in drop}
+
+
+@dataclass(frozen=True)
+class GridGeometry:
+    """The zero-padded, phase-split planes of an implicit-GEMM conv: ``hq x wq`` per phase."""
+    row_phases: int
+    col_phases: int
+    hq: int
+    wq: int
+
+    @property
+    def plane_stride(self):
+        """Floats between two channels' planes (all their phases)."""
+        return self.row_phases * self.col_phases * self.hq * self.wq
+
+    def columns(self, s):
+        """GEMM columns of the grid: every output row ``wq`` wide but the last."""
+        return (s.out_h - 1) * self.wq + s.out_w
+
+    @staticmethod
+    def of(s):
+        """The grid of ``ConvShape`` ``s`` (strides 1 or 2)."""
+        return GridGeometry(s.sh if s.kh > 1 else 1, s.sw if s.kw > 1 else 1,
+                            s.out_h + (s.kh - 1) * s.dh // s.sh, s.out_w + (s.kw - 1) * s.dw // s.sw)
+
+
+@dataclass(frozen=True)
+class ConvPath:
+    """The chosen path and its GEMM tiles (pixel blocks x channel blocks, per image-group)."""
+    kind: str
+    n_pb: int = 1
+    pix_panels: int = 0
+    n_cob: int = 1
+    pack_cols: bool = False
+    to_image: bool = False
+    grid: GridGeometry = None
+
+    @property
+    def tiles(self):
+        return self.n_pb * self.n_cob
+
+
+def gemm_tiles(images, cout_g, npix, kk, workers):
+    """``(n_pix_blocks, pix_panels, n_co_blocks)`` for one image-group's GEMM (both split evenly).
+
+    Few pixels (late layers, weights larger than activations): split output
+    channels, so each tile streams only its own rows of the weights. Otherwise
+    split the column panels evenly (``tiling.split_even``), adding a channel
+    split only when some worker would get no tile (a channel split costs a
+    packing pass).
+    """
+    npan = -(-npix // NR)
+    if npix <= SMALL_PIX and cout_g >= 2 * MR:
+        return 1, npan, tiling.split_even(cout_g, npix * kk, workers, MR)
+    npb = tiling.split_even(npix, cout_g * kk, workers, NR)
+    ncob = 1
+    if images * npb < workers and cout_g > MR:
+        ncob = min(-(-cout_g // MR), -(-workers // (images * npb)))
+    return npb, npan, ncob
+
+
+def column_cost(ncols):
+    """Register-block vectors a row block spends on ``ncols`` columns (a last panel of <= VW columns is half-width)."""
+    rem = ncols % NR
+    return (ncols // NR) * (NR // VW) + -(-rem // VW)
+
+
+def choose_path(s, fast_epilogue, workers, pool=False):
+    """The ``ConvPath`` of ``ConvShape`` ``s``.
+
+    ``fast_epilogue``: the epilogue runs in the micro-kernel's registers.
+    ``pool``: a max pool was fused (legal only where ``Conv.absorbs`` said so).
+    """
+    images = s.n * s.groups
+    plain_1x1 = (s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.pad_t == s.pad_l == 0
+                 and (s.out_h, s.out_w) == (s.in_h, s.in_w))
+    if s.cin_g > 1 and not plain_1x1 and max(s.sh, s.sw) <= 2:
+        grid = GridGeometry.of(s)
+        if pool:
+            return ConvPath("conv_maxpool", grid=grid)
+        ngrid = grid.columns(s)
+        # Straight into the image needs the epilogue in registers and, where
+        # grid rows have extra columns, a grid row of at least one vector.
+        to_image = fast_epilogue and (grid.wq >= VW or grid.wq == s.out_w)
+        npb, npan, ncob = gemm_tiles(images, s.cout_g, ngrid, s.k, workers)
+        cost_pix, cost_grid = column_cost(s.npix), column_cost(ngrid)
+        if s.npix <= SMALL_PIX and (cost_pix < cost_grid or cost_pix == cost_grid and (ncob > 1 or not to_image)):
+            # Small planes whose grid columns cost more register blocks than the
+            # image's pixels, or as many where the grid would be packed anyway
+            # (a channel split) or copied out: pack the pixels' columns once.
+            npb, npan, ncob = gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
+            return ConvPath("grid_pixels", npb, npan, ncob, grid=grid)
+        return ConvPath("grid", npb, npan, ncob, pack_cols=ncob > 1, to_image=to_image, grid=grid)
+    if s.cin_g == 1:
+        return ConvPath("depthwise")
+    npb, npan, ncob = gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
+    return ConvPath("direct" if plain_1x1 else "im2col", npb, npan, ncob, pack_cols=ncob > 1)
