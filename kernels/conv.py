@@ -1,91 +1,51 @@
 """FP32 convolution kernels (NCHW): implicit GEMM, im2col and 1x1 onto the GEMM core; depthwise direct.
 
-Both read ``[X, W, bias, ep, res, TAB, Y]`` then the integers
-``[N, C, H, W, Cout, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl, G, cout_g, cin_g,
-co_per_tile, pix_panels, n_cob, n_pb, direct, pix_block, hq, wq, channel stride,
-to_image]``
-(1-D convolutions arrive as H = kh = 1). ``ep`` is the GEMM core's float32
-epilogue row (``kernels.gemm.gemm_tile``): ``y = act(conv + bias + res)``,
-with the bias as a per-row addend, applied while each block is hot.
+Each kernel reads the row declared next to it (1-D convolutions arrive as
+``in_h = kh = 1``); rows that run the GEMM core carry its ``EPILOGUE`` struct
+(``y = act(conv + bias + res)``, the bias a per-row addend).
 
-``f32_conv_gemm``: ``W`` is packed per group into panels ``[G, ceil(cout_g/MR),
-K, MR]`` (zero rows pad the last panel), ``K = cin_g*kh*kw``; tile ``t`` =
-(image, group, output-channel block, pixel block); the ``MR``-row blocks of
-``cout_g`` and the ``pix_panels`` ``NR``-column panels of the columns are each
-dealt evenly over the ``n_cob`` and ``n_pb`` blocks (block ``b`` of ``n`` over
-``u`` units starts at unit ``b * u // n``). ``co_per_tile`` is
-``f32_conv_dw``'s alone and ``pix_panels`` is unused there.
-``direct`` says where the GEMM's ``B`` comes from: DIRECT, a 1x1 stride-1
-unpadded convolution, reads
-the activation in place; IM2COL builds ``pix_block`` (a multiple of ``NR``)
-columns of im2col at a time in scratch after the GEMM core's own, already in
-the core's packed-panel layout; FROM_COLS reads ``X`` as the whole im2col
-matrix ``f32_im2col`` wrote (``[N*G, ceil(npix/NR), K, NR]``): chosen when
-tiles split output channels, so that no two tiles build the same columns.
+``f32_conv_gemm`` (row ``CONV``): ``w`` is packed per group into panels
+``[G, ceil(cout_g/MR), K, MR]``, ``K = cin_g*kh*kw``; tile = (image, group,
+output-channel block, pixel block), the ``MR``-row blocks and the
+``pix_panels`` ``NR``-column panels dealt evenly over ``n_cob`` and ``n_pb``
+blocks (block ``b`` of ``n`` over ``u`` units starts at ``b * u // n``).
+``source`` says where the GEMM's ``B`` comes from: DIRECT (a 1x1 stride-1
+unpadded conv) reads the activation in place; IM2COL builds ``pix_block``
+columns at a time in scratch after the core's own, in its packed-panel
+layout; FROM_COLS reads ``x`` as whole packed columns ``[N*G,
+ceil(npix/NR), K, NR]`` (``f32_im2col``, ``f32_pack_cols`` or
+``f32_pack_pixels`` wrote them once, when tiles split output channels);
+GRID / GRID_COLS are implicit GEMM on the padded planes below.
 
-When tiles split output channels, the columns are packed once for all of
-them by ``f32_pack_cols`` (FROM_COLS; GRID_COLS for the GRID layout below)
-instead of by every tile: with 8 to 10 channel tiles on ResNet-50's 14x14
-layers each tile repacked all of ``B`` for 3 or 4 row blocks (2 cores, busy
-time: the 1024->256 1x1 layer went from 1.23 ms to 0.83 + 0.07 ms, the 256
-3x3 from 2.26 to 2.00 + 0.12 ms).
+GRID (strides 1 and 2): ``f32_pad_planes`` (row ``PAD_PLANES``, reads only
+inside its input) copies the input with its zero padding into ``[N*C,
+phases, hq, wq]`` planes; a stride-2 axis is split into its even and odd
+phases (padded row ``2i + a`` is row ``i`` of phase ``a``), so output pixel
+``(oh, ow)`` reads tap ``(ki, kj)`` at ``(oh + ki*dh//sh, ow + kj*dw//sw)``
+of one phase plane: ``B``'s row for tap ``(ci, ki, kj)`` is the planes
+shifted by ``koffs[tap]`` and every column is a pixel of the grid ``oh*wq +
+ow``. With ``to_image`` the core stores each grid vector straight into the
+image rows it covers (the epilogue in registers); otherwise ``y`` is the
+grid with its ``wq - out_w`` extra columns and ``f32_grid_out`` (row
+``GRID_OUT``) drops them while applying bias, residual and activation.
 
-GRID (strides 1 and 2) is implicit GEMM: ``X`` is the input copied with its
-zero padding by ``f32_pad_planes`` into ``[N*C, phases, hq, wq]`` planes
-(ints ``[N*C, H, W, hq, wq, pt, pl, planes_per_tile, slack, sh, sw,
-row_phases, col_phases]``). A stride-2 axis is split into its even and odd
-phases (padded row ``2i + a`` is row ``i`` of phase ``a``), so the output
-pixel ``(oh, ow)`` reads tap ``(ki, kj)`` at ``(oh + ki*dh//sh, ow +
-kj*dw//sw)`` of one phase plane: ``B``'s row for tap ``(ci, ki, kj)`` is the
-planes shifted by one table offset (an int64 table in the ``TAB`` slot) and
-every column is a pixel of the grid ``oh*wq + ow``. The GEMM core packs its
-panels with plain vector copies, and no column is built twice. The ints end
-with ``[hq, wq, channel stride, to_image]``. With ``to_image`` set (the
-epilogue runs in registers and ``wq`` holds a whole vector), the GEMM core
-stores each vector of the grid straight into the image rows it covers (two
-masked stores, see ``gemm_tile``'s ``gw``); a grid with ``wq == OW`` (a
-kernel one column wide) is the image itself and is stored plainly.
-Otherwise ``Y`` is that grid (the ``wq - OW`` extra columns per row
-included), ``ep`` a plain one, and ``f32_grid_out`` (``[GRID, bias, ep, res,
-Y]``, ints ``[N, Cout, OH, OW, wq, planes_per_tile]``) drops the extra
-columns while applying bias, residual and activation: the pass that storing
-straight into the image saves measured -1% on ResNet-50 and squeezenet at 2
-cores, -7% on a 7x7 stem layer alone. Chosen over im2col by measurement on
-ResNet-50 (1 thread, stride 1): 64 channels at 56x56 went from 1.94 to 1.44
-ms, 256 channels at 14x14 from 1.92 to 1.60 ms; the copy and the extra pass
-cost far less than building every column. Larger strides keep im2col.
+``f32_conv_maxpool`` (row ``CONV_MAXPOOL``): a GRID convolution followed by a
+max pool; tile = (image, band of pooled rows). A tile computes the conv rows
+its windows read (all output channels, epilogue in registers) into a band of
+scratch ``wq`` wide and pools them there, so the conv output never goes to
+memory; neighbouring tiles recompute the ``pool_kh - pool_sh`` rows they
+share. Group 1 and a register epilogue only.
 
-``f32_conv_maxpool`` is a GRID convolution followed by a max pool (the
-graph's ``Conv [-> activation] -> MaxPool``): ``[X (padded planes), W, bias,
-ep, res (unused), TAB, Y]`` then ints ``[N, C, Cout, OH, OW, wq, channel
-stride, K, pool kH, kW, sH, sW, pad top, pad left, pooled OH, pooled OW,
-pooled rows per tile, band rows, tiles per image]``; tile = (image, band of
-pooled rows). A tile computes the conv rows its windows read (all output
-channels, epilogue in registers) into a band of scratch that keeps the
-grid's rows, ``wq`` wide, and pools them from there, so the conv output
-never goes to memory; tiles recompute the ``kH - sH`` rows their windows
-share. Group 1 and a register epilogue only (``passes/fuse.py`` fuses no
-other case).
+``f32_pack_pixels`` (``PACK_PIXELS``) writes FROM_COLS columns of the
+image's pixels from the padded planes (the grid rows without their extra
+columns); ``f32_pack_cols`` (``PACK_COLS``) packs image-group ``ig``'s ``B``,
+starting ``ig * ig_stride`` floats into ``x``, row ``k`` at ``k * ldb``
+floats (``ldb > 0``) or at ``koffs[k]`` (``ldb == 0``); ``f32_im2col``
+(``IM2COL_ROW``) builds the im2col columns of a pixel block.
 
-``f32_pack_pixels`` reads ``[padded planes, TAB, COLS]`` then ints ``[n_ig,
-K, OH, OW, wq, ig_stride, rows_per_tile, n_row_tiles]`` and writes the
-FROM_COLS columns of the image's pixels (the grid's rows without their extra
-columns); tile = (image-group, rows of ``B``); scratch: one row of pixels.
-
-``f32_pack_cols`` reads ``[X, TAB, COLS]`` then ints ``[n_ig, ncols, K, ldb,
-ig_stride, panels_per_tile, n_panel_tiles]``: image-group ``ig``'s ``B``
-starts ``ig * ig_stride`` floats into ``X``, row ``k`` at ``k * ldb`` floats
-(``ldb > 0``) or at ``TAB[k]`` (``ldb == 0``, the GRID table); it is written
-as ``[n_ig, ceil(ncols/NR), K, NR]`` panels; tile = (image-group, panels).
-
-``f32_im2col`` reads ``[X, COLS]`` then ``[N, C, H, W, OH, OW, kh, kw, sh, sw,
-dh, dw, pt, pl, G, cin_g, pix_per_tile, n_pix_tiles]``; tile = (image-group,
-pixel block); ``pix_per_tile`` is a multiple of ``NR``.
-
-``f32_conv_dw``: ``cin_g == 1`` (depthwise, any channel multiplier); ``W`` is
-``[Cout, kh*kw]``; tile = ``co_per_tile`` consecutive (image, channel)
-planes; needs ``dw_pad_shape(...)[3]`` floats of scratch. Not here: 3-D
-convolution.
+``f32_conv_dw`` (row ``CONV``): ``cin_g == 1`` (depthwise, any channel
+multiplier); ``w`` is ``[Cout, kh*kw]``; tile = ``co_per_tile`` consecutive
+(image, channel) planes. Not here: 3-D convolution.
 """
 import numba
 import numpy as np

@@ -1,0 +1,58 @@
+"""The conv path and tile decision as a pure function (``ops/conv_paths.py``), on synthetic shapes."""
+import pytest
+
+from tilerun.kernels.gemm import MR, NR
+from tilerun.kernels.simd import VW
+from tilerun.ops.conv_paths import ConvShape, GridGeometry, choose_path, column_cost, gemm_tiles
+
+
+def shape(c=64, cout=64, hw=56, k=3, s=1, pad=1, groups=1, n=1):
+    out = (hw + 2 * pad - k) // s + 1
+    return ConvShape(n, c, hw, hw, cout, out, out, k, k, s, s, 1, 1, pad, pad, groups)
+
+
+@pytest.mark.parametrize("s, kind", [
+    (shape(k=1, pad=0), "direct"),                       # 1x1 stride 1 unpadded: B read in place
+    (shape(), "grid"),                                   # 3x3 stride 1: implicit GEMM
+    (shape(s=2), "grid"),                                # stride 2: phase-split planes
+    (shape(s=3), "im2col"),                              # larger strides
+    (shape(c=32, cout=32, groups=32), "depthwise"),      # one input channel per group
+    (shape(c=256, cout=256, hw=13), "grid_pixels"),      # small plane: 13x13 grid costs more than its pixels
+])
+def test_path_by_shape(s, kind):
+    assert choose_path(s, True, 2).kind == kind
+
+
+def test_grid_goes_to_the_image_only_with_a_register_epilogue():
+    assert choose_path(shape(), True, 2).to_image
+    assert not choose_path(shape(), False, 2).to_image
+
+
+def test_fused_pool_takes_the_band_path():
+    p = choose_path(shape(c=3, cout=64, hw=224, k=7, s=2, pad=3), True, 2, pool=True)
+    assert p.kind == "conv_maxpool" and p.grid == GridGeometry.of(shape(c=3, cout=64, hw=224, k=7, s=2, pad=3))
+
+
+def test_grid_geometry_splits_stride_two_into_phases():
+    g = GridGeometry.of(shape(s=2))
+    assert (g.row_phases, g.col_phases) == (2, 2)
+    assert g.hq == 28 + 1 and g.plane_stride == 4 * g.hq * g.wq
+
+
+@pytest.mark.parametrize("workers", [1, 2, 16])
+def test_gemm_tiles_cover_every_panel_and_channel_block(workers):
+    for cout_g, npix, kk in [(64, 3136, 576), (512, 49, 4608), (16, 196, 144), (8, 12, 27)]:
+        npb, npan, ncob = gemm_tiles(1, cout_g, npix, kk, workers)
+        assert npan == -(-npix // NR)
+        assert 1 <= npb <= npan and 1 <= ncob <= -(-cout_g // MR)
+
+
+def test_small_planes_split_channels_not_pixels():
+    npb, _, ncob = gemm_tiles(1, 512, 49, 4608, 2)
+    assert npb == 1 and ncob > 1
+
+
+def test_column_cost_counts_half_width_last_panel():
+    assert column_cost(NR) == NR // VW
+    assert column_cost(VW) == 1  # a last panel of at most one vector runs the half-width kernel
+    assert column_cost(NR + 1) == NR // VW + 1
