@@ -1,38 +1,70 @@
-"""Normalization and reduction kernels on float32: softmax, LRN, affine, instance/layer norm, Reduce*.
+"""Normalization and reduction kernels on float32: softmax, LRN, affine, batch/instance/layer norm, Reduce*.
 
 Every kernel keeps each reduction inside one tile (a tile is a set of whole
-rows, planes or column blocks), so results never depend on the tiling.
-Parameter rows, by kernel:
+rows, planes, channels or column blocks), so results never depend on the
+tiling. Rows, by kernel:
 
-* ``f32_softmax_rows`` / ``f32_logsoftmax_rows``: ``[x, y, rows, n, rows_per_tile]``,
-  reduce along contiguous rows of ``n``.
-* ``f32_softmax_cols`` / ``f32_logsoftmax_cols``: ``[x, y, outer, n, inner, block,
-  items_per_tile]``, reduce along an axis of stride ``inner``; an item is
-  ``block`` columns of one outer index; uses ``2*block`` float32 of scratch.
-* ``f32_lrn``: ``[x, abb, y, N, C, HW, size, planes_per_tile]``, ``abb`` =
-  (alpha/size, beta, bias) float32 weight.
-* ``f32_scale_shift``: ``[x, s, t, y, planes, C, HW, per_element, planes_per_tile]``:
-  ``y = x*s + t`` with ``s, t`` per channel (or per element of a channel plane).
-* ``f32_batchnorm_rt``: ``[x, scale, B, mean, var, eps, y, planes, C, HW, planes_per_tile]``:
-  BatchNormalization whose statistics arrive at run time.
-* ``f32_instance_norm``: ``[x, scale, bias, eps, y, planes, C, HW, planes_per_tile]``.
-* ``f32_layer_norm``: ``[x, scale, bias, eps, y, mean, invstd, rows, n, rows_per_tile]``.
-* ``f32_batchnorm_train``: training-mode BatchNormalization (batch statistics).
-* ``f32_reduce`` / ``f32_arg_reduce``: the Reduce* family and ArgMax/ArgMin over
-  one axis of an ``[outer, n, inner]`` view (see the kernels).
+* ``SOFTMAX_ROWS`` (``f32_softmax_rows`` / ``f32_logsoftmax_rows``, in
+  ``SOFTMAX_ROWS_KERNELS``): normalize ``rows`` contiguous rows of ``n``.
+* ``SOFTMAX_COLS`` (``f32_softmax_cols`` / ``f32_logsoftmax_cols``, in
+  ``SOFTMAX_COLS_KERNELS``): normalize along an axis of stride ``inner`` of an
+  ``[outer, n, inner]`` view; an item is ``block`` columns of one outer index;
+  ``2*block`` float32 of scratch.
+* ``LRN`` (``f32_lrn``): ``y = x / (bias + alpha_over_size * sum of x^2 over
+  size channels)^beta`` on ``batch x channels`` planes of ``hw``.
+* ``SCALE_SHIFT`` (``f32_scale_shift``): ``y = x*s + t`` with ``s, t`` per
+  channel, or per element of a channel plane with ``per_element``.
+* ``BATCHNORM_RT`` (``f32_batchnorm_rt``): inference BatchNormalization whose
+  statistics arrive at run time, folded per channel in float64.
+* ``BATCHNORM_TRAIN`` (``f32_batchnorm_train``): training-mode
+  BatchNormalization (batch statistics, running mean and var updated with
+  ``momentum``); a tile owns whole channels.
+* ``INSTANCE_NORM`` (``f32_instance_norm``): normalize each plane, then a
+  per-channel scale and bias.
+* ``LAYER_NORM`` (``f32_layer_norm``): normalize rows of ``n``, writing each
+  row's ``mean`` and ``inv_std_dev``.
+* ``REDUCE`` (``f32_reduce``): the Reduce* family over the middle axis of an
+  ``[outer, n, inner]`` view, the reduction one of the ``R_*`` codes in
+  ``op``; ``16*inner`` bytes of scratch.
+* ``ARG_REDUCE`` (``f32_arg_reduce``): ArgMax (ArgMin with ``is_min``) over
+  the same view, int64 indices; ``8*inner`` bytes of scratch.
 
 Means and variances accumulate in float64. ``exp`` is a polynomial in plain
-arithmetic so that softmax loops vectorize.
+arithmetic so that softmax loops vectorize. This module does not pick tiles,
+fold constant statistics or merge reduced axes (the lowerings in
+``engine/ops/normalize.py`` and ``engine/ops/reduce.py`` do).
 """
 import numba
 import numpy as np
 from numba import types
 
-from .abi import U, _view, f32, i64
-from .contract import tile_kernel
+from .abi import U, _view, f32, i64, param_f32
+from .contract import declare_row, tile_kernel
 from .mathfn import exp_f32 as _exp
 
 SOFTMAX, LOGSOFTMAX = 0, 1
+# Reduce* op codes (``REDUCE.op``).
+R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_SUMSQ, R_L1, R_L2, R_LOGSUM, R_LOGSUMEXP = range(10)
+
+SOFTMAX_ROWS = declare_row("SOFTMAX_ROWS", inputs=("x",), outputs=("y",), ints=("rows", "n", "rows_per_tile"))
+SOFTMAX_COLS = declare_row("SOFTMAX_COLS", inputs=("x",), outputs=("y",),
+                           ints=("outer", "n", "inner", "block", "items_per_tile"))
+LRN = declare_row("LRN", inputs=("x",), outputs=("y",), ints=("batch", "channels", "hw", "size", "planes_per_tile"),
+                  floats=("alpha_over_size", "beta", "bias"))
+SCALE_SHIFT = declare_row("SCALE_SHIFT", inputs=("x", "s", "t"), outputs=("y",),
+                          ints=("planes", "channels", "hw", "per_element", "planes_per_tile"))
+BATCHNORM_RT = declare_row("BATCHNORM_RT", inputs=("x", "scale", "bias", "mean", "var"), outputs=("y",),
+                           ints=("planes", "channels", "hw", "planes_per_tile"), floats=("epsilon",))
+BATCHNORM_TRAIN = declare_row("BATCHNORM_TRAIN", inputs=("x", "scale", "bias", "mean", "var"),
+                              outputs=("y", "running_mean", "running_var"),
+                              ints=("batch", "channels", "hw", "channels_per_tile"), floats=("epsilon", "momentum"))
+INSTANCE_NORM = declare_row("INSTANCE_NORM", inputs=("x", "scale", "bias"), outputs=("y",),
+                            ints=("planes", "channels", "hw", "planes_per_tile"), floats=("epsilon",))
+LAYER_NORM = declare_row("LAYER_NORM", inputs=("x", "scale", "bias"), outputs=("y", "mean", "inv_std_dev"),
+                         ints=("rows", "n", "rows_per_tile"), floats=("epsilon",))
+REDUCE = declare_row("REDUCE", inputs=("x",), outputs=("y",), ints=("outer", "n", "inner", "rows_per_tile", "op"))
+ARG_REDUCE = declare_row("ARG_REDUCE", inputs=("x",), outputs=("y",),
+                         ints=("outer", "n", "inner", "rows_per_tile", "is_min", "last"))
 
 
 # Reductions: reassociation lets LLVM vectorize them; the order still depends only on the
@@ -67,16 +99,16 @@ def _row_sqdev(x, base, n, mean):
 
 
 @numba.njit(inline="always")
-def _vmax(a, b):
+def select_max(a, b):
     """max as a plain select, which LLVM vectorizes (the builtin's NaN handling blocks it)."""
     return a if a >= b else b
 
 
 @numba.njit(inline="always")
 def _softmax_rows(p, tile, op):
-    rows, n, per = p[2], p[3], p[4]
-    x = f32(p[0], rows * n)
-    y = f32(p[1], rows * n)
+    rows, n, per = p[SOFTMAX_ROWS.rows], p[SOFTMAX_ROWS.n], p[SOFTMAX_ROWS.rows_per_tile]
+    x = f32(p[SOFTMAX_ROWS.x], rows * n)
+    y = f32(p[SOFTMAX_ROWS.y], rows * n)
     for r in range(tile * per, min(rows, tile * per + per)):
         base = r * n
         m = row_max(x, base, n)
@@ -94,21 +126,22 @@ def _softmax_rows(p, tile, op):
     return 0
 
 
-@tile_kernel
+@tile_kernel(SOFTMAX_ROWS)
 def f32_softmax_rows(p, tile, scratch):
     return _softmax_rows(p, tile, SOFTMAX)
 
 
-@tile_kernel
+@tile_kernel(SOFTMAX_ROWS)
 def f32_logsoftmax_rows(p, tile, scratch):
     return _softmax_rows(p, tile, LOGSOFTMAX)
 
 
 @numba.njit(inline="always")
 def _softmax_cols(p, tile, scratch, op):
-    outer, n, inner, block, per = p[2], p[3], p[4], p[5], p[6]
-    x = f32(p[0], outer * n * inner)
-    y = f32(p[1], outer * n * inner)
+    outer, n, inner = p[SOFTMAX_COLS.outer], p[SOFTMAX_COLS.n], p[SOFTMAX_COLS.inner]
+    block, per = p[SOFTMAX_COLS.block], p[SOFTMAX_COLS.items_per_tile]
+    x = f32(p[SOFTMAX_COLS.x], outer * n * inner)
+    y = f32(p[SOFTMAX_COLS.y], outer * n * inner)
     mx = f32(scratch, block)
     sm = f32(scratch + 4 * block, block)
     nb = (inner + block - 1) // block
@@ -123,7 +156,7 @@ def _softmax_cols(p, tile, scratch, op):
         for k in range(1, n):
             off = base + k * inner
             for j in range(w):
-                mx[U(j)] = _vmax(mx[U(j)], x[U(off + j)])
+                mx[U(j)] = select_max(mx[U(j)], x[U(off + j)])
         for k in range(n):
             off = base + k * inner
             for j in range(w):
@@ -147,23 +180,31 @@ def _softmax_cols(p, tile, scratch, op):
     return 0
 
 
-@tile_kernel
+def _softmax_cols_scratch(args):
+    return 2 * args["block"] * 4
+
+
+@tile_kernel(SOFTMAX_COLS, scratch=_softmax_cols_scratch)
 def f32_softmax_cols(p, tile, scratch):
     return _softmax_cols(p, tile, scratch, SOFTMAX)
 
 
-@tile_kernel
+@tile_kernel(SOFTMAX_COLS, scratch=_softmax_cols_scratch)
 def f32_logsoftmax_cols(p, tile, scratch):
     return _softmax_cols(p, tile, scratch, LOGSOFTMAX)
 
 
-@tile_kernel
+# The softmax kernels by op (``SOFTMAX`` or ``LOGSOFTMAX``), one dict per layout.
+SOFTMAX_ROWS_KERNELS = {SOFTMAX: f32_softmax_rows, LOGSOFTMAX: f32_logsoftmax_rows}
+SOFTMAX_COLS_KERNELS = {SOFTMAX: f32_softmax_cols, LOGSOFTMAX: f32_logsoftmax_cols}
+
+
+@tile_kernel(LRN)
 def f32_lrn(p, tile, scratch):
-    N, C, HW, size, per = p[3], p[4], p[5], p[6], p[7]
-    x = f32(p[0], N * C * HW)
-    abb = f32(p[1], 3)
-    y = f32(p[2], N * C * HW)
-    a, beta, bias = abb[0], abb[1], abb[2]
+    N, C, HW, size, per = p[LRN.batch], p[LRN.channels], p[LRN.hw], p[LRN.size], p[LRN.planes_per_tile]
+    x = f32(p[LRN.x], N * C * HW)
+    y = f32(p[LRN.y], N * C * HW)
+    a, beta, bias = param_f32(p, LRN.alpha_over_size), param_f32(p, LRN.beta), param_f32(p, LRN.bias)
     below = (size - 1) // 2
     above = size - 1 - below
     for pl in range(tile * per, min(N * C, tile * per + per)):
@@ -182,14 +223,15 @@ def f32_lrn(p, tile, scratch):
     return 0
 
 
-@tile_kernel
+@tile_kernel(SCALE_SHIFT)
 def f32_scale_shift(p, tile, scratch):
-    planes, C, HW, elem, per = p[4], p[5], p[6], p[7], p[8]
-    x = f32(p[0], planes * HW)
+    planes, C, HW = p[SCALE_SHIFT.planes], p[SCALE_SHIFT.channels], p[SCALE_SHIFT.hw]
+    elem, per = p[SCALE_SHIFT.per_element], p[SCALE_SHIFT.planes_per_tile]
+    x = f32(p[SCALE_SHIFT.x], planes * HW)
     ns = C * HW if elem else C
-    s = f32(p[1], ns)
-    t = f32(p[2], ns)
-    y = f32(p[3], planes * HW)
+    s = f32(p[SCALE_SHIFT.s], ns)
+    t = f32(p[SCALE_SHIFT.t], ns)
+    y = f32(p[SCALE_SHIFT.y], planes * HW)
     for pl in range(tile * per, min(planes, tile * per + per)):
         c = pl % C
         o = pl * HW
@@ -213,14 +255,15 @@ def _moments(x, base, n, eps):
     return mean, 1.0 / np.sqrt(q / n + eps)
 
 
-@tile_kernel
+@tile_kernel(INSTANCE_NORM)
 def f32_instance_norm(p, tile, scratch):
-    planes, C, HW, per = p[5], p[6], p[7], p[8]
-    x = f32(p[0], planes * HW)
-    sc = f32(p[1], C)
-    bi = f32(p[2], C)
-    eps = f32(p[3], 1)[0]
-    y = f32(p[4], planes * HW)
+    planes, C, HW = p[INSTANCE_NORM.planes], p[INSTANCE_NORM.channels], p[INSTANCE_NORM.hw]
+    per = p[INSTANCE_NORM.planes_per_tile]
+    x = f32(p[INSTANCE_NORM.x], planes * HW)
+    sc = f32(p[INSTANCE_NORM.scale], C)
+    bi = f32(p[INSTANCE_NORM.bias], C)
+    eps = param_f32(p, INSTANCE_NORM.epsilon)
+    y = f32(p[INSTANCE_NORM.y], planes * HW)
     for pl in range(tile * per, min(planes, tile * per + per)):
         c = pl % C
         o = pl * HW
@@ -232,16 +275,16 @@ def f32_instance_norm(p, tile, scratch):
     return 0
 
 
-@tile_kernel
+@tile_kernel(LAYER_NORM)
 def f32_layer_norm(p, tile, scratch):
-    rows, n, per = p[7], p[8], p[9]
-    x = f32(p[0], rows * n)
-    sc = f32(p[1], n)
-    bi = f32(p[2], n)
-    eps = f32(p[3], 1)[0]
-    y = f32(p[4], rows * n)
-    mo = f32(p[5], rows)
-    io = f32(p[6], rows)
+    rows, n, per = p[LAYER_NORM.rows], p[LAYER_NORM.n], p[LAYER_NORM.rows_per_tile]
+    x = f32(p[LAYER_NORM.x], rows * n)
+    sc = f32(p[LAYER_NORM.scale], n)
+    bi = f32(p[LAYER_NORM.bias], n)
+    eps = param_f32(p, LAYER_NORM.epsilon)
+    y = f32(p[LAYER_NORM.y], rows * n)
+    mo = f32(p[LAYER_NORM.mean], rows)
+    io = f32(p[LAYER_NORM.inv_std_dev], rows)
     for r in range(tile * per, min(rows, tile * per + per)):
         o = r * n
         mean, inv = _moments(x, o, n, np.float64(eps))
@@ -254,18 +297,18 @@ def f32_layer_norm(p, tile, scratch):
     return 0
 
 
-@tile_kernel
+@tile_kernel(BATCHNORM_RT)
 def f32_batchnorm_rt(p, tile, scratch):
-    """BatchNormalization with run-time statistics:
-    ``[x, scale, B, mean, var, eps, y, planes, C, HW, planes_per_tile]``."""
-    planes, C, HW, per = p[7], p[8], p[9], p[10]
-    x = f32(p[0], planes * HW)
-    sc = f32(p[1], C)
-    bi = f32(p[2], C)
-    mu = f32(p[3], C)
-    var = f32(p[4], C)
-    eps = np.float64(f32(p[5], 1)[0])
-    y = f32(p[6], planes * HW)
+    """BatchNormalization with run-time statistics, folded to a scale and shift per channel in float64."""
+    planes, C, HW = p[BATCHNORM_RT.planes], p[BATCHNORM_RT.channels], p[BATCHNORM_RT.hw]
+    per = p[BATCHNORM_RT.planes_per_tile]
+    x = f32(p[BATCHNORM_RT.x], planes * HW)
+    sc = f32(p[BATCHNORM_RT.scale], C)
+    bi = f32(p[BATCHNORM_RT.bias], C)
+    mu = f32(p[BATCHNORM_RT.mean], C)
+    var = f32(p[BATCHNORM_RT.var], C)
+    eps = np.float64(param_f32(p, BATCHNORM_RT.epsilon))
+    y = f32(p[BATCHNORM_RT.y], planes * HW)
     for pl in range(tile * per, min(planes, tile * per + per)):
         c = pl % C
         s = np.float64(sc[c]) / np.sqrt(np.float64(var[c]) + eps)
@@ -277,26 +320,25 @@ def f32_batchnorm_rt(p, tile, scratch):
     return 0
 
 
-@tile_kernel
+@tile_kernel(BATCHNORM_TRAIN)
 def f32_batchnorm_train(p, tile, scratch):
-    """Training-mode BatchNormalization, batch statistics per channel:
-    ``[x, scale, B, mean, var, eps_momentum, y, running_mean, running_var, N, C, HW, channels_per_tile]``.
+    """Training-mode BatchNormalization, batch statistics per channel.
 
     A tile owns whole channels, so each channel's sums are one sequential
     float64 walk and results never depend on the tiling.
     """
-    N, C, HW, per = p[9], p[10], p[11], p[12]
-    x = f32(p[0], N * C * HW)
-    sc = f32(p[1], C)
-    bi = f32(p[2], C)
-    mu = f32(p[3], C)
-    var = f32(p[4], C)
-    em = f32(p[5], 2)
-    eps = np.float64(em[0])
-    mom = np.float64(em[1])
-    y = f32(p[6], N * C * HW)
-    rmu = f32(p[7], C)
-    rvar = f32(p[8], C)
+    N, C, HW = p[BATCHNORM_TRAIN.batch], p[BATCHNORM_TRAIN.channels], p[BATCHNORM_TRAIN.hw]
+    per = p[BATCHNORM_TRAIN.channels_per_tile]
+    x = f32(p[BATCHNORM_TRAIN.x], N * C * HW)
+    sc = f32(p[BATCHNORM_TRAIN.scale], C)
+    bi = f32(p[BATCHNORM_TRAIN.bias], C)
+    mu = f32(p[BATCHNORM_TRAIN.mean], C)
+    var = f32(p[BATCHNORM_TRAIN.var], C)
+    eps = np.float64(param_f32(p, BATCHNORM_TRAIN.epsilon))
+    mom = np.float64(param_f32(p, BATCHNORM_TRAIN.momentum))
+    y = f32(p[BATCHNORM_TRAIN.y], N * C * HW)
+    rmu = f32(p[BATCHNORM_TRAIN.running_mean], C)
+    rvar = f32(p[BATCHNORM_TRAIN.running_var], C)
     cnt = np.float64(N * HW)
     for c in range(tile * per, min(C, tile * per + per)):
         acc = 0.0
@@ -327,8 +369,7 @@ def f32_batchnorm_train(p, tile, scratch):
 # -- reductions over one (merged) axis ------------------------------------------------------
 # x is viewed as [outer, n, inner]; y as [outer, inner]. A tile owns whole outer
 # rows and sweeps n in order, accumulating in float64 scratch (2*inner doubles),
-# so every result depends only on the shape. Op codes (the row's last integer):
-R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_SUMSQ, R_L1, R_L2, R_LOGSUM, R_LOGSUMEXP = range(10)
+# so every result depends only on the shape. The op is one of the R_* codes.
 _f64_ptr, _f64 = _view(types.float64)
 
 
@@ -343,12 +384,12 @@ def _reduce_init(op):
     return 0.0
 
 
-@tile_kernel
+@tile_kernel(REDUCE, scratch=lambda args: 16 * max(args["inner"], 1))
 def f32_reduce(p, tile, scratch):
-    """``[x, y, outer, n, inner, rows_per_tile, op]``: ``y[o, i] = reduce_k x[o, k, i]``."""
-    outer, n, inner, per, op = p[2], p[3], p[4], p[5], p[6]
-    x = f32(p[0], outer * n * inner)
-    y = f32(p[1], outer * inner)
+    """``y[o, i] = reduce_k x[o, k, i]`` for the reduction ``op`` (an ``R_*`` code)."""
+    outer, n, inner, per, op = p[REDUCE.outer], p[REDUCE.n], p[REDUCE.inner], p[REDUCE.rows_per_tile], p[REDUCE.op]
+    x = f32(p[REDUCE.x], outer * n * inner)
+    y = f32(p[REDUCE.y], outer * inner)
     acc = _f64(scratch, 2 * inner)
     for o in range(tile * per, min(outer, tile * per + per)):
         base = o * n * inner
@@ -395,15 +436,16 @@ def f32_reduce(p, tile, scratch):
     return 0
 
 
-@tile_kernel
+@tile_kernel(ARG_REDUCE, scratch=lambda args: 8 * max(args["inner"], 1))
 def f32_arg_reduce(p, tile, scratch):
-    """``[x, y, outer, n, inner, rows_per_tile, is_min, last]``: int64 index of the max (min) over ``n``.
+    """``y[o, i]``: int64 index ``k`` of the max (min with ``is_min``) of ``x[o, k, i]``.
 
     Ties go to the first index, or the last with ``last``; a NaN wins as numpy's argmax has it.
     """
-    outer, n, inner, per, is_min, last = p[2], p[3], p[4], p[5], p[6], p[7]
-    x = f32(p[0], outer * n * inner)
-    y = i64(p[1], outer * inner)
+    outer, n, inner, per = p[ARG_REDUCE.outer], p[ARG_REDUCE.n], p[ARG_REDUCE.inner], p[ARG_REDUCE.rows_per_tile]
+    is_min, last = p[ARG_REDUCE.is_min], p[ARG_REDUCE.last]
+    x = f32(p[ARG_REDUCE.x], outer * n * inner)
+    y = i64(p[ARG_REDUCE.y], outer * inner)
     best = _f64(scratch, inner)
     for o in range(tile * per, min(outer, tile * per + per)):
         base = o * n * inner

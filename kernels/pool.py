@@ -1,41 +1,50 @@
 """Pooling kernels on float32 NCHW tensors: windowed max/average (1-D to 3-D) and global pools.
 
-Windowed pools see every input as 3-D spatial (a 1-D or 2-D pool is a 3-D one
-with unit leading axes) and read ``[x, y, planes, D, H, W, OD, OH, OW, kD, kH,
-kW, sD, sH, sW, bD, bH, bW, eD, eH, eW, dD, dH, dW, rows_per_tile]``: ``b``/``e``
-are the begin/end pads, ``d`` the dilations. A tile covers ``rows_per_tile``
-output rows (one row = one ``(plane, od, oh)``), so a window's reduction never
-crosses tiles. Each row runs its interior columns (every tap inside the input)
-as vector loops over the whole column range, up to three taps of an input row
-per pass, with the output row as accumulator; only the few border columns run
-tap by tap.
-Global pools read ``[x, y, planes, size, planes_per_tile]``.
-Indices outputs of MaxPool are not produced here.
+Rows, by kernel:
 
-``f32_pool2d`` is the fast path for 2-D windows without dilation and with a
-column stride of 1 or 2 (the CNN cases): ``[x, y, planes, H, W, OH, OW, kH,
-kW, sH, sW, bH, bW, eH, eW, op, planes_per_tile]``, tile = planes. A max pool
-reads each plane in place (``maxpool_rows``). An average copies each plane
-into a zero-bordered buffer (the border filled once per tile), so every tap
-of up to four output vectors is one plain vector load and an add in
-registers; its divisor is separable (valid rows x valid columns) and applied
-as two reciprocals. Averages need ``pool2d_scratch(...)`` floats of scratch.
+* ``POOL`` (``f32_maxpool``, ``f32_avgpool``, ``f32_avgpool_pad``, in
+  ``POOL_KERNELS`` by ``MAX``/``AVG_EXCL``/``AVG_INCL``): any window. Every
+  input is 3-D spatial (a 1-D or 2-D pool is a 3-D one with unit leading
+  axes): ``d, h, w`` the input, ``od, oh, ow`` the output, ``k*`` the window,
+  ``s*`` the strides, ``b*``/``e*`` the begin/end pads, ``dd, dh, dw`` the
+  dilations. A tile covers ``rows_per_tile`` output rows (one row = one
+  ``(plane, od, oh)``), so a window's reduction never crosses tiles. Each row
+  runs its interior columns (every tap inside the input) as vector loops over
+  the whole column range, up to three taps of an input row per pass, with the
+  output row as accumulator; only the few border columns run tap by tap.
+* ``POOL2D`` (``f32_pool2d``): the fast path for 2-D windows without dilation
+  and with a column stride of 1 or 2 (the CNN cases), ``op`` one of the codes
+  above, a tile ``planes_per_tile`` planes. A max pool reads each plane in
+  place (``maxpool_rows``, shared with the conv family's fused pool). An
+  average copies each plane into a zero-bordered buffer (the border filled
+  once per tile), so every tap of up to four output vectors is one plain
+  vector load and an add in registers; its divisor is separable (valid rows
+  x valid columns) and applied as two reciprocals. Averages need
+  ``pool2d_scratch(...)`` floats of scratch.
+* ``GLOBAL_POOL`` (``f32_global_maxpool``, ``f32_global_avgpool``, in
+  ``GLOBAL_POOL_KERNELS``): one value per plane of ``size``.
+
+This module does not resolve ``auto_pad``/``ceil_mode`` into pads and output
+sizes (the lowering in ``engine/ops/pool.py`` does) and does not produce
+MaxPool's Indices output.
 """
 import numba
 import numpy as np
 
 from .abi import U, f32
-from .contract import tile_kernel
-from .normalize import row_max, row_sum
+from .contract import declare_row, tile_kernel
+from .normalize import row_max, row_sum, select_max
 from .simd import VW, v_add, v_even, v_load, v_load2_n, v_load_n as _load_n, v_max, v_mul, v_odd, v_splat, v_store_n
 
-MAX, AVG_EXCL, AVG_INCL = 0, 1, 2
+MAX, AVG_EXCL, AVG_INCL = 0, 1, 2  # pool kinds (``POOL2D.op``, the keys of the kernel dicts)
 
-
-@numba.njit(inline="always")
-def _vmax(a, b):
-    """max as a plain select, which LLVM vectorizes (the builtin's NaN handling blocks it)."""
-    return a if a >= b else b
+POOL = declare_row("POOL", inputs=("x",), outputs=("y",),
+                   ints=("planes", "d", "h", "w", "od", "oh", "ow", "kd", "kh", "kw", "sd", "sh", "sw",
+                         "bd", "bh", "bw", "ed", "eh", "ew", "dd", "dh", "dw", "rows_per_tile"))
+POOL2D = declare_row("POOL2D", inputs=("x",), outputs=("y",),
+                     ints=("planes", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "bh", "bw", "eh", "ew", "op",
+                           "planes_per_tile"))
+GLOBAL_POOL = declare_row("GLOBAL_POOL", inputs=("x",), outputs=("y",), ints=("planes", "size", "planes_per_tile"))
 
 
 @numba.njit(inline="always")
@@ -87,7 +96,7 @@ def _border(x, ow, op, init, plane, D, H, W, d0, dlo, dhi, dD, h0, hlo, hhi, dH,
 
 @numba.njit(inline="always")
 def _comb(op, a, b):
-    return _vmax(a, b) if op == MAX else a + b
+    return select_max(a, b) if op == MAX else a + b
 
 
 @numba.njit(inline="always")
@@ -121,16 +130,16 @@ def _row_taps(x, y, yo, base, lo, hi, sW, dW, kW, op):
 
 @numba.njit(inline="always")
 def _pool(p, tile, op):
-    planes, D, H, W = p[2], p[3], p[4], p[5]
-    OD, OH, OW = p[6], p[7], p[8]
-    kD, kH, kW = p[9], p[10], p[11]
-    sD, sH, sW = p[12], p[13], p[14]
-    bD, bH, bW = p[15], p[16], p[17]
-    eD, eH, eW = p[18], p[19], p[20]
-    dD, dH, dW = p[21], p[22], p[23]
-    per = p[24]
-    x = f32(p[0], planes * D * H * W)
-    y = f32(p[1], planes * OD * OH * OW)
+    planes, D, H, W = p[POOL.planes], p[POOL.d], p[POOL.h], p[POOL.w]
+    OD, OH, OW = p[POOL.od], p[POOL.oh], p[POOL.ow]
+    kD, kH, kW = p[POOL.kd], p[POOL.kh], p[POOL.kw]
+    sD, sH, sW = p[POOL.sd], p[POOL.sh], p[POOL.sw]
+    bD, bH, bW = p[POOL.bd], p[POOL.bh], p[POOL.bw]
+    eD, eH, eW = p[POOL.ed], p[POOL.eh], p[POOL.ew]
+    dD, dH, dW = p[POOL.dd], p[POOL.dh], p[POOL.dw]
+    per = p[POOL.rows_per_tile]
+    x = f32(p[POOL.x], planes * D * H * W)
+    y = f32(p[POOL.y], planes * OD * OH * OW)
     rows = planes * OD * OH
     # Interior columns: every w tap inside [0, W).
     ow_lo = min(OW, (bW + sW - 1) // sW)
@@ -179,26 +188,29 @@ def _pool(p, tile, op):
     return 0
 
 
-@tile_kernel
+@tile_kernel(POOL)
 def f32_maxpool(p, tile, scratch):
     return _pool(p, tile, MAX)
 
 
-@tile_kernel
+@tile_kernel(POOL)
 def f32_avgpool(p, tile, scratch):
     return _pool(p, tile, AVG_EXCL)
 
 
-@tile_kernel
+@tile_kernel(POOL)
 def f32_avgpool_pad(p, tile, scratch):
     return _pool(p, tile, AVG_INCL)
 
 
+POOL_KERNELS = {MAX: f32_maxpool, AVG_EXCL: f32_avgpool, AVG_INCL: f32_avgpool_pad}
+
+
 @numba.njit(inline="always")
 def _global(p, tile, op):
-    planes, size, per = p[2], p[3], p[4]
-    x = f32(p[0], planes * size)
-    y = f32(p[1], planes)
+    planes, size, per = p[GLOBAL_POOL.planes], p[GLOBAL_POOL.size], p[GLOBAL_POOL.planes_per_tile]
+    x = f32(p[GLOBAL_POOL.x], planes * size)
+    y = f32(p[GLOBAL_POOL.y], planes)
     for c in range(tile * per, min(planes, tile * per + per)):
         base = c * size
         if op == MAX:
@@ -208,14 +220,17 @@ def _global(p, tile, op):
     return 0
 
 
-@tile_kernel
+@tile_kernel(GLOBAL_POOL)
 def f32_global_maxpool(p, tile, scratch):
     return _global(p, tile, MAX)
 
 
-@tile_kernel
+@tile_kernel(GLOBAL_POOL)
 def f32_global_avgpool(p, tile, scratch):
     return _global(p, tile, AVG_EXCL)
+
+
+GLOBAL_POOL_KERNELS = {MAX: f32_global_maxpool, AVG_EXCL: f32_global_avgpool}
 
 
 @numba.njit(cache=True)
@@ -248,8 +263,9 @@ def _count(o, s, b, e, k, n, op):
 
 @numba.njit(inline="always")
 def _avgpool2d(p, tile, scratch, op):
-    planes, H, W, OH, OW = p[2], p[3], p[4], p[5], p[6]
-    kH, kW, sH, sW, bH, bW, eH, eW, per = p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[16]
+    planes, H, W, OH, OW = p[POOL2D.planes], p[POOL2D.h], p[POOL2D.w], p[POOL2D.oh], p[POOL2D.ow]
+    kH, kW, sH, sW = p[POOL2D.kh], p[POOL2D.kw], p[POOL2D.sh], p[POOL2D.sw]
+    bH, bW, eH, eW, per = p[POOL2D.bh], p[POOL2D.bw], p[POOL2D.eh], p[POOL2D.ew], p[POOL2D.planes_per_tile]
     hp, wp, nf = pool2d_scratch(H, W, OH, OW, kH, kW, sH, sW, bH, bW)
     padp = scratch
     invca = scratch + (nf - OW - VW) * 4
@@ -261,13 +277,13 @@ def _avgpool2d(p, tile, scratch, op):
     step = VW * sW * 4
     for pl in range(tile * per, min(planes, tile * per + per)):
         for ih in range(H):
-            src = p[0] + (pl * H + ih) * W * 4
+            src = p[POOL2D.x] + (pl * H + ih) * W * 4
             dst = padp + ((ih + bH) * wp + bW) * 4
             for t in range(0, W, VW):
                 v_store_n(dst + t * 4, _load_n(src + t * 4, W - t), W - t)
         for oh in range(OH):
             base = padp + oh * sH * wp * 4
-            yr = p[1] + (pl * OH + oh) * OW * 4
+            yr = p[POOL2D.y] + (pl * OH + oh) * OW * 4
             rinv = np.float32(1) / np.float32(_count(oh, sH, bH, eH, kH, H, op))
             for o in range(0, OW, 4 * VW):
                 nvec = min(4, (OW - o + VW - 1) // VW)
@@ -322,10 +338,9 @@ def maxpool_rows(x, h, w, ld, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
             # Stride 2, off the plane's last row: the max down the window's
             # rows first, on loads of vector pairs at even tap offsets (one
             # float past the taps is read, still in the plane), then one
-            # deinterleave per tap instead of one per tap and row (a 111x111
-            # plane hot in cache: 0.72 -> 0.53-0.59 ns per output). A ragged
-            # last vector masks its loads: rows 13 or 27 outputs wide no
-            # longer take the tap-by-tap path (27x27 planes hot: 1.09 -> 0.93 ns per output).
+            # deinterleave per tap instead of one per tap and row. A ragged
+            # last vector masks its loads, so rows 13 or 27 outputs wide
+            # stay on the vector path rather than going tap by tap.
             while c < c_hi:
                 nv = min(VW, c_hi - c)
                 acc = v_splat(ninf)
@@ -368,7 +383,7 @@ def _max_col(xv, w, ld, r0, k0, k1, col0, kw):
     m = np.float32(-np.inf)
     for ki in range(k0, k1):
         for col in range(max(0, col0), min(w, col0 + kw)):
-            m = _vmax(m, xv[(r0 + ki) * ld + col])
+            m = select_max(m, xv[(r0 + ki) * ld + col])
     return m
 
 
@@ -378,14 +393,23 @@ def _out(yr, o, ow_n, v, rinv, invca):
     v_store_n(yr + o * 4, v_mul(v_mul(v, v_splat(rinv)), _load_n(invca + o * 4, n)), n)
 
 
-@tile_kernel
+def _pool2d_scratch_bytes(args):
+    """Scratch of one ``f32_pool2d`` row: none for a max pool, the padded plane and divisors for an average."""
+    if args["op"] == MAX:
+        return 0
+    return pool2d_scratch(args["h"], args["w"], args["oh"], args["ow"], args["kh"], args["kw"], args["sh"],
+                          args["sw"], args["bh"], args["bw"])[2] * 4
+
+
+@tile_kernel(POOL2D, scratch=_pool2d_scratch_bytes)
 def f32_pool2d(p, tile, scratch):
-    op = p[15]
-    if op == MAX:  # straight from the input, no padded copy (squeezenet's 2 pools 0.143 -> 0.120 ms span)
-        planes, H, W, OH, OW, per = p[2], p[3], p[4], p[5], p[6], p[16]
+    op = p[POOL2D.op]
+    if op == MAX:  # straight from the input, no padded copy
+        planes, H, W, OH, OW = p[POOL2D.planes], p[POOL2D.h], p[POOL2D.w], p[POOL2D.oh], p[POOL2D.ow]
+        per = p[POOL2D.planes_per_tile]
         for pl in range(tile * per, min(planes, tile * per + per)):
-            maxpool_rows(p[0] + pl * H * W * 4, H, W, W, p[1] + pl * OH * OW * 4, OH, OW, p[7], p[8], p[9], p[10],
-                         p[11], p[12])
+            maxpool_rows(p[POOL2D.x] + pl * H * W * 4, H, W, W, p[POOL2D.y] + pl * OH * OW * 4, OH, OW,
+                         p[POOL2D.kh], p[POOL2D.kw], p[POOL2D.sh], p[POOL2D.sw], p[POOL2D.bh], p[POOL2D.bw])
         return 0
     if op == AVG_EXCL:
         return _avgpool2d(p, tile, scratch, AVG_EXCL)

@@ -1,30 +1,33 @@
 """Lowerings of softmax and normalization ops (float32): Softmax, LogSoftmax, LRN,
-inference BatchNormalization, InstanceNormalization and LayerNormalization.
+BatchNormalization, InstanceNormalization and LayerNormalization.
 
 Softmax before opset 13 flattens the input to 2-D at ``axis`` and normalizes
-whole rows; from 13 on it normalizes along one axis (contiguous rows when it is
-the last one, column blocks otherwise). BatchNormalization is inference only:
-constant statistics become a per-channel ``y = x*s + t`` computed in float64
-at compile time (run-time ones are folded per channel by the kernel); training
-mode or its extra outputs are rejected. LayerNormalization takes constant or
-run-time Scale/B and may write its Mean and InvStdDev outputs.
+whole rows; from 13 on it normalizes along one axis (a ``SOFTMAX_ROWS`` row
+when it is the last one, a ``SOFTMAX_COLS`` row over column blocks
+otherwise). Inference BatchNormalization with constant statistics becomes a
+per-channel ``y = x*s + t`` (``SCALE_SHIFT``) computed in float64 at compile
+time; run-time statistics are folded per channel by ``BATCHNORM_RT``;
+``training_mode`` runs ``BATCHNORM_TRAIN``. LayerNormalization takes constant
+or run-time Scale/B and may write its Mean and InvStdDev outputs. Epsilon,
+momentum and LRN's alpha/beta/bias travel as float parameters of the row.
 """
 import math
 
 import numpy as np
 
+from tilerun.kernels import normalize as K
+
 from ..errors import node_error
 from .base import F32, Lowering, expect_dtype, expect_inputs
+from .movement import _axis as _checked_axis
 from .registry import register
 
 COL_BLOCK = 256
 
 
 def _axis(node, rank, default):
-    axis = int(node.attrs.get("axis", default))
-    if not -rank <= axis < max(rank, 1):
-        raise node_error(node, f"axis {axis} is out of range for rank {rank} (expected {-rank} to {rank - 1})")
-    return axis % rank if rank else 0
+    """The node's ``axis`` attribute (``default`` if absent), checked against ``rank`` and made non-negative."""
+    return _checked_axis(node, int(node.attrs.get("axis", default)), rank)
 
 
 class _Softmax(Lowering):
@@ -49,17 +52,17 @@ class _Softmax(Lowering):
         outer = math.prod(shape[:axis])
         n = math.prod(shape[axis:]) if self.coerce_2d else shape[axis]
         inner = x.size // (outer * n)
-        name = "logsoftmax" if self.log else "softmax"
+        op = K.LOGSOFTMAX if self.log else K.SOFTMAX
         if inner == 1:
             tiles, per = plan.split(outer, 4 * n)
-            plan.add(node, f"f32_{name}_rows", [x.name], [y.name], [outer, n, per], tiles, flops=4 * x.size)
+            plan.add(node, K.SOFTMAX_ROWS_KERNELS[op], x=x, y=y, rows=outer, n=n, rows_per_tile=per, tiles=tiles,
+                     flops=4 * x.size)
             return
         block = min(inner, COL_BLOCK)
         items = outer * -(-inner // block)
-        plan.need_scratch(2 * block * 4)
         tiles, per = plan.split(items, 4 * n * block)
-        plan.add(node, f"f32_{name}_cols", [x.name], [y.name], [outer, n, inner, block, per], tiles,
-                 flops=4 * x.size)
+        plan.add(node, K.SOFTMAX_COLS_KERNELS[op], x=x, y=y, outer=outer, n=n, inner=inner, block=block,
+                 items_per_tile=per, tiles=tiles, flops=4 * x.size)
 
 
 def _softmax_family(op_type, log):
@@ -95,12 +98,12 @@ class LRN(Lowering):
         if x.size == 0:
             return
         size = int(node.attrs["size"])
-        a = node.attrs.get("alpha", 1e-4) / size
-        abb = plan.weight(np.array([a, node.attrs.get("beta", 0.75), node.attrs.get("bias", 1.0)], np.float32), "lrn")
         N, C = x.shape[:2]
         hw = x.size // (N * C)
         tiles, per = plan.split(N * C, hw * (size + 4))
-        plan.add(node, "f32_lrn", [x.name, abb], [y.name], [N, C, hw, size, per], tiles, flops=x.size * (size + 4))
+        plan.add(node, K.f32_lrn, x=x, y=y, batch=N, channels=C, hw=hw, size=size, planes_per_tile=per,
+                 alpha_over_size=node.attrs.get("alpha", 1e-4) / size, beta=node.attrs.get("beta", 0.75),
+                 bias=node.attrs.get("bias", 1.0), tiles=tiles, flops=x.size * (size + 4))
 
 
 register("LRN", 13)(LRN)
@@ -153,13 +156,13 @@ class BatchNormalization(Lowering):
         x, y = inputs[0], outputs[0]
         N, C = x.shape[0], x.shape[1]
         hw = math.prod(x.shape[2:])
-        stats = [o.name if o is not None else plan.temp((C,), np.float32, "bn_stat")
-                 for o in (list(outputs[1:3]) + [None, None])[:2]]
-        em = plan.weight(np.array([node.attrs.get("epsilon", 1e-5), node.attrs.get("momentum", 0.9)],
-                                  np.float32), "bn_train")
+        running_mean, running_var = [o if o is not None else plan.temp((C,), np.float32, "bn_stat")
+                                     for o in (list(outputs[1:3]) + [None, None])[:2]]
         tiles, per = plan.split(C, 3 * N * hw)
-        plan.add(node, "f32_batchnorm_train", [v.name for v in inputs[:5]] + [em], [y.name] + stats,
-                 [N, C, hw, per], tiles, flops=5 * x.size)
+        plan.add(node, K.f32_batchnorm_train, x=x, scale=inputs[1], bias=inputs[2], mean=inputs[3], var=inputs[4],
+                 y=y, running_mean=running_mean, running_var=running_var, batch=N, channels=C, hw=hw,
+                 channels_per_tile=per, epsilon=node.attrs.get("epsilon", 1e-5),
+                 momentum=node.attrs.get("momentum", 0.9), tiles=tiles, flops=5 * x.size)
 
     def _param_shape(self, node, shape):
         # spatial=0 (opsets 7-8) keeps one statistic per element of a channel plane.
@@ -174,10 +177,10 @@ class BatchNormalization(Lowering):
             return
         planes, C, hw = _planes(x)
         if any(v.const is None for v in inputs[1:5]):
-            eps = plan.weight(np.array([node.attrs.get("epsilon", 1e-5)], np.float32), "eps")
             tiles, per = plan.split(planes, hw * 2)
-            plan.add(node, "f32_batchnorm_rt", [v.name for v in inputs[:5]] + [eps], [y.name],
-                     [planes, C, hw, per], tiles, flops=2 * x.size)
+            plan.add(node, K.f32_batchnorm_rt, x=x, scale=inputs[1], bias=inputs[2], mean=inputs[3], var=inputs[4],
+                     y=y, planes=planes, channels=C, hw=hw, planes_per_tile=per,
+                     epsilon=node.attrs.get("epsilon", 1e-5), tiles=tiles, flops=2 * x.size)
             return
         scale, bias, mean, var = (v.const.astype(np.float64).reshape(-1) for v in inputs[1:5])
         s = scale / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
@@ -185,8 +188,8 @@ class BatchNormalization(Lowering):
         elem = int(s.size != C)
         sw, tw = plan.weight(s.astype(np.float32), "bn_s"), plan.weight(t.astype(np.float32), "bn_t")
         tiles, per = plan.split(planes, hw * 2)
-        plan.add(node, "f32_scale_shift", [x.name, sw, tw], [y.name], [planes, C, hw, elem, per], tiles,
-                 flops=2 * x.size)
+        plan.add(node, K.f32_scale_shift, x=x, s=sw, t=tw, y=y, planes=planes, channels=C, hw=hw, per_element=elem,
+                 planes_per_tile=per, tiles=tiles, flops=2 * x.size)
 
 
 for _v in (9, 14, 15):
@@ -214,11 +217,11 @@ class InstanceNormalization(Lowering):
         x, y = inputs[0], outputs[0]
         if x.size == 0:
             return
-        eps = plan.weight(np.array([node.attrs.get("epsilon", 1e-5)], np.float32), "eps")
         planes, C, hw = _planes(x)
         tiles, per = plan.split(planes, hw * 4)
-        plan.add(node, "f32_instance_norm", [x.name, inputs[1].name, inputs[2].name, eps], [y.name],
-                 [planes, C, hw, per], tiles, flops=5 * x.size)
+        plan.add(node, K.f32_instance_norm, x=x, scale=inputs[1], bias=inputs[2], y=y, planes=planes, channels=C,
+                 hw=hw, planes_per_tile=per, epsilon=node.attrs.get("epsilon", 1e-5), tiles=tiles,
+                 flops=5 * x.size)
 
 
 register("InstanceNormalization", 22)(InstanceNormalization)
@@ -254,17 +257,19 @@ class LayerNormalization(Lowering):
         norm = tuple(x.shape[axis:])
         n = math.prod(norm)
         rows = x.size // n
-        names = [self._param(inputs[1], norm, plan, 1.0)]
-        names.append(self._param(inputs[2] if len(inputs) > 2 else None, norm, plan, 0.0))
-        names.append(plan.weight(np.array([node.attrs.get("epsilon", 1e-5)], np.float32), "eps"))
-        outs = [o.name if o is not None else None for o in outputs] + [None, None]
-        outs = [outs[0]] + [o or plan.temp((rows,), np.float32, "ln_stat") for o in outs[1:3]]
+        scale = self._param(inputs[1], norm, plan, 1.0)
+        bias = self._param(inputs[2] if len(inputs) > 2 else None, norm, plan, 0.0)
+        mean, inv_std_dev = [o if o is not None else plan.temp((rows,), np.float32, "ln_stat")
+                             for o in (list(outputs[1:3]) + [None, None])[:2]]
         tiles, per = plan.split(rows, 6 * n)
-        plan.add(node, "f32_layer_norm", [x.name] + names, outs, [rows, n, per], tiles, flops=6 * x.size)
+        plan.add(node, K.f32_layer_norm, x=x, scale=scale, bias=bias, y=outputs[0], mean=mean,
+                 inv_std_dev=inv_std_dev, rows=rows, n=n, rows_per_tile=per, epsilon=node.attrs.get("epsilon", 1e-5),
+                 tiles=tiles, flops=6 * x.size)
 
     def _param(self, v, norm, plan, fill):
+        """Scale or B as ``n`` floats: ``v`` itself, a broadcast copy of a smaller constant, or ``fill``."""
         if v is None:
             return plan.weight(np.full(norm, fill, np.float32), "ln")
         if v.const is not None and v.const.size != math.prod(norm):
             return plan.weight(np.broadcast_to(v.const.astype(np.float32), norm).copy(), "ln")
-        return v.name
+        return v

@@ -2,15 +2,18 @@
 
 MaxPool and AveragePool resolve ``auto_pad``/``pads``/``ceil_mode`` into
 explicit begin/end pads and output sizes at compile time (as ONNX Runtime
-does: a ceil-mode window must start inside the input or its begin padding), then
-feed one 3-D pool kernel with unit leading axes. AveragePool's divisor counts
-only taps inside the input (or, with ``count_include_pad``, inside the padded
-input, never past it). MaxPool's optional Indices output is not supported.
-GlobalAveragePool and GlobalMaxPool reduce each ``(n, c)`` plane.
+does: a ceil-mode window must start inside the input or its begin padding),
+then emit one ``POOL2D`` row for 2-D windows without dilation and a column
+stride of 1 or 2, else one ``POOL`` row (3-D, unit leading axes) of the
+pool kind's kernel. AveragePool's divisor counts only taps inside the input
+(or, with ``count_include_pad``, inside the padded input, never past it).
+MaxPool's optional Indices output is not supported. GlobalAveragePool and
+GlobalMaxPool reduce each ``(n, c)`` plane (a ``GLOBAL_POOL`` row).
+``pool_geometry`` is shared with the conv lowering's fused max pool.
 """
 import math
 
-from tilerun.kernels.pool import AVG_EXCL, AVG_INCL, MAX, pool2d_scratch
+from tilerun.kernels import pool as K
 
 from ..errors import node_error
 from .base import F32, Lowering, expect_dtype, expect_inputs
@@ -106,29 +109,29 @@ class _Pool(Lowering):
             return [fill] * pad3 + list(v)
 
         planes = x.shape[0] * x.shape[1]
-        ints = ([planes] + three(x.shape[2:], 1) + three(out, 1) + three(kernel, 1) + three(strides, 1)
-                + three(begin, 0) + three(end, 0) + three(dil, 1))
         od, oh, ow = three(out, 1)
         taps = math.prod(kernel)
-        op = MAX if self.kind == "max" else (AVG_INCL if int(node.attrs.get("count_include_pad", 0)) else AVG_EXCL)
+        if self.kind == "max":
+            op = K.MAX
+        else:
+            op = K.AVG_INCL if int(node.attrs.get("count_include_pad", 0)) else K.AVG_EXCL
         if len(out) == 2 and dil == [1, 1] and strides[1] in (1, 2):
             # The common CNN window, vectors in registers: max pools read the
             # planes in place, averages through a zero-bordered copy in scratch.
             H, W = x.shape[2:]
             tiles, per = plan.split(planes, oh * ow * taps)
-            if op != MAX:
-                plan.need_scratch(pool2d_scratch(H, W, oh, ow, kernel[0], kernel[1], strides[0], strides[1],
-                                                 begin[0], begin[1])[2] * 4)
-            plan.add(node, "f32_pool2d", [x.name], [y.name],
-                     [planes, H, W, oh, ow, kernel[0], kernel[1], strides[0], strides[1], begin[0], begin[1],
-                      end[0], end[1], op, per], tiles, flops=y.size * taps)
+            plan.add(node, K.f32_pool2d, x=x, y=y, planes=planes, h=H, w=W, oh=oh, ow=ow, kh=kernel[0],
+                     kw=kernel[1], sh=strides[0], sw=strides[1], bh=begin[0], bw=begin[1], eh=end[0], ew=end[1],
+                     op=op, planes_per_tile=per, tiles=tiles, flops=y.size * taps)
             return
+        # POOL's geometry slots: d/h/w of the input, then od/oh/ow, kd/kh/kw, ... dd/dh/dw.
+        geometry = {}
+        for prefix, values, fill in (("", x.shape[2:], 1), ("o", out, 1), ("k", kernel, 1), ("s", strides, 1),
+                                     ("b", begin, 0), ("e", end, 0), ("d", dil, 1)):
+            geometry.update(zip((prefix + axis for axis in "dhw"), three(values, fill)))
         tiles, per = plan.split(planes * od * oh, ow * taps)
-        if self.kind == "max":
-            kern = "f32_maxpool"
-        else:
-            kern = "f32_avgpool_pad" if int(node.attrs.get("count_include_pad", 0)) else "f32_avgpool"
-        plan.add(node, kern, [x.name], [y.name], ints + [per], tiles, flops=y.size * taps)
+        plan.add(node, K.POOL_KERNELS[op], x=x, y=y, planes=planes, **geometry, rows_per_tile=per, tiles=tiles,
+                 flops=y.size * taps)
 
 
 @register("MaxPool", 1)
@@ -155,7 +158,7 @@ for _v in (7, 10, 11, 19, 22):
 
 class _GlobalPool(Lowering):
     """Reduce each (n, c) plane to one value."""
-    kernel = None
+    op = None  # a key of ``GLOBAL_POOL_KERNELS``
 
     def infer(self, node, inputs):
         expect_inputs(node, inputs, 1)
@@ -172,19 +175,20 @@ class _GlobalPool(Lowering):
         planes = x.shape[0] * x.shape[1]
         size = x.size // planes
         tiles, per = plan.split(planes, size)
-        plan.add(node, self.kernel, [x.name], [y.name], [planes, size, per], tiles, flops=x.size)
+        plan.add(node, K.GLOBAL_POOL_KERNELS[self.op], x=x, y=y, planes=planes, size=size, planes_per_tile=per,
+                 tiles=tiles, flops=x.size)
 
 
 @register("GlobalAveragePool", 1)
 class GlobalAveragePool(_GlobalPool):
     """Mean over every spatial axis."""
-    kernel = "f32_global_avgpool"
+    op = K.AVG_EXCL
 
 
 @register("GlobalMaxPool", 1)
 class GlobalMaxPool(_GlobalPool):
     """Max over every spatial axis."""
-    kernel = "f32_global_maxpool"
+    op = K.MAX
 
 
 for _v in (22,):

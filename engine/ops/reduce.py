@@ -2,30 +2,28 @@
 
 A reduction over several axes becomes one reduction over a single merged axis:
 when the reduced axes are adjacent the input is read in place as
-``[outer, n, inner]``; otherwise a mapped copy first moves them last (kept
-axes first), and the kernel reduces contiguous rows. ``axes`` come from the
-attribute or, from the opset where the spec moved them there, a constant
-input; ``noop_with_empty_axes`` and ``keepdims`` follow the spec.
+``[outer, n, inner]``; otherwise a mapped copy (a plan temporary) first moves
+them last (kept axes first), and the kernel reduces contiguous rows. Reduce*
+ops run one ``REDUCE`` row with the op's ``R_*`` code, ArgMax/ArgMin one
+``ARG_REDUCE`` row. ``axes`` come from the attribute or, from the opset where
+the spec moved them there, a constant input; ``noop_with_empty_axes`` and
+``keepdims`` follow the spec. Only float32 inputs are lowered.
 """
 import math
 
 import numpy as np
+
+from tilerun.kernels import normalize as K
 
 from ..errors import node_error
 from .base import F32, I64, Lowering, const_input, expect_dtype, expect_inputs
 from .movement import _axis, _in_axes, emit_mapped
 from .registry import register
 
-_OPS = {"ReduceSum": 0, "ReduceMean": 1, "ReduceMax": 2, "ReduceMin": 3, "ReduceProd": 4, "ReduceSumSquare": 5,
-        "ReduceL1": 6, "ReduceL2": 7, "ReduceLogSum": 8, "ReduceLogSumExp": 9}
-
-
-class _Temp:
-    """A plan temporary seen as a value by ``emit_mapped``."""
-
-    def __init__(self, name, shape, dtype):
-        self.name, self.shape, self.dtype = name, tuple(shape), np.dtype(dtype)
-        self.size = math.prod(self.shape)
+# The reduction code of each Reduce* op (``REDUCE.op``).
+_OPS = {"ReduceSum": K.R_SUM, "ReduceMean": K.R_MEAN, "ReduceMax": K.R_MAX, "ReduceMin": K.R_MIN,
+        "ReduceProd": K.R_PROD, "ReduceSumSquare": K.R_SUMSQ, "ReduceL1": K.R_L1, "ReduceL2": K.R_L2,
+        "ReduceLogSum": K.R_LOGSUM, "ReduceLogSumExp": K.R_LOGSUMEXP}
 
 
 def _layout(x, axes):
@@ -38,17 +36,17 @@ def _layout(x, axes):
     return kept + axes, math.prod(shape[a] for a in kept), math.prod(shape[a] for a in axes), 1
 
 
-def _emit(node, plan, x, y, axes, kernel, ints):
-    """Rows for reducing ``x`` over ``axes`` into ``y`` with ``kernel``."""
+def _emit(node, plan, x, y, axes, kernel, **params):
+    """Rows for reducing ``x`` over ``axes`` into ``y`` with ``kernel`` (its op ``params`` given)."""
     perm, outer, n, inner = _layout(x, axes)
     src = x
     if perm is not None:
-        src = _Temp(plan.temp([x.shape[a] for a in perm], x.dtype, "reduce"), [x.shape[a] for a in perm], x.dtype)
+        src = plan.temp([x.shape[a] for a in perm], x.dtype, "reduce")
         ins = _in_axes(x.shape)
         emit_mapped(node, plan, x, src, [ins[a] for a in perm])
-    plan.need_scratch(16 * max(inner, 1))
     tiles, per = plan.split(outer, n * inner)
-    plan.add(node, kernel, [src.name], [y.name], [outer, n, inner, per] + ints, tiles, flops=x.size)
+    plan.add(node, kernel, x=src, y=y, outer=outer, n=n, inner=inner, rows_per_tile=per, **params, tiles=tiles,
+             flops=x.size)
 
 
 class Reduce(Lowering):
@@ -86,9 +84,9 @@ class Reduce(Lowering):
         if y.size == 0:
             return
         if not axes:  # noop_with_empty_axes: the input itself
-            plan.alias(y.name, x.name)
+            plan.alias(y, x)
             return
-        _emit(node, plan, x, y, axes, "f32_reduce", [_OPS[node.op_type]])
+        _emit(node, plan, x, y, axes, K.f32_reduce, op=_OPS[node.op_type])
 
 
 for _op in _OPS:
@@ -117,7 +115,8 @@ class ArgReduce(Lowering):
         if y.size == 0:
             return
         axis = _axis(node, int(node.attrs.get("axis", 0)), len(x.shape))
-        _emit(node, plan, x, y, [axis], "f32_arg_reduce", [self.is_min, int(node.attrs.get("select_last_index", 0))])
+        _emit(node, plan, x, y, [axis], K.f32_arg_reduce, is_min=self.is_min,
+              last=int(node.attrs.get("select_last_index", 0)))
 
 
 register("ArgMax", 1)(type("ArgMax", (ArgReduce,), {"is_min": 0}))
