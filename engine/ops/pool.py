@@ -18,16 +18,9 @@ from tilerun.kernels import pool as K
 from ..errors import node_error
 from .base import F32, Lowering, expect_dtype, expect_inputs
 from .registry import register
+from .window import window_geometry
 
 MAX_SPATIAL = 3
-
-
-def _ints(node, name, n, default):
-    v = node.attrs.get(name)
-    v = [default] * n if v is None or len(v) == 0 else [int(a) for a in v]
-    if len(v) != n:
-        raise node_error(node, f"attribute {name} has {len(v)} values, expected {n} (one per spatial axis)")
-    return v
 
 
 def pool_geometry(node, shape):
@@ -38,41 +31,10 @@ def pool_geometry(node, shape):
     if not kernel or len(kernel) != n:
         raise node_error(node, f"kernel_shape {kernel} must have {n} values for input shape {list(shape)}")
     kernel = [int(k) for k in kernel]
-    strides = _ints(node, "strides", n, 1)
-    dil = _ints(node, "dilations", n, 1)
-    pads = _ints(node, "pads", 2 * n, 0)
-    if min(kernel) < 1 or min(strides) < 1 or min(dil) < 1 or min(pads) < 0:
-        raise node_error(node, f"kernel_shape {kernel}, strides {strides} and dilations {dil} must be ≥ 1 "
-                               f"and pads {pads} ≥ 0")
-    auto = node.attrs.get("auto_pad", "NOTSET") or "NOTSET"
-    if isinstance(auto, bytes):  # schema defaults arrive undecoded
-        auto = auto.decode()
-    ceil = int(node.attrs.get("ceil_mode", 0))
+    out, strides, dil, begin, end = window_geometry(node, spatial, kernel, ceil=int(node.attrs.get("ceil_mode", 0)))
     ext = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
-    begin, end, out = pads[:n], pads[n:], []
-    for i in range(n):
-        size, s, e = spatial[i], strides[i], ext[i]
-        if auto in ("SAME_UPPER", "SAME_LOWER"):
-            o = -(-size // s)
-            total = max(0, (o - 1) * s + e - size)
-            small = total // 2
-            begin[i], end[i] = (small, total - small) if auto == "SAME_UPPER" else (total - small, small)
-        elif auto == "VALID":
-            begin[i] = end[i] = 0
-            o = -(-(size - e + 1) // s)
-        elif auto == "NOTSET":
-            span = size + begin[i] + end[i] - e
-            o = (-(-span // s) if ceil else span // s) + 1
-            if ceil and (o - 1) * s >= size + begin[i]:
-                o -= 1
-        else:
-            raise node_error(node, f"auto_pad {auto!r} is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
-        if o < 1 or size + begin[i] + end[i] < e:
-            raise node_error(node, f"window extent {e} (kernel_shape {kernel}, dilations {dil}) is larger than "
-                                   f"padded input axis {i} of {list(shape)} with pads {begin + end}")
-        if begin[i] >= e or end[i] >= e:
-            raise node_error(node, f"pads {begin + end} must be smaller than the window extent {ext}")
-        out.append(o)
+    if any(p >= e for p, e in zip(begin, ext)) or any(p >= e for p, e in zip(end, ext)):
+        raise node_error(node, f"pads {begin + end} must be smaller than the window extent {ext}")
     return out, kernel, strides, begin, end, dil
 
 

@@ -49,7 +49,7 @@ def window_geometry(node, spatial, kernel, ceil=False):
             raise node_error(node, f"auto_pad {auto!r} is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
         if o < 1 or size + begin[i] + end[i] < e:
             raise node_error(node, f"output axis {i} would be empty: window extent {e} (kernel {list(kernel)}, "
-                                   f"dilations {dil}) over input axis of {size} with pads {begin + end}, "
-                                   f"strides {strides}")
+                                   f"dilations {dil}) is larger than input axis {i} of size {size} with pads "
+                                   f"{begin + end}")
         out.append(o)
     return out, strides, dil, begin, end
