@@ -4,12 +4,15 @@
 ``Conv → Add(other) [→ Relu]`` becomes one Conv with ``attrs["_residual"] = other``,
 so the epilogue adds the residual and applies the activation while the tile is
 still in cache; ``Conv → MaxPool`` becomes one Conv with ``attrs["_maxpool"]``
-(the pool node). A fusion applies only when the intermediate tensor feeds
+(the pool node). A fusion applies only to ONNX's default-domain ops (a custom
+op of the same name is left alone) and when the intermediate tensor feeds
 nothing else and is not a graph output. The fused node takes the position of
 the last node it absorbs, which keeps the order topological (the residual may
 be computed after the Conv in the original order).
 """
 import numpy as np
+
+from ..ops.registry import DEFAULT_DOMAINS
 
 PRODUCERS = {"Conv", "Gemm", "MatMul", "ChannelAffine"}
 RESIDUAL_PRODUCERS = {"Conv"}
@@ -23,6 +26,8 @@ POOL_FUSE_WEIGHT_BYTES = 1 << 19
 
 def activation_of(node, graph):
     """``(op_type, alpha, beta)`` if ``node`` is a fusable activation, else None."""
+    if node.domain not in DEFAULT_DOMAINS:
+        return None
     a = node.attrs
     op = node.op_type
     if op in ("Relu", "Sigmoid", "Tanh", "HardSwish"):
@@ -67,7 +72,7 @@ def _fuse(graph, step):
 
 def _sole_fusable_producer(graph, name, producers, consumers, kinds):
     p = producers.get(name)
-    if p is None or p.op_type not in kinds or "_activation" in p.attrs:
+    if p is None or p.op_type not in kinds or p.domain not in DEFAULT_DOMAINS or "_activation" in p.attrs:
         return None
     if len(consumers.get(name, ())) != 1 or name in graph.outputs:
         return None
@@ -90,7 +95,9 @@ def _activation_step(graph, node, producers, consumers):
 
 
 def _residual_step(graph, node, producers, consumers):
-    if node.op_type not in ("Add", "Sum") or len(node.inputs) != 2 or node.inputs[0] == node.inputs[1]:
+    if node.op_type not in ("Add", "Sum") or node.domain not in DEFAULT_DOMAINS:
+        return False
+    if len(node.inputs) != 2 or node.inputs[0] == node.inputs[1]:
         return False
     out = graph.values[node.outputs[0]]
     for k in (0, 1):
@@ -117,11 +124,13 @@ def _maxpool_step(graph, node, producers, consumers):
     # <= 2, not a plain 1x1) with rows of at least 16 pixels and its epilogue
     # in registers, weights of at most POOL_FUSE_WEIGHT_BYTES, and a max pool
     # without dilation or Indices, column stride <= 2.
-    if node.op_type != "MaxPool" or len(node.outputs) > 1 and node.outputs[1]:
+    if node.op_type != "MaxPool" or node.domain not in DEFAULT_DOMAINS or len(node.outputs) > 1 and node.outputs[1]:
         return False
     x = node.inputs[0]
     p = producers.get(x)
-    if p is None or p.op_type != "Conv" or "_residual" in p.attrs or "_maxpool" in p.attrs:
+    if p is None or p.op_type != "Conv" or p.domain not in DEFAULT_DOMAINS:
+        return False
+    if "_residual" in p.attrs or "_maxpool" in p.attrs:
         return False
     if len(consumers.get(x, ())) != 1 or x in graph.outputs or graph.values[x].dtype != np.float32:
         return False
