@@ -5,6 +5,8 @@ inputs become the model's inputs with their declared (possibly dynamic) dims;
 every node's attributes are parsed once into Python values with the ONNX
 spec's defaults filled in. Nodes are put in topological order (cycles and
 dangling inputs are errors). Shapes are bound later, by the shape pass.
+Nodes keep their domain; the graph's ``Opset`` carries the version the model
+imports of every domain, by which the registry resolves them.
 """
 import numpy as np
 import onnx
@@ -34,11 +36,26 @@ def numpy_dtype(elem_type, what):
                          f"(expected one of float, int64, int32, int16, int8, uint64, uint32, uint16, uint8, bool)") from None
 
 
+class Opset(int):
+    """The model's default-domain opset version (an int), carrying ``domains``: other domain → version."""
+
+    def __new__(cls, version, domains=None):
+        self = super().__new__(cls, version)
+        self.domains = dict(domains or {})
+        return self
+
+
+def model_opsets(proto):
+    """The ``Opset`` of ``proto``: its default-domain version and the version of every other domain it imports."""
+    return Opset(model_opset(proto), {imp.domain: int(imp.version) for imp in proto.opset_import
+                                      if imp.domain not in ("", "ai.onnx")})
+
+
 def import_model(proto):
     """Build the engine ``Graph`` of ``proto`` (a loaded, opset-checked ModelProto)."""
     g = proto.graph
     _check_text(g)
-    opset = model_opset(proto)
+    opset = model_opsets(proto)
     values = {}
     for init in g.initializer:
         values[init.name] = _constant(init.name, _to_array(init, f"initializer {init.name!r}"))
@@ -102,6 +119,8 @@ def parse_attributes(node_proto, opset):
         if isinstance(v, list) and v and isinstance(v[0], bytes):
             return [x.decode("utf-8", "replace") for x in v]
         return v
+    if node_proto.domain not in ("", "ai.onnx"):
+        opset = getattr(opset, "domains", {}).get(node_proto.domain, opset)
     try:
         schema = onnx.defs.get_schema(node_proto.op_type, opset, node_proto.domain)
     except Exception:

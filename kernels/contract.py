@@ -81,8 +81,11 @@ class TileKernel:
     (masked vector loads, nothing past the last element), so a graph input
     read by such kernels alone may be the caller's array itself.
     ``scratch``: ``fn(args) -> bytes`` of per-worker scratch a row with these
-    keyword arguments needs (None: none).
+    keyword arguments needs (None: none). ``cache``: keep the compiled code in
+    Numba's disk cache (False for a function Numba cannot cache, one with no
+    source file).
     """
+    cache = True
 
     def __init__(self, fn, row, reads_in_bounds=False, scratch=None):
         self.name, self.fn, self.row = fn.__name__, fn, row
@@ -99,7 +102,7 @@ class TileKernel:
         if self._cfunc is None:
             # error_model="numpy": a float division needs no zero check (IEEE gives inf/nan), and
             # the check would keep LLVM from vectorizing the loop around it.
-            self._cfunc = numba.cfunc(TILE_SIGNATURE, nopython=True, cache=True, error_model="numpy")(self.fn)
+            self._cfunc = numba.cfunc(TILE_SIGNATURE, nopython=True, cache=self.cache, error_model="numpy")(self.fn)
         return self._cfunc
 
     @property

@@ -5,14 +5,15 @@
 so the epilogue adds the residual and applies the activation while the tile is
 still in cache; ``Conv → MaxPool`` becomes one Conv with ``fused.pool`` (the
 pool node) where the conv's lowering says it ``absorbs`` that pool. A fusion
-applies only when the intermediate tensor feeds nothing else and is not a
+applies only to ONNX's default-domain ops (a custom op of the same name is
+left alone) and when the intermediate tensor feeds nothing else and is not a
 graph output. The fused node takes the position of
 the last node it absorbs, which keeps the order topological (the residual may
 be computed after the Conv in the original order).
 """
 import numpy as np
 
-from ..ops.registry import resolve
+from ..ops.registry import DEFAULT_DOMAINS, resolve
 
 PRODUCERS = {"Conv", "Gemm", "MatMul", "ChannelAffine"}
 RESIDUAL_PRODUCERS = {"Conv"}
@@ -22,6 +23,8 @@ _F32_MAX = float(np.finfo(np.float32).max)
 
 def activation_of(node, graph):
     """``(op_type, alpha, beta)`` if ``node`` is a fusable activation, else None."""
+    if node.domain not in DEFAULT_DOMAINS:
+        return None
     a = node.attrs
     op = node.op_type
     if op in ("Relu", "Sigmoid", "Tanh", "HardSwish"):
@@ -66,7 +69,7 @@ def _fuse(graph, step):
 
 def _sole_fusable_producer(graph, name, producers, consumers, kinds):
     p = producers.get(name)
-    if p is None or p.op_type not in kinds or p.fused.activation is not None:
+    if p is None or p.op_type not in kinds or p.domain not in DEFAULT_DOMAINS or p.fused.activation is not None:
         return None
     if len(consumers.get(name, ())) != 1 or name in graph.outputs:
         return None
@@ -89,7 +92,9 @@ def _activation_step(graph, node, producers, consumers):
 
 
 def _residual_step(graph, node, producers, consumers):
-    if node.op_type not in ("Add", "Sum") or len(node.inputs) != 2 or node.inputs[0] == node.inputs[1]:
+    if node.op_type not in ("Add", "Sum") or node.domain not in DEFAULT_DOMAINS:
+        return False
+    if len(node.inputs) != 2 or node.inputs[0] == node.inputs[1]:
         return False
     out = graph.values[node.outputs[0]]
     for k in (0, 1):
@@ -111,11 +116,11 @@ def _residual_step(graph, node, producers, consumers):
 def _maxpool_step(graph, node, producers, consumers):
     # Producer [-> activation] -> MaxPool, where the producer's lowering can
     # compute the pool on its own output (Conv.absorbs).
-    if node.op_type != "MaxPool" or len(node.outputs) > 1 and node.outputs[1]:
+    if node.op_type != "MaxPool" or node.domain not in DEFAULT_DOMAINS or len(node.outputs) > 1 and node.outputs[1]:
         return False
     x = node.inputs[0]
     p = producers.get(x)
-    if p is None or p.fused.residual is not None or p.fused.pool is not None:
+    if p is None or p.domain not in DEFAULT_DOMAINS or p.fused.residual is not None or p.fused.pool is not None:
         return False
     if len(consumers.get(x, ())) != 1 or x in graph.outputs or graph.values[x].dtype != np.float32:
         return False

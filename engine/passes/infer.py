@@ -5,7 +5,10 @@ Each node whose inputs are all constant is computed now (so the light models'
 constants); ``Shape`` and ``Size`` fold from static shapes alone. Every other
 node's output shapes and dtypes come from its lowering's ``infer``, which also
 validates it. Nodes of op types tilerun does not support are collected and
-reported together, with their node names.
+reported together, with their node names (and domain, outside ONNX's default
+one). A node with constant inputs folds through its lowering's ``fold``; one
+without a lowering folds through onnx's reference evaluator only when onnx
+knows its op (custom ops of an unregistered domain are reported, not folded).
 
 This is the boundary where a malformed graph must turn into a ``ModelError``:
 anything else a lowering's rule raises on a bad node is reported as that
@@ -14,6 +17,7 @@ refused (before folding, too); run-time tensors must have a dtype the kernels
 carry (float16/float64 may only appear in constants that fold away).
 """
 import numpy as np
+import onnx
 
 from ..errors import ModelError, TilerunError, UnsupportedOpError, node_error
 from ..ir import SUPPORTED_DTYPES, Value
@@ -41,7 +45,8 @@ def infer_and_fold(graph):
         except Exception as e:  # a lowering's rule tripped on a malformed node: report it as the model's fault
             raise node_error(node, f"malformed node ({type(e).__name__}: {e})") from e
     if missing:
-        raise UnsupportedOpError(missing, registry.supported_ops())
+        known = list(registry.supported_ops()) + [f"{d}.{op}" for d, op in registry.domain_ops()]
+        raise UnsupportedOpError(missing, known)
     for node in kept:
         for name in node.inputs:
             if name and graph.values[name].shape is None:
@@ -71,7 +76,11 @@ def _infer_node(graph, node, kept, missing):
             missing.setdefault(_op_name(node), []).append(node.name)
         kept.append(node)
         return
-    if node.op_type in _SHAPE_ONLY and ins and ins[0] is not None:
+    if lowering is None and not _onnx_knows(node):
+        missing.setdefault(_op_name(node), []).append(node.name)
+        kept.append(node)
+        return
+    if node.op_type in _SHAPE_ONLY and node.domain in registry.DEFAULT_DOMAINS and ins and ins[0] is not None:
         _set_outputs(graph, node, [_shape_fold(node, ins[0])])
         return
     if all(v is None or v.const is not None for v in ins) and node.op_type not in ("RandomNormal", "RandomUniform"):
@@ -100,9 +109,10 @@ def _infer_node(graph, node, kept, missing):
 def _check_fold_size(node, lowering, ins):
     """Refuse, before computing it, a constant fold whose output would be absurdly large."""
     shapes = []
-    if node.op_type == "ConstantOfShape" and ins and ins[0] is not None:
+    onnx_op = node.domain in registry.DEFAULT_DOMAINS
+    if onnx_op and node.op_type == "ConstantOfShape" and ins and ins[0] is not None:
         shapes = [tuple(int(d) for d in np.asarray(ins[0].const).reshape(-1))]
-    elif node.op_type == "Range" and len(ins) == 3 and all(v is not None for v in ins):
+    elif onnx_op and node.op_type == "Range" and len(ins) == 3 and all(v is not None for v in ins):
         start, limit, delta = (float(np.asarray(v.const).reshape(-1)[0]) for v in ins)
         if delta != 0 and np.isfinite([start, limit, delta]).all():
             shapes = [(max(int(np.ceil((limit - start) / delta)), 0),)]
@@ -122,6 +132,13 @@ def _check_size(node, name, shape, dtype):
     if nbytes > MAX_TENSOR_BYTES:
         raise node_error(node, f"output {name!r} of shape {list(shape)} would take {nbytes} bytes, more than "
                                f"tilerun's limit of {MAX_TENSOR_BYTES} bytes per tensor")
+
+
+def _onnx_knows(node):
+    """Whether onnx has a schema for ``node``'s op (so its reference evaluator may fold it); default domain: assumed."""
+    if node.domain in registry.DEFAULT_DOMAINS:
+        return True
+    return onnx.defs.has(node.op_type, node.domain)
 
 
 def _op_name(node):
