@@ -147,8 +147,8 @@ class Engine:
 
     def _bind_inputs(self, slot, arrays):
         # An input that only in-bounds readers touch (a CNN's first padding
-        # pass) is read from the caller's array, as ORT reads numpy inputs:
-        # the copy was 35-45 us of squeezenet's 3.3 ms. The array outlives
+        # pass) is read from the caller's array, as ORT reads numpy inputs
+        # (no copy into the arena). The array outlives
         # the request (the caller's frame holds it); a strided or misaligned
         # one is copied and the arena address put back.
         params = self._params[slot]

@@ -280,8 +280,7 @@ def f32_conv_maxpool(p, tile, scratch):
     cr0 = max(0, pr0 * sh - ph)
     cr1 = min(oh_n, (pr1 - 1) * sh - ph + kh)
     # The band keeps the grid's rows, extra columns and all: plain stores
-    # instead of the two masked stores per vector of a GRID_MAP (the stem of
-    # squeezenet 1.1 alone, 1 core: 0.60 -> 0.50-0.52 ms), the pool skipping them.
+    # instead of the two masked stores per vector of a GRID_MAP, the pool skipping them.
     band = scratch + GEMM_SCRATCH * 4
     ldb_band = band_rows * wq
     b = p[R.x] + (img * n_c * pstride + cr0 * wq) * 4

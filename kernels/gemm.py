@@ -52,21 +52,18 @@ NR = NV * VW    # columns of the register block
 # K slice: one KC x NR panel of B fills about 32 KiB, two thirds of a typical L1d.
 KC = max(64, (32 * 1024) // (NR * 4))
 # A strided A is packed per slice: deeper slices mean fewer passes over C and
-# fewer packing passes; 2*KC measured 0.84 -> 0.95 (1024^3) and 0.79 -> 0.89
-# (2048^3) of OpenBLAS against KC; weights already in panels keep KC.
+# fewer packing passes; weights already in panels keep KC.
 KC_PLAIN_A = KC * 2
 # Rows of a plain A packed at a time and columns of a plain B packed at a time
 # (MC x KC_PLAIN_A and KC_PLAIN_A x NC floats: 1.5 MiB, L2-resident).
 MC = 32 * MR
 NC = 16 * NR
 # Weights in panels are read in place, all their row blocks per slice while
-# those fit in half of a 2 MiB L2, else MC rows at a time (2048^3 with A in
-# panels: 0.86 -> 0.94 of OpenBLAS; 512 rows x 4608 deep lost a quarter with MC).
+# those fit in half of a 2 MiB L2, else MC rows at a time.
 A_SLICE_BYTES = 1 << 20
 PREFETCH_ROWS = 8  # rows of B the micro-kernel prefetches ahead
 # Bytes of a packed A the micro-kernel prefetches ahead (64 k-steps): the
-# weights of a layer come from memory, evicted by the layers between two
-# requests; 1024-4096 all measured 5-7% off ResNet-50 at 2 cores.
+# weights of a layer come from memory, evicted by the layers between two requests.
 A_PREFETCH = 2048
 
 # Micro-kernel flags: add the C block in memory (a later K slice), the
@@ -219,7 +216,7 @@ def _make_micro(nvr):
                     new.append(simd.fma(builder, sv, bv[h], acc[r * nvr + h]))
             return new
 
-        # Unrolling this loop by 2 or 4 measured no faster: LLVM's loop is already 3 uops of overhead.
+        # Not unrolled: LLVM's loop is already 3 uops of overhead.
         packed = builder.and_(builder.icmp_signed("==", sai, ir.Constant(i64t, 1)),
                               builder.icmp_signed("==", sak, ir.Constant(i64t, MR)))
         with builder.if_else(packed) as (in_panels, strided):
@@ -508,9 +505,8 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     pt = i64(gmap + GMAP_INTS * npc * 8, 4 * npc)  # per panel of the chunk: B address, its row stride, C column, width
     # Shallow K (one slice): row blocks outer, so C is written 8 rows at a time
     # (a few write streams the L2 prefetcher follows) instead of every row of
-    # the tile a panel at a time. In a model C is cold: 2 cores, ResNet-50
-    # -2%, squeezenet -3% (its 1x1 64->256 layers at 56x56 -15 to -26%);
-    # deeper K lost (B panels then come from L2 for every row block).
+    # the tile a panel at a time (in a model C is cold); deeper K keeps
+    # panels outer (B panels would come from L2 for every row block).
     rows_outer = kk <= KC
     for kb in range(nk):
         k0 = kb * kcn
