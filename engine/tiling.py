@@ -75,3 +75,50 @@ def _busiest(items, per, tiles, workers):
         lo, hi = -(-w * tiles // workers), -(-(w + 1) * tiles // workers)
         out = max(out, min(items, hi * per) - min(items, lo * per))
     return out
+
+
+def conv_gemm_tiles(images, cout_g, npix, kk, workers, mr, nr, small_pix):
+    """``(n_pix_blocks, pix_panels, n_co_blocks)`` of a conv's GEMM per image-group (both split evenly).
+
+    Few pixels (at most ``small_pix``: late layers, weights larger than
+    activations): split the ``mr``-row output-channel blocks, so each tile
+    streams only its own rows of the weights. Otherwise split the
+    ``nr``-column panels evenly, adding a channel split only when some worker
+    would get no tile (a channel split costs a packing pass).
+    """
+    npan = -(-npix // nr)
+    if npix <= small_pix and cout_g >= 2 * mr:
+        return 1, npan, split_even(cout_g, npix * kk, workers, mr)
+    npb = split_even(npix, cout_g * kk, workers, nr)
+    ncob = 1
+    if images * npb < workers and cout_g > mr:
+        ncob = min(-(-cout_g // mr), -(-workers // (images * npb)))
+    return npb, npan, ncob
+
+
+def gemm_blocks(batch, m, n, k, workers, mr, nr):
+    """``(n_row_blocks, rows_per_block, n_col_blocks, cols_per_block)`` of a batched ``m x n x k`` GEMM.
+
+    Rows split first (``mr`` granule); columns (``nr`` granule) only while
+    there are fewer than two tiles per worker.
+    """
+    nmb, mb = split(m, n * k, workers, granule=mr)
+    nnb, nb = 1, n
+    want = 2 * workers
+    if batch * nmb < want and n > nr:
+        nnb = min(-(-n // nr), -(-want // (batch * nmb)))
+        nb = -(-(-(-n // nnb)) // nr) * nr
+        nnb = -(-n // nb)
+    return nmb, mb, nnb, nb
+
+
+def band_rows(rows, per, n, workers, kh, sh):
+    """Pooled rows per tile, at most ``per``, that leave the busiest worker the fewest window rows to compute.
+
+    A tile of ``p`` pooled rows of window ``kh``, stride ``sh`` computes
+    ``(p - 1)*sh + kh`` input rows; capping ``per`` alone can leave a worker a
+    whole tile more.
+    """
+    def busiest(p):
+        return -(-n * -(-rows // p) // workers) * ((p - 1) * sh + kh)
+    return min(range(max(1, per - workers), per + 1), key=lambda p: (busiest(p), -p))

@@ -3,7 +3,8 @@ import pytest
 
 from tilerun.kernels.gemm import MR, NR
 from tilerun.kernels.simd import VW
-from tilerun.ops.conv_paths import ConvShape, GridGeometry, choose_path, column_cost, gemm_tiles
+from tilerun.ops.conv_paths import SMALL_PIX, ConvShape, GridGeometry, choose_path, column_cost
+from tilerun.tiling import conv_gemm_tiles
 
 
 def shape(c=64, cout=64, hw=56, k=3, s=1, pad=1, groups=1, n=1):
@@ -42,13 +43,13 @@ def test_grid_geometry_splits_stride_two_into_phases():
 @pytest.mark.parametrize("workers", [1, 2, 16])
 def test_gemm_tiles_cover_every_panel_and_channel_block(workers):
     for cout_g, npix, kk in [(64, 3136, 576), (512, 49, 4608), (16, 196, 144), (8, 12, 27)]:
-        npb, npan, ncob = gemm_tiles(1, cout_g, npix, kk, workers)
+        npb, npan, ncob = conv_gemm_tiles(1, cout_g, npix, kk, workers, MR, NR, SMALL_PIX)
         assert npan == -(-npix // NR)
         assert 1 <= npb <= npan and 1 <= ncob <= -(-cout_g // MR)
 
 
 def test_small_planes_split_channels_not_pixels():
-    npb, _, ncob = gemm_tiles(1, 512, 49, 4608, 2)
+    npb, _, ncob = conv_gemm_tiles(1, 512, 49, 4608, 2, MR, NR, SMALL_PIX)
     assert npb == 1 and ncob > 1
 
 

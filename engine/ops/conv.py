@@ -15,6 +15,7 @@ import numpy as np
 from tilerun.kernels import conv as K
 from tilerun.kernels.gemm import MR, REGISTER_ACTIVATIONS, epilogue
 
+from .. import tiling
 from ..errors import node_error
 from .base import F32, Lowering, const_input, expect_dtype, expect_rank
 from .conv_paths import ConvShape, choose_path
@@ -221,7 +222,7 @@ def _emit_conv_maxpool(r):
     (poh, pow_), pk, ps, pb, _, _ = pool_geometry(r.node.fused.pool, (s.n, s.cout, s.out_h, s.out_w))
     _, per = plan.split(poh, ps[0] * s.out_w * s.cout * s.k * 2)
     per = max(1, min(per, ((BAND_BYTES // (s.cout * g.wq * 4)) - pk[0]) // ps[0] + 1))
-    per = _balanced_rows(poh, per, s.n, plan.num_workers, pk[0], ps[0])
+    per = tiling.band_rows(poh, per, s.n, plan.num_workers, pk[0], ps[0])
     nt = -(-poh // per)
     plan.add(r.node, K.f32_conv_maxpool, x=xp, w=r.packed_weights(K.f32_conv_maxpool), bias=r.b, koffs=koffs,
              y=r.y, n=s.n, c=s.c, cout=s.cout, out_h=s.out_h, out_w=s.out_w, wq=g.wq,
@@ -233,17 +234,6 @@ def _emit_conv_maxpool(r):
 
 _EMITTERS = {"depthwise": _emit_depthwise, "grid": _emit_grid, "grid_pixels": _emit_grid_pixels,
              "conv_maxpool": _emit_conv_maxpool}
-
-
-def _balanced_rows(rows, per, n, workers, kh, sh):
-    """Pooled rows per tile, at most ``per``, that leave the busiest worker the fewest conv rows to compute.
-
-    A tile of ``p`` pooled rows computes ``(p - 1)*sh + kh`` conv rows; the
-    band cap alone can leave a worker a whole tile more.
-    """
-    def busiest(p):
-        return -(-n * -(-rows // p) // workers) * ((p - 1) * sh + kh)
-    return min(range(max(1, per - workers), per + 1), key=lambda p: (busiest(p), -p))
 
 
 def _pad_planes(r):

@@ -111,29 +111,14 @@ class ConvPath:
         return self.n_pb * self.n_cob
 
 
-def gemm_tiles(images, cout_g, npix, kk, workers):
-    """``(n_pix_blocks, pix_panels, n_co_blocks)`` for one image-group's GEMM (both split evenly).
-
-    Few pixels (late layers, weights larger than activations): split output
-    channels, so each tile streams only its own rows of the weights. Otherwise
-    split the column panels evenly (``tiling.split_even``), adding a channel
-    split only when some worker would get no tile (a channel split costs a
-    packing pass).
-    """
-    npan = -(-npix // NR)
-    if npix <= SMALL_PIX and cout_g >= 2 * MR:
-        return 1, npan, tiling.split_even(cout_g, npix * kk, workers, MR)
-    npb = tiling.split_even(npix, cout_g * kk, workers, NR)
-    ncob = 1
-    if images * npb < workers and cout_g > MR:
-        ncob = min(-(-cout_g // MR), -(-workers // (images * npb)))
-    return npb, npan, ncob
-
-
 def column_cost(ncols):
     """Register-block vectors a row block spends on ``ncols`` columns (a last panel of <= VW columns is half-width)."""
     rem = ncols % NR
     return (ncols // NR) * (NR // VW) + -(-rem // VW)
+
+
+def _gemm_tiles(images, cout_g, npix, kk, workers):
+    return tiling.conv_gemm_tiles(images, cout_g, npix, kk, workers, MR, NR, SMALL_PIX)
 
 
 def choose_path(s, fast_epilogue, workers, pool=False):
@@ -153,16 +138,16 @@ def choose_path(s, fast_epilogue, workers, pool=False):
         # Straight into the image needs the epilogue in registers and, where
         # grid rows have extra columns, a grid row of at least one vector.
         to_image = fast_epilogue and (grid.wq >= VW or grid.wq == s.out_w)
-        npb, npan, ncob = gemm_tiles(images, s.cout_g, ngrid, s.k, workers)
+        npb, npan, ncob = _gemm_tiles(images, s.cout_g, ngrid, s.k, workers)
         cost_pix, cost_grid = column_cost(s.npix), column_cost(ngrid)
         if s.npix <= SMALL_PIX and (cost_pix < cost_grid or cost_pix == cost_grid and (ncob > 1 or not to_image)):
             # Small planes whose grid columns cost more register blocks than the
             # image's pixels, or as many where the grid would be packed anyway
             # (a channel split) or copied out: pack the pixels' columns once.
-            npb, npan, ncob = gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
+            npb, npan, ncob = _gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
             return ConvPath("grid_pixels", npb, npan, ncob, grid=grid)
         return ConvPath("grid", npb, npan, ncob, pack_cols=ncob > 1, to_image=to_image, grid=grid)
     if s.cin_g == 1:
         return ConvPath("depthwise")
-    npb, npan, ncob = gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
+    npb, npan, ncob = _gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
     return ConvPath("direct" if plain_1x1 else "im2col", npb, npan, ncob, pack_cols=ncob > 1)

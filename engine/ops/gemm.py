@@ -13,6 +13,7 @@ from tilerun.kernels.elementwise import (CLIP, HARD_SIGMOID, HARD_SWISH, IDENTIT
                                          TANH)
 from tilerun.kernels.gemm import MR, NR, epilogue, f32_gemm, f32_transpose2d, pack_b
 
+from .. import tiling
 from ..errors import node_error
 from .base import F32, Lowering, expect_dtype, expect_inputs, expect_rank
 from .registry import register
@@ -42,13 +43,7 @@ def emit_gemm(node, plan, a, sa, b, ldb, y, m, n, k, batch_offs, c=None, sc=(0, 
     act, aa, ab = fused_activation(node)
     batch_offs = np.asarray(batch_offs, np.int64).reshape(-1, 2)
     batch = len(batch_offs)
-    nmb, mb = plan.split(m, n * k, granule=MR)
-    nnb, nb = 1, n
-    want = 2 * plan.num_workers
-    if batch * nmb < want and n > NR:
-        nnb = min(-(-n // NR), -(-want // (batch * nmb)))
-        nb = -(-(-(-n // nnb)) // NR) * NR
-        nnb = -(-n // nb)
+    nmb, mb, nnb, nb = tiling.gemm_blocks(batch, m, n, k, plan.num_workers, MR, NR)
     offs = plan.weight(batch_offs.reshape(-1), "gemm_offs")
     plan.add(node, f32_gemm, a=a, b=b, c=c, offs=offs, y=y, m=m, n=n, k=k, sai=sa[0], sak=sa[1], ldb=ldb,
              sci=sc[0], scj=sc[1], mb=mb, nb=nb, n_mblk=nmb, n_nblk=nnb, bpk=k * NR if b_packed else 0,
