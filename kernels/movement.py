@@ -1,44 +1,99 @@
-"""Data-movement kernels: mapped copies, concatenation, run-time gather and casts.
+"""Data-movement kernels: mapped copies, blocked transposes, concatenation, run-time gather, casts and masks.
 
 They move elements of any dtype tilerun carries: kernels are written per
-element size (``b1``/``b2``/``b4``/``b8`` read and write 1-, 2-, 4- or 8-byte words, so
-float32 moves as int32 bits) or on plain bytes (``u8_concat``). They do not
-interpret values, except ``<dtype>_cast``.
+element size (``b1``/``b2``/``b4``/``b8`` read and write 1-, 2-, 4- or 8-byte
+words, so float32 moves as int32 bits) or on plain bytes (``u8_concat``), each
+size a thin wrapper around one template, and exported in a dict keyed by what
+a lowering chooses by (``MAPPED_COPY_KERNELS[itemsize]`` ...). They do not
+interpret values, except the casts and the comparisons. Every kernel moves
+data only within the tile it was given, so results never depend on tile
+boundaries. Tiles and parameter values are the lowerings' business
+(``tilerun.ops.movement`` and ``tilerun.ops.logical``).
 
-*Mapped copy* (``bN_mapped_copy``) covers Transpose, Slice, Pad, Expand, Tile,
-Split and constant-index Gather: the output is a contiguous array of rows; a
-row's source offset is the sum of per-axis tables (one int64 entry per index of
-each outer axis, ``-1`` meaning "fill value"); a row is a list of segments
-(copy with a source step, fill, or copy through a table). Parameter row:
-``[src, geom, fill, dst, n_src, n_dst, rows_per_tile]`` where ``geom`` is an
-int64 weight laid out by the lowering (see ``tilerun.ops.movement``)::
+*Mapped copy* (``bN_mapped_copy``, row ``MAPPED``) covers Transpose, Slice,
+Pad, Expand, Tile, Split and constant-index Gather: the output is ``rows``
+contiguous rows of ``row_len`` elements; a row's source offset is ``base``
+plus one entry of a per-axis table for each of the ``n_outer`` outer axes
+(``-1`` meaning "fill the row"); a row is a list of ``n_seg`` segments. The
+int64 weight ``geom`` (``geom_size`` entries) holds::
 
-    geom[0] n_outer  geom[1] row_len  geom[2] n_seg  geom[3] rows  geom[4] len(geom)  geom[5] base
-    geom[8 : 8+n_outer]                 outer dims
-    geom[8+n_outer : 8+2*n_outer]       start of each outer axis' table in geom
-    geom[8+2*n_outer : +4*n_seg]        segments (length, src offset, src step, kind)
+    geom[0 : n_outer]                  outer dims
+    geom[n_outer : 2*n_outer]          start of each outer axis' table in geom
+    geom[2*n_outer : +SEGMENT_SIZE*n_seg]   segments, fields in ``Segment`` order
     then the tables
 
-Segment kinds: 0 copy ``src[base + off + j*step]``, 1 fill, 2 copy
-``src[base + geom[off + j]]``.
+Segment kinds: ``SEG_COPY`` copies ``src[base + offset + j*step]``,
+``SEG_FILL`` writes the fill value, ``SEG_TABLE`` copies
+``src[base + geom[offset + j]]``. ``fill`` holds the fill value's bytes in the
+low bytes of its slot (as ``fill_bits`` packs them).
 
-Also here: the blocked batched 2-D transpose, Cast (``<src>_cast`` with the
-destination dtype code as a parameter), broadcasting comparisons writing bool
-bytes, Where and Not. Every kernel moves data only within the tile it was
-given, so results never depend on tile boundaries.
+``bN_transpose_blocked`` (row ``TRANSPOSE``) is the batched 2-D transpose
+``dst[b, c, r] = src[b, r, c]`` in square blocks. ``u8_concat`` (row
+``CONCAT``) copies the rows of up to ``CONCAT_INPUTS`` inputs, byte runs side
+by side, into a band of each output row (a Concat of more inputs takes one row
+per band). ``bN_gather_i64``/``bN_gather_i32`` (row ``GATHER``) gather with
+run-time indices and fail the request (status 1) on one out of range.
+``<src>_cast`` (row ``CAST``) converts to the dtype whose code (``CAST_CODES``)
+is ``to``. Comparisons (row ``COMPARE``) broadcast as the elementwise family
+does over ``BROADCAST_AXES`` axes and write bool bytes; the float32 and
+common integer ones have their op (``EQ``..``GE``) compiled in and ignore
+``op``, the wider integer dtypes take it from ``op``. ``bN_where`` (row
+``WHERE``) and ``u8_not`` (row ``NOT``) complete the masks.
 """
+from collections import namedtuple
+
 import numba
 import numpy as np
 
-from .abi import U, f32, i32, i64, u8
-from .contract import tile_kernel
+from .abi import U, f32, i32, i64, slot_address, u8
 from .abi import i8 as s8
-from .elementwise import i16, u16, u32, u64
+from .contract import declare_row, tile_kernel
+from .elementwise import BROADCAST_AXES, i16, u16, u32, u64
 
-HDR = 8
-SEG_COPY, SEG_FILL, SEG_TABLE = 0, 1, 2
+# -- rows ------------------------------------------------------------------------------
+MAPPED = declare_row("MAPPED", inputs=("src", "geom"), outputs=("dst",),
+                     ints=("n_src", "n_dst", "rows_per_tile", "n_outer", "row_len", "n_seg", "rows", "geom_size",
+                           "base", "fill"))
+TRANSPOSE = declare_row("TRANSPOSE", inputs=("src",), outputs=("dst",),
+                        ints=("n", "batches", "rows", "cols", "block", "blocks_per_tile"))
+CONCAT_INPUTS = 8  # inputs one concat row copies (a Concat of more takes several rows)
+CONCAT_X = tuple(f"x{k}" for k in range(CONCAT_INPUTS))  # the input slots, in order (all but x0 optional)
+CONCAT_RUNS = tuple(f"run{k}" for k in range(CONCAT_INPUTS))  # bytes per row of each input
+CONCAT = declare_row("CONCAT", inputs=CONCAT_X[:1] + tuple(x + "?" for x in CONCAT_X[1:]), outputs=("y",),
+                     ints=("inputs", "outer", "row_bytes", "y_row_bytes", "y_offset", "chunk_bytes", "total_bytes")
+                     + CONCAT_RUNS)
+GATHER = declare_row("GATHER", inputs=("x", "indices"), outputs=("y",),
+                     ints=("outer", "axis_len", "inner", "n_indices", "rows_per_tile"))
+CAST = declare_row("CAST", inputs=("x",), outputs=("y",), ints=("n", "chunk", "to"))
+COMPARE = declare_row("COMPARE", inputs=("a", "b", "dims", "a_strides", "b_strides"), outputs=("y",),
+                      ints=("rows_per_tile", "op"))
+WHERE = declare_row("WHERE", inputs=("cond", "x", "y", "dims", "cond_strides", "x_strides", "y_strides"),
+                    outputs=("out",), ints=("rows_per_tile",))
+NOT = declare_row("NOT", inputs=("x",), outputs=("y",), ints=("n", "chunk"))
+
+# -- codes and layouts ---------------------------------------------------------------------
+SEG_COPY, SEG_FILL, SEG_TABLE = range(3)
+Segment = namedtuple("Segment", ("length", "offset", "step", "kind"))  # one segment's fields, in geom order
+SEG = Segment(*range(len(Segment._fields)))  # field offsets inside a segment
+SEGMENT_SIZE = len(Segment._fields)
+
+TO_F32, TO_I64, TO_I32, TO_BOOL, TO_U8, TO_I8 = range(6)  # Cast destination codes
+CAST_CODES = {np.dtype(t): c for t, c in [(np.float32, TO_F32), (np.int64, TO_I64), (np.int32, TO_I32),
+                                          (np.bool_, TO_BOOL), (np.uint8, TO_U8), (np.int8, TO_I8)]}
+
+EQ, LT, GT, LE, GE = range(5)  # comparison codes
 
 
+def fill_bits(value, dtype):
+    """The ``MAPPED.fill`` slot holding ``value`` as ``dtype`` in its low bytes (0 for None)."""
+    raw = np.zeros(8, np.uint8)
+    if value is not None:
+        dtype = np.dtype(dtype)
+        raw[:dtype.itemsize] = np.frombuffer(np.asarray(value, dtype).tobytes(), np.uint8)
+    return int(raw.view(np.int64)[0])
+
+
+# -- mapped copy -------------------------------------------------------------------------
 @numba.njit(inline="always")
 def _fill(dst, o, n, v):
     for j in range(n):
@@ -47,11 +102,11 @@ def _fill(dst, o, n, v):
 
 @numba.njit
 def _mapped(p, tile, src, dst, fillv):
-    g = i64(p[1], HDR)
-    g = i64(p[1], g[4])
-    n_outer, row_len, n_seg, rows, base0 = g[0], g[1], g[2], g[3], g[5]
-    seg0 = HDR + 2 * n_outer
-    per = p[6]
+    g = i64(p[MAPPED.geom], p[MAPPED.geom_size])
+    n_outer, row_len, n_seg, rows, base0 = (p[MAPPED.n_outer], p[MAPPED.row_len], p[MAPPED.n_seg], p[MAPPED.rows],
+                                            p[MAPPED.base])
+    seg0 = 2 * n_outer
+    per = p[MAPPED.rows_per_tile]
     lo = tile * per
     hi = min(rows, lo + per)
     for r in range(lo, hi):
@@ -59,8 +114,8 @@ def _mapped(p, tile, src, dst, fillv):
         base = base0
         fill = False
         for k in range(n_outer - 1, -1, -1):
-            d = g[HDR + k]
-            v = g[g[HDR + n_outer + k] + rem % d]
+            d = g[k]
+            v = g[g[n_outer + k] + rem % d]
             rem //= d
             if v < 0:
                 fill = True
@@ -70,8 +125,8 @@ def _mapped(p, tile, src, dst, fillv):
             _fill(dst, o, row_len, fillv)
             continue
         for s in range(n_seg):
-            q = seg0 + 4 * s
-            ln, off, step, kind = g[q], g[q + 1], g[q + 2], g[q + 3]
+            q = seg0 + SEGMENT_SIZE * s
+            ln, off, step, kind = g[q + SEG.length], g[q + SEG.offset], g[q + SEG.step], g[q + SEG.kind]
             if kind == SEG_FILL:
                 _fill(dst, o, ln, fillv)
             elif kind == SEG_TABLE:
@@ -89,25 +144,36 @@ def _mapped(p, tile, src, dst, fillv):
     return 0
 
 
-@tile_kernel
+@tile_kernel(MAPPED)
 def b1_mapped_copy(p, tile, scratch):
-    return _mapped(p, tile, u8(p[0], p[4]), u8(p[3], p[5]), u8(p[2], 1)[0])
+    return _mapped(p, tile, u8(p[MAPPED.src], p[MAPPED.n_src]), u8(p[MAPPED.dst], p[MAPPED.n_dst]),
+                   u8(slot_address(p, MAPPED.fill), 1)[0])
 
 
-@tile_kernel
+@tile_kernel(MAPPED)
+def b2_mapped_copy(p, tile, scratch):
+    return _mapped(p, tile, i16(p[MAPPED.src], p[MAPPED.n_src]), i16(p[MAPPED.dst], p[MAPPED.n_dst]),
+                   i16(slot_address(p, MAPPED.fill), 1)[0])
+
+
+@tile_kernel(MAPPED)
 def b4_mapped_copy(p, tile, scratch):
-    return _mapped(p, tile, i32(p[0], p[4]), i32(p[3], p[5]), i32(p[2], 1)[0])
+    return _mapped(p, tile, i32(p[MAPPED.src], p[MAPPED.n_src]), i32(p[MAPPED.dst], p[MAPPED.n_dst]),
+                   i32(slot_address(p, MAPPED.fill), 1)[0])
 
 
-@tile_kernel
+@tile_kernel(MAPPED)
 def b8_mapped_copy(p, tile, scratch):
-    return _mapped(p, tile, i64(p[0], p[4]), i64(p[3], p[5]), i64(p[2], 1)[0])
+    return _mapped(p, tile, i64(p[MAPPED.src], p[MAPPED.n_src]), i64(p[MAPPED.dst], p[MAPPED.n_dst]),
+                   i64(slot_address(p, MAPPED.fill), 1)[0])
 
 
+# -- blocked transpose ---------------------------------------------------------------------
 @numba.njit
 def _transpose_blocked(p, tile, src, dst):
     """Batched 2-D transpose ``dst[b, c, r] = src[b, r, c]`` in square blocks (cache-friendly)."""
-    nb, nr, nc, blk, per = p[3], p[4], p[5], p[6], p[7]
+    nb, nr, nc = p[TRANSPOSE.batches], p[TRANSPOSE.rows], p[TRANSPOSE.cols]
+    blk, per = p[TRANSPOSE.block], p[TRANSPOSE.blocks_per_tile]
     rblocks = (nr + blk - 1) // blk
     lo = tile * per
     hi = min(nb * rblocks, lo + per)
@@ -125,42 +191,52 @@ def _transpose_blocked(p, tile, src, dst):
     return 0
 
 
-@tile_kernel
+@tile_kernel(TRANSPOSE)
 def b1_transpose_blocked(p, tile, scratch):
-    return _transpose_blocked(p, tile, u8(p[0], p[2]), u8(p[1], p[2]))
+    n = p[TRANSPOSE.n]
+    return _transpose_blocked(p, tile, u8(p[TRANSPOSE.src], n), u8(p[TRANSPOSE.dst], n))
 
 
-@tile_kernel
+@tile_kernel(TRANSPOSE)
+def b2_transpose_blocked(p, tile, scratch):
+    n = p[TRANSPOSE.n]
+    return _transpose_blocked(p, tile, i16(p[TRANSPOSE.src], n), i16(p[TRANSPOSE.dst], n))
+
+
+@tile_kernel(TRANSPOSE)
 def b4_transpose_blocked(p, tile, scratch):
-    return _transpose_blocked(p, tile, i32(p[0], p[2]), i32(p[1], p[2]))
+    n = p[TRANSPOSE.n]
+    return _transpose_blocked(p, tile, i32(p[TRANSPOSE.src], n), i32(p[TRANSPOSE.dst], n))
 
 
-@tile_kernel
+@tile_kernel(TRANSPOSE)
 def b8_transpose_blocked(p, tile, scratch):
-    return _transpose_blocked(p, tile, i64(p[0], p[2]), i64(p[1], p[2]))
+    n = p[TRANSPOSE.n]
+    return _transpose_blocked(p, tile, i64(p[TRANSPOSE.src], n), i64(p[TRANSPOSE.dst], n))
 
 
-@tile_kernel
+# -- concat ------------------------------------------------------------------------------
+@tile_kernel(CONCAT)
 def u8_concat(p, tile, scratch):
-    """Concatenate rows of bytes: ``[meta, x0..xk-1, y]``, see ``_concat``."""
-    return _concat(p, tile)
+    """Copy the ``inputs`` inputs' rows side by side into ``y`` (bytes).
 
-
-@numba.njit(inline="always")
-def _concat(p, tile):
-    # meta = [k, outer, out_row_bytes, chunk_bytes, total_bytes, run_0 .. run_{k-1}] (bytes)
-    m = i64(p[0], 5)
-    k = m[0]
-    m = i64(p[0], 5 + k)
-    outer, row, chunk, total = m[1], m[2], m[3], m[4]
-    y = u8(p[1 + k], total)
+    Input ``s`` holds ``outer`` rows of ``run<s>`` bytes; output row ``r``'s
+    band ``[y_offset, y_offset + row_bytes)`` (``row_bytes`` the sum of the
+    runs) receives them in order, the row itself ``y_row_bytes`` long. Tiles
+    cover ``chunk_bytes`` of the ``total_bytes = outer * row_bytes`` bytes
+    copied.
+    """
+    k = p[CONCAT.inputs]
+    outer, row, chunk, total = p[CONCAT.outer], p[CONCAT.row_bytes], p[CONCAT.chunk_bytes], p[CONCAT.total_bytes]
+    y_row, y_off = p[CONCAT.y_row_bytes], p[CONCAT.y_offset]
+    y = u8(p[CONCAT.y], outer * y_row)
     cur = tile * chunk
     hi = min(total, cur + chunk)
     r = cur // row
     pos = cur - r * row
     s = 0
     while cur < hi:
-        run = m[5 + s]
+        run = p[CONCAT.run0 + s]
         if pos >= run:
             pos -= run
             s += 1
@@ -169,18 +245,21 @@ def _concat(p, tile):
                 r += 1
             continue
         n = min(run - pos, hi - cur)
-        x = u8(p[1 + s], outer * run)
+        x = u8(p[CONCAT.x0 + s], outer * run)
         xo = r * run + pos
+        yo = r * (y_row - row) + y_off + cur
         for j in range(n):
-            y[U(cur + j)] = x[U(xo + j)]
+            y[U(yo + j)] = x[U(xo + j)]
         cur += n
         pos += n
     return 0
 
 
+# -- gather with run-time indices --------------------------------------------------------------
 @numba.njit
 def _gather(p, tile, src, dst, idx):
-    outer, nax, inner, m, per = p[3], p[4], p[5], p[6], p[7]
+    outer, nax, inner, m = p[GATHER.outer], p[GATHER.axis_len], p[GATHER.inner], p[GATHER.n_indices]
+    per = p[GATHER.rows_per_tile]
     lo = tile * per
     hi = min(outer * m, lo + per)
     for r in range(lo, hi):
@@ -197,61 +276,83 @@ def _gather(p, tile, src, dst, idx):
     return 0
 
 
-@tile_kernel
+@numba.njit(inline="always")
+def _gather_sizes(p):
+    """Elements of ``x``, of ``y`` and of ``indices``."""
+    outer, inner, m = p[GATHER.outer], p[GATHER.inner], p[GATHER.n_indices]
+    return outer * p[GATHER.axis_len] * inner, outer * m * inner, m
+
+
+@tile_kernel(GATHER)
 def b1_gather_i64(p, tile, scratch):
-    return _gather(p, tile, u8(p[0], p[3] * p[4] * p[5]), u8(p[2], p[3] * p[6] * p[5]), i64(p[1], p[6]))
+    nx, ny, m = _gather_sizes(p)
+    return _gather(p, tile, u8(p[GATHER.x], nx), u8(p[GATHER.y], ny), i64(p[GATHER.indices], m))
 
 
-@tile_kernel
+@tile_kernel(GATHER)
+def b2_gather_i64(p, tile, scratch):
+    nx, ny, m = _gather_sizes(p)
+    return _gather(p, tile, i16(p[GATHER.x], nx), i16(p[GATHER.y], ny), i64(p[GATHER.indices], m))
+
+
+@tile_kernel(GATHER)
 def b4_gather_i64(p, tile, scratch):
-    return _gather(p, tile, i32(p[0], p[3] * p[4] * p[5]), i32(p[2], p[3] * p[6] * p[5]), i64(p[1], p[6]))
+    nx, ny, m = _gather_sizes(p)
+    return _gather(p, tile, i32(p[GATHER.x], nx), i32(p[GATHER.y], ny), i64(p[GATHER.indices], m))
 
 
-@tile_kernel
+@tile_kernel(GATHER)
 def b8_gather_i64(p, tile, scratch):
-    return _gather(p, tile, i64(p[0], p[3] * p[4] * p[5]), i64(p[2], p[3] * p[6] * p[5]), i64(p[1], p[6]))
+    nx, ny, m = _gather_sizes(p)
+    return _gather(p, tile, i64(p[GATHER.x], nx), i64(p[GATHER.y], ny), i64(p[GATHER.indices], m))
 
 
-@tile_kernel
+@tile_kernel(GATHER)
 def b1_gather_i32(p, tile, scratch):
-    return _gather(p, tile, u8(p[0], p[3] * p[4] * p[5]), u8(p[2], p[3] * p[6] * p[5]), i32(p[1], p[6]))
+    nx, ny, m = _gather_sizes(p)
+    return _gather(p, tile, u8(p[GATHER.x], nx), u8(p[GATHER.y], ny), i32(p[GATHER.indices], m))
 
 
-@tile_kernel
+@tile_kernel(GATHER)
+def b2_gather_i32(p, tile, scratch):
+    nx, ny, m = _gather_sizes(p)
+    return _gather(p, tile, i16(p[GATHER.x], nx), i16(p[GATHER.y], ny), i32(p[GATHER.indices], m))
+
+
+@tile_kernel(GATHER)
 def b4_gather_i32(p, tile, scratch):
-    return _gather(p, tile, i32(p[0], p[3] * p[4] * p[5]), i32(p[2], p[3] * p[6] * p[5]), i32(p[1], p[6]))
+    nx, ny, m = _gather_sizes(p)
+    return _gather(p, tile, i32(p[GATHER.x], nx), i32(p[GATHER.y], ny), i32(p[GATHER.indices], m))
 
 
-@tile_kernel
+@tile_kernel(GATHER)
 def b8_gather_i32(p, tile, scratch):
-    return _gather(p, tile, i64(p[0], p[3] * p[4] * p[5]), i64(p[2], p[3] * p[6] * p[5]), i32(p[1], p[6]))
+    nx, ny, m = _gather_sizes(p)
+    return _gather(p, tile, i64(p[GATHER.x], nx), i64(p[GATHER.y], ny), i32(p[GATHER.indices], m))
 
 
-# Cast: destination dtype codes (the lowering passes one as the row's last integer).
-F32, I64, I32, BOOL, U8, I8 = range(6)
-
-
+# -- cast --------------------------------------------------------------------------------
 @numba.njit(inline="always")
 def _store(code, y, lo, hi, x):
     # Narrow the way numpy's astype does: wrap for integers, != 0 for bool,
     # truncation toward zero for float to int.
-    if code == F32:
+    if code == TO_F32:
         yf = f32(y, hi)
         for i in range(lo, hi):
             yf[U(i)] = np.float32(x[U(i)])
-    elif code == I64:
+    elif code == TO_I64:
         yl = i64(y, hi)
         for i in range(lo, hi):
             yl[U(i)] = np.int64(x[U(i)])
-    elif code == I32:
+    elif code == TO_I32:
         yi = i32(y, hi)
         for i in range(lo, hi):
             yi[U(i)] = np.int32(np.int64(x[U(i)]))
-    elif code == BOOL:
+    elif code == TO_BOOL:
         yb = u8(y, hi)
         for i in range(lo, hi):
             yb[U(i)] = np.uint8(x[U(i)] != 0)
-    else:  # U8 and I8 share the byte pattern of the wrapped value
+    else:  # TO_U8 and TO_I8 share the byte pattern of the wrapped value
         yu = u8(y, hi)
         for i in range(lo, hi):
             yu[U(i)] = np.uint8(np.int64(x[U(i)]) & 255)
@@ -260,53 +361,59 @@ def _store(code, y, lo, hi, x):
 
 @numba.njit(inline="always")
 def _cast(p, tile, x):
-    n, chunk, code = p[2], p[3], p[4]
+    n, chunk = p[CAST.n], p[CAST.chunk]
     lo = tile * chunk
     hi = min(n, lo + chunk)
-    return _store(code, p[1], lo, hi, x)
+    return _store(p[CAST.to], p[CAST.y], lo, hi, x)
 
 
-@tile_kernel
+@tile_kernel(CAST)
 def f32_cast(p, tile, scratch):
-    return _cast(p, tile, f32(p[0], p[2]))
+    return _cast(p, tile, f32(p[CAST.x], p[CAST.n]))
 
 
-@tile_kernel
+@tile_kernel(CAST)
 def i64_cast(p, tile, scratch):
-    return _cast(p, tile, i64(p[0], p[2]))
+    return _cast(p, tile, i64(p[CAST.x], p[CAST.n]))
 
 
-@tile_kernel
+@tile_kernel(CAST)
 def i32_cast(p, tile, scratch):
-    return _cast(p, tile, i32(p[0], p[2]))
+    return _cast(p, tile, i32(p[CAST.x], p[CAST.n]))
 
 
-@tile_kernel
+@tile_kernel(CAST)
 def u8_cast(p, tile, scratch):
-    return _cast(p, tile, u8(p[0], p[2]))
+    return _cast(p, tile, u8(p[CAST.x], p[CAST.n]))
 
 
-@tile_kernel
+@tile_kernel(CAST)
 def i8_cast(p, tile, scratch):
-    return _cast(p, tile, s8(p[0], p[2]))
+    return _cast(p, tile, s8(p[CAST.x], p[CAST.n]))
 
 
-# -- comparisons, Where, Not -------------------------------------------------------
-# Broadcasting rows as in the elementwise family: ``dims`` and per-input element
-# strides are 6-int64 weights, the output is ``dims`` contiguous, a tile covers
-# ``per`` rows of the last axis. Comparisons write bool (one byte, 0 or 1).
-EQ, LT, GT, LE, GE = range(5)
-NAX = 6
+# -- broadcasting comparisons, Where, Not ---------------------------------------------------------
+# ``dims`` and the per-input element strides are int64 weights of
+# ``BROADCAST_AXES`` entries; the output is ``dims`` contiguous and a tile
+# covers ``rows_per_tile`` rows of the last axis.
+@numba.njit(inline="always")
+def _extent(dims_at, strides_at):
+    """Elements spanned by an input of broadcast ``dims`` read with ``strides`` (both weight addresses)."""
+    dims = i64(dims_at, BROADCAST_AXES)
+    st = i64(strides_at, BROADCAST_AXES)
+    n = 1
+    for a in range(BROADCAST_AXES):
+        n += (dims[a] - 1) * st[a]
+    return n
 
 
 @numba.njit(inline="always")
-def _extent(p, k):
-    """Elements spanned by the input whose stride weight is at ``p[k]`` (dims at ``p[2]``)."""
-    dims = i64(p[2], NAX)
-    st = i64(p[k], NAX)
+def _volume(dims_at):
+    """Elements of the broadcast output of ``dims`` (a weight address)."""
+    dims = i64(dims_at, BROADCAST_AXES)
     n = 1
-    for a in range(NAX):
-        n += (dims[a] - 1) * st[a]
+    for a in range(BROADCAST_AXES):
+        n *= dims[a]
     return n
 
 
@@ -327,7 +434,7 @@ def _cmp_op(op, a, b):
 def _row_offsets(dims, r, s0, s1):
     o0 = 0
     o1 = 0
-    for k in range(NAX - 2, -1, -1):
+    for k in range(BROADCAST_AXES - 2, -1, -1):
         i = r % dims[k]
         r //= dims[k]
         o0 += i * s0[k]
@@ -337,14 +444,16 @@ def _row_offsets(dims, r, s0, s1):
 
 @numba.njit
 def _compare(p, tile, a, b, op):
-    # [a, b, dims, a_strides, b_strides, y, per]
-    dims, sa, sb = i64(p[2], NAX), i64(p[3], NAX), i64(p[4], NAX)
-    inner = dims[NAX - 1]
+    dims = i64(p[COMPARE.dims], BROADCAST_AXES)
+    sa = i64(p[COMPARE.a_strides], BROADCAST_AXES)
+    sb = i64(p[COMPARE.b_strides], BROADCAST_AXES)
+    inner = dims[BROADCAST_AXES - 1]
     rows = dims[0] * dims[1] * dims[2] * dims[3] * dims[4]
-    y = u8(p[5], rows * inner)
-    as5, bs5 = sa[NAX - 1], sb[NAX - 1]
-    lo = tile * p[6]
-    hi = min(rows, lo + p[6])
+    y = u8(p[COMPARE.y], rows * inner)
+    as5, bs5 = sa[BROADCAST_AXES - 1], sb[BROADCAST_AXES - 1]
+    per = p[COMPARE.rows_per_tile]
+    lo = tile * per
+    hi = min(rows, lo + per)
     for r in range(lo, hi):
         ao, bo = _row_offsets(dims, r, sa, sb)
         yo = r * inner
@@ -353,140 +462,195 @@ def _compare(p, tile, a, b, op):
     return 0
 
 
-@tile_kernel
+@numba.njit(inline="always")
+def _compare_sizes(p):
+    """Elements of a comparison row's ``a`` and ``b``."""
+    return _extent(p[COMPARE.dims], p[COMPARE.a_strides]), _extent(p[COMPARE.dims], p[COMPARE.b_strides])
+
+
+@tile_kernel(COMPARE)
 def f32_equal(p, tile, scratch):
-    return _compare(p, tile, f32(p[0], _extent(p, 3)), f32(p[1], _extent(p, 4)), EQ)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, f32(p[COMPARE.a], na), f32(p[COMPARE.b], nb), EQ)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def f32_less(p, tile, scratch):
-    return _compare(p, tile, f32(p[0], _extent(p, 3)), f32(p[1], _extent(p, 4)), LT)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, f32(p[COMPARE.a], na), f32(p[COMPARE.b], nb), LT)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def f32_greater(p, tile, scratch):
-    return _compare(p, tile, f32(p[0], _extent(p, 3)), f32(p[1], _extent(p, 4)), GT)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, f32(p[COMPARE.a], na), f32(p[COMPARE.b], nb), GT)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def f32_less_equal(p, tile, scratch):
-    return _compare(p, tile, f32(p[0], _extent(p, 3)), f32(p[1], _extent(p, 4)), LE)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, f32(p[COMPARE.a], na), f32(p[COMPARE.b], nb), LE)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def f32_greater_equal(p, tile, scratch):
-    return _compare(p, tile, f32(p[0], _extent(p, 3)), f32(p[1], _extent(p, 4)), GE)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, f32(p[COMPARE.a], na), f32(p[COMPARE.b], nb), GE)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i64_equal(p, tile, scratch):
-    return _compare(p, tile, i64(p[0], _extent(p, 3)), i64(p[1], _extent(p, 4)), EQ)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, i64(p[COMPARE.a], na), i64(p[COMPARE.b], nb), EQ)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i64_less(p, tile, scratch):
-    return _compare(p, tile, i64(p[0], _extent(p, 3)), i64(p[1], _extent(p, 4)), LT)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, i64(p[COMPARE.a], na), i64(p[COMPARE.b], nb), LT)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i64_greater(p, tile, scratch):
-    return _compare(p, tile, i64(p[0], _extent(p, 3)), i64(p[1], _extent(p, 4)), GT)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, i64(p[COMPARE.a], na), i64(p[COMPARE.b], nb), GT)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i64_less_equal(p, tile, scratch):
-    return _compare(p, tile, i64(p[0], _extent(p, 3)), i64(p[1], _extent(p, 4)), LE)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, i64(p[COMPARE.a], na), i64(p[COMPARE.b], nb), LE)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i64_greater_equal(p, tile, scratch):
-    return _compare(p, tile, i64(p[0], _extent(p, 3)), i64(p[1], _extent(p, 4)), GE)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, i64(p[COMPARE.a], na), i64(p[COMPARE.b], nb), GE)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i32_equal(p, tile, scratch):
-    return _compare(p, tile, i32(p[0], _extent(p, 3)), i32(p[1], _extent(p, 4)), EQ)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, i32(p[COMPARE.a], na), i32(p[COMPARE.b], nb), EQ)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i32_less(p, tile, scratch):
-    return _compare(p, tile, i32(p[0], _extent(p, 3)), i32(p[1], _extent(p, 4)), LT)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, i32(p[COMPARE.a], na), i32(p[COMPARE.b], nb), LT)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i32_greater(p, tile, scratch):
-    return _compare(p, tile, i32(p[0], _extent(p, 3)), i32(p[1], _extent(p, 4)), GT)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, i32(p[COMPARE.a], na), i32(p[COMPARE.b], nb), GT)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i32_less_equal(p, tile, scratch):
-    return _compare(p, tile, i32(p[0], _extent(p, 3)), i32(p[1], _extent(p, 4)), LE)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, i32(p[COMPARE.a], na), i32(p[COMPARE.b], nb), LE)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i32_greater_equal(p, tile, scratch):
-    return _compare(p, tile, i32(p[0], _extent(p, 3)), i32(p[1], _extent(p, 4)), GE)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, i32(p[COMPARE.a], na), i32(p[COMPARE.b], nb), GE)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def u8_equal(p, tile, scratch):
     """Equality of any 1-byte dtype (bool, uint8, int8): equal bytes are equal values."""
-    return _compare(p, tile, u8(p[0], _extent(p, 3)), u8(p[1], _extent(p, 4)), EQ)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, u8(p[COMPARE.a], na), u8(p[COMPARE.b], nb), EQ)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def u8_less(p, tile, scratch):
-    return _compare(p, tile, u8(p[0], _extent(p, 3)), u8(p[1], _extent(p, 4)), LT)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, u8(p[COMPARE.a], na), u8(p[COMPARE.b], nb), LT)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def u8_greater(p, tile, scratch):
-    return _compare(p, tile, u8(p[0], _extent(p, 3)), u8(p[1], _extent(p, 4)), GT)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, u8(p[COMPARE.a], na), u8(p[COMPARE.b], nb), GT)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def u8_less_equal(p, tile, scratch):
-    return _compare(p, tile, u8(p[0], _extent(p, 3)), u8(p[1], _extent(p, 4)), LE)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, u8(p[COMPARE.a], na), u8(p[COMPARE.b], nb), LE)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def u8_greater_equal(p, tile, scratch):
-    return _compare(p, tile, u8(p[0], _extent(p, 3)), u8(p[1], _extent(p, 4)), GE)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, u8(p[COMPARE.a], na), u8(p[COMPARE.b], nb), GE)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i8_less(p, tile, scratch):
-    return _compare(p, tile, s8(p[0], _extent(p, 3)), s8(p[1], _extent(p, 4)), LT)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, s8(p[COMPARE.a], na), s8(p[COMPARE.b], nb), LT)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i8_greater(p, tile, scratch):
-    return _compare(p, tile, s8(p[0], _extent(p, 3)), s8(p[1], _extent(p, 4)), GT)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, s8(p[COMPARE.a], na), s8(p[COMPARE.b], nb), GT)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i8_less_equal(p, tile, scratch):
-    return _compare(p, tile, s8(p[0], _extent(p, 3)), s8(p[1], _extent(p, 4)), LE)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, s8(p[COMPARE.a], na), s8(p[COMPARE.b], nb), LE)
 
 
-@tile_kernel
+@tile_kernel(COMPARE)
 def i8_greater_equal(p, tile, scratch):
-    return _compare(p, tile, s8(p[0], _extent(p, 3)), s8(p[1], _extent(p, 4)), GE)
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, s8(p[COMPARE.a], na), s8(p[COMPARE.b], nb), GE)
+
+
+# The wider integer dtypes: one kernel per dtype, the op from ``COMPARE.op``.
+@tile_kernel(COMPARE)
+def i16_compare(p, tile, scratch):
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, i16(p[COMPARE.a], na), i16(p[COMPARE.b], nb), p[COMPARE.op])
+
+
+@tile_kernel(COMPARE)
+def u16_compare(p, tile, scratch):
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, u16(p[COMPARE.a], na), u16(p[COMPARE.b], nb), p[COMPARE.op])
+
+
+@tile_kernel(COMPARE)
+def u32_compare(p, tile, scratch):
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, u32(p[COMPARE.a], na), u32(p[COMPARE.b], nb), p[COMPARE.op])
+
+
+@tile_kernel(COMPARE)
+def u64_compare(p, tile, scratch):
+    na, nb = _compare_sizes(p)
+    return _compare(p, tile, u64(p[COMPARE.a], na), u64(p[COMPARE.b], nb), p[COMPARE.op])
 
 
 @numba.njit
 def _where(p, tile, x, y, out):
-    # [cond, x, y, dims, c_strides, x_strides, y_strides, out, per]
-    dims, sc, sx, sy = i64(p[3], NAX), i64(p[4], NAX), i64(p[5], NAX), i64(p[6], NAX)
-    inner = dims[NAX - 1]
+    dims = i64(p[WHERE.dims], BROADCAST_AXES)
+    sc = i64(p[WHERE.cond_strides], BROADCAST_AXES)
+    sx = i64(p[WHERE.x_strides], BROADCAST_AXES)
+    sy = i64(p[WHERE.y_strides], BROADCAST_AXES)
+    inner = dims[BROADCAST_AXES - 1]
     rows = dims[0] * dims[1] * dims[2] * dims[3] * dims[4]
-    nc = 1
-    for a in range(NAX):
-        nc += (dims[a] - 1) * sc[a]
-    c = u8(p[0], nc)
-    cs5, xs5, ys5 = sc[NAX - 1], sx[NAX - 1], sy[NAX - 1]
-    lo = tile * p[8]
-    hi = min(rows, lo + p[8])
+    c = u8(p[WHERE.cond], _extent(p[WHERE.dims], p[WHERE.cond_strides]))
+    cs5, xs5, ys5 = sc[BROADCAST_AXES - 1], sx[BROADCAST_AXES - 1], sy[BROADCAST_AXES - 1]
+    per = p[WHERE.rows_per_tile]
+    lo = tile * per
+    hi = min(rows, lo + per)
     for r in range(lo, hi):
         co, xo = _row_offsets(dims, r, sc, sx)
         _, yo = _row_offsets(dims, r, sc, sy)
@@ -500,94 +664,66 @@ def _where(p, tile, x, y, out):
 
 
 @numba.njit(inline="always")
-def _where_extent(p, k):
-    dims = i64(p[3], NAX)
-    st = i64(p[k], NAX)
-    n = 1
-    for a in range(NAX):
-        n += (dims[a] - 1) * st[a]
-    return n
+def _where_sizes(p):
+    """Elements of a Where row's ``x``, ``y`` and ``out``."""
+    return (_extent(p[WHERE.dims], p[WHERE.x_strides]), _extent(p[WHERE.dims], p[WHERE.y_strides]),
+            _volume(p[WHERE.dims]))
 
 
-@numba.njit(inline="always")
-def _out_size(p):
-    dims = i64(p[3], NAX)
-    n = 1
-    for a in range(NAX):
-        n *= dims[a]
-    return n
-
-
-@tile_kernel
+@tile_kernel(WHERE)
 def b1_where(p, tile, scratch):
-    return _where(p, tile, u8(p[1], _where_extent(p, 5)), u8(p[2], _where_extent(p, 6)), u8(p[7], _out_size(p)))
+    nx, ny, n = _where_sizes(p)
+    return _where(p, tile, u8(p[WHERE.x], nx), u8(p[WHERE.y], ny), u8(p[WHERE.out], n))
 
 
-@tile_kernel
+@tile_kernel(WHERE)
+def b2_where(p, tile, scratch):
+    nx, ny, n = _where_sizes(p)
+    return _where(p, tile, i16(p[WHERE.x], nx), i16(p[WHERE.y], ny), i16(p[WHERE.out], n))
+
+
+@tile_kernel(WHERE)
 def b4_where(p, tile, scratch):
-    return _where(p, tile, i32(p[1], _where_extent(p, 5)), i32(p[2], _where_extent(p, 6)), i32(p[7], _out_size(p)))
+    nx, ny, n = _where_sizes(p)
+    return _where(p, tile, i32(p[WHERE.x], nx), i32(p[WHERE.y], ny), i32(p[WHERE.out], n))
 
 
-@tile_kernel
+@tile_kernel(WHERE)
 def b8_where(p, tile, scratch):
-    return _where(p, tile, i64(p[1], _where_extent(p, 5)), i64(p[2], _where_extent(p, 6)), i64(p[7], _out_size(p)))
+    nx, ny, n = _where_sizes(p)
+    return _where(p, tile, i64(p[WHERE.x], nx), i64(p[WHERE.y], ny), i64(p[WHERE.out], n))
 
 
-@tile_kernel
+@tile_kernel(NOT)
 def u8_not(p, tile, scratch):
-    """Logical not of bool bytes: ``[x, y, n, chunk]``."""
-    n, chunk = p[2], p[3]
-    x = u8(p[0], n)
-    y = u8(p[1], n)
+    """Logical not of bool bytes."""
+    n, chunk = p[NOT.n], p[NOT.chunk]
+    x = u8(p[NOT.x], n)
+    y = u8(p[NOT.y], n)
     lo = tile * chunk
     for i in range(lo, min(n, lo + chunk)):
         y[U(i)] = np.uint8(x[U(i)] == 0)
     return 0
 
 
-# -- 2-byte elements (int16, uint16) ------------------------------------------------------
-@tile_kernel
-def b2_mapped_copy(p, tile, scratch):
-    return _mapped(p, tile, i16(p[0], p[4]), i16(p[3], p[5]), i16(p[2], 1)[0])
-
-
-@tile_kernel
-def b2_transpose_blocked(p, tile, scratch):
-    return _transpose_blocked(p, tile, i16(p[0], p[2]), i16(p[1], p[2]))
-
-
-@tile_kernel
-def b2_gather_i64(p, tile, scratch):
-    return _gather(p, tile, i16(p[0], p[3] * p[4] * p[5]), i16(p[2], p[3] * p[6] * p[5]), i64(p[1], p[6]))
-
-
-@tile_kernel
-def b2_gather_i32(p, tile, scratch):
-    return _gather(p, tile, i16(p[0], p[3] * p[4] * p[5]), i16(p[2], p[3] * p[6] * p[5]), i32(p[1], p[6]))
-
-
-@tile_kernel
-def b2_where(p, tile, scratch):
-    return _where(p, tile, i16(p[1], _where_extent(p, 5)), i16(p[2], _where_extent(p, 6)), i16(p[7], _out_size(p)))
-
-
-# Comparisons of the wider integer dtypes: one kernel per dtype, the op code
-# (EQ..GE) as the row's last integer: [a, b, dims, a_strides, b_strides, y, per, op].
-@tile_kernel
-def i16_compare(p, tile, scratch):
-    return _compare(p, tile, i16(p[0], _extent(p, 3)), i16(p[1], _extent(p, 4)), p[7])
-
-
-@tile_kernel
-def u16_compare(p, tile, scratch):
-    return _compare(p, tile, u16(p[0], _extent(p, 3)), u16(p[1], _extent(p, 4)), p[7])
-
-
-@tile_kernel
-def u32_compare(p, tile, scratch):
-    return _compare(p, tile, u32(p[0], _extent(p, 3)), u32(p[1], _extent(p, 4)), p[7])
-
-
-@tile_kernel
-def u64_compare(p, tile, scratch):
-    return _compare(p, tile, u64(p[0], _extent(p, 3)), u64(p[1], _extent(p, 4)), p[7])
+# -- what the lowerings choose from ---------------------------------------------------------
+MAPPED_COPY_KERNELS = {1: b1_mapped_copy, 2: b2_mapped_copy, 4: b4_mapped_copy, 8: b8_mapped_copy}
+TRANSPOSE_KERNELS = {1: b1_transpose_blocked, 2: b2_transpose_blocked, 4: b4_transpose_blocked,
+                     8: b8_transpose_blocked}
+GATHER_KERNELS = {(size, np.dtype(t)): k for size, t, k in [
+    (1, np.int64, b1_gather_i64), (2, np.int64, b2_gather_i64), (4, np.int64, b4_gather_i64),
+    (8, np.int64, b8_gather_i64), (1, np.int32, b1_gather_i32), (2, np.int32, b2_gather_i32),
+    (4, np.int32, b4_gather_i32), (8, np.int32, b8_gather_i32)]}  # by (element size, index dtype)
+CAST_KERNELS = {np.dtype(t): k for t, k in [(np.float32, f32_cast), (np.int64, i64_cast), (np.int32, i32_cast),
+                                            (np.bool_, u8_cast), (np.uint8, u8_cast), (np.int8, i8_cast)]}  # by source
+_BY_OP = {np.float32: (f32_equal, f32_less, f32_greater, f32_less_equal, f32_greater_equal),
+          np.int64: (i64_equal, i64_less, i64_greater, i64_less_equal, i64_greater_equal),
+          np.int32: (i32_equal, i32_less, i32_greater, i32_less_equal, i32_greater_equal),
+          np.uint8: (u8_equal, u8_less, u8_greater, u8_less_equal, u8_greater_equal),
+          np.int8: (u8_equal, i8_less, i8_greater, i8_less_equal, i8_greater_equal),
+          np.bool_: (u8_equal,)}
+_BY_DTYPE = {np.int16: i16_compare, np.uint16: u16_compare, np.uint32: u32_compare, np.uint64: u64_compare}
+COMPARE_KERNELS = {(np.dtype(t), op): k for t, ks in _BY_OP.items() for op, k in zip((EQ, LT, GT, LE, GE), ks)}
+COMPARE_KERNELS.update({(np.dtype(t), op): k for t, k in _BY_DTYPE.items() for op in (EQ, LT, GT, LE, GE)})
+# ^ by (operand dtype, comparison code); bool compares for equality only
+WHERE_KERNELS = {1: b1_where, 2: b2_where, 4: b4_where, 8: b8_where}

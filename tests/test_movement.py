@@ -410,3 +410,28 @@ def test_two_byte_moves(dtype):
                    [(o, dtype, None) for o in ("t", "g", "w", "p")],
                    [("s", i64(0)), ("e", i64(1)), ("pads", i64(0, 1, 2, 0, 1, 0))])
     check_against_reference(m, {"x": x, "idx": idx, "c": c})
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.int64, F])
+def test_pad_constant_fill_of_every_width(dtype):
+    """The fill value travels in the row's ``fill`` slot: negative and 2-byte values keep their bytes."""
+    x = rand(np.random.default_rng(32), (3, 4), dtype)
+    value = np.array(-3 if np.dtype(dtype).kind != "u" else 65533, dtype)
+    run_one("Pad", x, {"mode": "constant"}, consts=[("p", i64(1, 2, 0, 3)), ("v", value)], opset=13)
+
+
+@pytest.mark.parametrize("dtype", [F, np.int8])
+def test_concat_of_more_inputs_than_one_row_holds(dtype):
+    """Inputs past ``CONCAT_INPUTS`` take another ``u8_concat`` row writing its own band of each output row."""
+    from tilerun.kernels.movement import CONCAT_INPUTS
+    rng = np.random.default_rng(33)
+    widths = [1 + (5 * k) % 7 for k in range(CONCAT_INPUTS + 3)]
+    xs = {f"x{k}": rand(rng, (4, w, 3), dtype) for k, w in enumerate(widths)}
+    empty = rand(rng, (4, 0, 3), dtype)  # an empty input inside the first band
+    names = list(xs)[:2] + ["e"] + list(xs)[2:]
+    m = make_model([helper.make_node("Concat", names, ["y"], axis=1)],
+                   [(n, a.dtype, a.shape) for n, a in xs.items()], [("y", dtype, None)], [("e", empty)])
+    check_against_reference(m, xs)
+    with tilerun.compile_model(m) as eng:
+        kernels = [r.kernel.name for r in eng.plan.rows]
+    assert kernels == ["u8_concat"] * -(-len(names) // CONCAT_INPUTS), kernels

@@ -41,13 +41,6 @@ class Constant(Lowering):
         raise node_error(node, "Constant nodes are turned into values on import; none should remain")
 
 
-class _Weight:
-    """A packed weight seen as a value (name and size) by ``emit_mapped``."""
-
-    def __init__(self, name, size):
-        self.name, self.size = name, size
-
-
 @register("Dropout", 1)
 class Dropout(Lowering):
     """Inference Dropout: ``y = x`` and ``mask`` all true; training mode only with ratio 0."""
@@ -75,5 +68,5 @@ class Dropout(Lowering):
             plan.alias(outputs[0].name, x.name)
         if len(outputs) > 1 and outputs[1] is not None and outputs[1].size:
             mask = outputs[1]
-            one = _Weight(plan.weight(np.ones(1, np.bool_), "true"), 1)
+            one = plan.weight(np.ones(1, np.bool_), "true")
             emit_mapped(node, plan, one, mask, [_affine(d, 0, 0) for d in mask.shape])

@@ -10,17 +10,18 @@ axes that stay in order merge first, and a transpose that moves the last axis
 kernel. Concat copies rows of bytes. Gather with run-time indices has its own
 kernel, which fails the request (status 1) on an out-of-range index. Shape-like inputs (shape,
 pads, starts, repeats, axes, split) must be compile-time constants: run-time
-ones are rejected with an error naming the node.
+ones are rejected with an error naming the node. Kernels come from the
+family's dicts, chosen by element size (and index dtype for Gather).
 """
 import numpy as np
+
+from tilerun.kernels import movement as K
 
 from ..errors import node_error
 from .base import Lowering, const_input, expect_inputs
 from .elementwise import broadcast_shape
 from .registry import register
 
-HDR = 8
-SEG_COPY, SEG_FILL, SEG_TABLE = 0, 1, 2
 ALIAS_ALIGN = 64
 
 
@@ -195,14 +196,14 @@ def _table(ax):
 
 
 def _segments(ax, at):
-    """Segments ``(length, offset, step, kind)`` of the last axis; tables go at ``geom[at:]``.
+    """``K.Segment``s of the last axis; tables go at ``geom[at:]``.
 
     Greedy runs of fills and of constant-step copies, found with numpy so that
     the cost follows the number of segments, not the axis length (a huge
     reflect pad must not take minutes to plan).
     """
     if len(ax) == 3:
-        return [(ax[0], ax[1], ax[2], SEG_COPY)], []
+        return [K.Segment(ax[0], ax[1], ax[2], K.SEG_COPY)], []
     t = np.asarray(ax[1], np.int64)
     n = len(t)
     limit = max(8, n // 16)
@@ -220,19 +221,19 @@ def _segments(ax, at):
         if fill[i]:
             k = np.searchsorted(copies, i)
             j = int(copies[k]) if k < len(copies) else n
-            segs.append((j - i, 0, 0, SEG_FILL))
+            segs.append(K.Segment(j - i, 0, 0, K.SEG_FILL))
         elif i + 1 < n and valid[i]:
             j = int(run_end[i]) + 2
-            segs.append((j - i, int(t[i]), int(d[i]), SEG_COPY))
+            segs.append(K.Segment(j - i, int(t[i]), int(d[i]), K.SEG_COPY))
         else:
             j = i + 1
-            segs.append((1, int(t[i]), 1, SEG_COPY))
+            segs.append(K.Segment(1, int(t[i]), 1, K.SEG_COPY))
         i = j
     if len(segs) <= limit:
         return segs, []
     # Too fragmented (e.g. a shuffling Gather): copy runs through the table itself.
     bounds = np.concatenate([[0], np.flatnonzero(fill[1:] != fill[:-1]) + 1, [n]])
-    out = [(int(b - a), 0, 0, SEG_FILL) if fill[a] else (int(b - a), at + int(a), 0, SEG_TABLE)
+    out = [K.Segment(int(b - a), 0, 0, K.SEG_FILL) if fill[a] else K.Segment(int(b - a), at + int(a), 0, K.SEG_TABLE)
            for a, b in zip(bounds[:-1], bounds[1:])]
     return out, [t]
 
@@ -266,31 +267,34 @@ def emit_mapped(node, plan, src, dst, axes, fill=None):
         return
     if len(axes[-1]) == 3:
         axes = _split_long_axis(axes, plan.num_workers)
-    geom = _geometry(base, axes)
-    fillw = np.zeros(8, np.uint8)
-    if fill is not None:
-        fillw[:es] = np.frombuffer(np.asarray(fill, dst.dtype).tobytes(), np.uint8)
-    tiles, per = plan.split(int(geom[3]), axes[-1][0])
-    plan.add(node, f"b{es}_mapped_copy", [src.name, plan.weight(geom, "map"), plan.weight(fillw, "fill")],
-             [dst.name], [src.size, dst.size, per], tiles)
+    geom, layout = _geometry(base, axes)
+    tiles, per = plan.split(layout["rows"], axes[-1][0])
+    # Slots get names: a caller's handle may carry a TensorRef as its name.
+    plan.add(node, K.MAPPED_COPY_KERNELS[es], src=src.name, geom=plan.weight(geom, "map"), dst=dst.name,
+             n_src=src.size, n_dst=dst.size, rows_per_tile=per, fill=K.fill_bits(fill, dst.dtype), **layout,
+             tiles=tiles)
 
 
 def _geometry(base, axes):
-    """The mapped copy's int64 ``geom`` weight (layout in ``tilerun.kernels.movement``)."""
+    """The mapped copy's int64 ``geom`` weight and the ``MAPPED`` slots that describe it.
+
+    Layout in ``tilerun.kernels.movement``; returns ``(geom, {n_outer,
+    row_len, n_seg, rows, geom_size, base})``.
+    """
     outer, last = axes[:-1], axes[-1]
     tables = [_table(a) for a in outer]
-    seg_at = HDR + 2 * len(outer)
+    seg_at = 2 * len(outer)
     segs, extra = _segments(last, 0)
     if extra:  # table segments index geom directly: their table goes after the outer ones
-        segs, extra = _segments(last, seg_at + 4 * len(segs) + sum(len(t) for t in tables))
-    tab_at = list(seg_at + 4 * len(segs) + np.cumsum([0] + [len(t) for t in tables[:-1]])) if tables else []
+        segs, extra = _segments(last, seg_at + K.SEGMENT_SIZE * len(segs) + sum(len(t) for t in tables))
+    sizes = [len(t) for t in tables]
+    tab_at = list(seg_at + K.SEGMENT_SIZE * len(segs) + np.cumsum([0] + sizes))[:len(tables)]
     rows = int(np.prod([a[0] for a in outer], dtype=np.int64))
     geom = np.concatenate([
-        np.array([len(outer), last[0], len(segs), rows, 0, base, 0, 0], np.int64),
         np.array([a[0] for a in outer] + tab_at, np.int64),
         np.array(segs, np.int64).reshape(-1)] + [np.asarray(t, np.int64) for t in tables + extra])
-    geom[4] = len(geom)
-    return geom
+    return geom, dict(n_outer=len(outer), row_len=int(last[0]), n_seg=len(segs), rows=rows, geom_size=len(geom),
+                      base=int(base))
 
 
 def _try_blocked_transpose(node, plan, src, dst, base, axes, es):
@@ -305,7 +309,8 @@ def _try_blocked_transpose(node, plan, src, dst, base, axes, es):
     blk = 64 if es == 1 else 16
     rblocks = -(-nr // blk)
     tiles, per = plan.split(nb * rblocks, blk * nc)
-    plan.add(node, f"b{es}_transpose_blocked", [src.name], [dst.name], [dst.size, nb, nr, nc, blk, per], tiles)
+    plan.add(node, K.TRANSPOSE_KERNELS[es], src=src.name, dst=dst.name, n=dst.size, batches=nb, rows=nr, cols=nc,
+             block=blk, blocks_per_tile=per, tiles=tiles)
     return True
 
 
@@ -570,8 +575,8 @@ class Gather(Lowering):
         inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
         m = idx.size
         tiles, per = plan.split(outer * m, inner)
-        kernel = f"b{x.dtype.itemsize}_gather_{'i64' if idx.dtype == np.int64 else 'i32'}"
-        plan.add(node, kernel, [x.name, idx.name], [y.name], [outer, n, inner, m, per], tiles)
+        plan.add(node, K.GATHER_KERNELS[(x.dtype.itemsize, idx.dtype)], x=x, indices=idx, y=y, outer=outer,
+                 axis_len=n, inner=inner, n_indices=m, rows_per_tile=per, tiles=tiles)
 
 
 @register("Gather", 13)
@@ -581,7 +586,11 @@ class Gather13(Gather):
 
 @register("Concat", 4)
 class Concat(Lowering):
-    """Concatenate any number of inputs along ``axis``, copying rows of bytes."""
+    """Concatenate any number of inputs along ``axis``, copying rows of bytes.
+
+    One ``u8_concat`` row copies up to ``K.CONCAT_INPUTS`` inputs into their
+    band of each output row; more inputs take one row per band.
+    """
 
     def infer(self, node, inputs):
         expect_inputs(node, inputs, 1, len(inputs))
@@ -605,10 +614,18 @@ class Concat(Lowering):
         if outer == 1 and _place_inputs_in_output(plan, inputs, y):
             return
         runs = [v.size // max(outer, 1) * es for v in inputs]
-        tiles, per = plan.split(y.size, 1, granule=64)
-        meta = np.array([len(inputs), outer, sum(runs), per * es, y.nbytes] + runs, np.int64)
-        plan.add(node, "u8_concat", [plan.weight(meta, "concat")] + [v.name for v in inputs], [y.name], [],
-                 tiles)
+        y_row, offset = sum(runs), 0
+        for at in range(0, len(inputs), K.CONCAT_INPUTS):
+            band, band_runs = inputs[at:at + K.CONCAT_INPUTS], runs[at:at + K.CONCAT_INPUTS]
+            width = sum(band_runs)
+            if width:
+                tiles, per = plan.split(outer * width // es, 1, granule=64)
+                unused = K.CONCAT_INPUTS - len(band)
+                slots = dict(zip(K.CONCAT_X, list(band) + [None] * unused))
+                slots.update(zip(K.CONCAT_RUNS, band_runs + [0] * unused))
+                plan.add(node, K.u8_concat, y=y, inputs=len(band), outer=outer, row_bytes=width, y_row_bytes=y_row,
+                         y_offset=offset, chunk_bytes=per * es, total_bytes=outer * width, tiles=tiles, **slots)
+            offset += width
 
 
 def _place_inputs_in_output(plan, inputs, y):
