@@ -83,7 +83,7 @@ class PlanBuilder:
         self._temp = 0
 
     # -- used by lowerings -------------------------------------------------
-    def add(self, node, kernel, /, *legacy, tiles=None, flops=0, **args):
+    def add(self, node, kernel, /, *, tiles, flops=0, **args):
         """Append a row of ``kernel`` over ``tiles`` tiles; ``args`` name every slot of its declared row.
 
         Tensor slots take names or handles (graph values, ``TensorRef``);
@@ -91,21 +91,13 @@ class PlanBuilder:
         fields. A missing, unknown or ill-typed slot raises ``ModelError``
         naming the node, the kernel and the slot, before any kernel runs.
         """
-        if isinstance(kernel, str):  # TRANSITION
-            from tilerun.kernels.registry import kernel as by_name
-            kernel = by_name(kernel)
-        if legacy:  # TRANSITION: positional (inputs, outputs, ints, n_tiles)
-            inputs, outputs, params, tiles = list(legacy[0]), list(legacy[1]), [int(i) for i in legacy[2]], legacy[3]
-            inputs = [getattr(v, "name", v) for v in inputs]
-            outputs = [getattr(v, "name", v) for v in outputs]
         if int(tiles) < 1:
             # A row with no tile would never complete and would hang the request.
             raise node_error(node, f"internal: kernel {kernel.name} emitted with {tiles} tiles, expected >= 1")
-        if not legacy:
-            try:
-                inputs, outputs, params = kernel.pack(args)
-            except ContractError as e:
-                raise node_error(node, f"internal: {e}") from None
+        try:
+            inputs, outputs, params = kernel.pack(args)
+        except ContractError as e:
+            raise node_error(node, f"internal: {e}") from None
         for name in inputs + outputs:
             if name is not None:
                 self._declare(name)

@@ -6,7 +6,7 @@ parameters (a float32 in the low half of a slot), then any parameter structs
 (a fixed group such as the GEMM epilogue, kept contiguous so a kernel can hand
 its address to a shared routine). ``declare_row`` turns that declaration into
 a namedtuple of slot indices: module-level constants that Numba folds into
-the kernel, so ``p[R.n]`` costs what ``p[3]`` did and no kernel restates an
+the kernel, so ``p[R.n]`` costs what a literal index did and no kernel restates an
 index by value. ``tile_kernel(R)`` registers a kernel with its row and its
 properties; lowerings hand the returned ``TileKernel`` and keyword arguments
 to the plan builder, which checks them against the row (``TileKernel.pack``).
@@ -160,11 +160,6 @@ _DECLARED = []
 
 def tile_kernel(row, reads_in_bounds=False, scratch=None):
     """Decorator: register ``fn`` as a tile kernel reading ``row``; returns its ``TileKernel``."""
-    if callable(row):  # TRANSITION: an undeclared kernel, read positionally
-        k = TileKernel(row, None)
-        _DECLARED.append(k)
-        return k
-
     def deco(fn):
         k = TileKernel(fn, row, reads_in_bounds, scratch)
         _DECLARED.append(k)

@@ -124,18 +124,18 @@ class Conv(Lowering):
         if res is not None and tuple(res.shape) != tuple(y.shape):
             raise node_error(node, f"residual {res.name!r} has shape {list(res.shape)}, expected {list(y.shape)}")
         act, aa, ab = fused_activation(node)
-        ep = epilogue(1.0, 1.0, act, aa, ab, b is not None, res is not None, row_bias=True)
-        path = choose_path(s, ep["fast"] >= 0, plan.num_workers, node.fused.pool is not None)
+        epi = epilogue(1.0, 1.0, act, aa, ab, b is not None, res is not None, row_bias=True)
+        path = choose_path(s, epi["fast"] >= 0, plan.num_workers, node.fused.pool is not None)
         emit = _EMITTERS.get(path.kind, _emit_gemm)
-        emit(_ConvRows(node, plan, s, path, x, w.const, b, res, y, ep))
+        emit(_ConvRows(node, plan, s, path, x, w.const, b, res, y, epi))
 
 
 class _ConvRows:
     """What every emitter of one conv needs: node, plan, shape, path, tensors, epilogue."""
 
-    def __init__(self, node, plan, s, path, x, w, b, res, y, ep):
+    def __init__(self, node, plan, s, path, x, w, b, res, y, epi):
         self.node, self.plan, self.s, self.path = node, plan, s, path
-        self.x, self.w, self.b, self.res, self.y, self.ep = x, w, b, res, y, ep
+        self.x, self.w, self.b, self.res, self.y, self.epi = x, w, b, res, y, epi
         self.flops = 2 * s.n * s.cout * s.npix * s.k
 
     def conv_row(self, kernel, x, y, tiles, ep=None, res=None, koffs=None, bias=None, flops=None, **ints):
@@ -146,7 +146,7 @@ class _ConvRows:
                       plane_stride=0, to_image=0)
         values.update(ints)
         self.plan.add(self.node, kernel, x=x, w=self.packed_weights(kernel), bias=bias, res=res, koffs=koffs,
-                      y=y, ep=ep or self.ep, tiles=tiles, flops=self.flops if flops is None else flops,
+                      y=y, ep=ep or self.epi, tiles=tiles, flops=self.flops if flops is None else flops,
                       **s.ints(), **values)
 
     def packed_weights(self, kernel):
@@ -195,7 +195,7 @@ def _emit_grid(r):
                **grid)
     tiles, per = r.plan.split(s.n * s.cout, s.npix)
     r.plan.add(r.node, K.f32_grid_out, grid=out, bias=r.b, res=r.res, y=r.y, n=s.n, cout=s.cout, out_h=s.out_h,
-               out_w=s.out_w, wq=g.wq, planes_per_tile=per, ep=r.ep, tiles=tiles, flops=s.n * s.cout * s.npix)
+               out_w=s.out_w, wq=g.wq, planes_per_tile=per, ep=r.epi, tiles=tiles, flops=s.n * s.cout * s.npix)
 
 
 def _emit_grid_pixels(r):
@@ -216,7 +216,7 @@ def _emit_conv_maxpool(r):
     neighbouring tiles share; a band stays under ``BAND_BYTES``.
     """
     s, g, plan = r.s, r.path.grid, r.plan
-    if r.ep["fast"] < 0 or s.groups != 1:
+    if r.epi["fast"] < 0 or s.groups != 1:
         raise node_error(r.node, "internal: a fused max pool needs a register epilogue and group 1")
     xp, koffs = _pad_planes(r)
     (poh, pow_), pk, ps, pb, _, _ = pool_geometry(r.node.fused.pool, (s.n, s.cout, s.out_h, s.out_w))
@@ -228,7 +228,7 @@ def _emit_conv_maxpool(r):
              y=r.y, n=s.n, c=s.c, cout=s.cout, out_h=s.out_h, out_w=s.out_w, wq=g.wq,
              plane_stride=g.plane_stride, k=s.k, pool_kh=pk[0], pool_kw=pk[1], pool_sh=ps[0], pool_sw=ps[1],
              pool_pad_t=pb[0], pool_pad_l=pb[1], pool_oh=poh, pool_ow=pow_, rows_per_tile=per,
-             band_rows=min(s.out_h, (per - 1) * ps[0] + pk[0]), tiles_per_image=nt, ep=r.ep, tiles=s.n * nt,
+             band_rows=min(s.out_h, (per - 1) * ps[0] + pk[0]), tiles_per_image=nt, ep=r.epi, tiles=s.n * nt,
              flops=r.flops)
 
 
