@@ -43,6 +43,7 @@ def conv_batchnorm_pairs(model):
             if n.op_type == "BatchNormalization" and produced_by.get(n.input[0]) == "Conv"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LIGHT_MODELS)
 def test_round_trip_light_model(name):
     model = without_final_softmax(randomize_weights(light_model_path(name), seed=1))
