@@ -212,8 +212,10 @@ def test_profile_table_and_trace(convnet, tmp_path, capsys):
     for line in body:  # conv/gemm rows carry GFLOP/s and the worker→tiles map
         assert float(line.split()[7]) > 0 and " w" in line
     doc = json.loads(trace.read_text())
-    names = {e["name"] for e in doc["traceEvents"] if e.get("ph") == "X"}
-    assert len(names) == 2 and all(e["dur"] >= 0 for e in doc["traceEvents"] if e.get("ph") == "X")
+    tiles = [e for e in doc["traceEvents"] if e.get("ph") == "X"]
+    tracks = {e["tid"] for e in doc["traceEvents"] if e.get("name") == "thread_name"}
+    assert len({e["name"] for e in tiles}) == 2 and {e["tid"] for e in tiles} <= tracks
+    assert all(0 <= e["args"]["tile"] < e["args"]["of_tiles"] for e in tiles)
 
 
 # -- tune ----------------------------------------------------------------------------------
