@@ -7,8 +7,8 @@
 from tilerun.scheduler import Scheduler
 
 from .api import Engine, compile_model
-from .errors import InputError, ModelError, RequestError, TilerunError, UnsupportedOpError
+from .errors import ArgumentError, InputError, ModelError, RequestError, TilerunError, UnsupportedOpError
 
 __version__ = "0.1.0"
-__all__ = ["compile_model", "Engine", "Scheduler", "TilerunError", "ModelError", "InputError",
+__all__ = ["compile_model", "Engine", "Scheduler", "TilerunError", "ArgumentError", "ModelError", "InputError",
            "RequestError", "UnsupportedOpError", "__version__"]

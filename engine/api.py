@@ -20,11 +20,12 @@ import numpy as np
 
 from tilerun.scheduler import executor
 from tilerun.scheduler import topology as cpu_topology
-from tilerun.scheduler.policies import Closed, Scheduler, check_num_streams
+from tilerun.scheduler.policies import Closed, check_num_streams
 from tilerun.scheduler.runtime import Runtime
 from tilerun.scheduler.trace import Trace
 
-from .errors import ModelError, RequestError
+from .arguments import check_compile_arguments, check_count, check_timeout
+from .errors import ArgumentError, RequestError
 from .importer import import_model
 from .load import load_model
 from .lower import lower_graph
@@ -34,7 +35,7 @@ from .validate import check_inputs
 
 
 def compile_model(model, batch_size=1, input_shapes=None, num_cores=None, num_streams=None,
-                  scheduler="single_stream", topology=None, work_stealing=True):
+                  scheduler="single_stream", topology=None, work_stealing=True, *, _empty_dims=False):
     """Compile an ONNX model (path, bytes or ModelProto) into a running ``Engine``.
 
     ``scheduler`` is ``"single_stream"`` (one request at a time over all
@@ -43,16 +44,17 @@ def compile_model(model, batch_size=1, input_shapes=None, num_cores=None, num_st
     ``work_stealing=False``) or ``"elastic"`` (at most one request per NUMA
     node / L3 domain). ``topology`` replaces the detected CPU topology (a
     ``tilerun.scheduler.Topology``, e.g. two one-core domains for testing).
+    A bad argument raises ``ArgumentError`` before the model is read.
+    (``_empty_dims``: the onnx backend's 0 dims in ``input_shapes``, for onnx's
+    conformance cases on empty tensors.)
     """
-    try:
-        mode = Scheduler(scheduler)
-    except ValueError:
-        raise ModelError(f"scheduler must be one of {[s.value for s in Scheduler]}, given {scheduler!r}") from None
+    mode = check_compile_arguments(batch_size, input_shapes, num_cores, scheduler, topology, work_stealing,
+                                   empty_dims=_empty_dims)
     topo = (topology or cpu_topology.detect()).limit(num_cores)
     try:
         n_streams = check_num_streams(mode, topo, num_streams)
     except ValueError as e:
-        raise ModelError(str(e)) from None
+        raise ArgumentError(str(e)) from None
     graph = import_model(load_model(model))
     run_passes(graph, batch_size, input_shapes)
     plan = lower_graph(graph, len(topo.cores))
@@ -118,9 +120,10 @@ class Engine:
 
     def trace(self, inputs, repeat=1):
         """Run ``inputs`` ``repeat`` times and return the ``Trace`` of the last run (earlier ones warm up)."""
+        check_count("repeat", repeat)
         arrays = self._check_inputs(inputs)
         cap = int(self.plan.tables["n_tiles"].sum())
-        for _ in range(max(int(repeat), 1) - 1):
+        for _ in range(int(repeat) - 1):
             self._serve(arrays)
         t = time.perf_counter_ns()
         outputs, (events, start_ns) = self._serve(arrays, np.zeros((cap, executor.N_EV), np.int64))
@@ -170,6 +173,7 @@ class Engine:
         Later calls to ``run`` raise ``RequestError``. Returns True when every
         worker stopped within ``timeout`` seconds (None: wait as long as it takes).
         """
+        check_timeout(timeout)
         with self._lock:
             if self._closed:
                 return True

@@ -124,7 +124,7 @@ def test_cli_convert_light_model_file(tmp_path, capsys):
 
 
 def test_opset_out_of_range_is_clear():
-    with pytest.raises(tilerun.ModelError, match="target opset"):
+    with pytest.raises(tilerun.ArgumentError, match="target opset"):
         convert_model(_passes_model(), opset=99)
 
 

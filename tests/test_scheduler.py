@@ -120,7 +120,7 @@ def test_elastic_one_request_per_domain_and_both_busy():
 
 
 def test_elastic_rejects_more_streams_than_domains():
-    with pytest.raises(tilerun.ModelError, match="between 1 and 2"):
+    with pytest.raises(tilerun.ArgumentError, match="num_streams for elastic must be between 1 and 2"):
         tilerun.compile_model(small_convnet(), scheduler="elastic", num_streams=3, topology=two_domains())
 
 
