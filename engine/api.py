@@ -8,10 +8,13 @@ free slot (callers are served in arrival order), copies the inputs into that
 slot's arena (or binds the caller's array in place, see ``_bind_inputs``),
 sleeps until the workers finished the request and returns fresh output
 arrays. Every slot has its own arena; the packed weights are shared.
+With ``TILERUN_DEBUG=1`` (or ``2``) set at compile time, every request is
+served the way ``Engine.trace`` serves it and its trace's report is printed.
 """
 import asyncio
 import atexit
 import concurrent.futures
+import sys
 import threading
 import time
 import weakref
@@ -24,7 +27,7 @@ from tilerun.scheduler.policies import Closed, check_num_streams
 from tilerun.scheduler.runtime import Runtime
 from tilerun.scheduler.trace import Trace
 
-from .arguments import check_compile_arguments, check_count, check_timeout
+from .arguments import check_compile_arguments, check_count, check_timeout, debug_level
 from .errors import ArgumentError, RequestError
 from .importer import import_model
 from .load import load_model
@@ -50,6 +53,7 @@ def compile_model(model, batch_size=1, input_shapes=None, num_cores=None, num_st
     """
     mode = check_compile_arguments(batch_size, input_shapes, num_cores, scheduler, topology, work_stealing,
                                    empty_dims=_empty_dims)
+    debug = debug_level()
     topo = (topology or cpu_topology.detect()).limit(num_cores)
     try:
         n_streams = check_num_streams(mode, topo, num_streams)
@@ -58,14 +62,15 @@ def compile_model(model, batch_size=1, input_shapes=None, num_cores=None, num_st
     graph = import_model(load_model(model))
     run_passes(graph, batch_size, input_shapes)
     plan = lower_graph(graph, len(topo.cores))
-    return Engine(graph, plan, topo, mode, n_streams, work_stealing)
+    return Engine(graph, plan, topo, mode, n_streams, work_stealing, debug)
 
 
 class Engine:
     """A compiled model served by pinned workers; call ``run`` (or the engine itself)."""
 
-    def __init__(self, graph, plan, topo, mode, num_streams=1, work_stealing=True):
+    def __init__(self, graph, plan, topo, mode, num_streams=1, work_stealing=True, debug=0):
         self.plan = plan
+        self._debug = debug  # TILERUN_DEBUG, read once by compile_model: every request is traced and printed
         self.topology = topo
         self.scheduler = mode
         self.num_streams = num_streams
@@ -94,7 +99,7 @@ class Engine:
     # -- running ---------------------------------------------------------------
     def run(self, inputs):
         """Run one request: ``inputs`` in graph-input order (or a name → array dict); returns outputs."""
-        return self._serve(self._check_inputs(inputs))[0]
+        return self._request(self._check_inputs(inputs))
 
     __call__ = run
 
@@ -112,7 +117,7 @@ class Engine:
                 # One waiting thread per slot: requests beyond the slots queue in FIFO order.
                 self._async = concurrent.futures.ThreadPoolExecutor(
                     max_workers=self.num_streams, thread_name_prefix="tilerun-async")
-            return self._async.submit(lambda: self._serve(arrays)[0])
+            return self._async.submit(self._request, arrays)
 
     async def arun(self, inputs):
         """``await engine.arun(inputs)``: ``run_async`` for asyncio code, without blocking the loop."""
@@ -122,12 +127,28 @@ class Engine:
         """Run ``inputs`` ``repeat`` times and return the ``Trace`` of the last run (earlier ones warm up)."""
         check_count("repeat", repeat)
         arrays = self._check_inputs(inputs)
-        cap = int(self.plan.tables["n_tiles"].sum())
         for _ in range(int(repeat) - 1):
-            self._serve(arrays)
+            self._request(arrays)
+        return self._traced(arrays)
+
+    def _request(self, arrays):
+        """One request's outputs; under ``TILERUN_DEBUG`` it is traced and its times printed."""
+        if not self._debug:
+            return self._serve(arrays)[0]
+        return self._traced(arrays).outputs
+
+    def _traced(self, arrays):
+        """Serve ``arrays`` recording every tile (the executor's own clock); the request's ``Trace``.
+
+        Under ``TILERUN_DEBUG`` the trace's report (per op, or per tile at 2) goes to stderr.
+        """
+        cap = int(self.plan.tables["n_tiles"].sum())
         t = time.perf_counter_ns()
         outputs, (events, start_ns) = self._serve(arrays, np.zeros((cap, executor.N_EV), np.int64))
-        return Trace(self.plan.rows, events, time.perf_counter_ns() - t, outputs, start_ns)
+        trace = Trace(self.plan.rows, events, time.perf_counter_ns() - t, outputs, start_ns)
+        if self._debug:
+            sys.stderr.write(trace.report(self._debug) + "\n")
+        return trace
 
     def _serve(self, arrays, trace=None):
         if self._closed:

@@ -6,8 +6,10 @@ scheduler) fails at the call, not as a ``ZeroDivisionError`` in a lowering.
 What is not checked here: the model itself (``load``/``importer`` raise
 ``ModelError``), whether ``input_shapes`` fit the model's inputs (names,
 ranks: ``passes.static_shapes``), and a request's arrays (``validate``).
+``TILERUN_DEBUG`` is read here too, once per compiled model.
 """
 import numbers
+import os
 
 import numpy as np
 
@@ -85,3 +87,16 @@ def check_timeout(timeout):
     if not isinstance(timeout, numbers.Real) or isinstance(timeout, bool) or not timeout >= 0:
         raise ArgumentError(f"timeout must be a non-negative number of seconds or None, given {timeout!r}")
 
+
+def debug_level(environ=os.environ):
+    """``TILERUN_DEBUG`` as 0 (unset, empty or 0), 1 (per-op times) or 2 (per-op and per-tile times)."""
+    text = environ.get("TILERUN_DEBUG", "").strip()
+    if not text:
+        return 0
+    try:
+        level = int(text)
+    except ValueError:
+        level = -1
+    if level < 0:
+        raise ArgumentError(f"TILERUN_DEBUG must be 0, 1 (per-op times) or 2 (per-tile times), given {text!r}")
+    return min(level, 2)
