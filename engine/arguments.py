@@ -72,7 +72,7 @@ def check_input_shapes(input_shapes, empty_dims=False):
     for name, dims in input_shapes.items():
         if not isinstance(name, str):
             raise ArgumentError(f"input_shapes keys must be input names (str), given {name!r}")
-        if isinstance(dims, (str, bytes)) or not isinstance(dims, (list, tuple, np.ndarray)):
+        if not (isinstance(dims, (list, tuple)) or (isinstance(dims, np.ndarray) and dims.ndim == 1)):
             raise ArgumentError(f"input_shapes[{name!r}] must be a list of dims, given {dims!r}")
         dims = list(dims)
         if not all(is_int(d) and d >= lowest for d in dims):

@@ -53,6 +53,7 @@ BAD_COMPILE = [
     ("input_shapes", dict(input_shapes={"x": [True, 3]}), "given [True, 3]"),
     ("input_shapes", dict(input_shapes={"x": 3}), "given 3"),
     ("input_shapes", dict(input_shapes={"x": "1x3"}), "given '1x3'"),
+    ("input_shapes", dict(input_shapes={"x": np.array(3)}), "given array(3)"),
     ("input_shapes", dict(input_shapes={0: [1, 3]}), "given 0"),
     ("topology", dict(topology="two domains"), "given str"),
     ("work_stealing", dict(work_stealing="no"), "given 'no'"),
