@@ -11,9 +11,9 @@ from tilerun.scheduler import Scheduler
 
 from .api import Engine, compile_model
 from .custom import CustomOp, CustomOpError, custom_op, declare_row
-from .errors import InputError, ModelError, RequestError, TilerunError, UnsupportedOpError
+from .errors import ArgumentError, InputError, ModelError, RequestError, TilerunError, UnsupportedOpError
 
 __version__ = "0.1.0"
-__all__ = ["compile_model", "Engine", "Scheduler", "TilerunError", "ModelError", "InputError",
+__all__ = ["compile_model", "Engine", "Scheduler", "TilerunError", "ArgumentError", "ModelError", "InputError",
            "RequestError", "UnsupportedOpError", "custom_op", "CustomOp", "CustomOpError", "declare_row",
            "__version__"]

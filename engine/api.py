@@ -8,10 +8,13 @@ free slot (callers are served in arrival order), copies the inputs into that
 slot's arena (or binds the caller's array in place, see ``_bind_inputs``),
 sleeps until the workers finished the request and returns fresh output
 arrays. Every slot has its own arena; the packed weights are shared.
+With ``TILERUN_DEBUG=1`` (or ``2``) set at compile time, every request is
+served the way ``Engine.trace`` serves it and its trace's report is printed.
 """
 import asyncio
 import atexit
 import concurrent.futures
+import sys
 import threading
 import time
 import weakref
@@ -20,11 +23,12 @@ import numpy as np
 
 from tilerun.scheduler import executor
 from tilerun.scheduler import topology as cpu_topology
-from tilerun.scheduler.policies import Closed, Scheduler, check_num_streams
+from tilerun.scheduler.policies import Closed, check_num_streams
 from tilerun.scheduler.runtime import Runtime
 from tilerun.scheduler.trace import Trace
 
-from .errors import ModelError, RequestError
+from .arguments import check_compile_arguments, check_count, check_timeout, debug_level
+from .errors import ArgumentError, RequestError
 from .importer import import_model
 from .load import load_model
 from .lower import lower_graph
@@ -34,7 +38,7 @@ from .validate import check_inputs
 
 
 def compile_model(model, batch_size=1, input_shapes=None, num_cores=None, num_streams=None,
-                  scheduler="single_stream", topology=None, work_stealing=True):
+                  scheduler="single_stream", topology=None, work_stealing=True, *, _empty_dims=False):
     """Compile an ONNX model (path, bytes or ModelProto) into a running ``Engine``.
 
     ``scheduler`` is ``"single_stream"`` (one request at a time over all
@@ -43,27 +47,30 @@ def compile_model(model, batch_size=1, input_shapes=None, num_cores=None, num_st
     ``work_stealing=False``) or ``"elastic"`` (at most one request per NUMA
     node / L3 domain). ``topology`` replaces the detected CPU topology (a
     ``tilerun.scheduler.Topology``, e.g. two one-core domains for testing).
+    A bad argument raises ``ArgumentError`` before the model is read.
+    (``_empty_dims``: the onnx backend's 0 dims in ``input_shapes``, for onnx's
+    conformance cases on empty tensors.)
     """
-    try:
-        mode = Scheduler(scheduler)
-    except ValueError:
-        raise ModelError(f"scheduler must be one of {[s.value for s in Scheduler]}, given {scheduler!r}") from None
+    mode = check_compile_arguments(batch_size, input_shapes, num_cores, scheduler, topology, work_stealing,
+                                   empty_dims=_empty_dims)
+    debug = debug_level()
     topo = (topology or cpu_topology.detect()).limit(num_cores)
     try:
         n_streams = check_num_streams(mode, topo, num_streams)
     except ValueError as e:
-        raise ModelError(str(e)) from None
+        raise ArgumentError(str(e)) from None
     graph = import_model(load_model(model))
     run_passes(graph, batch_size, input_shapes)
     plan = lower_graph(graph, len(topo.cores))
-    return Engine(graph, plan, topo, mode, n_streams, work_stealing)
+    return Engine(graph, plan, topo, mode, n_streams, work_stealing, debug)
 
 
 class Engine:
     """A compiled model served by pinned workers; call ``run`` (or the engine itself)."""
 
-    def __init__(self, graph, plan, topo, mode, num_streams=1, work_stealing=True):
+    def __init__(self, graph, plan, topo, mode, num_streams=1, work_stealing=True, debug=0):
         self.plan = plan
+        self._debug = debug  # TILERUN_DEBUG, read once by compile_model: every request is traced and printed
         self.topology = topo
         self.scheduler = mode
         self.num_streams = num_streams
@@ -92,7 +99,7 @@ class Engine:
     # -- running ---------------------------------------------------------------
     def run(self, inputs):
         """Run one request: ``inputs`` in graph-input order (or a name → array dict); returns outputs."""
-        return self._serve(self._check_inputs(inputs))[0]
+        return self._request(self._check_inputs(inputs))
 
     __call__ = run
 
@@ -110,7 +117,7 @@ class Engine:
                 # One waiting thread per slot: requests beyond the slots queue in FIFO order.
                 self._async = concurrent.futures.ThreadPoolExecutor(
                     max_workers=self.num_streams, thread_name_prefix="tilerun-async")
-            return self._async.submit(lambda: self._serve(arrays)[0])
+            return self._async.submit(self._request, arrays)
 
     async def arun(self, inputs):
         """``await engine.arun(inputs)``: ``run_async`` for asyncio code, without blocking the loop."""
@@ -118,13 +125,30 @@ class Engine:
 
     def trace(self, inputs, repeat=1):
         """Run ``inputs`` ``repeat`` times and return the ``Trace`` of the last run (earlier ones warm up)."""
+        check_count("repeat", repeat)
         arrays = self._check_inputs(inputs)
+        for _ in range(int(repeat) - 1):
+            self._request(arrays)
+        return self._traced(arrays)
+
+    def _request(self, arrays):
+        """One request's outputs; under ``TILERUN_DEBUG`` it is traced and its times printed."""
+        if not self._debug:
+            return self._serve(arrays)[0]
+        return self._traced(arrays).outputs
+
+    def _traced(self, arrays):
+        """Serve ``arrays`` recording every tile (the executor's own clock); the request's ``Trace``.
+
+        Under ``TILERUN_DEBUG`` the trace's report (per op, or per tile at 2) goes to stderr.
+        """
         cap = int(self.plan.tables["n_tiles"].sum())
-        for _ in range(max(int(repeat), 1) - 1):
-            self._serve(arrays)
         t = time.perf_counter_ns()
         outputs, (events, start_ns) = self._serve(arrays, np.zeros((cap, executor.N_EV), np.int64))
-        return Trace(self.plan.rows, events, time.perf_counter_ns() - t, outputs, start_ns)
+        trace = Trace(self.plan.rows, events, time.perf_counter_ns() - t, outputs, start_ns)
+        if self._debug:
+            sys.stderr.write(trace.report(self._debug) + "\n")
+        return trace
 
     def _serve(self, arrays, trace=None):
         if self._closed:
@@ -170,6 +194,7 @@ class Engine:
         Later calls to ``run`` raise ``RequestError``. Returns True when every
         worker stopped within ``timeout`` seconds (None: wait as long as it takes).
         """
+        check_timeout(timeout)
         with self._lock:
             if self._closed:
                 return True

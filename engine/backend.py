@@ -19,7 +19,7 @@ from onnx import helper, numpy_helper
 from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupledict
 
 from .api import compile_model
-from .errors import ConstantRequiredError, InputError, ModelError
+from .errors import ArgumentError, ConstantRequiredError, InputError
 from .importer import import_model
 from .load import load_model
 
@@ -115,7 +115,7 @@ class TilerunRep(BackendRep):
             proto = _bind(self._proto, values) if values else self._proto
             runtime = {n: list(s) for n, s in zip(self.input_names, shapes) if n not in self.bound_inputs}
             try:
-                eng = compile_model(proto, input_shapes=runtime, **self._kwargs)
+                eng = compile_model(proto, input_shapes=runtime, **self._kwargs, _empty_dims=True)
             except ConstantRequiredError as e:
                 needed = [n for n in _input_ancestors(self._proto, e.value) if n in runtime]
                 if not needed:
@@ -172,7 +172,7 @@ class TilerunBackend(Backend):
     def prepare(cls, model, device="CPU", **kwargs):
         """Load and check ``model`` (path, bytes or ModelProto) and return a ``TilerunRep``."""
         if not cls.supports_device(device):
-            raise ModelError(f"tilerun runs on device 'CPU', given {device!r}")
+            raise ArgumentError(f"device must be 'CPU' (tilerun runs on the CPU only), given {device!r}")
         return TilerunRep(load_model(model), kwargs)
 
     @classmethod

@@ -1,8 +1,10 @@
 """The one hierarchy of errors tilerun raises, each naming what was expected and given.
 
 Errors are raised at the boundary (load, import, compile, input checking),
-before any kernel runs. ``InputError`` and ``ModelError`` are also
-``ValueError`` so that callers who catch the builtin keep working.
+before any kernel runs. ``ModelError`` means a malformed model,
+``ArgumentError`` a bad argument to the API, ``InputError`` a request's arrays
+that do not fit; all three are also ``ValueError`` so that callers who catch
+the builtin keep working.
 """
 
 
@@ -12,6 +14,14 @@ class TilerunError(Exception):
 
 class ModelError(TilerunError, ValueError):
     """The model file or graph is malformed, or a node's inputs break its op's rules."""
+
+
+class ArgumentError(TilerunError, ValueError):
+    """An argument of ``compile_model``, ``Engine`` or ``convert_model`` is out of its range or of the wrong type.
+
+    Raised before any work (the model is not even read), naming the argument,
+    what it must be and what was given.
+    """
 
 
 class ConstantRequiredError(ModelError):

@@ -16,7 +16,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, version_converter
 
-from .errors import ModelError
+from .arguments import check_count, check_input_shapes
+from .errors import ArgumentError, ModelError
 from .importer import import_model
 from .ir import Value
 from .load import load_model, model_opset
@@ -33,6 +34,8 @@ def convert_model(model, opset=None, batch_size=1, input_shapes=None, dynamic_ba
     ``opset`` None means ``TARGET_OPSET``, or the model's own opset when that is newer
     (no model is converted down unless asked).
     """
+    check_count("batch_size", batch_size, allow_none=True)
+    check_input_shapes(input_shapes)
     proto = load_model(model)
     if opset is None:
         opset = max(TARGET_OPSET, model_opset(proto))
@@ -171,7 +174,7 @@ def convert_opset(model, opset):
     """``model`` converted to default-domain ``opset`` by onnx's version converter (no-op when equal)."""
     newest = onnx.defs.onnx_opset_version()
     if not isinstance(opset, int) or not 7 <= opset <= newest:
-        raise ModelError(f"target opset must be an integer from 7 to {newest}, given {opset!r}")
+        raise ArgumentError(f"target opset must be an integer from 7 to {newest}, given {opset!r}")
     if model_opset(model) == opset:
         return model
     try:

@@ -10,7 +10,7 @@ import os
 import onnx
 from onnx import version_converter
 
-from .errors import ModelError
+from .errors import ArgumentError, ModelError
 
 MIN_OPSET = 7
 
@@ -30,7 +30,7 @@ def load_model(model):
         except Exception as e:  # protobuf raises DecodeError, RuntimeWarning, ...; all mean a bad file
             raise ModelError(f"cannot read ONNX model {path!r}: {type(e).__name__}: {e}") from None
     else:
-        raise ModelError(f"model must be a path, bytes or onnx.ModelProto, given {type(model).__name__}")
+        raise ArgumentError(f"model must be a path, bytes or onnx.ModelProto, given {type(model).__name__}")
     return _bring_opset_in_range(proto)
 
 

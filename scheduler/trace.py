@@ -2,14 +2,15 @@
 
 ``Trace.events`` holds one row per tile: worker, plan row, tile index, start
 and end in nanoseconds from the request's start. ``per_op`` sums them per
-plan row; ``to_chrome`` writes the Chrome / Perfetto trace-event JSON (one
-track per worker), which ``chrome://tracing`` and ui.perfetto.dev open.
+plan row; ``report`` formats them as text (what ``TILERUN_DEBUG`` prints);
+``to_chrome`` writes the Chrome / Perfetto trace-event JSON (one track per
+worker), which ``chrome://tracing`` and ui.perfetto.dev open.
 """
 import json
 
 import numpy as np
 
-from .executor import EV_END, EV_ROW, EV_START, EV_WORKER
+from .executor import EV_END, EV_ROW, EV_START, EV_TILE, EV_WORKER
 
 
 class Trace:
@@ -35,6 +36,24 @@ class Trace:
                         "workers": sorted(int(w) for w in np.unique(ev[:, EV_WORKER])),
                         "flops": int(row.flops)})
         return out
+
+    def report(self, detail=1):
+        """Text: a header, one ``op`` line per plan row that ran (plan order) and, at ``detail`` 2, its tiles.
+
+        An ``op`` line is row, node, op type, kernel, tiles, busy ms, span ms;
+        a ``tile`` line is tile index, worker, start and end ms from the request's start.
+        """
+        ops = self.per_op()
+        lines = [f"tilerun: request {self.wall_ns / 1e6:.3f} ms, {len(ops)} ops, {len(self.events)} tiles"]
+        for o in ops:
+            lines.append(f"  op {o['row']:>4} {o['node'] or '-'} {o['op_type']} {o['kernel']} tiles={o['tiles']} "
+                         f"busy={o['busy_ms']:.3f}ms span={o['span_ms']:.3f}ms")
+            if detail < 2:
+                continue
+            ev = self.events[self.events[:, EV_ROW] == o["row"]]
+            for w, _, t, s, e in ev[np.argsort(ev[:, EV_TILE], kind="stable")].tolist():
+                lines.append(f"    tile {t:>4} worker={w} start={s / 1e6:.3f}ms end={e / 1e6:.3f}ms")
+        return "\n".join(lines)
 
     def to_chrome(self, path=None):
         """The Chrome trace-event dict (times in µs); also written as JSON to ``path`` if given."""

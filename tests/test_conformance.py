@@ -111,6 +111,8 @@ def _params(items):
     out = []
     for name, value in items:
         marks = [pytest.mark.xfail(reason=XFAIL[name], strict=True)] if name in XFAIL else []
+        if name.startswith("light/"):
+            marks.append(pytest.mark.slow)  # real models: up to several seconds each
         out.append(pytest.param(value, id=name, marks=marks))
     return out
 

@@ -43,6 +43,7 @@ def conv_batchnorm_pairs(model):
             if n.op_type == "BatchNormalization" and produced_by.get(n.input[0]) == "Conv"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LIGHT_MODELS)
 def test_round_trip_light_model(name):
     model = without_final_softmax(randomize_weights(light_model_path(name), seed=1))
@@ -123,7 +124,7 @@ def test_cli_convert_light_model_file(tmp_path, capsys):
 
 
 def test_opset_out_of_range_is_clear():
-    with pytest.raises(tilerun.ModelError, match="target opset"):
+    with pytest.raises(tilerun.ArgumentError, match="target opset"):
         convert_model(_passes_model(), opset=99)
 
 

@@ -27,6 +27,7 @@ def ort_run(model, inputs):
     return s.run(None, {i.name: x for i, x in zip(s.get_inputs(), inputs)})[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LIGHT_MODELS)
 def test_light_model_matches_ort(name):
     model = without_final_softmax(randomize_weights(onnx.load(light_model_path(name)), seed=1))

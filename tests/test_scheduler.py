@@ -120,7 +120,7 @@ def test_elastic_one_request_per_domain_and_both_busy():
 
 
 def test_elastic_rejects_more_streams_than_domains():
-    with pytest.raises(tilerun.ModelError, match="between 1 and 2"):
+    with pytest.raises(tilerun.ArgumentError, match="num_streams for elastic must be between 1 and 2"):
         tilerun.compile_model(small_convnet(), scheduler="elastic", num_streams=3, topology=two_domains())
 
 
@@ -132,7 +132,8 @@ def test_trace_covers_every_tile_and_exports_chrome_json(tmp_path):
     assert len(tr.events) == sum(r.n_tiles for r in eng.plan.rows)
     ops = tr.per_op()
     assert [o["tiles"] for o in ops] == [r.n_tiles for r in eng.plan.rows]
-    assert all(o["busy_ms"] >= 0 and o["span_ms"] >= 0 for o in ops)
+    # A worker runs one tile at a time: an op's busy time fits in its span on the workers it used.
+    assert all(o["busy_ms"] <= o["span_ms"] * len(o["workers"]) + 1e-9 for o in ops)
     assert (tr.events[:, 4] >= tr.events[:, 3]).all()
     import json
     doc = tr.to_chrome(tmp_path / "t.json")

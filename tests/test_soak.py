@@ -8,9 +8,12 @@ import threading
 
 import numpy as np
 import psutil
+import pytest
 
 import tilerun
 from test_scheduler import small_convnet
+
+pytestmark = pytest.mark.slow
 
 F = np.float32
 THREADS, TOTAL, WARMUP = 8, 20_000, 1_000
