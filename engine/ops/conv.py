@@ -59,7 +59,7 @@ def conv_shape(node, xs, ws):
         st, dl, begin, out = [1] + st, [1] + dl, [0] + begin, [1] + out
     n, c, h, wd = xs
     return ConvShape(n, c, h, wd, ws[0], out[0], out[1], ws[2], ws[3], st[0], st[1], dl[0], dl[1], begin[0],
-                     begin[1], int(node.attrs.get("group", 1)))
+                     begin[1], int(node.attrs["group"]))
 
 
 @register("Conv", 1)
@@ -78,7 +78,7 @@ class Conv(Lowering):
         const_input(node, w, "weight W")
         if len(w.shape) != len(x.shape):
             raise node_error(node, f"weights {list(w.shape)} must have the rank of X {list(x.shape)}")
-        g = int(node.attrs.get("group", 1))
+        g = int(node.attrs["group"])
         cout, cin_g = w.shape[:2]
         if g < 1 or x.shape[1] != cin_g * g or cout % g:
             raise node_error(node, f"X has {x.shape[1]} channels, W is {list(w.shape)} with group {g}: expected "
@@ -104,7 +104,7 @@ class Conv(Lowering):
             return False
         xs = graph.values[node.outputs[0]].shape
         w = graph.values[node.inputs[1]]
-        if len(xs) != 4 or w.const is None or len(w.shape) != 4 or int(node.attrs.get("group", 1)) != 1:
+        if len(xs) != 4 or w.const is None or len(w.shape) != 4 or int(node.attrs["group"]) != 1:
             return False
         if w.shape[1] < 2 or w.const.size * 4 > POOL_FUSE_WEIGHT_BYTES:
             return False

@@ -50,18 +50,17 @@ def _unary(op_type, kernel, since=1, params=None):
 
 
 _unary("Relu", K.f32_relu)
-_unary("LeakyRelu", K.f32_leaky_relu, params=lambda n: (n.attrs.get("alpha", 0.01), 0.0))
+_unary("LeakyRelu", K.f32_leaky_relu, params=lambda n: (n.attrs["alpha"], 0.0))
 _unary("Sigmoid", K.f32_sigmoid)
 _unary("Tanh", K.f32_tanh)
-_unary("HardSigmoid", K.f32_hard_sigmoid, params=lambda n: (n.attrs.get("alpha", 0.2), n.attrs.get("beta", 0.5)))
+_unary("HardSigmoid", K.f32_hard_sigmoid, params=lambda n: (n.attrs["alpha"], n.attrs["beta"]))
 _unary("HardSwish", K.f32_hard_swish, since=14)
 for _op, _code in [("Abs", K.ABS), ("Neg", K.NEG), ("Exp", K.EXP), ("Log", K.LOG), ("Sqrt", K.SQRT),
                    ("Reciprocal", K.RECIPROCAL), ("Floor", K.FLOOR), ("Ceil", K.CEIL), ("Erf", K.ERF),
                    ("Sin", K.SIN), ("Cos", K.COS), ("Softplus", K.SOFTPLUS), ("Sign", K.SIGN), ("Round", K.ROUND)]:
     _unary(_op, K.MATH_KERNELS[_code])
-_unary("Elu", K.f32_elu, params=lambda n: (n.attrs.get("alpha", 1.0), 0.0))
-_unary("Selu", K.f32_selu, params=lambda n: (n.attrs.get("alpha", 1.6732632423543772),
-                                            n.attrs.get("gamma", 1.0507009873554805)))
+_unary("Elu", K.f32_elu, params=lambda n: (n.attrs["alpha"], 0.0))
+_unary("Selu", K.f32_selu, params=lambda n: (n.attrs["alpha"], n.attrs["gamma"]))
 
 
 @register("Gelu", 20)
@@ -69,12 +68,12 @@ class Gelu(Unary):
     """Gelu with the exact (erf) or the ``approximate="tanh"`` form."""
 
     def infer(self, node, inputs):
-        if node.attrs.get("approximate", "none") not in ("none", "tanh"):
+        if node.attrs["approximate"] not in ("none", "tanh"):
             raise node_error(node, f"approximate must be 'none' or 'tanh', given {node.attrs.get('approximate')!r}")
         return super().infer(node, inputs)
 
     def lower(self, node, inputs, outputs, plan):
-        kernel = K.f32_gelu_tanh if node.attrs.get("approximate", "none") == "tanh" else K.f32_gelu
+        kernel = K.f32_gelu_tanh if node.attrs["approximate"] == "tanh" else K.f32_gelu
         emit_unary(node, plan, kernel, inputs[0], outputs[0])
 
 

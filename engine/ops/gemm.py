@@ -91,7 +91,7 @@ class Gemm(Lowering):
         k = a.shape[0] if node.attrs.get("transA", 0) else a.shape[1]
         sa = (1, m) if node.attrs.get("transA", 0) else (k, 1)
         tb = node.attrs.get("transB", 0)
-        alpha, beta = float(node.attrs.get("alpha", 1.0)), float(node.attrs.get("beta", 1.0))
+        alpha, beta = float(node.attrs["alpha"]), float(node.attrs["beta"])
         if b.const is not None:
             bname = plan.weight(pack_b(b.const.T if tb else b.const), "gemm_b")
         elif tb:

@@ -30,9 +30,9 @@ def activation_of(node, graph):
     if op in ("Relu", "Sigmoid", "Tanh", "HardSwish"):
         return (op, 0.0, 0.0)
     if op == "LeakyRelu":
-        return (op, float(a.get("alpha", 0.01)), 0.0)
+        return (op, float(a["alpha"]), 0.0)
     if op == "HardSigmoid":
-        return (op, float(a.get("alpha", 0.2)), float(a.get("beta", 0.5)))
+        return (op, float(a["alpha"]), float(a["beta"]))
     if op == "Clip":
         lo, hi = a.get("min", -_F32_MAX), a.get("max", _F32_MAX)
         for k, name in ((1, "lo"), (2, "hi")):
