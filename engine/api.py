@@ -2,12 +2,15 @@
 
 ``compile_model`` runs the path of a model — load, import, passes, lowering to
 a plan — and starts the runtime: one pinned worker per core serving the
-engine's request slots in the chosen scheduling mode. ``Engine.run`` checks
-every input against the compiled signature before any kernel runs, takes a
-free slot (callers are served in arrival order), copies the inputs into that
-slot's arena (or binds the caller's array in place, see ``_bind_inputs``),
-sleeps until the workers finished the request and returns fresh output
-arrays. Every slot has its own arena; the packed weights are shared.
+engine's request slots in the chosen scheduling mode. Symbolic dims stay
+dynamic: a request of shapes not seen before gets its plan built on first use
+(``plans.PlanCache``); a model whose dims are all fixed gets its one plan
+here. ``Engine.run`` checks every input against the signature before any
+kernel runs, takes a free slot (callers are served in arrival order), copies
+the inputs into that slot's arena for the request's plan (or binds the
+caller's array in place, see ``_bind_inputs``), sleeps until the workers
+finished the request and returns fresh output arrays. Every slot has its own
+arena per plan; the packed weights are shared by every slot and plan.
 With ``TILERUN_DEBUG=1`` (or ``2``) set at compile time, every request is
 served the way ``Engine.trace`` serves it and its trace's report is printed.
 """
@@ -31,15 +34,24 @@ from .arguments import check_compile_arguments, check_count, check_timeout, debu
 from .errors import ArgumentError, RequestError
 from .importer import import_model
 from .load import load_model
-from .lower import lower_graph
-from .passes import run_passes
+from .memory import ALIGN
 from .plan import aligned_bytes
+from .plans import PlanCache, Signature
 from .validate import check_inputs
 
 
-def compile_model(model, batch_size=1, input_shapes=None, num_cores=None, num_streams=None,
-                  scheduler="single_stream", topology=None, work_stealing=True, *, _empty_dims=False):
+def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num_streams=None,
+                  scheduler="single_stream", topology=None, work_stealing=True, plan_cache_size=8, *,
+                  _empty_dims=False):
     """Compile an ONNX model (path, bytes or ModelProto) into a running ``Engine``.
+
+    Dims the model leaves symbolic (``dim_param`` or unnamed) stay dynamic: each
+    request may have its own sizes there, and a plan for sizes not seen before
+    is built on first use (the ``plan_cache_size`` most recent are kept).
+    ``batch_size`` fixes the first dim of every input (None: as the model says).
+    ``input_shapes`` maps an input name to its full shape, e.g.
+    ``{"input_ids": [1, 128]}``, or a symbolic dim's name to a size or to
+    ``(lo, hi)`` bounds, e.g. ``{"seq": (1, 512)}``.
 
     ``scheduler`` is ``"single_stream"`` (one request at a time over all
     cores), ``"multi_stream"`` (``num_streams`` concurrent requests, default
@@ -59,41 +71,41 @@ def compile_model(model, batch_size=1, input_shapes=None, num_cores=None, num_st
         n_streams = check_num_streams(mode, topo, num_streams)
     except ValueError as e:
         raise ArgumentError(str(e)) from None
+    if not isinstance(plan_cache_size, int) or isinstance(plan_cache_size, bool) or plan_cache_size < 1:
+        raise ArgumentError(f"plan_cache_size must be a positive integer, given {plan_cache_size!r}")
     graph = import_model(load_model(model))
-    run_passes(graph, batch_size, input_shapes)
-    plan = lower_graph(graph, len(topo.cores))
-    return Engine(graph, plan, topo, mode, n_streams, work_stealing, debug)
+    plans = PlanCache(graph, Signature(graph, batch_size, input_shapes), len(topo.cores), n_streams,
+                      plan_cache_size)
+    return Engine(plans, topo, mode, n_streams, work_stealing, debug)
 
 
 class Engine:
-    """A compiled model served by pinned workers; call ``run`` (or the engine itself)."""
+    """A compiled model served by pinned workers; call ``run`` (or the engine itself).
 
-    def __init__(self, graph, plan, topo, mode, num_streams=1, work_stealing=True, debug=0):
-        self.plan = plan
+    ``input_shapes`` holds each input's dims: an int where fixed, the symbol's
+    name where dynamic. ``plan`` is the plan of the latest request's shapes
+    (for a model with fixed dims, its one plan).
+    """
+
+    def __init__(self, plans, topo, mode, num_streams=1, work_stealing=True, debug=0):
+        sig = plans.signature
+        self._plans = plans
         self._debug = debug  # TILERUN_DEBUG, read once by compile_model: every request is traced and printed
         self.topology = topo
         self.scheduler = mode
         self.num_streams = num_streams
-        self.input_names = list(graph.inputs)
-        self.input_shapes = [tuple(graph.values[n].shape) for n in graph.inputs]
-        self.input_dtypes = [graph.values[n].dtype for n in graph.inputs]
-        self.output_names = list(graph.outputs)
-        self._constant_outputs = {o: graph.values[o].const for o in graph.outputs if graph.values[o].const is not None}
-        self._arenas = [aligned_bytes(plan.arena_size) for _ in range(num_streams)]
-        self._params = [plan.bind(a) for a in self._arenas]  # kept alive: the workers read them
-        # Views into each slot's arena, made once: a request only copies through them.
-        self._in_views = [[plan.view(a, n) for n in self.input_names] for a in self._arenas]
-        self._in_place = [plan.in_place_inputs(n) for n in self.input_names]
-        self._out_views = [[None if n in self._constant_outputs else plan.view(a, n) for n in self.output_names]
-                           for a in self._arenas]
-        offsets = plan.tables["param_offsets"][:-1]
-        slot_params = [p.ctypes.data + 8 * offsets for p in self._params]
-        self._scratch = [aligned_bytes(plan.scratch_bytes) for _ in topo.cores]
-        self._runtime = Runtime(plan.tables, slot_params, topo, mode, [s.ctypes.data for s in self._scratch],
-                                work_stealing)
+        self.input_names = list(sig.names)
+        self.input_shapes = list(sig.dims)
+        self.input_dtypes = list(sig.dtypes)
+        self.output_names = list(plans.output_names)
         self._async = None
         self._closed = False
         self._lock = threading.Lock()
+        # With fixed dims one plan serves every request: built now, so its errors surface here.
+        self.plan = plans.get(tuple(sig.dims)).plan if sig.static else None
+        self._scratch = [aligned_bytes(self.plan.scratch_bytes if self.plan else ALIGN) for _ in topo.cores]
+        self._retired = []  # scratch a worker may still hold while a bigger one replaces it
+        self._runtime = Runtime(num_streams, topo, mode, [s.ctypes.data for s in self._scratch], work_stealing)
         _LIVE.add(self)
 
     # -- running ---------------------------------------------------------------
@@ -107,7 +119,8 @@ class Engine:
         """Submit ``inputs`` and return a ``concurrent.futures.Future`` of the outputs.
 
         Inputs are checked now (a bad input raises here, not in the future);
-        a failure while running fails only this future.
+        a failure while running fails only this future, and so does a model
+        error found while building the plan of shapes not seen before.
         """
         arrays = self._check_inputs(inputs)
         with self._lock:
@@ -142,41 +155,57 @@ class Engine:
 
         Under ``TILERUN_DEBUG`` the trace's report (per op, or per tile at 2) goes to stderr.
         """
-        cap = int(self.plan.tables["n_tiles"].sum())
+        sp = self._shape_plan(_shapes(arrays))
+        cap = int(sp.plan.tables["n_tiles"].sum())
         t = time.perf_counter_ns()
-        outputs, (events, start_ns) = self._serve(arrays, np.zeros((cap, executor.N_EV), np.int64))
-        trace = Trace(self.plan.rows, events, time.perf_counter_ns() - t, outputs, start_ns)
+        outputs, (events, start_ns) = self._serve(arrays, np.zeros((cap, executor.N_EV), np.int64), sp)
+        trace = Trace(sp.plan.rows, events, time.perf_counter_ns() - t, outputs, start_ns)
         if self._debug:
             sys.stderr.write(trace.report(self._debug) + "\n")
         return trace
 
-    def _serve(self, arrays, trace=None):
+    def _shape_plan(self, shapes):
+        """The ``ShapePlan`` of input ``shapes``, built on first use; grows the workers' scratch for it."""
+        sp = self._plans.get(shapes)
+        need = sp.plan.scratch_bytes
+        with self._lock:
+            if need > self._scratch[0].nbytes:
+                # Workers read their scratch address per slot visit: a request started after
+                # this sees the new buffers; one already running keeps the old (kept alive).
+                self._retired.append(self._scratch)
+                self._scratch = [aligned_bytes(need) for _ in self._scratch]
+                self._runtime.scratch[:] = [s.ctypes.data for s in self._scratch]
+            self.plan = sp.plan
+        return sp
+
+    def _serve(self, arrays, trace=None, sp=None):
         if self._closed:
             raise RequestError("engine is closed")
+        sp = sp or self._shape_plan(_shapes(arrays))
         try:
             slot = self._runtime.acquire()
         except Closed:
             raise RequestError("engine was closed while the request waited for a free stream") from None
         try:
-            self._bind_inputs(slot, arrays)
-            failed, used, start_ns = self._runtime.execute(slot, trace)
+            _, params, ins, outs, job = sp.bound(slot)
+            self._bind_inputs(params, ins, sp.in_place, arrays)
+            failed, used, start_ns = self._runtime.execute(slot, job, trace)
             if failed is not None:
-                row = self.plan.rows[failed]
+                row = sp.plan.rows[failed]
                 raise RequestError(f"kernel {row.kernel.name} of node {row.node!r} ({row.op_type}) reported a fault")
-            outputs = [self._constant_outputs[n].copy() if v is None else v.copy()
-                       for n, v in zip(self.output_names, self._out_views[slot])]
+            outputs = [sp.constants[n].copy() if v is None else v.copy() for n, v in zip(self.output_names, outs)]
             return outputs, (None if trace is None else (trace[:used], start_ns))
         finally:
             self._runtime.release(slot)
 
-    def _bind_inputs(self, slot, arrays):
+    @staticmethod
+    def _bind_inputs(params, views, in_place, arrays):
         # An input that only in-bounds readers touch (a CNN's first padding
         # pass) is read from the caller's array, as ORT reads numpy inputs
         # (no copy into the arena). The array outlives
         # the request (the caller's frame holds it); a strided or misaligned
         # one is copied and the arena address put back.
-        params = self._params[slot]
-        for view, a, where in zip(self._in_views[slot], arrays, self._in_place):
+        for view, a, where in zip(views, arrays, in_place):
             if where is not None and a.flags.c_contiguous and a.flags.aligned:
                 params[where[0]] = a.ctypes.data + where[1]
                 continue
@@ -185,7 +214,9 @@ class Engine:
             np.copyto(view, a)
 
     def _check_inputs(self, inputs):
-        return check_inputs(self.input_names, self.input_shapes, self.input_dtypes, inputs)
+        arrays = check_inputs(self.input_names, self.input_dtypes, inputs)
+        self._plans.signature.shapes_of(arrays)
+        return arrays
 
     # -- lifetime --------------------------------------------------------------
     def close(self, timeout=None):
@@ -216,6 +247,10 @@ class Engine:
             self.close()
         except Exception:
             pass
+
+
+def _shapes(arrays):
+    return tuple(tuple(a.shape) for a in arrays)
 
 
 _LIVE = weakref.WeakSet()

@@ -62,7 +62,9 @@ def check_count(name, value, allow_none=False):
 
 
 def check_input_shapes(input_shapes, empty_dims=False):
-    """``input_shapes``: None or a dict input name → list of integer dims (positive; >= 0 with ``empty_dims``)."""
+    """``input_shapes``: None or a dict of input name → list of integer dims (positive; >= 0 with
+    ``empty_dims``) or symbolic dim name → a size or ``(lo, hi)`` bounds (which keys are which is
+    known only once the model is read: ``plans.Signature``)."""
     if input_shapes is None:
         return
     if not isinstance(input_shapes, dict):
@@ -72,8 +74,11 @@ def check_input_shapes(input_shapes, empty_dims=False):
     for name, dims in input_shapes.items():
         if not isinstance(name, str):
             raise ArgumentError(f"input_shapes keys must be input names (str), given {name!r}")
-        if not (isinstance(dims, (list, tuple)) or (isinstance(dims, np.ndarray) and dims.ndim == 1)):
-            raise ArgumentError(f"input_shapes[{name!r}] must be a list of dims, given {dims!r}")
+        if is_int(dims):
+            dims = [dims]
+        elif not (isinstance(dims, (list, tuple)) or (isinstance(dims, np.ndarray) and dims.ndim == 1)):
+            raise ArgumentError(f"input_shapes[{name!r}] must be a list of dims (an input) or a size or "
+                                f"(lo, hi) bounds (a symbolic dim), given {dims!r}")
         dims = list(dims)
         if not all(is_int(d) and d >= lowest for d in dims):
             what = "non-negative" if empty_dims else "positive"

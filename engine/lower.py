@@ -8,9 +8,9 @@ from .ops import registry
 from .plan import PlanBuilder
 
 
-def lower_graph(graph, num_workers):
-    """Run every node's lowering in order and finish the plan."""
-    b = PlanBuilder(graph, num_workers)
+def lower_graph(graph, num_workers, weight_cache=None):
+    """Run every node's lowering in order and finish the plan (packed weights kept in ``weight_cache``)."""
+    b = PlanBuilder(graph, num_workers, weight_cache=weight_cache)
     for node in graph.nodes:
         lowering = registry.resolve(node.op_type, graph.opset, node.domain)
         ins = [graph.value(i) for i in node.inputs]

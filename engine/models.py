@@ -125,10 +125,10 @@ def default_model():
 
 
 def random_inputs(model_or_engine, seed=0):
-    """Seeded standard-normal float32 arrays for the real (non-initializer) graph inputs."""
+    """Seeded standard-normal float32 arrays for the real (non-initializer) graph inputs (dynamic dims: 1)."""
     rng = np.random.default_rng(seed)
     if hasattr(model_or_engine, "input_shapes"):
-        shapes = [tuple(s) for s in model_or_engine.input_shapes]
+        shapes = [tuple(d if isinstance(d, int) else 1 for d in s) for s in model_or_engine.input_shapes]
     else:
         g = model_or_engine.graph
         inits = {t.name for t in g.initializer}

@@ -8,7 +8,9 @@ views to their root buffers, lays the arena out from buffer lifetimes and
 builds the executor's tables: kernel addresses, tile counts, dependency counts
 and consumer lists, and the parameter rows with tensor slots still unbound.
 ``Plan.bind(arena)`` writes a stream's absolute addresses into its own copy of
-the parameter rows; weights are shared by every stream.
+the parameter rows. Weights are arrays of their own (64-byte aligned), never
+copied into a plan: every stream and, through the builder's ``weight_cache``,
+every plan of one engine (one per input shape) shares them.
 """
 from dataclasses import dataclass, field
 
@@ -17,7 +19,7 @@ import numpy as np
 from tilerun.kernels.contract import ContractError
 
 from .errors import node_error
-from .memory import ALIGN, align_up, plan_offsets
+from .memory import ALIGN, plan_offsets
 from .tiling import split, split_even
 
 ARENA, WEIGHT = 0, 1
@@ -65,19 +67,36 @@ class Tensor:
     shape: tuple
     dtype: np.dtype
     kind: int = ARENA
-    offset: int = 0
+    offset: int = 0   # bytes into the arena, or into the weight array ``root``
     nbytes: int = 0
+    root: str = None  # the weight array a WEIGHT tensor (or a view of one) lives in
+
+
+def aligned(array):
+    """``array`` itself when C-contiguous and ``ALIGN``-aligned, else such a copy."""
+    array = np.require(array, requirements="C")
+    if array.ctypes.data % ALIGN == 0:
+        return array
+    out = aligned_bytes(array.nbytes).view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
 
 
 class PlanBuilder:
-    """Collects rows, weights, temporaries and views while lowerings run."""
+    """Collects rows, weights, temporaries and views while lowerings run.
 
-    def __init__(self, graph, num_workers, scratch_bytes=0):
+    ``weight_cache`` (a dict shared by every plan of one engine) keeps packed
+    weights by the key a lowering gives, so a plan for a new input shape
+    reuses them instead of packing again.
+    """
+
+    def __init__(self, graph, num_workers, scratch_bytes=0, weight_cache=None):
         self.graph = graph
         self.num_workers = num_workers
         self.rows = []
         self.tensors = {}
         self.weights = {}
+        self.weight_cache = {} if weight_cache is None else weight_cache
         self.aliases = {}  # view name → (source name, byte offset)
         self.scratch_bytes = scratch_bytes
         self._temp = 0
@@ -105,9 +124,20 @@ class PlanBuilder:
             self.need_scratch(kernel.scratch(args))
         self.rows.append(Row(kernel, node.name, node.op_type, inputs, outputs, params, int(tiles), int(flops)))
 
-    def weight(self, array, hint="w"):
-        """Register a packed constant (laid out as the kernel reads it); returns its ``TensorRef``."""
-        array = np.require(array, requirements="C")
+    def weight(self, array, hint="w", key=None):
+        """Register a packed constant (laid out as the kernel reads it); returns its ``TensorRef``.
+
+        ``array`` may be a callable making it: with a ``key`` the array is made
+        once per engine and shared by its plans (the key must name everything
+        the packing depends on, e.g. ``(node name, hint)`` for weights packed
+        from the node's constants alone).
+        """
+        if key is not None and key in self.weight_cache:
+            array = self.weight_cache[key]
+        else:
+            array = aligned(array() if callable(array) else array)
+            if key is not None:
+                self.weight_cache[key] = array
         name = f"#{hint}:{len(self.weights)}"
         self.weights[name] = array
         self.tensors[name] = Tensor(name, array.shape, array.dtype, WEIGHT, 0, array.nbytes)
@@ -143,7 +173,7 @@ class PlanBuilder:
         if name not in self.tensors:
             v = self.graph.values[name]
             if v.const is not None:
-                self.weights[name] = np.require(v.const, requirements="C")
+                self.weights[name] = aligned(v.const)
                 self.tensors[name] = Tensor(name, v.shape, v.dtype, WEIGHT, 0, v.const.nbytes)
             else:
                 self.tensors[name] = Tensor(name, v.shape, v.dtype)
@@ -155,7 +185,7 @@ class PlanBuilder:
             self._declare(name)
         for t in self.tensors.values():
             t.nbytes = int(np.prod(t.shape, dtype=np.int64)) * t.dtype.itemsize
-        weights = self._pack_weights()
+        weights = self.weights
         arena_size = self._lay_out_arena(inputs, outputs)
         readers = {name: self._in_bounds_readers(name, outputs) for name in inputs}
         return Plan(self.rows, self.tensors, weights, arena_size, list(inputs), list(outputs),
@@ -179,18 +209,6 @@ class PlanBuilder:
                         return []
                     reads.append((k, pos, self._root(n)[1]))
         return reads
-
-    def _pack_weights(self):
-        offset, placed = 0, []
-        for name in self.weights:
-            t = self.tensors[name]
-            t.offset = offset
-            placed.append(t)
-            offset = align_up(offset + max(t.nbytes, 1))
-        buf = aligned_bytes(offset)
-        for t in placed:
-            buf[t.offset:t.offset + t.nbytes] = self.weights[t.name].reshape(-1).view(np.uint8)
-        return buf
 
     def _root(self, name):
         offset = 0
@@ -221,10 +239,12 @@ class PlanBuilder:
         offsets, total = plan_offsets([(life[r][0], life[r][1], self.tensors[r].nbytes) for r in roots])
         for r, off in zip(roots, offsets):
             self.tensors[r].offset = off
+        for name in self.weights:
+            self.tensors[name].root = name
         for view in self.aliases:
             root, extra = self._root(view)
-            t = self.tensors[view]
-            t.kind, t.offset = self.tensors[root].kind, self.tensors[root].offset + extra
+            t, r = self.tensors[view], self.tensors[root]
+            t.kind, t.offset, t.root = r.kind, r.offset + extra, r.root
         return total
 
 
@@ -240,7 +260,7 @@ class Plan:
     """A compiled model: rows, tensor placement, packed weights and executor tables."""
     rows: list
     tensors: dict
-    weights: np.ndarray
+    weights: dict  # name → array
     arena_size: int
     inputs: list
     outputs: list
@@ -299,21 +319,25 @@ class Plan:
     def bind(self, arena):
         """Parameter rows with absolute addresses for ``arena`` (one stream's buffer)."""
         params = np.zeros(int(self.tables["param_offsets"][-1]), np.int64)
-        bases = {ARENA: arena.ctypes.data, WEIGHT: self.weights.ctypes.data}
         for k, row in enumerate(self.rows):
             at = int(self.tables["param_offsets"][k])
             for name in row.inputs + row.outputs:
                 if name is not None:
-                    t = self.tensors[name]
-                    params[at] = bases[t.kind] + t.offset
+                    params[at] = self.address(arena, name)
                 at += 1
             params[at:at + len(row.params)] = row.params
         return params
 
+    def address(self, arena, name):
+        """Absolute address of tensor ``name`` for a stream whose arena is ``arena``."""
+        t = self.tensors[name]
+        return (arena if t.kind == ARENA else self.weights[t.root]).ctypes.data + t.offset
+
     def view(self, arena, name):
         """A numpy view of tensor ``name`` inside ``arena`` (or the weights)."""
-        t = self.tensors[getattr(name, "name", name)]
-        buf = arena if t.kind == ARENA else self.weights
+        name = getattr(name, "name", name)
+        t = self.tensors[name]
+        buf = arena if t.kind == ARENA else self.weights[t.root].reshape(-1).view(np.uint8)
         return buf[t.offset:t.offset + t.nbytes].view(t.dtype).reshape(t.shape)
 
 

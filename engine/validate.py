@@ -3,9 +3,9 @@
 Kernels run without bounds checks; this boundary is why that is safe. Every
 error names the input, what was expected and what was given. What is checked:
 the container (list/tuple in graph-input order, a name → array dict, or a lone
-array for a one-input model), the count, the names, each array's dtype and
-shape (a wrong first dim is reported as a batch size against the compiled
-one). What is accepted as it is: non-contiguous, read-only, unaligned arrays
+array for a one-input model), the count, the names and each array's dtype.
+Shapes are checked against the engine's signature (``plans.Signature``,
+fixed and symbolic dims). What is accepted as it is: non-contiguous, read-only, unaligned arrays
 and ndarray subclasses (the engine copies every input into its arena), and
 NaN/Inf values, which are computed like any others.
 """
@@ -14,15 +14,14 @@ import numpy as np
 from .errors import InputError
 
 
-def check_inputs(names, shapes, dtypes, inputs):
+def check_inputs(names, dtypes, inputs):
     """Return the request's arrays in graph-input order, or raise ``InputError``.
 
     ``inputs`` is a list/tuple of arrays in the order of ``names``, a dict
     name → array, or a lone array when the model has one input.
     """
     inputs = _in_order(names, inputs)
-    return [_check_one(name, tuple(shape), np.dtype(dtype), a)
-            for name, shape, dtype, a in zip(names, shapes, dtypes, inputs)]
+    return [_check_one(name, np.dtype(dtype), a) for name, dtype, a in zip(names, dtypes, inputs)]
 
 
 def _in_order(names, inputs):
@@ -45,19 +44,10 @@ def _in_order(names, inputs):
     return inputs
 
 
-def _check_one(name, shape, dtype, a):
+def _check_one(name, dtype, a):
     if not isinstance(a, np.ndarray):
-        raise InputError(f"input {name!r}: expected a numpy array, given {type(a).__name__} "
-                         f"(wanted {dtype} of shape {list(shape)})")
+        raise InputError(f"input {name!r}: expected a numpy array, given {type(a).__name__} (wanted {dtype})")
     if a.dtype != dtype:
         hint = " (byte order differs: convert with .astype)" if a.dtype.newbyteorder("=") == dtype else ""
         raise InputError(f"input {name!r}: expected dtype {dtype}, given {a.dtype}{hint}")
-    given = tuple(a.shape)
-    if given != shape:
-        msg = f"input {name!r}: expected shape {list(shape)}, given {list(given)}"
-        if len(given) == len(shape) and given[1:] == shape[1:] and len(shape) >= 1:
-            more = "larger" if given[0] > shape[0] else "smaller"
-            msg += (f": batch size {given[0]} is {more} than the compiled batch size {shape[0]}; compile with "
-                    f"batch_size={given[0]} to run this batch")
-        raise InputError(msg)
     return a

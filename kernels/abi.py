@@ -54,6 +54,12 @@ u8.__doc__ = "1-D uint8 array of ``n`` bytes at absolute address ``addr`` (no co
 i8.__doc__ = "1-D int8 array of ``n`` elements at absolute address ``addr`` (no copy)."
 
 
+@numba.njit(inline="always")
+def i64_2d(addr, rows, cols):
+    """2-D int64 array ``rows x cols`` (C order) at absolute address ``addr`` (no copy)."""
+    return numba.carray(_i64_ptr(addr), (rows, cols))
+
+
 @intrinsic
 def call_tile(typingctx, fn_addr, params_addr, tile, scratch):
     """Call the tile kernel at ``fn_addr`` with the ABI above; returns its status."""

@@ -1,10 +1,13 @@
 """The tile executor: every worker runs one nopython ``nogil`` loop for the engine's lifetime.
 
 An engine has ``n_slots`` request slots (streams). A slot's state is one row
-of ``ctl`` (flags and counters) and one ``(CHUNK + n_workers, n_ops)`` matrix of ``st``
-(per-op claim/done/dependency counters and the ready list); every slot shares
-the plan's tables (kernel addresses, tile counts, consumer lists) and has its
-own parameter rows (its arena's addresses).
+of ``ctl`` (flags and counters) and, for the request in it, one ``(CHUNK +
+n_workers, n_ops)`` state matrix (per-op claim/done/dependency counters and
+the ready list). A request brings its own plan: ``start`` writes the addresses
+of its tables (kernel addresses, tile counts, consumer lists), of its
+parameter rows (its arena's addresses) and of its state matrix into the
+slot's control row, so requests of different shapes (different plans) run
+side by side in different slots.
 
 A caller puts a request into a slot with ``start`` and sleeps in ``wait``.
 Workers scan the slots in their own order (``order[w]``: home slot first, then
@@ -30,13 +33,16 @@ slot is inactive and no worker is inside it, so the next request can reset it.
 import numba
 import numpy as np
 
-from tilerun.kernels.abi import call_tile, i64
+from tilerun.kernels.abi import call_tile, i64, i64_2d
 from tilerun.kernels.atomics import (atomic_add, atomic_cas, atomic_load, atomic_store, cpu_relax,
                                      futex_wait, futex_wake, now_ns, sched_yield)
 
-# Columns of a slot's control row (16 int64 = two cache lines, so slots do not share a line).
-ACTIVE, RUNNING, TAIL, OPS_DONE, ERROR, GEN, TRACE_ADDR, TRACE_CAP, TRACE_N, T0, N_CTL = (
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16)
+# Columns of a slot's control row (24 int64 = three cache lines, so slots do not share a line);
+# N_OPS .. ST_ADDR describe the request's plan (``JOB_FIELDS`` of them, in ``start``'s ``job`` order).
+ACTIVE, RUNNING, TAIL, OPS_DONE, ERROR, GEN, TRACE_ADDR, TRACE_CAP, TRACE_N, T0 = range(10)
+N_OPS, FN_ADDR, N_TILES, CONS_PTR, CONS_IDX, PARAMS, ST_ADDR = range(10, 17)
+JOB_FIELDS = 7
+N_CTL = 24
 # Rows of a slot's op-state matrix; rows CHUNK + w count the claims in worker w's chunk.
 DONE, DEPS, READY, READY_OK, TAKEN, READY_NS, CHUNK = 0, 1, 2, 3, 4, 5, 6
 # Columns of the engine-wide control row; column SERVING + w is the slot worker w is in (-1: none).
@@ -51,19 +57,29 @@ SLEEP_NS = 100_000_000  # a sleeping worker re-checks this often even without a 
 STEAL_AFTER_NS = 5_000   # a ready tile in a busy worker's chunk waits this long for its owner
 
 
-def new_state(n_slots, n_ops, n_workers):
-    """Zeroed engine-wide row, slot control rows and op-state matrices."""
+def new_state(n_slots, n_workers):
+    """Zeroed engine-wide row and slot control rows."""
     g = np.zeros(SERVING + n_workers, np.int64)
     g[SERVING:] = -1
-    return (g, np.zeros((n_slots, N_CTL), np.int64),
-            np.zeros((n_slots, CHUNK + n_workers, max(n_ops, 1)), np.int64))
+    return g, np.zeros((n_slots, N_CTL), np.int64)
+
+
+def new_op_state(n_ops, n_workers):
+    """A zeroed op-state matrix for a plan of ``n_ops`` ops (one per slot that runs the plan)."""
+    return np.zeros((CHUNK + n_workers, max(n_ops, 1)), np.int64)
 
 
 @numba.njit(nogil=True, cache=True)
-def start(g, ctl, st, slot, deps_init, trace_addr, trace_cap):
-    """Reset ``slot`` for a new request, make its root ops ready, activate it and wake workers."""
+def start(g, ctl, slot, job, s, deps_init, trace_addr, trace_cap):
+    """Load ``job`` into ``slot``, make its root ops ready, activate it and wake workers.
+
+    ``job`` holds ``[n_ops, fn_addr, n_tiles, cons_ptr, cons_idx, params, state]``:
+    the op count and the addresses of the plan's tables, of the op's
+    parameter-row addresses in this slot and of the op-state matrix ``s``.
+    """
     c = ctl[slot]
-    s = st[slot]
+    for k in range(JOB_FIELDS):
+        c[N_OPS + k] = job[k]
     s[:, :] = 0
     tail = 0
     t0 = now_ns()
@@ -194,13 +210,15 @@ def _run_slot(w, slot, g, c, s, params, fn_addr, n_tiles, cons_ptr, cons_idx, sc
 
 
 @numba.njit(nogil=True, cache=True)
-def serve(w, order, g, ctl, st, params, fn_addr, n_tiles, cons_ptr, cons_idx, scratch):
+def serve(w, order, g, ctl, scratch):
     """Worker ``w``'s loop: run tiles of the slots in ``order`` (-1 ends it) until ``stop``.
 
-    ``params[slot, op]`` is the address of the op's parameter row in that slot.
-    Returns the number of tiles this worker ran.
+    Each slot's control row says which plan its request runs (see ``start``);
+    ``scratch[w]`` is the address of this worker's scratch, read per slot visit
+    so the engine can grow it between requests. Returns the tiles it ran.
     """
     n_slots = ctl.shape[0]
+    n_workers = g.size - SERVING
     pos = np.zeros(n_slots, np.int64)
     gen = np.full(n_slots, -1, np.int64)
     total = 0
@@ -224,8 +242,11 @@ def serve(w, order, g, ctl, st, params, fn_addr, n_tiles, cons_ptr, cons_idx, sc
                     gen[slot] = g_now
                     pos[slot] = 0
                 atomic_store(g, SERVING + w, slot)
-                ran, pos[slot] = _run_slot(w, slot, g, c, st[slot], params[slot], fn_addr, n_tiles, cons_ptr,
-                                           cons_idx, scratch, pos[slot])
+                n_ops = c[N_OPS]
+                ran, pos[slot] = _run_slot(w, slot, g, c, i64_2d(c[ST_ADDR], CHUNK + n_workers, max(n_ops, 1)),
+                                           i64(c[PARAMS], n_ops), i64(c[FN_ADDR], n_ops), i64(c[N_TILES], n_ops),
+                                           i64(c[CONS_PTR], n_ops + 1), i64(c[CONS_IDX], 1 << 40), scratch[w],
+                                           pos[slot])
                 atomic_store(g, SERVING + w, -1)
             atomic_add(c, RUNNING, -1)
             if ran:

@@ -1,9 +1,12 @@
 """A running executor: its state arrays, pinned workers and request slots.
 
-``Runtime`` owns what lives as long as an engine: the executor state of
-every slot, the worker pool serving them in the mode's order, and the FIFO
-queue of free slots. A request is ``acquire`` → fill the slot's arena →
-``execute`` (start + sleep until done) → read outputs → ``release``.
+``Runtime`` owns what lives as long as an engine: the control rows of every
+slot, the worker pool serving them in the mode's order, each worker's scratch
+and the FIFO queue of free slots. A ``Job`` is one plan as one slot runs it
+(its tables, that slot's parameter rows, an op-state matrix). A request is
+``acquire`` → fill the slot's arena → ``execute(slot, job)`` (start + sleep
+until done) → read outputs → ``release``. Requests in different slots may run
+different jobs (plans of different shapes).
 """
 import numpy as np
 
@@ -12,26 +15,34 @@ from .policies import SlotQueue, worker_orders
 from .pool import WorkerPool
 
 
-class Runtime:
-    """Executor state + workers + slots for one plan; ``close`` stops it cleanly."""
+class Job:
+    """One plan's executor tables with one slot's parameter-row addresses and its own op state."""
 
-    def __init__(self, tables, slot_params, topo, mode, scratch_addrs, work_stealing=True):
-        self.n_slots = len(slot_params)
+    def __init__(self, tables, param_addrs, n_workers):
+        self.tables = tables
         self.n_ops = len(tables["n_tiles"])
-        self._tables = tables
-        self._params = np.ascontiguousarray(np.stack(slot_params).astype(np.int64))
-        self._g, self._ctl, self._st = executor.new_state(self.n_slots, self.n_ops, len(topo.cores))
-        self.order = worker_orders(mode, topo, self.n_slots, work_stealing)
-        self._scratch = list(scratch_addrs)
-        self.slots = SlotQueue(self.n_slots)
-        self.tiles_run = np.zeros(len(topo.cores), np.int64)
+        self.params = np.ascontiguousarray(param_addrs, np.int64)
+        self.state = executor.new_op_state(self.n_ops, n_workers)
+        self.fields = np.array([self.n_ops] + [tables[k].ctypes.data for k in ("fn_addr", "n_tiles", "cons_ptr",
+                                                                            "cons_idx")]
+                               + [self.params.ctypes.data, self.state.ctypes.data], np.int64)
+
+
+class Runtime:
+    """Control rows + workers + slots for one engine; ``close`` stops it cleanly."""
+
+    def __init__(self, n_slots, topo, mode, scratch_addrs, work_stealing=True):
+        self.n_slots = n_slots
+        self.n_workers = len(topo.cores)
+        self._g, self._ctl = executor.new_state(n_slots, self.n_workers)
+        self.order = worker_orders(mode, topo, n_slots, work_stealing)
+        self.scratch = np.array(scratch_addrs, np.int64)  # workers read their entry per slot visit
+        self.slots = SlotQueue(n_slots)
+        self.tiles_run = np.zeros(self.n_workers, np.int64)
         self.pool = WorkerPool(topo.cores, self._serve)
 
     def _serve(self, w):
-        t = self._tables
-        self.tiles_run[w] = executor.serve(w, self.order[w], self._g, self._ctl, self._st, self._params,
-                                           t["fn_addr"], t["n_tiles"], t["cons_ptr"], t["cons_idx"],
-                                           self._scratch[w])
+        self.tiles_run[w] = executor.serve(w, self.order[w], self._g, self._ctl, self.scratch)
 
     def acquire(self):
         """A free slot, in caller arrival order (raises ``policies.Closed`` after ``close``)."""
@@ -41,17 +52,17 @@ class Runtime:
         """Give ``slot`` back for the next request."""
         self.slots.release(slot)
 
-    def execute(self, slot, trace=None):
-        """Run the request loaded in ``slot``; returns ``(failed_row or None, trace events used, start ns)``.
+    def execute(self, slot, job, trace=None):
+        """Run ``job`` in ``slot``; returns ``(failed_row or None, trace events used, start ns)``.
 
         ``trace`` is an optional ``(capacity, executor.N_EV)`` int64 array that
         receives one event per tile run; start ns is the request's start on the
         monotonic clock the event times are relative to.
         """
-        if self.n_ops == 0:
+        if job.n_ops == 0:
             return None, 0, 0
         addr, cap = (trace.ctypes.data, trace.shape[0]) if trace is not None else (0, 0)
-        executor.start(self._g, self._ctl, self._st, slot, self._tables["deps"], addr, cap)
+        executor.start(self._g, self._ctl, slot, job.fields, job.state, job.tables["deps"], addr, cap)
         err = executor.wait(self._ctl, slot)
         used = min(int(self._ctl[slot, executor.TRACE_N]), cap)
         return (int(err) - 1 if err else None), used, int(self._ctl[slot, executor.T0])

@@ -122,13 +122,20 @@ def test_malformed_and_missing_files(tmp_path):
         tilerun.compile_model(42)
 
 
-def test_dynamic_dims_need_shapes():
+def test_dynamic_dims_stay_dynamic_unless_fixed():
     m = relu_model(("N", 3, "H", 4))
-    with pytest.raises(tilerun.ArgumentError, match=r"input 'x' has dynamic dims \['H'\]"):
-        tilerun.compile_model(m)
+    with tilerun.compile_model(m) as eng:
+        assert eng.input_shapes == [("N", 3, "H", 4)]
+        for shape in [(1, 3, 5, 4), (2, 3, 1, 4), (1, 3, 5, 4)]:
+            x = np.random.default_rng(0).standard_normal(shape).astype(F)
+            np.testing.assert_array_equal(eng.run([x])[0], np.maximum(x, 0))
+        with pytest.raises(tilerun.InputError, match=r"dim 1 is 3|expected shape \[N, 3, H, 4\], given \[1, 2, 5, 4\]"):
+            eng.run([np.ones((1, 2, 5, 4), F)])
     with tilerun.compile_model(m, input_shapes={"x": [1, 3, 5, 4]}) as eng:
         assert eng.input_shapes == [(1, 3, 5, 4)]
-    with pytest.raises(tilerun.ArgumentError, match="not graph inputs"):
+    with tilerun.compile_model(m, input_shapes={"H": 6}, batch_size=2) as eng:
+        assert eng.input_shapes == [(2, 3, 6, 4)]
+    with pytest.raises(tilerun.ArgumentError, match="neither a graph input"):
         tilerun.compile_model(m, input_shapes={"q": [1]})
 
 

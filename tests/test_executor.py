@@ -14,7 +14,7 @@ from tilerun.kernels.diagnostic import COUNT_TILES, FAIL, any_fail, i64_count_ti
 from tilerun.plan import aligned_bytes
 from tilerun.scheduler import Topology, topology
 from tilerun.scheduler.policies import Closed, Scheduler, SlotQueue, worker_orders
-from tilerun.scheduler.runtime import Runtime
+from tilerun.scheduler.runtime import Job, Runtime
 
 
 class SyntheticPlan:
@@ -51,8 +51,8 @@ class SyntheticPlan:
     def runtime(self, topo, mode=Scheduler.single_stream, work_stealing=True):
         """A running ``Runtime`` over this plan's slots (caller closes it)."""
         self._scratch = [aligned_bytes(64) for _ in topo.cores]
-        return Runtime(self.tables, [addr for _, addr in self.params], topo, mode,
-                       [s.ctypes.data for s in self._scratch], work_stealing)
+        self.jobs = [Job(self.tables, addrs, len(topo.cores)) for _, addrs in self.params]
+        return Runtime(len(self.params), topo, mode, [s.ctypes.data for s in self._scratch], work_stealing)
 
     def log(self, slot=0):
         return self.orders[slot][1:1 + self.orders[slot][0]]
@@ -84,7 +84,7 @@ def run_once(topo, plan, repeat=1):
         for _ in range(repeat):
             slot = rt.acquire()
             plan.orders[slot][0] = 0  # the run-order log restarts with each request
-            failed = rt.execute(slot)[0]
+            failed = rt.execute(slot, plan.jobs[slot])[0]
             rt.release(slot)
         return failed
     finally:
@@ -153,7 +153,7 @@ def test_concurrent_requests_on_slots(mode, stealing):
                 slot = rt.acquire()
                 try:
                     plan.orders[slot][0] = 0
-                    assert rt.execute(slot)[0] is None
+                    assert rt.execute(slot, plan.jobs[slot])[0] is None
                     check_dependency_order(plan.log(slot).tolist(), n_tiles, edges)
                     served[slot] += 1
                 finally:

@@ -317,8 +317,10 @@ def make_case(rng):
 def random_inputs(eng, rng):
     """Random arrays matching the engine's inputs (small integers, so indices are sometimes in range)."""
     gen = np.random.default_rng(rng.randrange(2 ** 32))
+    sizes = {}  # a symbolic dim gets one random size shared by every input that has it
     out = []
-    for shape, dtype in zip(eng.input_shapes, eng.input_dtypes):
+    for dims, dtype in zip(eng.input_shapes, eng.input_dtypes):
+        shape = tuple(d if isinstance(d, int) else sizes.setdefault(d, rng.choice([1, 2, 3])) for d in dims)
         if dtype.kind == "f":
             out.append(gen.standard_normal(shape).astype(dtype))
         elif dtype.kind == "b":

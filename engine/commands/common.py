@@ -97,6 +97,13 @@ def compile_engine(model, args, progress, what="compiling"):
         t0 = time.perf_counter()
         eng = tilerun.compile_model(model, **kwargs)
     log.info("compiled in %.2f s", time.perf_counter() - t0)
+    for name, dims in zip(eng.input_names, eng.input_shapes):
+        dynamic = [axis for axis, d in enumerate(dims) if not isinstance(d, int)]
+        if dynamic:  # the commands make inputs of the engine's shapes: every dim must be known
+            eng.close()
+            example = "x".join(str(d) if isinstance(d, int) else "N" for d in dims)
+            raise CliError(f"input {name!r} has dynamic dims {[dims[a] for a in dynamic]} at axes {dynamic}; "
+                           f"pass --input-shapes {name}:{example} with every dim")
     return eng
 
 

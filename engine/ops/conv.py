@@ -150,9 +150,11 @@ class _ConvRows:
                       **s.ints(), **values)
 
     def packed_weights(self, kernel):
+        w, s, node = self.w, self.s, self.node
         if kernel is K.f32_conv_dw:
-            return self.plan.weight(np.asarray(self.w, np.float32).reshape(self.s.cout, -1), "conv_w")
-        return self.plan.weight(pack_panels(self.w, self.s.groups), "conv_w")
+            return self.plan.weight(lambda: np.asarray(w, np.float32).reshape(s.cout, -1), "conv_w",
+                                    key=(node.name, "conv_dw", w.shape))
+        return self.plan.weight(lambda: pack_panels(w, s.groups), "conv_w", key=(node.name, "conv_w", w.shape))
 
     @property
     def gemm_tiles(self):

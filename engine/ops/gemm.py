@@ -93,7 +93,8 @@ class Gemm(Lowering):
         tb = node.attrs.get("transB", 0)
         alpha, beta = float(node.attrs["alpha"]), float(node.attrs["beta"])
         if b.const is not None:
-            bname = plan.weight(pack_b(b.const.T if tb else b.const), "gemm_b")
+            bname = plan.weight(lambda: pack_b(b.const.T if tb else b.const), "gemm_b",
+                                key=(node.name, "gemm_b", b.const.shape))
         elif tb:
             bname = plan.temp((k, n), np.float32, "gemm_bt")
             tiles, per = plan.split(k, n, granule=16)
@@ -154,7 +155,8 @@ class MatMul(Lowering):
         offs = np.stack([ia, ib], axis=1)
         if b.const is not None:
             # Constant B: packed once into the core's panels; batch offsets count packed floats.
-            bname = plan.weight(pack_b(np.asarray(b.const, np.float32).reshape(sb)), "matmul_b")
+            bname = plan.weight(lambda: pack_b(np.asarray(b.const, np.float32).reshape(sb)), "matmul_b",
+                                key=(node.name, "matmul_b", sb))
             offs[:, 1] = offs[:, 1] // max(k * n, 1) * (k * -(-n // NR) * NR)
         else:
             bname = b.name

@@ -1,0 +1,122 @@
+"""One engine, requests of any shape: symbolic dims stay dynamic, plans built per shape and cached.
+
+Against ONNX Runtime on a BERT-style encoder (symbolic batch and sequence,
+its head-split shapes computed by Shape -> Slice -> Concat chains) and a fully
+convolutional CNN (symbolic batch, height and width), from several threads on
+multi_stream so requests of different shapes run side by side.
+"""
+import concurrent.futures
+import random
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper, numpy_helper
+
+import tilerun
+from tilerun.bert_like import bert_like
+
+F = np.float32
+
+
+def _ort(model):
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def _bert_inputs(rng, batch, seq):
+    ids = rng.integers(0, 1000, (batch, seq)).astype(np.int64)
+    mask = np.ones((batch, seq), np.int64)
+    mask[:, seq // 2:] = rng.integers(0, 2, (batch, seq - seq // 2))
+    return [ids, mask]
+
+
+def small_cnn(seed=0):
+    """Conv-Relu-Conv(stride 2)-depthwise-GlobalAveragePool-Gemm on ``[N, 3, H, W]``, all three symbolic."""
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array((rng.standard_normal(s) * 0.3).astype(F), n) for n, s in
+             [("w0", (16, 3, 3, 3)), ("b0", (16,)), ("w1", (32, 16, 3, 3)), ("w2", (32, 1, 3, 3)),
+              ("fc", (10, 32)), ("fcb", (10,))]]
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], pads=[1] * 4),
+             helper.make_node("Relu", ["c0"], ["r0"]),
+             helper.make_node("Conv", ["r0", "w1"], ["c1"], pads=[1] * 4, strides=[2, 2]),
+             helper.make_node("Conv", ["c1", "w2"], ["c2"], pads=[1] * 4, group=32),
+             helper.make_node("GlobalAveragePool", ["c2"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc", "fcb"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", 1, ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("y", 1, ["N", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_bert_like_any_batch_and_sequence_from_threads():
+    model = bert_like(layers=2, hidden=64, heads=4)
+    sess = _ort(model)
+    shapes = [(b, s) for b in (1, 2, 3, 4) for s in (8, 16, 33)]
+    random.Random(0).shuffle(shapes)
+    with tilerun.compile_model(model, scheduler="multi_stream") as eng:
+        assert eng.input_shapes == [("batch", "seq"), ("batch", "seq")]
+
+        def one(k):
+            b, s = shapes[k % len(shapes)]
+            ids, mask = _bert_inputs(np.random.default_rng(k), b, s)
+            got = eng.run([ids, mask])[0]
+            want = sess.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * max(1.0, float(np.abs(want).max())))
+            return got.shape
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(one, range(2 * len(shapes))))
+        assert got == [(b, s, 64) for b, s in shapes + shapes]
+        assert len(eng._plans.cached()) == 8  # the default capacity: the latest shapes
+
+
+@pytest.mark.parametrize("scheduler", ["single_stream", "multi_stream"])
+def test_fully_convolutional_cnn_any_batch_and_size(scheduler):
+    model = small_cnn()
+    sess = _ort(model)
+    rng = np.random.default_rng(1)
+    with tilerun.compile_model(model, scheduler=scheduler) as eng:
+        for n, size in [(1, 32), (3, 48), (2, 32), (1, 48), (4, 40)]:
+            x = rng.standard_normal((n, 3, size, size)).astype(F)
+            np.testing.assert_allclose(eng.run([x])[0], sess.run(None, {"x": x})[0], rtol=1e-3, atol=1e-4)
+
+
+def test_plans_share_packed_weights_and_evict_least_recent():
+    model = small_cnn()
+    with tilerun.compile_model(model, plan_cache_size=2) as eng:
+        outs = {}
+        for size in (32, 40, 48, 32):
+            x = np.ones((1, 3, size, size), F)
+            outs.setdefault(size, eng.run([x])[0])
+            np.testing.assert_array_equal(eng.run([x])[0], outs[size])
+        cached = eng._plans.cached()
+        assert [shapes for shapes, _ in cached] == [((1, 3, 48, 48),), ((1, 3, 32, 32),)]
+        packed = [{id(a) for n, a in sp.plan.weights.items() if n.startswith("#conv_w")} for _, sp in cached]
+        assert packed[0] == packed[1] and len(packed[0]) == 3  # one packing per conv, shared by both plans
+
+
+def test_symbol_bounds_and_agreement_are_checked():
+    model = bert_like(layers=1, hidden=32, heads=2)
+    with tilerun.compile_model(model, input_shapes={"seq": (1, 16), "batch": 2}) as eng:
+        assert eng.input_shapes == [(2, "seq"), (2, "seq")]
+        ids, mask = _bert_inputs(np.random.default_rng(0), 2, 16)
+        eng.run([ids, mask])
+        with pytest.raises(tilerun.InputError, match=r"dim 1 \('seq'\) must be in \[1, 16\], given 17"):
+            eng.run(_bert_inputs(np.random.default_rng(0), 2, 17))
+        with pytest.raises(tilerun.InputError, match=r"inputs sharing a symbolic dim must agree"):
+            eng.run([ids, mask[:, :8]])
+        with pytest.raises(tilerun.InputError, match=r"expected shape \[2, seq\], given \[1, 16\]"):
+            eng.run([ids[:1], mask[:1]])
+    with pytest.raises(tilerun.ArgumentError, match="neither a graph input"):
+        tilerun.compile_model(model, input_shapes={"sequence": 8})
+
+
+def test_static_model_builds_its_one_plan_at_compile_time():
+    model = small_cnn()
+    with tilerun.compile_model(model, input_shapes={"x": [1, 3, 32, 32]}) as eng:
+        assert eng.plan is not None and len(eng._plans.cached()) == 1
+        with pytest.raises(tilerun.InputError, match=r"expected shape \[1, 3, 32, 32\], given \[1, 3, 40, 40\]"):
+            eng.run([np.ones((1, 3, 40, 40), F)])
