@@ -22,6 +22,7 @@ from .importer import import_model
 from .ir import Value
 from .load import load_model, model_opset
 from .passes import run_passes
+from .passes.batch_generic import free_reshape_batch
 from .passes.fold_batchnorm import CHANNEL_AFFINE
 
 TARGET_OPSET = 17
@@ -51,27 +52,6 @@ def convert_model(model, opset=None, batch_size=1, input_shapes=None, dynamic_ba
     converted.ir_version = max(converted.ir_version, helper.find_min_ir_version_for(list(converted.opset_import)))
     attach_weights(converted, weights)
     return converted
-
-
-def free_reshape_batch(graph):
-    """Let Reshapes to a constant shape that starts with 1 (the batch, in models exported at
-    batch 1) copy the batch from their input instead: the leading 1 becomes 0, in place.
-
-    A heuristic: the converted model is run at two batch sizes by ``tilerun convert``.
-    """
-    for node in graph.nodes:
-        if node.op_type != "Reshape" or len(node.inputs) < 2 or node.attrs.get("allowzero", 0):
-            continue
-        x, v = graph.value(node.inputs[0]), graph.value(node.inputs[1])
-        if v is None or v.const is None or v.const.ndim != 1 or not v.const.size or int(v.const[0]) != 1:
-            continue
-        if not x.shape or x.shape[0] != 1:
-            continue
-        shape = v.const.copy()
-        shape[0] = 0
-        name = f"{node.name}/shape_free_batch"
-        graph.values[name] = Value(name, shape.shape, shape.dtype, shape)
-        node.inputs = [node.inputs[0], name] + node.inputs[2:]
 
 
 def graph_to_onnx(graph, original, dynamic_batch=False):

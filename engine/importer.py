@@ -80,7 +80,7 @@ def import_model(proto):
             values[np_.output[0]] = _constant(np_.output[0], _constant_node_value(np_, name))
             continue
         nodes.append(Node(np_.op_type, name, list(np_.input), list(np_.output),
-                          parse_attributes(np_, opset), np_.domain, np_))
+                          parse_attributes(np_, opset), np_.domain, _detached(np_)))
     outputs = [o.name for o in g.output]
     if not outputs:
         raise ModelError("graph declares no outputs (expected at least one)")
@@ -238,3 +238,10 @@ def _topological(nodes, available, outputs):
                         raise ModelError(f"graph has a cycle through node {p.name!r} ({p.op_type})")
                     stack.append((p, False))
     return order
+
+
+def _detached(node_proto):
+    """A copy of ``node_proto`` that does not keep the whole ModelProto (and its weights) alive."""
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node_proto)
+    return copy

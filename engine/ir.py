@@ -6,6 +6,7 @@ its attributes already parsed into Python values (defaults filled in). The
 ``Graph`` keeps nodes in topological order. This module holds data only; the
 passes and lowerings act on it.
 """
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +67,16 @@ class Graph:
     inputs: list
     outputs: list
     opset: int
+
+    def copy(self):
+        """A copy that passes may rewrite: new values and nodes, constant arrays and node protos shared."""
+        values = {k: copy.copy(v) for k, v in self.values.items()}
+        nodes = []
+        for n in self.nodes:
+            c = copy.copy(n)
+            c.inputs, c.outputs, c.attrs, c.fused = list(n.inputs), list(n.outputs), dict(n.attrs), copy.copy(n.fused)
+            nodes.append(c)
+        return Graph(nodes, values, list(self.inputs), list(self.outputs), self.opset)
 
     def value(self, name):
         """The ``Value`` called ``name``; '' (an omitted optional input) gives None."""

@@ -14,7 +14,6 @@ Not here: running requests (``api.Engine``), shape-valued inputs (a Reshape's
 shape given at run time), or batching requests together.
 """
 import collections
-import copy
 import threading
 from dataclasses import dataclass
 
@@ -23,9 +22,9 @@ import numpy as np
 from tilerun.scheduler.runtime import Job
 
 from .errors import ArgumentError, InputError
-from .ir import Graph
 from .lower import lower_graph
 from .passes import run_passes
+from .passes.batch_generic import batch_generic
 from .plan import aligned_bytes
 
 
@@ -51,6 +50,10 @@ class Signature:
         self.dtypes = [graph.values[n].dtype for n in self.names]
         symbols = {}
         self.dims = []
+        declared = [graph.values[n].shape for n in self.names]
+        # A fixed-batch export asked to run other batches: its baked Reshapes need rewriting (``batch_generic``).
+        self.export_shapes = None
+        self.batch_max = None  # batch_size: requests of any batch up to it run at their own batch
         for name in self.names:
             v = graph.values[name]
             if name in input_shapes:
@@ -63,6 +66,7 @@ class Signature:
                 # overrides a fixed one when it asks for other than 1 (a batch-1 export).
                 if dims and batch_size is not None and (isinstance(dims[0], str) or batch_size != 1):
                     dims[0] = int(batch_size)
+                    self.batch_max = int(batch_size)
             for d in dims:
                 if isinstance(d, str):
                     symbols.setdefault(d, Bounds())
@@ -74,6 +78,9 @@ class Signature:
             symbols[sym] = self._bounds(sym, given)
         self.bounds = symbols
         self.dims = [tuple(self._fix(d) for d in dims) for dims in self.dims]
+        fixed_export = all(s is not None and all(isinstance(d, int) for d in s) for s in declared)
+        if fixed_export and any(dims[:1] != tuple(s[:1]) for dims, s in zip(self.dims, declared)):
+            self.export_shapes = [tuple(s) for s in declared]
 
     @staticmethod
     def _given(name, declared, dims):
@@ -107,8 +114,8 @@ class Signature:
 
     @property
     def static(self):
-        """Whether every dim is fixed (one plan serves every request)."""
-        return all(isinstance(d, int) for dims in self.dims for d in dims)
+        """Whether one plan serves every request: every dim fixed, the batch included."""
+        return self.batch_max is None and all(isinstance(d, int) for dims in self.dims for d in dims)
 
     def shapes_of(self, arrays):
         """The concrete input shapes of checked ``arrays``, or ``InputError`` naming the input and the dim."""
@@ -120,7 +127,7 @@ class Signature:
                                  f"(rank {len(given)}, expected rank {len(dims)})")
             for axis, (d, g) in enumerate(zip(dims, given)):
                 if isinstance(d, int):
-                    if d != g:
+                    if d != g and not (axis == 0 and d == self.batch_max and 1 <= g <= d):
                         raise InputError(_fixed_mismatch(name, dims, given, axis))
                     continue
                 b = self.bounds[d]
@@ -139,22 +146,10 @@ def _show(dims):
 
 def _fixed_mismatch(name, dims, given, axis):
     msg = f"input {name!r}: expected shape {_show(dims)}, given {list(given)}"
-    if axis == 0 and list(given[1:]) == [g for d, g in zip(dims[1:], given[1:])]:
-        more = "larger" if given[0] > dims[0] else "smaller"
-        msg += (f": batch size {given[0]} is {more} than the compiled batch size {dims[0]}; compile with "
-                f"batch_size={given[0]} (or batch_size=None for any batch) to run this batch")
+    if axis == 0:
+        msg += (f": batch size {given[0]} is larger than the compiled batch size {dims[0]}; compile with "
+                f"batch_size={given[0]} to run this batch")
     return msg
-
-
-def copy_graph(graph):
-    """A copy of ``graph`` that passes may rewrite: new values and nodes, constant arrays shared."""
-    values = {k: copy.copy(v) for k, v in graph.values.items()}
-    nodes = []
-    for n in graph.nodes:
-        c = copy.copy(n)
-        c.inputs, c.outputs, c.attrs, c.fused = list(n.inputs), list(n.outputs), dict(n.attrs), copy.copy(n.fused)
-        nodes.append(c)
-    return Graph(nodes, values, list(graph.inputs), list(graph.outputs), graph.opset)
 
 
 class ShapePlan:
@@ -192,6 +187,8 @@ class PlanCache:
     def __init__(self, graph, signature, num_workers, n_slots, capacity=8, fuse=True):
         self._graph, self.signature = graph, signature
         self.output_names = list(graph.outputs)
+        if signature.export_shapes is not None:
+            batch_generic(graph, signature.export_shapes, self._infer)
         self._num_workers, self._n_slots, self._fuse = num_workers, n_slots, fuse
         self.capacity = capacity
         self.weight_cache = {}  # packed weights shared by every shape's plan
@@ -211,6 +208,8 @@ class PlanCache:
                 sp = self._plans.get(shapes)
             if sp is None:
                 sp = self.build(shapes)
+                if self.signature.static:
+                    self._graph = None  # its one plan holds what it needs: drop the unpacked weights
             with self._lock:
                 self._plans[shapes] = sp
                 self._plans.move_to_end(shapes)
@@ -218,10 +217,13 @@ class PlanCache:
                     self._plans.popitem(last=False)  # in-flight requests keep theirs alive
             return sp
 
+    def _infer(self, graph, shapes, fuse=False):
+        run_passes(graph, None, dict(zip(self.signature.names, shapes)), fuse=fuse)
+
     def build(self, shapes):
         """Passes and lowering at ``shapes`` on a copy of the graph (the original is left as imported)."""
-        graph = self._graph if self.signature.static else copy_graph(self._graph)
-        run_passes(graph, None, dict(zip(self.signature.names, shapes)), fuse=self._fuse)
+        graph = self._graph if self.signature.static else self._graph.copy()
+        self._infer(graph, shapes, self._fuse)
         plan = lower_graph(graph, self._num_workers, self.weight_cache)
         return ShapePlan(graph, plan, self._n_slots, self._num_workers)
 

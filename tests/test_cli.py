@@ -118,6 +118,16 @@ def test_run_subprocess(tiny):
 
 # -- benchmark -----------------------------------------------------------------------------
 
+def test_benchmark_counts_items_by_the_real_batch(tiny, tmp_path, capsys):
+    # tiny's input is [3, 4]: --batch-size 1 leaves its fixed batch of 3, which is what each request carries
+    path = tmp_path / "bench.json"
+    assert main(["benchmark", tiny, "--time", "0.2", "--warmup", "0", "--batch-size", "1", "--json", str(path)]) == 0
+    doc = json.loads(path.read_text())
+    r = doc["results"]["tilerun"]
+    assert doc["config"]["batch_size"] == 3 and "batch=3" in capsys.readouterr().out
+    assert r["items_per_s"] == pytest.approx(r["requests"] * 3 / r["seconds"])
+
+
 def test_benchmark_compare_json(convnet, tmp_path, capsys):
     path = tmp_path / "bench.json"
     assert main(["benchmark", convnet, "--time", "0.3", "--warmup", "0", "--compare", "onnxruntime",

@@ -120,3 +120,47 @@ def test_static_model_builds_its_one_plan_at_compile_time():
         assert eng.plan is not None and len(eng._plans.cached()) == 1
         with pytest.raises(tilerun.InputError, match=r"expected shape \[1, 3, 32, 32\], given \[1, 3, 40, 40\]"):
             eng.run([np.ones((1, 3, 40, 40), F)])
+
+
+def baked_batch_model():
+    """Exported at batch 1: input ``[1, 3, 8, 8]`` and a ``Reshape [1, 192]`` that bakes the batch."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Reshape", ["r", "shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w"], ["y"])]
+    inits = [numpy_helper.from_array(np.array([1, 192], np.int64), "shape"),
+             numpy_helper.from_array(np.random.default_rng(0).standard_normal((192, 5)).astype(F), "w")]
+    graph = helper.make_graph(nodes, "baked", [helper.make_tensor_value_info("x", 1, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", 1, [1, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_batch_size_runs_every_batch_up_to_it_even_when_the_export_baked_batch_one():
+    model = baked_batch_model()
+    x = np.random.default_rng(2).standard_normal((4, 3, 8, 8)).astype(F)
+    with tilerun.compile_model(model) as one:
+        want = np.concatenate([one.run([x[i:i + 1]])[0] for i in range(4)])
+        with pytest.raises(tilerun.InputError, match="batch size 2 is larger than the compiled batch size 1"):
+            one.run([x[:2]])
+    with tilerun.compile_model(model, batch_size=4) as eng:
+        assert eng.input_shapes == [(4, 3, 8, 8)]
+        for b in (4, 1, 3):
+            np.testing.assert_allclose(eng.run([x[:b]])[0], want[:b], rtol=1e-5, atol=1e-5)
+        with pytest.raises(tilerun.InputError, match="batch size 5 is larger than the compiled batch size 4"):
+            eng.run([np.concatenate([x, x[:1]])])
+    with tilerun.compile_model(model, input_shapes={"x": [3, 3, 8, 8]}) as eng:
+        np.testing.assert_allclose(eng.run([x[:3]])[0], want[:3], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_default_model_batches():
+    from tilerun.models import default_model, random_inputs
+    model = default_model()
+    x = np.random.default_rng(3).standard_normal((2, 3, 224, 224)).astype(F)
+    with tilerun.compile_model(model, batch_size=2) as eng:
+        both = eng.run([x])[0]
+        np.testing.assert_allclose(eng.run([x[1:]])[0], both[1:], rtol=1e-4, atol=1e-3)
+    want = _ort(model).run(None, {"gpu_0/data_0": x[:1]})[0]
+    np.testing.assert_allclose(both[:1], want, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(want).max())))
+    assert random_inputs(eng)[0].shape == (2, 3, 224, 224)

@@ -61,6 +61,11 @@ def engine_cores(eng):
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def request_batch(inputs):
+    """The batch a request carries: the leading dim of its first input with one (1 for scalars)."""
+    return next((int(a.shape[0]) for a in inputs if a.ndim), 1)
+
+
 def default_callers(eng, concurrency=None):
     """Concurrent callers: ``concurrency`` if given, else 1 for single_stream, else the stream count."""
     if concurrency:
@@ -83,8 +88,8 @@ def main(args):
         if args.compare:
             runners["onnxruntime"] = _ort_runner(model, eng, inputs, config, progress)
         results = measure_interleaved(runners, args.time, args.warmup, config["callers"], progress)
-    for r in results.values():
-        r["items_per_s"] = r["requests"] * args.batch_size / r["seconds"] if r["seconds"] else float("nan")
+    for r in results.values():  # items: the batch each request really carried
+        r["items_per_s"] = r["requests"] * config["batch_size"] / r["seconds"] if r["seconds"] else float("nan")
     print()
     print(format_table(results))
     if args.json:
@@ -94,7 +99,7 @@ def main(args):
 
 def _config(args, eng, inputs):
     return {"model": common.describe_model(args.model), "scheduler": str(eng.scheduler),
-            "streams": int(eng.num_streams), "cores": engine_cores(eng), "batch_size": args.batch_size,
+            "streams": int(eng.num_streams), "cores": engine_cores(eng), "batch_size": request_batch(inputs),
             "callers": default_callers(eng, args.concurrency), "time_s": args.time, "warmup_s": args.warmup,
             "inputs": {n: f"{a.dtype}{list(a.shape)}" for n, a in zip(eng.input_names, inputs)},
             "input_source": args.inputs or f"random (seed {args.seed})"}
