@@ -101,8 +101,8 @@ class Engine:
         self._async = None
         self._closed = False
         self._lock = threading.Lock()
-        # With fixed dims one plan serves every request: built now, so its errors surface here.
-        self.plan = plans.get(tuple(sig.dims)).plan if sig.static else None
+        # With fixed dims (or the largest batch of batch_size) the plan is built now, so its errors surface here.
+        self.plan = plans.get(tuple(sig.dims)).plan if sig.fixed else None
         self._scratch = [aligned_bytes(self.plan.scratch_bytes if self.plan else ALIGN) for _ in topo.cores]
         self._retired = []  # scratch a worker may still hold while a bigger one replaces it
         self._runtime = Runtime(num_streams, topo, mode, [s.ctypes.data for s in self._scratch], work_stealing)

@@ -113,9 +113,14 @@ class Signature:
         return d
 
     @property
+    def fixed(self):
+        """Whether every dim has one size (the batch may still run smaller up to ``batch_max``)."""
+        return all(isinstance(d, int) for dims in self.dims for d in dims)
+
+    @property
     def static(self):
         """Whether one plan serves every request: every dim fixed, the batch included."""
-        return self.batch_max is None and all(isinstance(d, int) for dims in self.dims for d in dims)
+        return self.batch_max is None and self.fixed
 
     def shapes_of(self, arrays):
         """The concrete input shapes of checked ``arrays``, or ``InputError`` naming the input and the dim."""
@@ -127,10 +132,13 @@ class Signature:
                                  f"(rank {len(given)}, expected rank {len(dims)})")
             for axis, (d, g) in enumerate(zip(dims, given)):
                 if isinstance(d, int):
-                    if d != g and not (axis == 0 and d == self.batch_max and 1 <= g <= d):
+                    if axis == 0 and d == self.batch_max and 1 <= g <= d:
+                        d = "batch_size"  # any batch up to batch_size, the same in every input
+                    elif d != g:
                         raise InputError(_fixed_mismatch(name, dims, given, axis))
-                    continue
-                b = self.bounds[d]
+                    else:
+                        continue
+                b = self.bounds.get(d, Bounds())
                 if not b.allows(g):
                     raise InputError(f"input {name!r}: dim {axis} ({d!r}) must be {b}, given {g} "
                                      f"(shape {list(given)})")
