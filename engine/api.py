@@ -16,7 +16,9 @@ import atexit
 import concurrent.futures
 import sys
 import threading
+import logging
 import time
+import warnings
 import weakref
 
 import numpy as np
@@ -36,37 +38,86 @@ from .passes import run_passes
 from .plan import aligned_bytes
 from .validate import check_inputs
 
+log = logging.getLogger("tilerun")
+
 
 def compile_model(model, batch_size=1, input_shapes=None, num_cores=None, num_streams=None,
                   scheduler="single_stream", topology=None, work_stealing=True, *, _empty_dims=False):
-    """Compile an ONNX model (path, bytes or ModelProto) into a running ``Engine``.
+    """Compile an ONNX model into a running ``Engine`` (close it, or use it as a context manager).
 
+    ``model``: a path to an ``.onnx`` file (external data is read from beside
+    it), the file's bytes, or an ``onnx.ModelProto``.
+    ``batch_size``: the first dim of every input, when the model leaves it
+    dynamic or declares another one (None keeps the declared dims).
+    ``input_shapes``: the other dynamic dims, as a dict input name → list of
+    every dim of that input, e.g. ``{"input_ids": [1, 128]}``; it wins over
+    ``batch_size`` for the inputs it names.
+    ``num_cores``: how many of the usable cores get a pinned worker (None:
+    all of them; more than there are uses them all, with a ``UserWarning``).
     ``scheduler`` is ``"single_stream"`` (one request at a time over all
     cores), ``"multi_stream"`` (``num_streams`` concurrent requests, default
     one per core; idle workers help other in-flight requests unless
     ``work_stealing=False``) or ``"elastic"`` (at most one request per NUMA
-    node / L3 domain). ``topology`` replaces the detected CPU topology (a
-    ``tilerun.scheduler.Topology``, e.g. two one-core domains for testing).
-    A bad argument raises ``ArgumentError`` before the model is read.
+    node / L3 domain), as a string or a ``tilerun.Scheduler``. ``topology``
+    replaces the detected CPU topology (a ``tilerun.Topology``, e.g. two
+    one-core domains for testing).
+
+    Raises ``ArgumentError`` for a bad argument, before the model is read;
+    ``ModelError`` for a file that cannot be read or a malformed graph;
+    ``UnsupportedOpError`` naming the op types (and nodes) tilerun has no
+    kernel for (``QuantizedModelError`` for a quantized model). All are
+    ``tilerun.TilerunError``; none leaves workers running.
     (``_empty_dims``: the onnx backend's 0 dims in ``input_shapes``, for onnx's
     conformance cases on empty tensors.)
     """
     mode = check_compile_arguments(batch_size, input_shapes, num_cores, scheduler, topology, work_stealing,
                                    empty_dims=_empty_dims)
     debug = debug_level()
-    topo = (topology or cpu_topology.detect()).limit(num_cores)
+    detected = topology or cpu_topology.detect()
+    if num_cores is not None and num_cores > len(detected.cores):
+        warnings.warn(f"num_cores={num_cores}, but only {len(detected.cores)} cores are usable: "
+                      f"using {len(detected.cores)}", UserWarning, stacklevel=2)
+    topo = detected.limit(num_cores)
     try:
         n_streams = check_num_streams(mode, topo, num_streams)
     except ValueError as e:
         raise ArgumentError(str(e)) from None
+    t0 = time.perf_counter()
     graph = import_model(load_model(model))
     run_passes(graph, batch_size, input_shapes)
+    t1 = time.perf_counter()
     plan = lower_graph(graph, len(topo.cores))
+    _log_compile(graph, plan, topo, mode, n_streams, t1 - t0, time.perf_counter() - t1)
     return Engine(graph, plan, topo, mode, n_streams, work_stealing, debug)
 
 
+def _log_compile(graph, plan, topo, mode, n_streams, passes_s, lower_s):
+    """DEBUG lines (``tilerun -vv``): where compile time went, the plan's size and the runtime's shape."""
+    log.debug("load, import and passes %.3f s (%d nodes left), lowering %.3f s", passes_s, len(graph.nodes), lower_s)
+    log.debug("plan: %d rows, %d tiles, arena %.1f MiB per stream, weights %.1f MiB, scratch %d KiB per worker",
+              len(plan.rows), sum(r.n_tiles for r in plan.rows), plan.arena_size / 2**20, plan.weights.nbytes / 2**20,
+              plan.scratch_bytes // 1024)
+    log.debug("runtime: %s, %d stream(s), %d worker(s) on cores %s", mode.value, n_streams, len(topo.cores),
+              list(topo.cores))
+
+
 class Engine:
-    """A compiled model served by pinned workers; call ``run`` (or the engine itself)."""
+    """A compiled model served by pinned workers; call ``run`` (or the engine itself). Made by ``compile_model``.
+
+    Attributes (read them, do not set them):
+
+    - ``input_names``: the graph inputs ``run`` takes, in order.
+    - ``input_shapes``: the static shape (a tuple) of each input.
+    - ``input_dtypes``: the numpy dtype of each input.
+    - ``output_names``: the outputs ``run`` returns, in order.
+    - ``scheduler``: the ``tilerun.Scheduler`` serving requests.
+    - ``num_streams``: requests served at once (request slots).
+    - ``num_cores``: worker threads, one pinned per core.
+    - ``topology``: the ``tilerun.Topology`` of those cores.
+    - ``closed``: True once ``close`` was called.
+
+    An engine is a context manager: ``with compile_model(...) as eng:`` closes it at the end.
+    """
 
     def __init__(self, graph, plan, topo, mode, num_streams=1, work_stealing=True, debug=0):
         self.plan = plan
@@ -95,6 +146,23 @@ class Engine:
         self._closed = False
         self._lock = threading.Lock()
         _LIVE.add(self)
+
+    @property
+    def num_cores(self):
+        """Worker threads, one pinned per core."""
+        return len(self.topology.cores)
+
+    @property
+    def closed(self):
+        """True once ``close`` was called."""
+        return self._closed
+
+    def __repr__(self):
+        sig = ", ".join(f"{n}: {np.dtype(d).name}{list(s)}"
+                        for n, s, d in zip(self.input_names, self.input_shapes, self.input_dtypes))
+        state = "closed" if self._closed else "open"
+        return (f"<tilerun.Engine inputs ({sig}) -> outputs {self.output_names}; {self.scheduler.value}, "
+                f"{self.num_streams} stream(s), {self.num_cores} core(s), {state}>")
 
     # -- running ---------------------------------------------------------------
     def run(self, inputs):
@@ -161,13 +229,26 @@ class Engine:
             self._bind_inputs(slot, arrays)
             failed, used, start_ns = self._runtime.execute(slot, trace)
             if failed is not None:
-                row = self.plan.rows[failed]
-                raise RequestError(f"kernel {row.kernel.name} of node {row.node!r} ({row.op_type}) reported a fault")
+                raise RequestError(self._fault(self.plan.rows[failed], slot, arrays))
             outputs = [self._constant_outputs[n].copy() if v is None else v.copy()
                        for n, v in zip(self.output_names, self._out_views[slot])]
             return outputs, (None if trace is None else (trace[:used], start_ns))
         finally:
             self._runtime.release(slot)
+
+    def _fault(self, row, slot, arrays):
+        """The message of a request failed by ``row``'s kernel; its ``explain`` says what was wrong, if it can."""
+        what = f"kernel {row.kernel.name} reported a fault"
+        if row.explain is not None:
+            def read(name):  # a graph input may have been read in place: the request's own array holds it
+                if name in self.input_names:
+                    return arrays[self.input_names.index(name)]
+                return self.plan.view(self._arenas[slot], name)
+            try:
+                what = row.explain(read) or what
+            except Exception:  # the explanation is a courtesy: the fault itself is reported regardless
+                pass
+        return f"node {row.node!r} ({row.op_type}): {what}"
 
     def _bind_inputs(self, slot, arrays):
         # An input that only in-bounds readers touch (a CNN's first padding
@@ -206,6 +287,8 @@ class Engine:
         return stopped
 
     def __enter__(self):
+        if self._closed:
+            raise RequestError("engine is closed: compile the model again to use it in a with block")
         return self
 
     def __exit__(self, *exc):
