@@ -4,6 +4,7 @@
 import time, ``compile_model`` time and first-run time, each measured in a
 new interpreter (what a user feels at every start).
 """
+import argparse
 import json
 import os
 import subprocess
@@ -44,4 +45,8 @@ def main(model="resnet50"):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    from tilerun.models import LIGHT_MODELS
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", nargs="?", default="resnet50", choices=LIGHT_MODELS,
+                    help="light model of the onnx wheel (default resnet50)")
+    main(ap.parse_args().model)

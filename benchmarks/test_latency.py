@@ -68,12 +68,12 @@ if pytest is not None:
 
 
 def summary(threads=1, rounds=20, models=None, block=10):
-    """Print model, tilerun median ms, ORT median ms, ratio, measured interleaved.
+    """Print model, tilerun median ms, ORT median ms and the speed-up (ORT ms / tilerun ms: > 1, tilerun faster).
 
     The engines alternate in blocks of ``block`` timed runs (``interleave.alternate``).
     """
     print(f"threads={threads}  rounds={rounds}x{block}")
-    print(f"{'model':<14}{'tilerun ms':>12}{'ORT ms':>10}{'ratio':>8}")
+    print(f"{'model':<14}{'tilerun ms':>12}{'ORT ms':>10}{'speed-up':>10}")
     for name in models or MODELS:
         model = _model(name)
         try:
@@ -84,7 +84,7 @@ def summary(threads=1, rounds=20, models=None, block=10):
         ort_fn = _ort_runner(model, threads)
         ta, tb = (t * 1e3 for t in alternate((fn, ort_fn), rounds, block))
         eng.close()
-        print(f"{name:<14}{ta:>12.2f}{tb:>10.2f}{ta / tb:>8.2f}")
+        print(f"{name:<14}{ta:>12.2f}{tb:>10.2f}{tb / ta:>9.2f}x")
 
 
 if __name__ == "__main__":

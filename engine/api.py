@@ -19,7 +19,9 @@ import atexit
 import concurrent.futures
 import sys
 import threading
+import logging
 import time
+import warnings
 import weakref
 
 import numpy as np
@@ -39,52 +41,85 @@ from .plan import aligned_bytes
 from .plans import PlanCache, Signature
 from .validate import check_inputs
 
+log = logging.getLogger("tilerun")
+
 
 def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num_streams=None,
                   scheduler="single_stream", topology=None, work_stealing=True, plan_cache_size=8, *,
                   _empty_dims=False):
-    """Compile an ONNX model (path, bytes or ModelProto) into a running ``Engine``.
+    """Compile an ONNX model into a running ``Engine`` (close it, or use it as a context manager).
 
+    ``model``: a path to an ``.onnx`` file (external data is read from beside
+    it), the file's bytes, or an ``onnx.ModelProto``.
     Dims the model leaves symbolic (``dim_param`` or unnamed) stay dynamic: each
     request may have its own sizes there, and a plan for sizes not seen before
     is built on first use (the ``plan_cache_size`` most recent are kept).
-    ``batch_size`` fixes the first dim of every input (None: as the model says).
-    ``input_shapes`` maps an input name to its full shape, e.g.
-    ``{"input_ids": [1, 128]}``, or a symbolic dim's name to a size or to
-    ``(lo, hi)`` bounds, e.g. ``{"seq": (1, 512)}``.
-
+    ``batch_size``: the largest batch (the first dim of every input); requests
+    of any batch up to it run at their own batch (None keeps the declared dims).
+    ``input_shapes``: maps an input name to its full shape, e.g.
+    ``{"input_ids": [1, 128]}`` (it wins over ``batch_size`` for the inputs it
+    names), or a symbolic dim's name to a size or to ``(lo, hi)`` bounds, e.g.
+    ``{"seq": (1, 512)}``.
+    ``num_cores``: how many of the usable cores get a pinned worker (None:
+    all of them; more than there are uses them all, with a ``UserWarning``).
     ``scheduler`` is ``"single_stream"`` (one request at a time over all
     cores), ``"multi_stream"`` (``num_streams`` concurrent requests, default
     one per core; idle workers help other in-flight requests unless
     ``work_stealing=False``) or ``"elastic"`` (at most one request per NUMA
-    node / L3 domain). ``topology`` replaces the detected CPU topology (a
-    ``tilerun.scheduler.Topology``, e.g. two one-core domains for testing).
-    A bad argument raises ``ArgumentError`` before the model is read.
+    node / L3 domain), as a string or a ``tilerun.Scheduler``. ``topology``
+    replaces the detected CPU topology (a ``tilerun.Topology``, e.g. two
+    one-core domains for testing).
+
+    Raises ``ArgumentError`` for a bad argument, before the model is read;
+    ``ModelError`` for a file that cannot be read or a malformed graph;
+    ``UnsupportedOpError`` naming the op types (and nodes) tilerun has no
+    kernel for (``QuantizedModelError`` for a quantized model). All are
+    ``tilerun.TilerunError``; none leaves workers running.
     (``_empty_dims``: the onnx backend's 0 dims in ``input_shapes``, for onnx's
     conformance cases on empty tensors.)
     """
     mode = check_compile_arguments(batch_size, input_shapes, num_cores, scheduler, topology, work_stealing,
                                    empty_dims=_empty_dims)
     debug = debug_level()
-    topo = (topology or cpu_topology.detect()).limit(num_cores)
+    detected = topology or cpu_topology.detect()
+    if num_cores is not None and num_cores > len(detected.cores):
+        warnings.warn(f"num_cores={num_cores}, but only {len(detected.cores)} cores are usable: "
+                      f"using {len(detected.cores)}", UserWarning, stacklevel=2)
+    topo = detected.limit(num_cores)
     try:
         n_streams = check_num_streams(mode, topo, num_streams)
     except ValueError as e:
         raise ArgumentError(str(e)) from None
     if not isinstance(plan_cache_size, int) or isinstance(plan_cache_size, bool) or plan_cache_size < 1:
         raise ArgumentError(f"plan_cache_size must be a positive integer, given {plan_cache_size!r}")
+    t0 = time.perf_counter()
     graph = import_model(load_model(model))
+    log.debug("load and import %.3f s (%d nodes)", time.perf_counter() - t0, len(graph.nodes))
     plans = PlanCache(graph, Signature(graph, batch_size, input_shapes), len(topo.cores), n_streams,
                       plan_cache_size)
+    log.debug("runtime: %s, %d stream(s), %d worker(s) on cores %s", mode.value, n_streams, len(topo.cores),
+              list(topo.cores))
     return Engine(plans, topo, mode, n_streams, work_stealing, debug)
 
 
 class Engine:
-    """A compiled model served by pinned workers; call ``run`` (or the engine itself).
+    """A compiled model served by pinned workers; call ``run`` (or the engine itself). Made by ``compile_model``.
 
-    ``input_shapes`` holds each input's dims: an int where fixed, the symbol's
-    name where dynamic. ``plan`` is the plan of the latest request's shapes
-    (for a model with fixed dims, its one plan).
+    Attributes (read them, do not set them):
+
+    - ``input_names``: the graph inputs ``run`` takes, in order.
+    - ``input_shapes``: each input's dims (a tuple): an int where fixed, the
+      symbol's name (a str) where dynamic.
+    - ``input_dtypes``: the numpy dtype of each input.
+    - ``output_names``: the outputs ``run`` returns, in order.
+    - ``scheduler``: the ``tilerun.Scheduler`` serving requests.
+    - ``num_streams``: requests served at once (request slots).
+    - ``num_cores``: worker threads, one pinned per core.
+    - ``topology``: the ``tilerun.Topology`` of those cores.
+    - ``closed``: True once ``close`` was called.
+    - ``plan``: the plan of the latest request's shapes (for fixed dims, the one plan).
+
+    An engine is a context manager: ``with compile_model(...) as eng:`` closes it at the end.
     """
 
     def __init__(self, plans, topo, mode, num_streams=1, work_stealing=True, debug=0):
@@ -107,6 +142,23 @@ class Engine:
         self._retired = []  # scratch a worker may still hold while a bigger one replaces it
         self._runtime = Runtime(num_streams, topo, mode, [s.ctypes.data for s in self._scratch], work_stealing)
         _LIVE.add(self)
+
+    @property
+    def num_cores(self):
+        """Worker threads, one pinned per core."""
+        return len(self.topology.cores)
+
+    @property
+    def closed(self):
+        """True once ``close`` was called."""
+        return self._closed
+
+    def __repr__(self):
+        sig = ", ".join(f"{n}: {np.dtype(d).name}[{', '.join(map(str, s))}]"
+                        for n, s, d in zip(self.input_names, self.input_shapes, self.input_dtypes))
+        state = "closed" if self._closed else "open"
+        return (f"<tilerun.Engine inputs ({sig}) -> outputs {self.output_names}; {self.scheduler.value}, "
+                f"{self.num_streams} stream(s), {self.num_cores} core(s), {state}>")
 
     # -- running ---------------------------------------------------------------
     def run(self, inputs):
@@ -191,12 +243,25 @@ class Engine:
             self._bind_inputs(params, ins, sp.in_place, arrays)
             failed, used, start_ns = self._runtime.execute(slot, job, trace)
             if failed is not None:
-                row = sp.plan.rows[failed]
-                raise RequestError(f"kernel {row.kernel.name} of node {row.node!r} ({row.op_type}) reported a fault")
+                raise RequestError(self._fault(sp, sp.plan.rows[failed], slot, arrays))
             outputs = [sp.constants[n].copy() if v is None else v.copy() for n, v in zip(self.output_names, outs)]
             return outputs, (None if trace is None else (trace[:used], start_ns))
         finally:
             self._runtime.release(slot)
+
+    def _fault(self, sp, row, slot, arrays):
+        """The message of a request failed by ``row``'s kernel; its ``explain`` says what was wrong, if it can."""
+        what = f"kernel {row.kernel.name} reported a fault"
+        if row.explain is not None:
+            def read(name):  # a graph input may have been read in place: the request's own array holds it
+                if name in self.input_names:
+                    return arrays[self.input_names.index(name)]
+                return sp.plan.view(sp.bound(slot)[0], name)
+            try:
+                what = row.explain(read) or what
+            except Exception:  # the explanation is a courtesy: the fault itself is reported regardless
+                pass
+        return f"node {row.node!r} ({row.op_type}): {what}"
 
     @staticmethod
     def _bind_inputs(params, views, in_place, arrays):
@@ -237,6 +302,8 @@ class Engine:
         return stopped
 
     def __enter__(self):
+        if self._closed:
+            raise RequestError("engine is closed: compile the model again to use it in a with block")
         return self
 
     def __exit__(self, *exc):

@@ -1,10 +1,13 @@
 """The ``tilerun`` command line: argument parsing and dispatch to ``tilerun.commands``.
 
 Each subcommand lives in its own module of ``tilerun.commands`` and registers
-its parser with ``add_parser(sub)``. Errors print one line on stderr and
-return a non-zero exit code (2 for usage errors and bad arguments, 1 for a
-model or run failure), never a traceback; ``TILERUN_CLI_TRACEBACK=1`` re-raises
-for debugging. Messages go through ``logging`` (``-v`` for INFO, ``-vv`` DEBUG).
+its parser with ``add_parser(sub)``. Errors print on stderr and return a
+non-zero exit code (2 for usage errors and bad arguments, 1 for a model or run
+failure), never a traceback: one line, or the whole message when it has
+several (e.g. the unsupported ops, one line each, with their nodes);
+``TILERUN_CLI_TRACEBACK=1`` re-raises for debugging. Messages go through
+``logging`` (``-v`` for the steps, ``-vv`` adds compile stage times and the
+plan's size). ``python -m tilerun`` runs the same ``main``.
 """
 import argparse
 import logging
@@ -13,6 +16,7 @@ import sys
 
 from .commands import benchmark, convert, info, profile, run, tune
 from .commands.common import CliError, first_line
+from .commands.flags import error_text
 
 COMMANDS = (run, benchmark, profile, tune, convert, info)
 
@@ -28,12 +32,20 @@ class _Parser(argparse.ArgumentParser):
 def build_parser():
     """The ``tilerun`` argument parser with every subcommand registered."""
     from . import __version__
-    p = _Parser(prog="tilerun", description="CPU inference engine for ONNX models")
+    p = _Parser(prog="tilerun", description="CPU inference engine for ONNX models",
+                epilog="examples:\n  tilerun run squeezenet\n  tilerun benchmark model.onnx --compare onnxruntime\n"
+                       "  tilerun COMMAND --help   (the flags and examples of COMMAND)",
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"tilerun {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log progress (-v) or debug details (-vv)")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log the steps (-v); -vv adds compile stage times and the plan's size")
     sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
+        parser = sub.choices[module.__name__.rsplit(".", 1)[1]]
+        if getattr(module, "EXAMPLES", ()):  # the command's --help ends with its examples
+            parser.epilog = "examples:\n" + "\n".join(f"  {e}" for e in module.EXAMPLES)
+            parser.formatter_class = argparse.RawDescriptionHelpFormatter
     return p
 
 
@@ -57,7 +69,7 @@ def main(argv=None):
     try:
         return int(args.func(args) or 0)
     except CliError as e:
-        print(f"tilerun {args.command}: {first_line(e)}", file=sys.stderr)
+        print(f"tilerun {args.command}: {error_text(e)}", file=sys.stderr)
         return e.code
     except KeyboardInterrupt:
         print(f"tilerun {args.command}: interrupted", file=sys.stderr)
@@ -73,8 +85,10 @@ def main(argv=None):
     except Exception as e:
         if os.environ.get("TILERUN_CLI_TRACEBACK"):
             raise
-        print(f"tilerun {args.command}: {type(e).__name__}: {first_line(e)}", file=sys.stderr)
-        return 1
+        from .errors import ArgumentError, TilerunError
+        print(f"tilerun {args.command}: {type(e).__name__}: {error_text(e, full=isinstance(e, TilerunError))}",
+              file=sys.stderr)
+        return 2 if isinstance(e, ArgumentError) else 1
 
 
 if __name__ == "__main__":

@@ -150,6 +150,9 @@ def _check_registration(op_type, domain, since, shape, params):
     if domain in registry.DEFAULT_DOMAINS:
         raise CustomOpError(f"custom op {op_type!r}: domain {domain!r} is ONNX's default domain, whose ops are "
                             f"tilerun's own; give the op a domain of your own (e.g. 'com.example')")
+    if domain == registry.INTERNAL_DOMAIN:
+        raise CustomOpError(f"custom op {op_type!r}: domain {domain!r} is reserved for the ops tilerun's passes "
+                            f"create; give the op a domain of your own (e.g. 'com.example')")
     for what, v in (("op_type", op_type), ("domain", domain)):
         if not isinstance(v, str) or not v:
             raise CustomOpError(f"custom op {what} must be a non-empty string, given {v!r}")

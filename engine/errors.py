@@ -39,17 +39,33 @@ class ConstantRequiredError(ModelError):
 class UnsupportedOpError(TilerunError, NotImplementedError):
     """The model uses op types (or op versions) tilerun has no lowering for.
 
-    ``missing`` maps each unsupported op type to the names of the nodes using it.
+    ``missing`` maps each unsupported op type to the names of the nodes using it;
+    ``summary`` is the message without the list of supported op types (what
+    the command line prints, pointing to ``tilerun info --ops`` instead).
     """
 
-    def __init__(self, missing, known):
+    def __init__(self, missing, known, headline=None):
         self.missing = dict(missing)
+        self.known = sorted(map(str, known))
         lines = [f"  {op}: nodes {', '.join(repr(n) for n in names[:5])}"
                  + (f" and {len(names) - 5} more" if len(names) > 5 else "")
                  for op, names in sorted(self.missing.items(), key=lambda kv: str(kv[0]))]
-        super().__init__(
-            f"model uses {len(self.missing)} op type(s) tilerun does not support:\n"
-            + "\n".join(lines) + f"\nsupported op types: {', '.join(sorted(map(str, known)))}")
+        headline = headline or f"model uses {len(self.missing)} op type(s) tilerun does not support:"
+        self.summary = headline + "\n" + "\n".join(lines)
+        super().__init__(self.summary + (f"\nsupported op types: {', '.join(self.known)}" if self.known else ""))
+
+
+class QuantizedModelError(UnsupportedOpError):
+    """The model is quantized (QDQ: QuantizeLinear/DequantizeLinear pairs; QOperator: QLinear*, ConvInteger...).
+
+    tilerun computes in float32 and runs no INT8 kernel yet; ``missing`` maps
+    each quantization op type to the nodes that make the model a quantized one.
+    """
+
+    def __init__(self, missing):
+        super().__init__(missing, (), headline=(
+            "quantized models (QDQ or QOperator) are not supported: tilerun computes in float32 and has no "
+            "INT8 kernels yet; run the float model the quantized one was made from. Quantization nodes:"))
 
 
 class InputError(TilerunError, ValueError):

@@ -9,8 +9,8 @@ while the converter runs (it copies the whole model), and are attached after.
 With ``dynamic_batch`` the graph is passed at batch 1, Reshapes to constant
 shapes that start with that batch copy it from their input instead, and the
 inputs and outputs get a symbolic batch dim. tilerun-internal ops the passes
-create (``ChannelAffine``) are written as the ONNX ops they stand for. This
-module does not check the result: the command does.
+create (``ChannelAffine``, of ``INTERNAL_DOMAIN``) are written as the ONNX ops
+they stand for. This module does not check the result: the command does.
 """
 import numpy as np
 import onnx
@@ -23,6 +23,7 @@ from .ir import Value
 from .load import load_model, model_opset
 from .passes import run_passes
 from .passes.batch_generic import free_reshape_batch
+from .ops.registry import INTERNAL_DOMAIN
 from .passes.fold_batchnorm import CHANNEL_AFFINE
 
 TARGET_OPSET = 17
@@ -66,7 +67,7 @@ def graph_to_onnx(graph, original, dynamic_batch=False):
             weights.update(consts)
         for name in node.inputs:
             v = graph.value(name)
-            if v is not None and v.const is not None and not (node.op_type == CHANNEL_AFFINE and node.domain == ""):
+            if v is not None and v.const is not None and node.domain != INTERNAL_DOMAIN:
                 weights[name] = v.const
     for name in graph.outputs:
         v = graph.values[name]
@@ -94,7 +95,7 @@ def _onnx_nodes(graph, node):
     """``[(NodeProto, {new constant name: array})]`` standing for one graph node in ONNX."""
     if any(k.startswith("_") for k in node.attrs):
         raise ModelError(f"node {node.name!r} ({node.op_type}) carries a fused epilogue, which ONNX cannot express")
-    if node.op_type == CHANNEL_AFFINE and not node.domain:
+    if node.op_type == CHANNEL_AFFINE and node.domain == INTERNAL_DOMAIN:
         return _channel_affine(graph, node)
     if not onnx.defs.has(node.op_type, node.domain):
         raise ModelError(f"node {node.name!r}: op {node.op_type!r} is internal to tilerun and has no ONNX form")

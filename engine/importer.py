@@ -6,7 +6,9 @@ every node's attributes are parsed once into Python values with the ONNX
 spec's defaults filled in. Nodes are put in topological order (cycles and
 dangling inputs are errors). Shapes are bound later, by the shape pass.
 Nodes keep their domain; the graph's ``Opset`` carries the version the model
-imports of every domain, by which the registry resolves them.
+imports of every domain, by which the registry resolves them. A node of
+tilerun's internal domain (``registry.INTERNAL_DOMAIN``) is refused: only the
+passes create those.
 """
 import numpy as np
 import onnx
@@ -15,6 +17,7 @@ from onnx import helper, numpy_helper
 from .errors import ModelError
 from .ir import Graph, Node, Value
 from .load import model_opset
+from .ops.registry import INTERNAL_DOMAIN
 
 _ONNX_DTYPES = {
     onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.INT64: np.int64,
@@ -79,6 +82,9 @@ def import_model(proto):
                 raise ModelError(f"Constant node {name!r}: expected one new output name, given {list(np_.output)}")
             values[np_.output[0]] = _constant(np_.output[0], _constant_node_value(np_, name))
             continue
+        if np_.domain == INTERNAL_DOMAIN:
+            raise ModelError(f"node {name!r} ({np_.op_type}): domain {INTERNAL_DOMAIN!r} is reserved for the ops "
+                             f"tilerun's passes create; a model cannot use it")
         nodes.append(Node(np_.op_type, name, list(np_.input), list(np_.output),
                           parse_attributes(np_, opset), np_.domain, _detached(np_)))
     outputs = [o.name for o in g.output]

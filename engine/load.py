@@ -23,12 +23,17 @@ def load_model(model):
         proto = _parse(bytes(model), "the given bytes")
     elif isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
+        if os.path.isdir(path):
+            raise ModelError(f"model path is a directory: expected a path to an .onnx file, given {path!r}")
         if not os.path.isfile(path):
             raise ModelError(f"model file not found: expected a path to an .onnx file, given {path!r}")
+        if os.path.getsize(path) == 0:
+            raise ModelError(f"cannot read ONNX model {path!r}: the file is empty (0 bytes)")
         try:
             proto = onnx.load(path, load_external_data=True)
         except Exception as e:  # protobuf raises DecodeError, RuntimeWarning, ...; all mean a bad file
             raise ModelError(f"cannot read ONNX model {path!r}: {type(e).__name__}: {e}") from None
+        _check_graph(proto, f"ONNX model {path!r}")
     else:
         raise ArgumentError(f"model must be a path, bytes or onnx.ModelProto, given {type(model).__name__}")
     return _bring_opset_in_range(proto)
@@ -40,9 +45,15 @@ def _parse(data, what):
         proto.ParseFromString(data)
     except Exception as e:
         raise ModelError(f"cannot parse ONNX model from {what}: {type(e).__name__}: {e}") from None
-    if not proto.graph.node and not proto.graph.output:
-        raise ModelError(f"{what} hold no ONNX graph (expected a serialized ModelProto with nodes and outputs)")
+    _check_graph(proto, what)
     return proto
+
+
+def _check_graph(proto, what):
+    """An empty or graph-less message parses as a ModelProto of opset 1: say what it is instead."""
+    if not proto.graph.node and not proto.graph.output:
+        raise ModelError(f"cannot read {what}: it holds no ONNX graph (expected a serialized ModelProto "
+                         f"with nodes and outputs)")
 
 
 def model_opset(proto):

@@ -124,17 +124,33 @@ def default_model():
     return without_final_softmax(randomize_weights(onnx.load(light_model_path("resnet50")), seed=0))
 
 
+def random_array(rng, shape, dtype):
+    """Random data of ``shape``/``dtype``: standard normal floats, small non-negative integers, random bools."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(dtype)
+    return rng.integers(0, 8, size=shape).astype(dtype)
+
+
 def random_inputs(model_or_engine, seed=0):
-    """Seeded standard-normal float32 arrays for the real (non-initializer) graph inputs (dynamic dims: 1)."""
+    """Seeded random arrays for the real (non-initializer) graph inputs, of each input's dtype (``random_array``).
+
+    Takes an ``Engine`` (its shapes, dynamic dims as 1) or a ModelProto (declared
+    shapes, dynamic dims as 1).
+    """
     rng = np.random.default_rng(seed)
     if hasattr(model_or_engine, "input_shapes"):
         shapes = [tuple(d if isinstance(d, int) else 1 for d in s) for s in model_or_engine.input_shapes]
+        dtypes = list(model_or_engine.input_dtypes)
     else:
         g = model_or_engine.graph
         inits = {t.name for t in g.initializer}
-        shapes = [tuple(max(d.dim_value, 1) for d in i.type.tensor_type.shape.dim)
-                  for i in g.input if i.name not in inits]
-    return [rng.standard_normal(s).astype(np.float32) for s in shapes]
+        real = [i for i in g.input if i.name not in inits]
+        shapes = [tuple(max(d.dim_value, 1) for d in i.type.tensor_type.shape.dim) for i in real]
+        dtypes = [helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in real]
+    return [random_array(rng, s, d) for s, d in zip(shapes, dtypes)]
 
 
 # (expansion t, output channels c, repeats n, first stride s) of MobileNetV2's inverted residual stages.

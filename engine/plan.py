@@ -10,7 +10,9 @@ and consumer lists, and the parameter rows with tensor slots still unbound.
 ``Plan.bind(arena)`` writes a stream's absolute addresses into its own copy of
 the parameter rows. Weights are arrays of their own (64-byte aligned), never
 copied into a plan: every stream and, through the builder's ``weight_cache``,
-every plan of one engine (one per input shape) shares them.
+every plan of one engine (one per input shape) shares them. A row may carry an
+``explain`` function: when its kernel fails a request, the engine calls it
+(off the hot path) to say which value was at fault.
 """
 from dataclasses import dataclass, field
 
@@ -36,6 +38,8 @@ class Row:
     params: list
     n_tiles: int
     flops: int = 0
+    output: str = ""  # the node's first output value: a name for rows of unnamed nodes
+    explain: object = None  # explain(read) -> message or None; read(name) gives a tensor as the failed request saw it
 
     @property
     def n_params(self):
@@ -102,13 +106,16 @@ class PlanBuilder:
         self._temp = 0
 
     # -- used by lowerings -------------------------------------------------
-    def add(self, node, kernel, /, *, tiles, flops=0, **args):
+    def add(self, node, kernel, /, *, tiles, flops=0, explain=None, **args):
         """Append a row of ``kernel`` over ``tiles`` tiles; ``args`` name every slot of its declared row.
 
         Tensor slots take names or handles (graph values, ``TensorRef``);
         parameters take ints and floats; a struct slot takes a mapping of its
         fields. A missing, unknown or ill-typed slot raises ``ModelError``
         naming the node, the kernel and the slot, before any kernel runs.
+        ``explain(read)``, for a kernel that can fail a request, returns what
+        was wrong (e.g. which index was out of range) from the tensors
+        ``read(value name)`` gives back; the engine calls it only after a fault.
         """
         if int(tiles) < 1:
             # A row with no tile would never complete and would hang the request.
@@ -122,7 +129,9 @@ class PlanBuilder:
                 self._declare(name)
         if kernel.scratch is not None:
             self.need_scratch(kernel.scratch(args))
-        self.rows.append(Row(kernel, node.name, node.op_type, inputs, outputs, params, int(tiles), int(flops)))
+        output = next((o for o in node.outputs if o), "")
+        self.rows.append(Row(kernel, node.name, node.op_type, inputs, outputs, params, int(tiles), int(flops),
+                             output, explain))
 
     def weight(self, array, hint="w", key=None):
         """Register a packed constant (laid out as the kernel reads it); returns its ``TensorRef``.

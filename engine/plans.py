@@ -14,7 +14,9 @@ Not here: running requests (``api.Engine``), shape-valued inputs (a Reshape's
 shape given at run time), or batching requests together.
 """
 import collections
+import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +28,8 @@ from .lower import lower_graph
 from .passes import run_passes
 from .passes.batch_generic import batch_generic
 from .plan import aligned_bytes
+
+log = logging.getLogger("tilerun")
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,11 @@ class Signature:
                 if isinstance(d, str):
                     symbols.setdefault(d, Bounds())
             self.dims.append(tuple(dims))
-        for sym, given in input_shapes.items():  # what is left names symbols
-            if sym not in symbols:
-                raise ArgumentError(f"input_shapes names {sym!r}, which is neither a graph input {self.names} nor "
-                                    f"a symbolic dim {sorted(symbols)}")
+        unknown = sorted(set(input_shapes) - set(symbols))  # what is left must name symbols
+        if unknown:
+            raise ArgumentError(f"input_shapes names {unknown}, which are not graph inputs {self.names} nor "
+                                f"symbolic dims {sorted(symbols)}")
+        for sym, given in input_shapes.items():
             symbols[sym] = self._bounds(sym, given)
         self.bounds = symbols
         self.dims = [tuple(self._fix(d) for d in dims) for dims in self.dims]
@@ -230,9 +235,16 @@ class PlanCache:
 
     def build(self, shapes):
         """Passes and lowering at ``shapes`` on a copy of the graph (the original is left as imported)."""
+        t0 = time.perf_counter()
         graph = self._graph if self.signature.static else self._graph.copy()
         self._infer(graph, shapes, self._fuse)
+        t1 = time.perf_counter()
         plan = lower_graph(graph, self._num_workers, self.weight_cache)
+        log.debug("shapes %s: passes %.3f s (%d nodes left), lowering %.3f s", [list(s) for s in shapes], t1 - t0,
+                  len(graph.nodes), time.perf_counter() - t1)
+        log.debug("plan: %d rows, %d tiles, arena %.1f MiB per stream, weights %.1f MiB, scratch %d KiB per worker",
+                  len(plan.rows), sum(r.n_tiles for r in plan.rows), plan.arena_size / 2**20,
+                  sum(w.nbytes for w in plan.weights.values()) / 2**20, plan.scratch_bytes // 1024)
         return ShapePlan(graph, plan, self._n_slots, self._num_workers)
 
     def cached(self):

@@ -15,6 +15,11 @@ class Topology:
     cores: tuple
     domains: tuple  # tuple of tuples of core ids
 
+    @classmethod
+    def detect(cls):
+        """This process's usable cores and their domains, read from the OS (``topology.detect``)."""
+        return detect()
+
     def limit(self, num_cores):
         """The first ``num_cores`` cores, keeping domains whole where possible."""
         if num_cores is None or num_cores >= len(self.cores):

@@ -24,12 +24,13 @@ class Trace:
         self.outputs = outputs
 
     def per_op(self):
-        """One dict per plan row that ran: node, op type, kernel, tiles, busy/span ms, workers, flops."""
+        """One dict per plan row that ran: node, its output, op type, kernel, tiles, busy/span ms, workers, flops."""
         out = []
         for r in np.unique(self.events[:, EV_ROW]):
             ev = self.events[self.events[:, EV_ROW] == r]
             row = self.rows[int(r)]
-            out.append({"row": int(r), "node": row.node, "op_type": row.op_type, "kernel": row.kernel.name,
+            out.append({"row": int(r), "node": row.node, "output": getattr(row, "output", ""),
+                        "op_type": row.op_type, "kernel": row.kernel.name,
                         "tiles": int(len(ev)),
                         "busy_ms": float((ev[:, EV_END] - ev[:, EV_START]).sum()) / 1e6,
                         "span_ms": float(ev[:, EV_END].max() - ev[:, EV_START].min()) / 1e6,

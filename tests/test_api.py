@@ -135,7 +135,7 @@ def test_dynamic_dims_stay_dynamic_unless_fixed():
         assert eng.input_shapes == [(1, 3, 5, 4)]
     with tilerun.compile_model(m, input_shapes={"H": 6}, batch_size=2) as eng:
         assert eng.input_shapes == [(2, 3, 6, 4)]
-    with pytest.raises(tilerun.ArgumentError, match="neither a graph input"):
+    with pytest.raises(tilerun.ArgumentError, match="which are not graph inputs"):
         tilerun.compile_model(m, input_shapes={"q": [1]})
 
 
@@ -177,3 +177,80 @@ def test_constant_folding_of_shape_chains():
         y, t = eng.run([x])
         np.testing.assert_array_equal(t, [3, -1])
         np.testing.assert_allclose(y, np.maximum(x, 0) * 2)
+
+
+# -- what a new user reaches for: clear file errors, documented API, honest engine objects -----------------------
+
+def test_empty_file_and_directory_say_what_they_are(tmp_path):
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(tilerun.ModelError) as e:
+        tilerun.compile_model(str(empty))
+    assert str(e.value) == f"cannot read ONNX model {str(empty)!r}: the file is empty (0 bytes)"
+    graphless = tmp_path / "graphless.onnx"
+    graphless.write_bytes(onnx.ModelProto(ir_version=8).SerializeToString())
+    with pytest.raises(tilerun.ModelError, match="cannot read ONNX model .* holds no ONNX graph"):
+        tilerun.compile_model(str(graphless))
+    with pytest.raises(tilerun.ModelError) as e:
+        tilerun.compile_model(str(tmp_path))
+    assert str(e.value) == f"model path is a directory: expected a path to an .onnx file, given {str(tmp_path)!r}"
+
+
+def test_topology_is_exported_and_detects():
+    assert tilerun.Topology is tilerun.scheduler.Topology and "Topology" in tilerun.__all__
+    topo = tilerun.Topology.detect()
+    assert topo.cores and all(c in topo.cores for d in topo.domains for c in d)
+
+
+def test_compile_model_docstring_explains_arguments_and_errors():
+    doc = tilerun.compile_model.__doc__
+    for word in ("batch_size", "input_shapes", "{\"input_ids\": [1, 128]}", "num_cores", "ArgumentError",
+                 "ModelError", "UnsupportedOpError", "QuantizedModelError"):
+        assert word in doc, word
+
+
+def test_engine_attributes_in_help_and_repr():
+    import pydoc
+    text = pydoc.render_doc(tilerun.Engine)
+    for attr in ("input_names", "input_shapes", "input_dtypes", "output_names", "scheduler", "num_streams",
+                 "num_cores", "topology", "closed"):
+        assert f"``{attr}``" in text or f"{attr}\n" in text, attr
+    with tilerun.compile_model(relu_model(), batch_size=2, scheduler="multi_stream", num_streams=2,
+                               num_cores=1) as eng:
+        assert repr(eng) == ("<tilerun.Engine inputs (x: float32[2, 3, 4, 4]) -> outputs ['y']; multi_stream, "
+                             "2 stream(s), 1 core(s), open>")
+        assert eng.num_cores == 1 and not eng.closed
+    assert eng.closed and repr(eng).endswith("closed>")
+
+
+def test_with_block_on_a_closed_engine_raises():
+    eng = tilerun.compile_model(relu_model(), batch_size=1)
+    eng.close()
+    with pytest.raises(tilerun.RequestError, match="engine is closed"):
+        with eng:
+            pass
+
+
+def test_num_cores_beyond_usable_warns():
+    usable = len(tilerun.Topology.detect().cores)
+    with pytest.warns(UserWarning, match=f"num_cores={usable + 6}, but only {usable} cores are usable"):
+        eng = tilerun.compile_model(relu_model(), num_cores=usable + 6)
+    with eng:
+        assert eng.num_cores == usable
+
+
+def test_random_inputs_follow_input_dtypes():
+    from tilerun.models import random_inputs
+    m = make_model([helper.make_node("Gather", ["x", "i"], ["y"], axis=0),
+                    helper.make_node("Not", ["b"], ["nb"])],
+                   [("x", F, (8, 3)), ("i", np.int64, (2,)), ("b", np.bool_, (3,))],
+                   [("y", F, None), ("nb", np.bool_, None)])
+    for source in (m, None):
+        if source is None:
+            with tilerun.compile_model(m) as eng:
+                arrays = random_inputs(eng, seed=1)
+                eng.run(arrays)  # int64 indices in range: the request runs
+        else:
+            arrays = random_inputs(source, seed=1)
+        assert [a.dtype for a in arrays] == [np.dtype(F), np.dtype(np.int64), np.dtype(np.bool_)]
+        assert arrays[1].min() >= 0 and arrays[1].max() < 8

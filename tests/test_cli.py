@@ -143,7 +143,8 @@ def test_benchmark_compare_json(convnet, tmp_path, capsys):
     assert doc["config"]["batch_size"] == 2
     for engine in ("tilerun", "onnxruntime"):
         r = doc["results"][engine]
-        assert r["requests"] > 0 and r["min"] <= r["median"] <= r["p90"] <= r["p95"] <= r["p99"] <= r["max"]
+        assert r["requests"] > 0 and r["min_ms"] <= r["median_ms"] <= r["p90_ms"] <= r["p95_ms"] <= r["p99_ms"] \
+            <= r["max_ms"]
         assert r["items_per_s"] == pytest.approx(r["requests"] * 2 / r["seconds"])
     assert doc["speedup"]["items_per_s"] == pytest.approx(
         doc["results"]["tilerun"]["items_per_s"] / doc["results"]["onnxruntime"]["items_per_s"])
@@ -253,7 +254,7 @@ def test_tune_bound_nobody_meets(convnet, capsys):
 
 
 def test_tune_recommend_unit():
-    rows = [{"items_per_s": 10, "p90": 5.0}, {"items_per_s": 30, "p90": 20.0}, {"items_per_s": 20, "p90": 9.0}]
+    rows = [{"items_per_s": 10, "p90_ms": 5.0}, {"items_per_s": 30, "p90_ms": 20.0}, {"items_per_s": 20, "p90_ms": 9.0}]
     assert tune.recommend(rows, None) == 1
     assert tune.recommend(rows, 10.0) == 2
     assert tune.recommend(rows, 1.0) is None
@@ -390,8 +391,9 @@ def test_no_subcommand_prints_help(capsys):
 
 def test_latency_stats_and_input_shapes():
     s = common.latency_stats([0.001 * k for k in range(1, 101)])
-    assert s["min"] == pytest.approx(1) and s["max"] == pytest.approx(100)
-    assert s["median"] == pytest.approx(50.5) and s["p90"] == pytest.approx(90.1) and s["mean"] == pytest.approx(50.5)
+    assert s["min_ms"] == pytest.approx(1) and s["max_ms"] == pytest.approx(100)
+    assert s["median_ms"] == pytest.approx(50.5) and s["p90_ms"] == pytest.approx(90.1)
+    assert s["mean_ms"] == pytest.approx(50.5)
     assert common.parse_input_shapes("ids:1x128,mask:1X128") == {"ids": [1, 128], "mask": [1, 128]}
     with pytest.raises(common.CliError, match="NAME:D1xD2"):
         common.parse_input_shapes("1x128")
@@ -402,3 +404,223 @@ def test_progress_silent_when_not_a_tty(capsys):
     with p.task("working"):
         p.update("step 1/2")
     assert capsys.readouterr().err == ""
+
+
+# -- a new user's first hour: errors to act on, output files checked first, help, inputs and outputs --------------
+
+@pytest.fixture(scope="module")
+def unsupported(tmp_path_factory):
+    """A model with an op tilerun has no kernel for (Acosh, node 'my_acosh') between two supported ones."""
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Acosh", ["a"], ["b"], name="my_acosh"),
+             helper.make_node("Relu", ["b"], ["y"])]
+    g = helper.make_graph(nodes, "unsupported", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    return _save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]),
+                 tmp_path_factory.mktemp("cli") / "unsupported.onnx")
+
+
+@pytest.mark.parametrize("argv", [["run"], ["benchmark", "--time", "0.1"], ["profile"], ["tune", "--time", "0.1"]])
+def test_unsupported_op_named_by_every_command(unsupported, argv, capsys):
+    assert main([argv[0], unsupported] + argv[1:]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"tilerun {argv[0]}: UnsupportedOpError: model uses 1 op type(s) tilerun does not support:")
+    assert "  Acosh: nodes 'my_acosh'\n" in err and "`tilerun info --ops` lists the supported ops" in err
+    assert "supported op types:" not in err and "Traceback" not in err
+
+
+def test_quantized_model_named_on_the_command_line(tmp_path, capsys):
+    from test_passes import qdq_model
+    path = str(tmp_path / "qdq.onnx")
+    onnx.save(qdq_model(), path)
+    assert main(["run", path]) == 1
+    err = capsys.readouterr().err
+    assert "QuantizedModelError: quantized models (QDQ or QOperator) are not supported" in err
+    assert "DequantizeLinear: nodes 'w_dq', 'x_dq'" in err and "QuantizeLinear: nodes 'x_q'" in err
+    assert "info --ops" not in err and "reference evaluator" not in err
+
+
+def test_empty_file_directory_and_npy_inputs(tiny, tmp_path, capsys):
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    assert main(["run", str(empty)]) == 1
+    assert capsys.readouterr().err.strip() == f"tilerun run: cannot read ONNX model {str(empty)!r}: the file is " \
+                                              f"empty (0 bytes)"
+    assert main(["run", str(tmp_path)]) == 1  # the API's words, not the command line's own
+    assert capsys.readouterr().err.strip() == (f"tilerun run: model path is a directory: expected a path to an "
+                                               f".onnx file, given {str(tmp_path)!r}")
+    npy = tmp_path / "in.npy"
+    np.save(npy, np.ones((3, 4), np.float32))
+    assert main(["benchmark", tiny, "--time", "0.1", "--warmup", "0", "--inputs", str(npy), "--quiet"]) == 0
+    assert str(npy) in capsys.readouterr().out
+    two = helper.make_graph([helper.make_node("Add", ["x", "z"], ["y"])], "two",
+                            [helper.make_tensor_value_info(n, TensorProto.FLOAT, [3, 4]) for n in "xz"],
+                            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])])
+    path = _save(helper.make_model(two, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "two.onnx")
+    assert main(["benchmark", path, "--time", "0.1", "--inputs", str(npy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds one array (a .npy file), but the model has 2 inputs" in err
+    assert "AttributeError" not in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["tune", "--plot", "OUT/chart.txt"], "--plot: expected a file ending in"),
+    (["tune", "--json", "/nonexistent/t.json"], "--json: directory '/nonexistent' does not exist"),
+    (["benchmark", "--json", "/nonexistent/x.json"], "--json: directory '/nonexistent' does not exist"),
+    (["benchmark", "--json", "OUT"], "is a directory; expected a file path"),
+    (["profile", "--trace", "/nonexistent/t.json"], "--trace: directory '/nonexistent' does not exist"),
+    (["run", "--output", "/nonexistent/o.npz"], "--output: directory '/nonexistent' does not exist"),
+    (["run", "--output", "OUT/o.txt"], "--output: expected a file ending in .npz"),
+])
+def test_output_paths_checked_before_any_work(convnet, argv, message, tmp_path, monkeypatch, capsys):
+    if argv[-1].endswith(".txt") and argv[0] == "tune" and not HAVE_MPL:
+        message = "--plot needs matplotlib"
+
+    def no_work(*a, **k):
+        raise AssertionError("the model was loaded before the output path was checked")
+    monkeypatch.setattr(common, "load_model_arg", no_work)
+    argv = [a.replace("OUT", str(tmp_path)) for a in argv]
+    assert main([argv[0], convnet] + argv[1:]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+@pytest.fixture(scope="module")
+def dynamic_ids(tmp_path_factory):
+    """A model whose input 'ids' has dims ('N', 'seq'): it needs --input-shapes."""
+    g = helper.make_graph([helper.make_node("Relu", ["ids"], ["y"])], "dyn",
+                          [helper.make_tensor_value_info("ids", TensorProto.FLOAT, ["N", "seq"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "seq"])])
+    return _save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]),
+                 tmp_path_factory.mktemp("cli") / "dyn.onnx")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "DYN"], "give --input-shapes ids:D1xD2x... with every dim"),
+    (["run", "DYN", "--input-shapes", "ids:1x2x3"], "--input-shapes ids:1x2x3 has rank 3, but the model declares "
+                                                    "rank 2"),
+    (["run", "DYN", "--input-shapes", "other:1x2"], "--input-shapes names ['other'], which are not graph inputs"),
+    (["benchmark", "TINY", "--num-streams", "2"], "--num-streams for single_stream must be between 1 and 1, given 2"),
+    (["run", "TINY", "--batch-size", "0"], "argument --batch-size: expected a positive integer, given '0'"),
+    (["profile", "TINY", "--num-cores", "-1"], "argument --num-cores: expected a positive integer, given '-1'"),
+])
+def test_argument_errors_speak_in_flags(dynamic_ids, tiny, argv, message, capsys):
+    argv = [{"DYN": dynamic_ids, "TINY": tiny}.get(a, a) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not any(word in err for word in ("input_shapes", "batch_size", "num_streams", "num_cores", "={")), err
+
+
+def test_every_flag_has_help_and_every_command_examples():
+    import shlex
+
+    from tilerun.cli import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == {"run", "benchmark", "profile", "tune", "convert", "info"}
+    for name, cmd in sub.choices.items():
+        for action in cmd._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"tilerun {name} {action.option_strings[0]} has no help text"
+        assert cmd.epilog and cmd.epilog.startswith("examples:"), name
+        for line in cmd.epilog.splitlines()[1:]:
+            words = shlex.split(line.split("#")[0])
+            assert words[:2] == ["tilerun", name], line
+            parser.parse_args(words[1:])  # every example parses (argparse exits on a bad one)
+        assert "examples:" in cmd.format_help()
+
+
+def test_python_m_tilerun(capsys, monkeypatch):
+    import runpy
+    monkeypatch.setattr(sys, "argv", ["python -m tilerun", "--version"])
+    with pytest.raises(SystemExit) as e:
+        runpy.run_module("tilerun", run_name="__main__")
+    assert e.value.code == 0
+    assert capsys.readouterr().out.startswith("tilerun ")
+
+
+def test_verbose_twice_adds_compile_details(tiny, caplog):
+    import logging
+    caplog.set_level(logging.DEBUG)
+    assert main(["-v", "run", tiny, "--iterations", "1", "--no-check", "--quiet"]) == 0
+    assert not [r for r in caplog.records if r.name.startswith("tilerun") and r.levelno < logging.INFO]
+    caplog.clear()
+    assert main(["-vv", "run", tiny, "--iterations", "1", "--no-check", "--quiet"]) == 0
+    debug = [r.getMessage() for r in caplog.records if r.name.startswith("tilerun") and r.levelno == logging.DEBUG]
+    assert any(m.startswith("load and import ") for m in debug), debug
+    assert any(m.startswith("shapes ") and "passes" in m and "lowering" in m for m in debug), debug
+    assert any(m.startswith("plan: ") and "rows" in m and "arena" in m for m in debug), debug
+
+
+def test_num_cores_beyond_usable_is_said(tiny, caplog, capsys):
+    from tilerun.scheduler import topology
+    usable = len(topology.detect().cores)
+    assert main(["run", tiny, "--num-cores", str(usable + 6), "--iterations", "1", "--no-check"]) == 0
+    assert f"--num-cores {usable + 6}, but {usable} cores are usable: using {usable}" in caplog.text
+
+
+def test_info_ops_lists_onnx_ops_only(capsys):
+    assert main(["info", "--ops"]) == 0
+    ops = [line.split()[0] for line in capsys.readouterr().out.split("supported ops")[1].splitlines()[2:]]
+    assert "Conv" in ops and "BatchNormalization" in ops and "ChannelAffine" not in ops
+
+
+def test_profile_shows_each_ops_output_tensor(convnet, capsys):
+    # convnet's nodes are unnamed: the output tensor says which op a row is.
+    assert main(["profile", convnet, "--runs", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("node "))
+    assert "output" in lines[head].split()
+    rows = {line.split()[1]: line for line in lines[head + 1:head + 3]}
+    assert " r " in rows["Conv"] and " y " in rows["Gemm"]  # Conv+BN+Relu writes 'r', the Gemm 'y'
+
+
+def test_tune_json_latencies_carry_their_unit(convnet, tmp_path, capsys):
+    path = tmp_path / "tune.json"
+    assert main(["tune", convnet, "--schedulers", "single_stream", "--batch-sizes", "1", "--time", "0.05",
+                 "--warmup", "0", "--json", str(path)]) == 0
+    row = json.loads(path.read_text())["rows"][0]
+    assert {"median_ms", "p90_ms", "p99_ms", "items_per_s"} <= set(row) and "p90" not in row
+
+
+@pytest.mark.skipif(not HAVE_MPL, reason="matplotlib is optional")
+def test_tune_chart_rings_the_pick_without_hiding_it():
+    rows = [{"scheduler": "single_stream", "streams": 1, "batch_size": b, "items_per_s": 10.0 * b,
+             "p90_ms": 5.0 * b} for b in (1, 2)]
+    fig = tune.chart(rows, 1, None)
+    try:
+        lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+        pick, points = lines["recommended"], lines["single_stream"]
+        assert list(pick.get_xdata()) == [10.0] and list(pick.get_ydata()) == [20.0]
+        assert pick.get_markerfacecolor() == "none" and pick.get_zorder() < points.get_zorder()
+    finally:
+        tune.plot_module().close(fig)
+
+
+def test_run_inputs_and_output_files(convnet, tmp_path, capsys):
+    import tilerun
+    x = np.random.default_rng(4).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", x=x)
+    out = tmp_path / "out.npz"
+    assert main(["run", convnet, "--inputs", str(tmp_path / "in.npz"), "--output", str(out), "--iterations", "1"]) == 0
+    assert f"outputs ['y'] written to {out}" in capsys.readouterr().out
+    with tilerun.compile_model(convnet) as eng:
+        want = eng.run([x])
+    saved = np.load(out)
+    assert list(saved.keys()) == ["y"]
+    np.testing.assert_array_equal(saved["y"], want[0])
+
+
+def test_save_outputs_keeps_any_output_name(tmp_path):
+    path = tmp_path / "o.npz"
+    common.save_outputs(str(path), ["file", "gpu_0/softmax"], [np.ones(2), np.zeros((1, 3), np.int64)])
+    saved = np.load(path)
+    assert sorted(saved.keys()) == ["file", "gpu_0/softmax"] and saved["gpu_0/softmax"].dtype == np.int64
+
+
+@pytest.mark.slow  # a fresh interpreter imports tilerun: 2-5 s
+def test_compile_time_script_help():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "compile_time.py"), "--help"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "usage:" in r.stdout and "Traceback" not in r.stderr, r.stderr

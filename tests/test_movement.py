@@ -207,6 +207,28 @@ def test_gather_runtime_out_of_range_fails_request():
         eng.run([np.ones((4, 3), F), i64(0, 1)])  # the engine keeps serving
 
 
+@pytest.mark.parametrize("mode", ["single_stream", "multi_stream"])
+def test_gather_runtime_fault_names_input_index_and_bound(mode):
+    # Indices computed by a node (read back from the request's arena) and indices given as a graph input.
+    nodes = [helper.make_node("Add", ["i", "two"], ["j"]),
+             helper.make_node("Gather", ["x", "j"], ["y"], axis=1, name="by_j"),
+             helper.make_node("Gather", ["x", "i"], ["z"], axis=0, name="by_i")]
+    m = make_model(nodes, [("x", F, (3, 4)), ("i", I64, (2, 2))], [("y", F, None), ("z", F, None)],
+                   [("two", np.array(2, np.int64))])
+    x = np.arange(12, dtype=F).reshape(3, 4)
+    with tilerun.compile_model(m, scheduler=mode) as eng:
+        with pytest.raises(tilerun.RequestError) as e:
+            eng.run([x, np.array([[0, 1], [2, -2]], np.int64)])  # j = [[2, 3], [4, 0]]: 4 is out of axis 1's 0..3
+        assert str(e.value) == ("node 'by_j' (Gather): input 'j' holds index 4 at position [1, 0], out of range "
+                                "for axis 1 of 'x' of size 4 (expected -4 to 3)")
+        with pytest.raises(tilerun.RequestError) as e:  # i out of axis 0's -3..2, j = i + 2 in range
+            eng.run_async([x, np.array([[-4, 0], [-5, 1]], np.int64)]).result(timeout=30)
+        assert str(e.value) == ("node 'by_i' (Gather): input 'i' holds index -4 at position [0, 0], out of range "
+                                "for axis 0 of 'x' of size 3 (expected -3 to 2) (and 1 more out of range)")
+        y, z = eng.run([x, np.array([[0, 1], [1, 0]], np.int64)])  # the engine keeps serving
+        np.testing.assert_array_equal(z, x[[[0, 1], [1, 0]]])
+
+
 @pytest.mark.parametrize("dtype", [F, I64, B, np.int8])
 def test_concat(dtype):
     rng = np.random.default_rng(14)

@@ -73,3 +73,78 @@ def test_identity_as_graph_output_keeps_its_name():
     m = make_model(nodes, [("x", F, (3, 5))], [("y", F, None)])
     x = np.random.default_rng(5).standard_normal((3, 5)).astype(F)
     check_against_reference(m, {"x": x})
+
+
+# -- quantized models are refused by name, before any fold reaches onnx's reference evaluator ---------------------
+
+def qdq_model():
+    """A QDQ model: int8 weights behind DequantizeLinear, activations through Quantize/DequantizeLinear (opset 17)."""
+    rng = np.random.default_rng(3)
+    inits = [("w_q", rng.integers(-100, 100, (4, 2, 3, 3)).astype(np.int8)), ("w_s", np.array(0.02, F)),
+             ("w_z", np.array(0, np.int8)), ("x_s", np.array(0.05, F)), ("x_z", np.array(128, np.uint8))]
+    nodes = [helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["w"], name="w_dq"),
+             helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"], name="x_q"),
+             helper.make_node("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd"], name="x_dq"),
+             helper.make_node("Conv", ["xd", "w"], ["y"], name="conv")]
+    return make_model(nodes, [("x", F, (1, 2, 5, 5))], [("y", F, None)], inits, opset=17)
+
+
+def qoperator_model():
+    """A QOperator model: QLinearMatMul and MatMulInteger on uint8 tensors."""
+    inits = [("w", np.arange(12, dtype=np.uint8).reshape(3, 4)), ("s", np.array(0.1, F)),
+             ("z", np.array(0, np.uint8))]
+    nodes = [helper.make_node("QLinearMatMul", ["x", "s", "z", "w", "s", "z", "s", "z"], ["q"], name="qmm"),
+             helper.make_node("MatMulInteger", ["x", "w"], ["i"], name="mmi")]
+    return make_model(nodes, [("x", np.uint8, (2, 3))], [("q", np.uint8, None), ("i", np.int32, None)], inits)
+
+
+@pytest.mark.parametrize("kind,nodes", [("qdq", {"DequantizeLinear": ["w_dq", "x_dq"], "QuantizeLinear": ["x_q"]}),
+                                        ("qoperator", {"QLinearMatMul": ["qmm"], "MatMulInteger": ["mmi"]})])
+def test_quantized_model_refused_naming_its_nodes(kind, nodes):
+    model = qdq_model() if kind == "qdq" else qoperator_model()
+    with pytest.raises(tilerun.QuantizedModelError) as e:
+        tilerun.compile_model(model)
+    assert isinstance(e.value, tilerun.UnsupportedOpError) and e.value.missing == nodes
+    msg = str(e.value)
+    assert "quantized models (QDQ or QOperator) are not supported" in msg
+    assert all(f"'{n}'" in msg for names in nodes.values() for n in names)
+    assert "reference" not in msg and "No implementation" not in msg
+
+
+# -- tilerun's internal ops live in a domain of their own ----------------------------------------------------------
+
+def test_model_node_named_channel_affine_is_not_the_internal_op():
+    from tilerun.ops import registry
+    c = 3
+    node = helper.make_node("ChannelAffine", ["x", "s", "t"], ["y"], name="mine")
+    model = make_model([node], [("x", F, (1, c, 2, 2))], [("y", F, None)],
+                       [("s", np.full(c, 2, F)), ("t", np.ones(c, F))])
+    with pytest.raises(tilerun.UnsupportedOpError) as e:
+        tilerun.compile_model(model)
+    assert e.value.missing == {"ChannelAffine": ["mine"]}
+    assert "ChannelAffine" not in e.value.known and "ChannelAffine" not in str(e.value).split("supported op types")[1]
+    assert "ChannelAffine" not in registry.supported_ops()
+    assert not any(d == registry.INTERNAL_DOMAIN for d, _ in registry.domain_ops())
+    node = helper.make_node("ChannelAffine", ["x", "s", "t"], ["y"], name="sneaky", domain=registry.INTERNAL_DOMAIN)
+    model = make_model([node], [("x", F, (1, c, 2, 2))], [("y", F, None)],
+                       [("s", np.full(c, 2, F)), ("t", np.ones(c, F))])
+    model.opset_import.append(helper.make_opsetid(registry.INTERNAL_DOMAIN, 1))
+    with pytest.raises(tilerun.ModelError, match="reserved for the ops tilerun's passes create"):
+        tilerun.compile_model(model)
+
+
+def test_fold_pass_channel_affine_is_internal_and_still_runs():
+    from tilerun.importer import import_model
+    from tilerun.ops import registry
+    from tilerun.passes import run_passes
+    rng = np.random.default_rng(5)
+    c = 4
+    inits = [("sc", (1 + 0.1 * rng.standard_normal(c)).astype(F)), ("bb", rng.standard_normal(c).astype(F)),
+             ("mu", rng.standard_normal(c).astype(F)), ("var", (0.5 + rng.random(c)).astype(F))]
+    nodes = [helper.make_node("BatchNormalization", ["x", "sc", "bb", "mu", "var"], ["n"]),
+             helper.make_node("Relu", ["n"], ["y"])]
+    model = make_model(nodes, [("x", F, (2, c, 3, 3))], [("y", F, None)], inits)
+    graph = run_passes(import_model(model), None, None)
+    assert [(n.domain, n.op_type, n.fused.activation) for n in graph.nodes] == \
+        [(registry.INTERNAL_DOMAIN, "ChannelAffine", ("Relu", 0.0, 0.0))]
+    check_against_reference(model, {"x": rng.standard_normal((2, c, 3, 3)).astype(F)})

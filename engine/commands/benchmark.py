@@ -6,51 +6,45 @@ multi_stream/elastic unless ``--concurrency`` says otherwise. With
 ``--compare onnxruntime`` the same inputs run on an ORT session with the same
 callers and the same cores (intra-op threads = cores / callers), in
 alternating phases (tilerun, ORT, ORT, tilerun, ...) so drift on a shared
-machine hits both engines alike. It does not sweep configurations: ``tilerun
-tune`` does.
+machine hits both engines alike. Latencies are in ms (JSON keys end in
+``_ms``); a speed-up is how many times faster tilerun is (> 1: tilerun
+faster). It does not sweep configurations: ``tilerun tune`` does.
 """
 import json
 import os
 
-from . import common
+from . import common, flags
 
-STATS = ("mean", "median", "p90", "p95", "p99", "min", "max")
+STATS = tuple(f"{s}_ms" for s in common.STATS)  # latency keys of a result (and of the JSON file)
 PHASE_SECONDS = 1.0
+EXAMPLES = ("tilerun benchmark squeezenet --compare onnxruntime --json bench.json",
+            "tilerun benchmark model.onnx --scheduler multi_stream --num-streams 2 --time 30",
+            "tilerun benchmark model.onnx --input-shapes input_ids:1x128 --inputs in.npz")
 
 
 def add_parser(sub):
     """Register ``benchmark`` on the subparsers ``sub``."""
     b = sub.add_parser("benchmark", help="measure throughput and latency (optionally against ONNX Runtime)")
     b.add_argument("model", nargs="?", help="ONNX file or light model name (default: light resnet50, random weights)")
-    b.add_argument("--scheduler", choices=["single_stream", "multi_stream", "elastic"], default="single_stream")
-    b.add_argument("--num-streams", type=int, default=None, help="request slots (multi_stream/elastic)")
-    b.add_argument("--num-cores", type=int, default=None, help="cores to use (default: all usable)")
-    b.add_argument("--batch-size", type=int, default=1)
+    b.add_argument("--scheduler", choices=["single_stream", "multi_stream", "elastic"], default="single_stream",
+                   help="how requests share the cores (default single_stream)")
+    b.add_argument("--num-streams", type=flags.positive_int, default=None,
+                   help="request slots (multi_stream/elastic)")
+    b.add_argument("--num-cores", type=flags.positive_int, default=None, help="cores to use (default: all usable)")
+    b.add_argument("--batch-size", type=flags.positive_int, default=1, help="batch dim of the inputs (default 1)")
     b.add_argument("--input-shapes", default=None, help="dynamic dims, e.g. ids:1x128,mask:1x128")
-    b.add_argument("--time", type=float, default=10.0, help="measured seconds per engine (default 10)")
-    b.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per engine (default 2)")
-    b.add_argument("--concurrency", type=int, default=None, help="concurrent callers (default: streams)")
+    b.add_argument("--time", type=flags.positive_float, default=10.0,
+                   help="measured seconds per engine (default 10)")
+    b.add_argument("--warmup", type=flags.non_negative_float, default=2.0,
+                   help="warm-up seconds per engine (default 2)")
+    b.add_argument("--concurrency", type=flags.positive_int, default=None,
+                   help="concurrent callers (default: streams)")
     b.add_argument("--compare", choices=["onnxruntime"], default=None, help="run the same workload on ONNX Runtime")
     b.add_argument("--inputs", metavar="FILE.npz", default=None, help="input arrays (default: seeded random data)")
     b.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
     b.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     b.add_argument("--quiet", action="store_true", help="no progress display")
     b.set_defaults(func=main)
-
-
-def _check_args(args):
-    if args.time <= 0:
-        raise common.CliError(f"--time must be positive seconds, given {args.time}")
-    if args.warmup < 0:
-        raise common.CliError(f"--warmup must be >= 0 seconds, given {args.warmup}")
-    if args.concurrency is not None and args.concurrency < 1:
-        raise common.CliError(f"--concurrency must be at least 1, given {args.concurrency}")
-    if args.batch_size < 1:
-        raise common.CliError(f"--batch-size must be at least 1, given {args.batch_size}")
-    if args.num_cores is not None and args.num_cores < 1:
-        raise common.CliError(f"--num-cores must be at least 1, given {args.num_cores}")
-    if args.num_streams is not None and args.num_streams < 1:
-        raise common.CliError(f"--num-streams must be at least 1, given {args.num_streams}")
 
 
 def engine_cores(eng):
@@ -75,7 +69,7 @@ def default_callers(eng, concurrency=None):
 
 def main(args):
     """Run the ``benchmark`` command; returns the exit code."""
-    _check_args(args)
+    flags.check_output_path("--json", args.json, {"json"})
     if args.compare:
         common.import_onnxruntime("--compare onnxruntime")
     progress = common.Progress(args.quiet)
@@ -202,7 +196,7 @@ def format_table(results):
 
     row("items/s", "items_per_s", lambda v: f"{v:.2f}", True)
     for key in STATS:
-        row(f"latency {key} ms", key, common.fmt_ms, False)
+        row(f"latency {key[:-3]} ms", key, common.fmt_ms, False)
     lines.append(f"{'requests':<18}" + "".join(f"{results[n]['requests']:>14}" for n in names))
     if two:
         lines.append("speed-up = how many times faster tilerun is (>1: tilerun faster)")
@@ -214,11 +208,12 @@ def _write_json(path, config, results):
     doc = {"tilerun_version": tilerun.__version__, "config": config, "results": results}
     if len(results) == 2:
         t, o = results["tilerun"], results["onnxruntime"]
+        # Speed-ups are ratios (no unit): tilerun's throughput over ORT's, ORT's latency over tilerun's.
         doc["speedup"] = {"items_per_s": t["items_per_s"] / o["items_per_s"],
-                          **{k: o[k] / t[k] for k in STATS if t[k]}}
+                          **{f"latency_{k[:-3]}": o[k] / t[k] for k in STATS if t[k]}}
     try:
         with open(path, "w") as f:
             json.dump(doc, f, indent=2)
     except OSError as e:
-        raise common.CliError(f"--json: cannot write {path!r}: {e.strerror}") from None
+        raise common.CliError(f"--json: cannot write {path!r}: {e.strerror}", code=1) from None
     print(f"results written to {path}")

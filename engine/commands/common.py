@@ -1,27 +1,26 @@
-"""Helpers the subcommands share: model arguments, inputs, ORT sessions, statistics, progress.
+"""Helpers the subcommands share: model arguments, inputs and outputs, ORT sessions, statistics, progress.
 
 Everything here turns bad user input into a ``CliError`` whose message is one
 line, so ``tilerun`` can print it and exit non-zero without a traceback. It
-does not parse arguments (``tilerun.cli`` does) and does not print results
-(each command does).
+does not parse arguments (``tilerun.cli`` does, with the types of
+``commands.flags``) and does not print results (each command does).
 """
 import logging
 import os
 import sys
 import threading
 import time
+import zipfile
 
 import numpy as np
 
+from tilerun.models import random_array  # noqa: F401  (the random data of every command's inputs)
+
+from tilerun.errors import ArgumentError
+
+from .flags import CliError, one_line  # noqa: F401  (CliError: what every command raises)
+
 log = logging.getLogger("tilerun.cli")
-
-
-class CliError(Exception):
-    """A user-facing error: the message is printed as one line, the exit code is ``code``."""
-
-    def __init__(self, message, code=2):
-        super().__init__(message)
-        self.code = code
 
 
 # -- models --------------------------------------------------------------------------------
@@ -51,12 +50,10 @@ def load_model_arg(arg, progress=None):
             return randomize_weights(light_model_path(name), seed=0)
         raise CliError(f"model not found: expected an .onnx file or a light model name "
                        f"({', '.join(LIGHT_MODELS)}), given {arg!r}")
-    if os.path.isdir(arg):
-        raise CliError(f"model path is a directory, expected an .onnx file: {arg!r}")
     try:
         return load_model(arg)
-    except ModelError as e:
-        raise CliError(first_line(str(e)), code=1) from None
+    except ModelError as e:  # the API's own words: a directory, an empty or malformed file
+        raise CliError(one_line(e), code=1) from None
 
 
 def first_line(text):
@@ -78,8 +75,11 @@ def parse_input_shapes(text):
             if not sep or not name:
                 raise ValueError
             shapes[name] = [int(d) for d in dims.lower().split("x")]
+            if min(shapes[name]) < 1:
+                raise ValueError
         except ValueError:
-            raise CliError(f"--input-shapes: expected NAME:D1xD2x... separated by commas, given {part!r}") from None
+            raise CliError(f"--input-shapes: expected NAME:D1xD2x... (positive dims) separated by commas, "
+                           f"given {part!r}") from None
     return shapes
 
 
@@ -88,7 +88,7 @@ def compile_engine(model, args, progress, what="compiling"):
     import tilerun
     kwargs = dict(batch_size=getattr(args, "batch_size", 1),
                   input_shapes=parse_input_shapes(getattr(args, "input_shapes", None)),
-                  num_cores=getattr(args, "num_cores", None))
+                  num_cores=usable_cores(getattr(args, "num_cores", None)))
     if getattr(args, "scheduler", None):
         kwargs["scheduler"] = args.scheduler
     if getattr(args, "num_streams", None) is not None:
@@ -101,36 +101,49 @@ def compile_engine(model, args, progress, what="compiling"):
         dynamic = [axis for axis, d in enumerate(dims) if not isinstance(d, int)]
         if dynamic:  # the commands make inputs of the engine's shapes: every dim must be known
             eng.close()
-            example = "x".join(str(d) if isinstance(d, int) else "N" for d in dims)
-            raise CliError(f"input {name!r} has dynamic dims {[dims[a] for a in dynamic]} at axes {dynamic}; "
-                           f"pass --input-shapes {name}:{example} with every dim")
+            raise ArgumentError(f"input {name!r} has dynamic dims {[dims[a] for a in dynamic]} at axes {dynamic}; "
+                                f"pass input_shapes={{{name!r}: [...]}} with every dim")
     return eng
+
+
+def usable_cores(num_cores):
+    """``--num-cores``, or all usable cores when it asks for more (saying so on stderr); None stays None."""
+    from tilerun.scheduler import topology
+    if num_cores is None:
+        return None
+    usable = len(topology.detect().cores)
+    if num_cores > usable:
+        log.warning("--num-cores %d, but %d cores are usable: using %d", num_cores, usable, usable)
+        return usable
+    return num_cores
 
 
 # -- inputs --------------------------------------------------------------------------------
 
-def random_array(rng, shape, dtype):
-    """Random data of ``shape``/``dtype``: standard normal floats, small non-negative integers."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return rng.standard_normal(shape).astype(dtype)
-    if dtype.kind == "b":
-        return rng.integers(0, 2, size=shape).astype(dtype)
-    return rng.integers(0, 8, size=shape).astype(dtype)
-
-
 def make_inputs(eng, npz=None, seed=0):
-    """The request's inputs: arrays from ``npz`` (by input name, else in order) or seeded random data."""
+    """The request's inputs: arrays from ``npz`` (by input name, else in order) or seeded random data.
+
+    A ``.npy`` file (one array) serves a model with one input.
+    """
     if npz is None:
-        rng = np.random.default_rng(seed)
-        return [random_array(rng, s, d) for s, d in zip(eng.input_shapes, eng.input_dtypes)]
+        from tilerun.models import random_inputs
+        return random_inputs(eng, seed)
+    if os.path.isdir(npz):
+        raise CliError(f"--inputs: {npz!r} is a directory; expected a .npz file of arrays named by input")
     if not os.path.isfile(npz):
         raise CliError(f"--inputs: no such file: {npz!r}")
     try:
-        data = np.load(npz)
-        keys = list(data.keys())
+        data = np.load(npz, allow_pickle=False)
     except Exception as e:
-        raise CliError(f"--inputs: cannot read {npz!r} as a numpy .npz file ({type(e).__name__})") from None
+        raise CliError(f"--inputs: cannot read {npz!r} as a numpy .npz or .npy file "
+                       f"({type(e).__name__}: {first_line(e)})") from None
+    if isinstance(data, np.ndarray):  # a .npy file: one array
+        if len(eng.input_names) != 1:
+            raise CliError(f"--inputs: {npz!r} holds one array (a .npy file), but the model has "
+                           f"{len(eng.input_names)} inputs {eng.input_names}; give a .npz with one array per input "
+                           f"(np.savez(path, **{{name: array}}))")
+        data = {eng.input_names[0]: data}
+    keys = list(data.keys())
     if all(n in keys for n in eng.input_names):
         arrays = [data[n] for n in eng.input_names]
     elif len(keys) == len(eng.input_names):
@@ -141,6 +154,17 @@ def make_inputs(eng, npz=None, seed=0):
         if tuple(a.shape) != tuple(shape) or a.dtype != dtype:
             raise CliError(f"--inputs: input {name!r} expected {dtype}{list(shape)}, given {a.dtype}{list(a.shape)}")
     return arrays
+
+
+def save_outputs(path, names, outputs):
+    """Write ``outputs`` to the ``.npz`` file ``path``, one array per output name."""
+    try:  # what np.savez writes, without its keyword arguments in the way of output names such as "file"
+        with zipfile.ZipFile(path, "w") as z:
+            for name, a in zip(names, outputs):
+                with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(a), allow_pickle=False)
+    except OSError as e:
+        raise CliError(f"--output: cannot write {path!r}: {e.strerror}", code=1) from None
 
 
 # -- ONNX Runtime --------------------------------------------------------------------------
@@ -188,18 +212,17 @@ def max_abs_diff(got, ref):
 # -- statistics ----------------------------------------------------------------------------
 
 PERCENTILES = (90, 95, 99)
+STATS = ("mean", "median", "p90", "p95", "p99", "min", "max")
 
 
 def latency_stats(seconds):
-    """Latency summary in ms of a list of per-request times in seconds."""
+    """Latency summary of a list of per-request times in seconds: ``{"mean_ms": ..., "p90_ms": ...}``."""
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
     if ms.size == 0:
-        return {k: float("nan") for k in ("mean", "median", "p90", "p95", "p99", "min", "max")}
-    out = {"mean": float(ms.mean()), "median": float(np.median(ms))}
-    for p in PERCENTILES:
-        out[f"p{p}"] = float(np.percentile(ms, p))
-    out["min"], out["max"] = float(ms.min()), float(ms.max())
-    return out
+        return {f"{k}_ms": float("nan") for k in STATS}
+    values = {"mean": ms.mean(), "median": np.median(ms), "min": ms.min(), "max": ms.max(),
+              **{f"p{p}": np.percentile(ms, p) for p in PERCENTILES}}
+    return {f"{k}_ms": float(values[k]) for k in STATS}
 
 
 def measure(call, seconds, callers=1, min_requests=1):

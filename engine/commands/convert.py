@@ -17,6 +17,10 @@ import numpy as np
 
 from . import common
 
+EXAMPLES = ("tilerun convert model.onnx -o model_b1.onnx",
+            "tilerun convert model.onnx -o model_dynamic.onnx --dynamic-batch --tilerun",
+            "tilerun convert squeezenet -o squeezenet_b4.onnx --batch-size 4 --opset 13")
+
 
 def add_parser(sub):
     """Register ``convert`` on the subparsers ``sub``."""

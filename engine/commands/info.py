@@ -6,6 +6,8 @@ Numba's cache directory. It compiles nothing.
 """
 import os
 
+EXAMPLES = ("tilerun info", "tilerun info --ops   # the supported ONNX ops and their opset ranges")
+
 
 def add_parser(sub):
     """Register ``info`` on the subparsers ``sub``."""

@@ -11,20 +11,24 @@ from Python per op.
 import collections
 import statistics
 
-from . import common
+from . import common, flags
 from .benchmark import engine_cores
+
+EXAMPLES = ("tilerun profile squeezenet --top 10",
+            "tilerun profile model.onnx --runs 10 --trace trace.json   # open trace.json in ui.perfetto.dev")
 
 
 def add_parser(sub):
     """Register ``profile`` on the subparsers ``sub``."""
     p = sub.add_parser("profile", help="per-op time table (after fusion), GFLOP/s, tiles per worker, Chrome trace")
     p.add_argument("model", nargs="?", help="ONNX file or light model name (default: light resnet50, random weights)")
-    p.add_argument("--num-cores", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--num-cores", type=flags.positive_int, default=None, help="cores to use (default: all usable)")
+    p.add_argument("--batch-size", type=flags.positive_int, default=1, help="batch dim of the inputs (default 1)")
     p.add_argument("--input-shapes", default=None, help="dynamic dims, e.g. ids:1x128")
     p.add_argument("--inputs", metavar="FILE.npz", default=None, help="input arrays (default: seeded random data)")
-    p.add_argument("--runs", type=int, default=5, help="traced requests; each op's median is shown (default 5)")
-    p.add_argument("--top", type=int, default=30, help="rows to show (0: all; default 30)")
+    p.add_argument("--runs", type=flags.positive_int, default=5,
+                   help="traced requests; each op's median is shown (default 5)")
+    p.add_argument("--top", type=flags.non_negative_int, default=30, help="rows to show (0: all; default 30)")
     p.add_argument("--trace", metavar="OUT.json", default=None, help="write the Chrome/Perfetto trace of the median run")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=main)
@@ -32,10 +36,7 @@ def add_parser(sub):
 
 def main(args):
     """Run the ``profile`` command; returns the exit code."""
-    if args.runs < 1:
-        raise common.CliError(f"--runs must be at least 1, given {args.runs}")
-    if args.top < 0:
-        raise common.CliError(f"--top must be >= 0, given {args.top}")
+    flags.check_output_path("--trace", args.trace)
     progress = common.Progress(args.quiet)
     model = common.load_model_arg(args.model, progress)
     with common.compile_engine(model, args, progress) as eng:
@@ -101,14 +102,15 @@ def format_rows(rows, busy_total, top):
     """The per-op table: busy and span ms, share, GFLOP/s (over span, and per busy core), tiles per worker."""
     shown = rows if not top else rows[:top]
     lines = [f"{'node':<30} {'op':<18} {'kernel':<26} {'tiles':>5} {'busy ms':>8} {'share':>6} "
-             f"{'span ms':>8} {'GFLOP/s':>8} {'/core':>6}  tiles per worker"]
+             f"{'span ms':>8} {'GFLOP/s':>8} {'/core':>6}  {'output':<24}  tiles per worker"]
     for r in shown:
         op = r["op_type"]
         share = 100 * r["busy_ms"] / busy_total if busy_total else 0.0
         where = " ".join(f"w{w}:{n}" for w, n in r["tiles_per_worker"].items())
         lines.append(f"{_cut(r['node'], 30):<30} {_cut(op, 18):<18} {_cut(r['kernel'], 26):<26} {r['tiles']:>5} "
                      f"{r['busy_ms']:>8.3f} {share:>5.1f}% {r['span_ms']:>8.3f} "
-                     f"{_gflops(r['flops'], r['span_ms'], op):>8} {_gflops(r['flops'], r['busy_ms'], op):>6}  {where}")
+                     f"{_gflops(r['flops'], r['span_ms'], op):>8} {_gflops(r['flops'], r['busy_ms'], op):>6}  "
+                     f"{_cut(r.get('output') or '-', 24):<24}  {where}")
     if len(shown) < len(rows):
         rest = rows[len(shown):]
         rest_ms = sum(r["busy_ms"] for r in rest)

@@ -1,26 +1,38 @@
 """``tilerun run [MODEL]``: compile a model, run seeded random inputs, check against ONNX Runtime.
 
 Prints the compile time, the top-5 of the first output, the median latency and
-the largest difference from ONNX Runtime. For timing with statistics use
-``tilerun benchmark``.
+the largest difference from ONNX Runtime. ``--inputs`` reads the request from
+a ``.npz`` file, ``--output`` saves the outputs to one. For timing with
+statistics use ``tilerun benchmark``.
 """
 import statistics
 import time
 
 import numpy as np
 
-from . import common
+from . import common, flags
+
+EXAMPLES = ("tilerun run                      # light ResNet-50 with random weights, checked against ONNX Runtime",
+            "tilerun run squeezenet --batch-size 2 --iterations 20",
+            "tilerun run model.onnx --input-shapes input_ids:1x128,attention_mask:1x128",
+            "tilerun run model.onnx --inputs in.npz --output out.npz")
 
 
 def add_parser(sub):
     """Register ``run`` on the subparsers ``sub``."""
     r = sub.add_parser("run", help="compile a model, run random inputs, check against ONNX Runtime")
     r.add_argument("model", nargs="?", help="ONNX file or light model name (default: light resnet50, random weights)")
-    r.add_argument("--batch-size", type=int, default=1)
-    r.add_argument("--num-cores", type=int, default=None)
+    r.add_argument("--batch-size", type=flags.positive_int, default=1,
+                   help="batch dim of the inputs (default 1)")
+    r.add_argument("--num-cores", type=flags.positive_int, default=None,
+                   help="cores to use (default: all usable)")
     r.add_argument("--input-shapes", default=None, help="dynamic dims, e.g. ids:1x128,mask:1x128")
-    r.add_argument("--iterations", type=int, default=10)
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--inputs", metavar="FILE.npz", default=None,
+                   help="input arrays by input name (.npy for a one-input model; default: seeded random data)")
+    r.add_argument("--output", metavar="OUT.npz", default=None, help="save the outputs, one array per output name")
+    r.add_argument("--iterations", type=flags.positive_int, default=10,
+                   help="timed runs after the first; the median is printed (default 10)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     r.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
     r.add_argument("--quiet", action="store_true", help="no progress display")
     r.set_defaults(func=main)
@@ -28,13 +40,18 @@ def add_parser(sub):
 
 def main(args):
     """Run the ``run`` command; returns the exit code."""
+    flags.check_output_path("--output", args.output, {"npz"})
     progress = common.Progress(args.quiet)
     model = common.load_model_arg(args.model, progress)
     t0 = time.perf_counter()
     with common.compile_engine(model, args, progress) as eng:
         print(f"compile: {time.perf_counter() - t0:.2f} s")
-        inputs = common.make_inputs(eng, seed=args.seed)
-        out = eng.run(inputs)[0]
+        inputs = common.make_inputs(eng, args.inputs, seed=args.seed)
+        outputs = eng.run(inputs)
+        out = outputs[0]
+        if args.output:
+            common.save_outputs(args.output, eng.output_names, outputs)
+            print(f"outputs {eng.output_names} written to {args.output}")
         times = []
         for _ in range(max(args.iterations, 1)):
             t = time.perf_counter()

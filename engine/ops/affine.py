@@ -1,5 +1,6 @@
 """Lowering of ``ChannelAffine``, tilerun's own op for a folded chain of per-channel affine ops.
 
+It lives in ``registry.INTERNAL_DOMAIN``, so no model node resolves to it.
 The fold pass (``passes/fold_batchnorm``) creates it with inputs ``[x, s, t]``
 (``s``, ``t`` constant ``[C]``); the fuse pass may add ``fused.activation``.
 One ``f32_channel_affine`` row, tiles over (image, channel) planes.
@@ -10,10 +11,10 @@ from tilerun.kernels.affine import f32_channel_affine
 
 from .base import F32, Lowering
 from .gemm import fused_activation
-from .registry import register
+from .registry import register_internal
 
 
-@register("ChannelAffine", 1)
+@register_internal("ChannelAffine")
 class ChannelAffine(Lowering):
     """``y = act(x * s[c] + t[c])`` over axis 1 of a float32 tensor."""
 

@@ -8,10 +8,12 @@ and run one *mapped copy* kernel (see ``tilerun.kernels.movement``); adjacent
 axes that stay in order merge first, and a transpose that moves the last axis
 (``[B, R, C] -> [B, C, R]`` after merging, e.g. NCHW <-> NHWC) takes a blocked
 kernel. Concat copies rows of bytes. Gather with run-time indices has its own
-kernel, which fails the request (status 1) on an out-of-range index. Shape-like inputs (shape,
-pads, starts, repeats, axes, split) must be compile-time constants: run-time
-ones are rejected with an error naming the node. Kernels come from the
-family's dicts, chosen by element size (and index dtype for Gather).
+kernel, which fails the request (status 1) on an out-of-range index; the
+row's ``explain`` then names the indices input, the index and the bound.
+Shape-like inputs (shape, pads, starts, repeats, axes, split) must be
+compile-time constants: run-time ones are rejected with an error naming the
+node. Kernels come from the family's dicts, chosen by element size (and index
+dtype for Gather).
 """
 import numpy as np
 
@@ -576,7 +578,19 @@ class Gather(Lowering):
         m = idx.size
         tiles, per = plan.split(outer * m, inner)
         plan.add(node, K.GATHER_KERNELS[(x.dtype.itemsize, idx.dtype)], x=x, indices=idx, y=y, outer=outer,
-                 axis_len=n, inner=inner, n_indices=m, rows_per_tile=per, tiles=tiles)
+                 axis_len=n, inner=inner, n_indices=m, rows_per_tile=per, tiles=tiles,
+                 explain=lambda read: index_fault(read(idx.name), idx.name, x.name, axis, n))
+
+
+def index_fault(indices, name, data, axis, n):
+    """What is wrong with run-time ``indices`` (input ``name``) into axis ``axis`` (size ``n``) of ``data``."""
+    bad = np.argwhere((indices < -n) | (indices >= n))
+    if not len(bad):
+        return None
+    at = tuple(int(k) for k in bad[0])
+    more = f" (and {len(bad) - 1} more out of range)" if len(bad) > 1 else ""
+    return (f"input {name!r} holds index {int(indices[at])} at position {list(at)}, out of range for axis {axis} "
+            f"of {data!r} of size {n} (expected {-n} to {n - 1}){more}")
 
 
 @register("Gather", 13)

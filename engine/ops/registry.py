@@ -8,8 +8,15 @@ never reaches the built-in Relu, and no op can be added to the default
 domain from outside. ``resolve`` picks the newest registered version not
 above the version the model imports of the node's domain, as ONNX's own
 operator sets are resolved.
+
+Ops tilerun's own passes create (``ChannelAffine``) register with
+``@register_internal`` in ``INTERNAL_DOMAIN``: no model node reaches them (the
+importer refuses that domain, and a default-domain node of the same name
+resolves among ONNX's ops only), and neither ``supported_ops`` nor
+``domain_ops`` lists them.
 """
 DEFAULT_DOMAINS = ("", "ai.onnx")
+INTERNAL_DOMAIN = "tilerun.internal"
 
 _REGISTRY = {}  # op_type → [(since, lowering)], default domain
 _DOMAIN_OPS = {}  # (domain, op_type) → [(since, lowering)], every other domain
@@ -25,14 +32,24 @@ def register(op_type, since=1):
     return deco
 
 
+def register_internal(op_type):
+    """Class decorator: the lowering handles ``op_type`` of ``INTERNAL_DOMAIN``, an op tilerun's passes create."""
+    def deco(cls):
+        _DOMAIN_OPS[(INTERNAL_DOMAIN, op_type)] = [(1, cls())]
+        return cls
+    return deco
+
+
 def register_domain_op(domain, op_type, since, lowering):
     """Add ``lowering`` for ``domain``'s ``op_type`` from that domain's version ``since`` on.
 
-    Raises ``ValueError`` for a default domain or an already registered
-    ``(domain, op_type, since)``.
+    Raises ``ValueError`` for a default domain, the internal domain or an
+    already registered ``(domain, op_type, since)``.
     """
     if domain in DEFAULT_DOMAINS:
         raise ValueError(f"domain {domain!r} is ONNX's default domain; ops of another domain only can be added")
+    if domain == INTERNAL_DOMAIN:
+        raise ValueError(f"domain {domain!r} is reserved for the ops tilerun's passes create")
     entries = _DOMAIN_OPS.setdefault((domain, op_type), [])
     if any(s == since for s, _ in entries):
         raise ValueError(f"op {domain}.{op_type} since version {since} is already registered")
@@ -76,5 +93,5 @@ def supported_ops():
 
 
 def domain_ops():
-    """Map ``(domain, op_type)`` of every op registered outside the default domain → its sorted versions."""
-    return {key: [s for s, _ in entries] for key, entries in sorted(_DOMAIN_OPS.items())}
+    """Map ``(domain, op_type)`` of every op registered outside the default (and internal) domain → its versions."""
+    return {key: [s for s, _ in entries] for key, entries in sorted(_DOMAIN_OPS.items()) if key[0] != INTERNAL_DOMAIN}

@@ -4,14 +4,15 @@ A chain of such ops is one map ``y = x * s + t`` per channel. After a Conv
 whose weights are constants it folds into the Conv: ``conv(x, W * s) + (B * s
 + t)``, so nothing runs for it. A chain that does not follow a Conv (e.g.
 DenseNet's pre-activation ``BatchNormalization → Mul → Add``, after a Concat)
-becomes one ``ChannelAffine`` node (``tilerun``'s own op, inputs ``[x, s,
-t]``), which the fuse pass may give a Relu/Clip epilogue: one pass over
+becomes one ``ChannelAffine`` node (``tilerun``'s own op, in the internal
+domain ``INTERNAL_DOMAIN``, inputs ``[x, s, t]``), which the fuse pass may give a Relu/Clip epilogue: one pass over
 memory instead of one per op. Only a link whose input feeds nothing else and
 is not a graph output joins a chain; all arithmetic is done in float64.
 """
 import numpy as np
 
 from ..ir import Node, Value
+from ..ops.registry import INTERNAL_DOMAIN
 
 CHANNEL_AFFINE = "ChannelAffine"
 
@@ -133,7 +134,8 @@ def _merge_chains(graph):
         sname, tname = _fresh(graph, f"{head.name}/scale"), _fresh(graph, f"{head.name}/shift")
         graph.values[sname] = Value(sname, (x.shape[1],), np.dtype(np.float32), s_tot.astype(np.float32))
         graph.values[tname] = Value(tname, (x.shape[1],), np.dtype(np.float32), t_tot.astype(np.float32))
-        node = Node(CHANNEL_AFFINE, f"{head.name}/affine", [head.inputs[0], sname, tname], [out])
+        node = Node(CHANNEL_AFFINE, f"{head.name}/affine", [head.inputs[0], sname, tname], [out],
+                    domain=INTERNAL_DOMAIN)
         replace[id(chain[-1])] = node
         drop.update(id(n) for n in chain[:-1])
     graph.nodes = [replace.get(id(n), n) for n in graph.nodes if id(n) not in drop]

@@ -13,10 +13,13 @@ be computed after the Conv in the original order).
 """
 import numpy as np
 
-from ..ops.registry import DEFAULT_DOMAINS, resolve
+from ..ops.registry import DEFAULT_DOMAINS, INTERNAL_DOMAIN, resolve
+from .fold_batchnorm import CHANNEL_AFFINE
 
-PRODUCERS = {"Conv", "Gemm", "MatMul", "ChannelAffine"}
-RESIDUAL_PRODUCERS = {"Conv"}
+# (domain, op_type) of the nodes an epilogue fuses into: ONNX's own, and the fold pass's ChannelAffine.
+PRODUCERS = {(d, op) for d in DEFAULT_DOMAINS for op in ("Conv", "Gemm", "MatMul")} | \
+    {(INTERNAL_DOMAIN, CHANNEL_AFFINE)}
+RESIDUAL_PRODUCERS = {(d, "Conv") for d in DEFAULT_DOMAINS}
 
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -69,7 +72,7 @@ def _fuse(graph, step):
 
 def _sole_fusable_producer(graph, name, producers, consumers, kinds):
     p = producers.get(name)
-    if p is None or p.op_type not in kinds or p.domain not in DEFAULT_DOMAINS or p.fused.activation is not None:
+    if p is None or (p.domain, p.op_type) not in kinds or p.fused.activation is not None:
         return None
     if len(consumers.get(name, ())) != 1 or name in graph.outputs:
         return None

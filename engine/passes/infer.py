@@ -15,21 +15,30 @@ anything else a lowering's rule raises on a bad node is reported as that
 node's error; tensors with negative dims or over ``MAX_TENSOR_BYTES`` are
 refused (before folding, too); run-time tensors must have a dtype the kernels
 carry (float16/float64 may only appear in constants that fold away).
+A quantized model (QDQ or QOperator ops, ``QUANTIZED_OPS``) is refused first,
+with the nodes that make it one, before the reference evaluator is asked to
+fold any of them.
 """
 import numpy as np
 import onnx
 
-from ..errors import ModelError, TilerunError, UnsupportedOpError, node_error
+from ..errors import ModelError, QuantizedModelError, TilerunError, UnsupportedOpError, node_error
 from ..ir import SUPPORTED_DTYPES, Value
 from ..ops import registry
 from ..ops.base import reference_fold
 
 _SHAPE_ONLY = {"Shape", "Size"}
 MAX_TENSOR_BYTES = 1 << 32  # one tensor over 4 GiB is a malformed shape, not a model
+# Ops that make a model quantized (ONNX's and ONNX Runtime's com.microsoft ones), besides any QLinear*.
+QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger",
+                 "QGemm", "QAttention", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulNBits",
+                 "DynamicQuantizeLSTM", "QEmbedLayerNormalization"}
+QUANTIZED_DOMAINS = registry.DEFAULT_DOMAINS + ("com.microsoft",)
 
 
 def infer_and_fold(graph):
     """Fill shape/dtype (and data when constant) of every value, in place; fold constant nodes away."""
+    refuse_quantized(graph)
     for name in graph.inputs:
         v = graph.values[name]
         _check_runtime_dtype(v, f"graph input {name!r}")
@@ -57,6 +66,18 @@ def infer_and_fold(graph):
                 _check_runtime_dtype(graph.values[name], f"tensor {name!r} (output of node {node.name!r}, "
                                                          f"{node.op_type})")
     graph.nodes = kept
+
+
+def refuse_quantized(graph):
+    """Raise ``QuantizedModelError`` naming the quantization nodes, if the graph has any tilerun cannot lower."""
+    found = {}
+    for node in graph.nodes:
+        quantized = node.op_type in QUANTIZED_OPS or node.op_type.startswith("QLinear")
+        if quantized and node.domain in QUANTIZED_DOMAINS and \
+                registry.resolve(node.op_type, graph.opset, node.domain) is None:
+            found.setdefault(_op_name(node), []).append(node.name)
+    if found:
+        raise QuantizedModelError(found)
 
 
 def _check_runtime_dtype(value, what):
