@@ -6,7 +6,8 @@ checks and packs into tensors read and written and int64 parameters, plus a
 tile count. ``PlanBuilder.finish`` resolves
 views to their root buffers, lays the arena out from buffer lifetimes and
 builds the executor's tables: kernel addresses, tile counts, dependency counts
-and consumer lists, and the parameter rows with tensor slots still unbound.
+and consumer lists (from ``hazards``), and the parameter rows with tensor slots
+still unbound.
 ``Plan.bind(arena)`` writes a stream's absolute addresses into its own copy of
 the parameter rows. Weights are arrays of their own (64-byte aligned), never
 copied into a plan: every stream and, through the builder's ``weight_cache``,
@@ -21,6 +22,7 @@ import numpy as np
 from tilerun.kernels.contract import ContractError
 
 from .errors import node_error
+from .hazards import hazard_producers
 from .memory import ALIGN, plan_offsets
 from .tiling import split, split_even
 
@@ -283,8 +285,8 @@ class Plan:
 
     def _executor_tables(self):
         rows = self.rows
-        producers = _hazard_producers([self._intervals(r.inputs) for r in rows],
-                                      [self._intervals(r.outputs) for r in rows])
+        producers = hazard_producers([self._intervals(r.inputs) for r in rows],
+                                     [self._intervals(r.outputs) for r in rows])
         deps = np.array([len(p) for p in producers], np.int64)
         consumers = [[] for _ in rows]
         for k, prods in enumerate(producers):
@@ -348,40 +350,3 @@ class Plan:
         t = self.tensors[name]
         buf = arena if t.kind == ARENA else self.weights[t.root].reshape(-1).view(np.uint8)
         return buf[t.offset:t.offset + t.nbytes].view(t.dtype).reshape(t.shape)
-
-
-def _hazard_producers(reads, writes):
-    """For each row, the earlier rows it must wait for (sorted), from the arena bytes they touch.
-
-    Row k waits for the last writer of every byte it reads or writes
-    (read-after-write, write-after-write) and, because the arena reuses dead
-    buffers, for every reader since that write of a byte it overwrites
-    (write-after-read). Only the nearest such rows become edges: older ones
-    are implied through them, which keeps a chain of n ops at O(n) edges.
-    """
-    bounds = sorted({b for ivs in reads + writes for lo, hi in ivs for b in (lo, hi)})
-    index = {b: i for i, b in enumerate(bounds)}
-    last_writer = [-1] * max(len(bounds) - 1, 0)
-    readers = [[] for _ in last_writer]
-    out = []
-    for k in range(len(reads)):
-        prods = set()
-        for lo, hi in reads[k]:
-            for seg in range(index[lo], index[hi]):
-                if last_writer[seg] >= 0:
-                    prods.add(last_writer[seg])
-        for lo, hi in writes[k]:
-            for seg in range(index[lo], index[hi]):
-                if last_writer[seg] >= 0:
-                    prods.add(last_writer[seg])
-                prods.update(readers[seg])
-        for lo, hi in reads[k]:
-            for seg in range(index[lo], index[hi]):
-                readers[seg].append(k)
-        for lo, hi in writes[k]:
-            for seg in range(index[lo], index[hi]):
-                last_writer[seg] = k
-                readers[seg] = []
-        prods.discard(k)
-        out.append(sorted(prods))
-    return out

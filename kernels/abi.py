@@ -47,11 +47,19 @@ _i64_ptr, i64 = _view(types.int64)
 _i32_ptr, i32 = _view(types.int32)
 _u8_ptr, u8 = _view(types.uint8)
 _i8_ptr, i8 = _view(types.int8)
+_i16_ptr, i16 = _view(types.int16)
+_u16_ptr, u16 = _view(types.uint16)
+_u32_ptr, u32 = _view(types.uint32)
+_u64_ptr, u64 = _view(types.uint64)
 f32.__doc__ = "1-D float32 array of ``n`` elements at absolute address ``addr`` (no copy)."
 i64.__doc__ = "1-D int64 array of ``n`` elements at absolute address ``addr`` (no copy)."
 i32.__doc__ = "1-D int32 array of ``n`` elements at absolute address ``addr`` (no copy)."
 u8.__doc__ = "1-D uint8 array of ``n`` bytes at absolute address ``addr`` (no copy)."
 i8.__doc__ = "1-D int8 array of ``n`` elements at absolute address ``addr`` (no copy)."
+i16.__doc__ = "1-D int16 array of ``n`` elements at absolute address ``addr`` (no copy)."
+u16.__doc__ = "1-D uint16 array of ``n`` elements at absolute address ``addr`` (no copy)."
+u32.__doc__ = "1-D uint32 array of ``n`` elements at absolute address ``addr`` (no copy)."
+u64.__doc__ = "1-D uint64 array of ``n`` elements at absolute address ``addr`` (no copy)."
 
 
 @numba.njit(inline="always")

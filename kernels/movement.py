@@ -1,14 +1,14 @@
-"""Data-movement kernels: mapped copies, blocked transposes, concatenation, run-time gather, casts and masks.
+"""Data-movement kernels: mapped copies, blocked transposes, concatenation and run-time gather.
 
 They move elements of any dtype tilerun carries: kernels are written per
 element size (``b1``/``b2``/``b4``/``b8`` read and write 1-, 2-, 4- or 8-byte
 words, so float32 moves as int32 bits) or on plain bytes (``u8_concat``), each
 size a thin wrapper around one template, and exported in a dict keyed by what
 a lowering chooses by (``MAPPED_COPY_KERNELS[itemsize]`` ...). They do not
-interpret values, except the casts and the comparisons. Every kernel moves
-data only within the tile it was given, so results never depend on tile
-boundaries. Tiles and parameter values are the lowerings' business
-(``tilerun.ops.movement`` and ``tilerun.ops.logical``).
+interpret values (casts and masks: ``kernels.logical``; comparisons:
+``kernels.compare``). Every kernel moves data only within the tile it was
+given, so results never depend on tile boundaries. Tiles and parameter values
+are the lowerings' business (``tilerun.ops.mapped`` and ``tilerun.ops.movement``).
 
 *Mapped copy* (``bN_mapped_copy``, row ``MAPPED``) covers Transpose, Slice,
 Pad, Expand, Tile, Split and constant-index Gather: the output is ``rows``
@@ -33,22 +33,14 @@ low bytes of its slot (as ``fill_bits`` packs them).
 by side, into a band of each output row (a Concat of more inputs takes one row
 per band). ``bN_gather_i64``/``bN_gather_i32`` (row ``GATHER``) gather with
 run-time indices and fail the request (status 1) on one out of range.
-``<src>_cast`` (row ``CAST``) converts to the dtype whose code (``CAST_CODES``)
-is ``to``. Comparisons (row ``COMPARE``) broadcast as the elementwise family
-does over ``BROADCAST_AXES`` axes and write bool bytes; the float32 and
-common integer ones have their op (``EQ``..``GE``) compiled in and ignore
-``op``, the wider integer dtypes take it from ``op``. ``bN_where`` (row
-``WHERE``) and ``u8_not`` (row ``NOT``) complete the masks.
 """
 from collections import namedtuple
 
 import numba
 import numpy as np
 
-from .abi import U, f32, i32, i64, slot_address, u8
-from .abi import i8 as s8
+from .abi import U, i16, i32, i64, slot_address, u8
 from .contract import declare_row, tile_kernel
-from .elementwise import BROADCAST_AXES, i16, u16, u32, u64
 
 # -- rows ------------------------------------------------------------------------------
 MAPPED = declare_row("MAPPED", inputs=("src", "geom"), outputs=("dst",),
@@ -64,24 +56,12 @@ CONCAT = declare_row("CONCAT", inputs=CONCAT_X[:1] + tuple(x + "?" for x in CONC
                      + CONCAT_RUNS)
 GATHER = declare_row("GATHER", inputs=("x", "indices"), outputs=("y",),
                      ints=("outer", "axis_len", "inner", "n_indices", "rows_per_tile"))
-CAST = declare_row("CAST", inputs=("x",), outputs=("y",), ints=("n", "chunk", "to"))
-COMPARE = declare_row("COMPARE", inputs=("a", "b", "dims", "a_strides", "b_strides"), outputs=("y",),
-                      ints=("rows_per_tile", "op"))
-WHERE = declare_row("WHERE", inputs=("cond", "x", "y", "dims", "cond_strides", "x_strides", "y_strides"),
-                    outputs=("out",), ints=("rows_per_tile",))
-NOT = declare_row("NOT", inputs=("x",), outputs=("y",), ints=("n", "chunk"))
 
 # -- codes and layouts ---------------------------------------------------------------------
 SEG_COPY, SEG_FILL, SEG_TABLE = range(3)
 Segment = namedtuple("Segment", ("length", "offset", "step", "kind"))  # one segment's fields, in geom order
 SEG = Segment(*range(len(Segment._fields)))  # field offsets inside a segment
 SEGMENT_SIZE = len(Segment._fields)
-
-TO_F32, TO_I64, TO_I32, TO_BOOL, TO_U8, TO_I8 = range(6)  # Cast destination codes
-CAST_CODES = {np.dtype(t): c for t, c in [(np.float32, TO_F32), (np.int64, TO_I64), (np.int32, TO_I32),
-                                          (np.bool_, TO_BOOL), (np.uint8, TO_U8), (np.int8, TO_I8)]}
-
-EQ, LT, GT, LE, GE = range(5)  # comparison codes
 
 
 def fill_bits(value, dtype):
@@ -331,381 +311,6 @@ def b8_gather_i32(p, tile, scratch):
     return _gather(p, tile, i64(p[GATHER.x], nx), i64(p[GATHER.y], ny), i32(p[GATHER.indices], m))
 
 
-# -- cast --------------------------------------------------------------------------------
-@numba.njit(inline="always")
-def _store(code, y, lo, hi, x):
-    # Narrow the way numpy's astype does: wrap for integers, != 0 for bool,
-    # truncation toward zero for float to int.
-    if code == TO_F32:
-        yf = f32(y, hi)
-        for i in range(lo, hi):
-            yf[U(i)] = np.float32(x[U(i)])
-    elif code == TO_I64:
-        yl = i64(y, hi)
-        for i in range(lo, hi):
-            yl[U(i)] = np.int64(x[U(i)])
-    elif code == TO_I32:
-        yi = i32(y, hi)
-        for i in range(lo, hi):
-            yi[U(i)] = np.int32(np.int64(x[U(i)]))
-    elif code == TO_BOOL:
-        yb = u8(y, hi)
-        for i in range(lo, hi):
-            yb[U(i)] = np.uint8(x[U(i)] != 0)
-    else:  # TO_U8 and TO_I8 share the byte pattern of the wrapped value
-        yu = u8(y, hi)
-        for i in range(lo, hi):
-            yu[U(i)] = np.uint8(np.int64(x[U(i)]) & 255)
-    return 0
-
-
-@numba.njit(inline="always")
-def _cast(p, tile, x):
-    n, chunk = p[CAST.n], p[CAST.chunk]
-    lo = tile * chunk
-    hi = min(n, lo + chunk)
-    return _store(p[CAST.to], p[CAST.y], lo, hi, x)
-
-
-@tile_kernel(CAST)
-def f32_cast(p, tile, scratch):
-    return _cast(p, tile, f32(p[CAST.x], p[CAST.n]))
-
-
-@tile_kernel(CAST)
-def i64_cast(p, tile, scratch):
-    return _cast(p, tile, i64(p[CAST.x], p[CAST.n]))
-
-
-@tile_kernel(CAST)
-def i32_cast(p, tile, scratch):
-    return _cast(p, tile, i32(p[CAST.x], p[CAST.n]))
-
-
-@tile_kernel(CAST)
-def u8_cast(p, tile, scratch):
-    return _cast(p, tile, u8(p[CAST.x], p[CAST.n]))
-
-
-@tile_kernel(CAST)
-def i8_cast(p, tile, scratch):
-    return _cast(p, tile, s8(p[CAST.x], p[CAST.n]))
-
-
-# -- broadcasting comparisons, Where, Not ---------------------------------------------------------
-# ``dims`` and the per-input element strides are int64 weights of
-# ``BROADCAST_AXES`` entries; the output is ``dims`` contiguous and a tile
-# covers ``rows_per_tile`` rows of the last axis.
-@numba.njit(inline="always")
-def _extent(dims_at, strides_at):
-    """Elements spanned by an input of broadcast ``dims`` read with ``strides`` (both weight addresses)."""
-    dims = i64(dims_at, BROADCAST_AXES)
-    st = i64(strides_at, BROADCAST_AXES)
-    n = 1
-    for a in range(BROADCAST_AXES):
-        n += (dims[a] - 1) * st[a]
-    return n
-
-
-@numba.njit(inline="always")
-def _volume(dims_at):
-    """Elements of the broadcast output of ``dims`` (a weight address)."""
-    dims = i64(dims_at, BROADCAST_AXES)
-    n = 1
-    for a in range(BROADCAST_AXES):
-        n *= dims[a]
-    return n
-
-
-@numba.njit(inline="always")
-def _cmp_op(op, a, b):
-    if op == EQ:
-        return a == b
-    if op == LT:
-        return a < b
-    if op == GT:
-        return a > b
-    if op == LE:
-        return a <= b
-    return a >= b
-
-
-@numba.njit(inline="always")
-def _row_offsets(dims, r, s0, s1):
-    o0 = 0
-    o1 = 0
-    for k in range(BROADCAST_AXES - 2, -1, -1):
-        i = r % dims[k]
-        r //= dims[k]
-        o0 += i * s0[k]
-        o1 += i * s1[k]
-    return o0, o1
-
-
-@numba.njit
-def _compare(p, tile, a, b, op):
-    dims = i64(p[COMPARE.dims], BROADCAST_AXES)
-    sa = i64(p[COMPARE.a_strides], BROADCAST_AXES)
-    sb = i64(p[COMPARE.b_strides], BROADCAST_AXES)
-    inner = dims[BROADCAST_AXES - 1]
-    rows = dims[0] * dims[1] * dims[2] * dims[3] * dims[4]
-    y = u8(p[COMPARE.y], rows * inner)
-    as5, bs5 = sa[BROADCAST_AXES - 1], sb[BROADCAST_AXES - 1]
-    per = p[COMPARE.rows_per_tile]
-    lo = tile * per
-    hi = min(rows, lo + per)
-    for r in range(lo, hi):
-        ao, bo = _row_offsets(dims, r, sa, sb)
-        yo = r * inner
-        for j in range(inner):
-            y[U(yo + j)] = np.uint8(_cmp_op(op, a[U(ao + j * as5)], b[U(bo + j * bs5)]))
-    return 0
-
-
-@numba.njit(inline="always")
-def _compare_sizes(p):
-    """Elements of a comparison row's ``a`` and ``b``."""
-    return _extent(p[COMPARE.dims], p[COMPARE.a_strides]), _extent(p[COMPARE.dims], p[COMPARE.b_strides])
-
-
-@tile_kernel(COMPARE)
-def f32_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, f32(p[COMPARE.a], na), f32(p[COMPARE.b], nb), EQ)
-
-
-@tile_kernel(COMPARE)
-def f32_less(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, f32(p[COMPARE.a], na), f32(p[COMPARE.b], nb), LT)
-
-
-@tile_kernel(COMPARE)
-def f32_greater(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, f32(p[COMPARE.a], na), f32(p[COMPARE.b], nb), GT)
-
-
-@tile_kernel(COMPARE)
-def f32_less_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, f32(p[COMPARE.a], na), f32(p[COMPARE.b], nb), LE)
-
-
-@tile_kernel(COMPARE)
-def f32_greater_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, f32(p[COMPARE.a], na), f32(p[COMPARE.b], nb), GE)
-
-
-@tile_kernel(COMPARE)
-def i64_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, i64(p[COMPARE.a], na), i64(p[COMPARE.b], nb), EQ)
-
-
-@tile_kernel(COMPARE)
-def i64_less(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, i64(p[COMPARE.a], na), i64(p[COMPARE.b], nb), LT)
-
-
-@tile_kernel(COMPARE)
-def i64_greater(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, i64(p[COMPARE.a], na), i64(p[COMPARE.b], nb), GT)
-
-
-@tile_kernel(COMPARE)
-def i64_less_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, i64(p[COMPARE.a], na), i64(p[COMPARE.b], nb), LE)
-
-
-@tile_kernel(COMPARE)
-def i64_greater_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, i64(p[COMPARE.a], na), i64(p[COMPARE.b], nb), GE)
-
-
-@tile_kernel(COMPARE)
-def i32_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, i32(p[COMPARE.a], na), i32(p[COMPARE.b], nb), EQ)
-
-
-@tile_kernel(COMPARE)
-def i32_less(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, i32(p[COMPARE.a], na), i32(p[COMPARE.b], nb), LT)
-
-
-@tile_kernel(COMPARE)
-def i32_greater(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, i32(p[COMPARE.a], na), i32(p[COMPARE.b], nb), GT)
-
-
-@tile_kernel(COMPARE)
-def i32_less_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, i32(p[COMPARE.a], na), i32(p[COMPARE.b], nb), LE)
-
-
-@tile_kernel(COMPARE)
-def i32_greater_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, i32(p[COMPARE.a], na), i32(p[COMPARE.b], nb), GE)
-
-
-@tile_kernel(COMPARE)
-def u8_equal(p, tile, scratch):
-    """Equality of any 1-byte dtype (bool, uint8, int8): equal bytes are equal values."""
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, u8(p[COMPARE.a], na), u8(p[COMPARE.b], nb), EQ)
-
-
-@tile_kernel(COMPARE)
-def u8_less(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, u8(p[COMPARE.a], na), u8(p[COMPARE.b], nb), LT)
-
-
-@tile_kernel(COMPARE)
-def u8_greater(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, u8(p[COMPARE.a], na), u8(p[COMPARE.b], nb), GT)
-
-
-@tile_kernel(COMPARE)
-def u8_less_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, u8(p[COMPARE.a], na), u8(p[COMPARE.b], nb), LE)
-
-
-@tile_kernel(COMPARE)
-def u8_greater_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, u8(p[COMPARE.a], na), u8(p[COMPARE.b], nb), GE)
-
-
-@tile_kernel(COMPARE)
-def i8_less(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, s8(p[COMPARE.a], na), s8(p[COMPARE.b], nb), LT)
-
-
-@tile_kernel(COMPARE)
-def i8_greater(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, s8(p[COMPARE.a], na), s8(p[COMPARE.b], nb), GT)
-
-
-@tile_kernel(COMPARE)
-def i8_less_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, s8(p[COMPARE.a], na), s8(p[COMPARE.b], nb), LE)
-
-
-@tile_kernel(COMPARE)
-def i8_greater_equal(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, s8(p[COMPARE.a], na), s8(p[COMPARE.b], nb), GE)
-
-
-# The wider integer dtypes: one kernel per dtype, the op from ``COMPARE.op``.
-@tile_kernel(COMPARE)
-def i16_compare(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, i16(p[COMPARE.a], na), i16(p[COMPARE.b], nb), p[COMPARE.op])
-
-
-@tile_kernel(COMPARE)
-def u16_compare(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, u16(p[COMPARE.a], na), u16(p[COMPARE.b], nb), p[COMPARE.op])
-
-
-@tile_kernel(COMPARE)
-def u32_compare(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, u32(p[COMPARE.a], na), u32(p[COMPARE.b], nb), p[COMPARE.op])
-
-
-@tile_kernel(COMPARE)
-def u64_compare(p, tile, scratch):
-    na, nb = _compare_sizes(p)
-    return _compare(p, tile, u64(p[COMPARE.a], na), u64(p[COMPARE.b], nb), p[COMPARE.op])
-
-
-@numba.njit
-def _where(p, tile, x, y, out):
-    dims = i64(p[WHERE.dims], BROADCAST_AXES)
-    sc = i64(p[WHERE.cond_strides], BROADCAST_AXES)
-    sx = i64(p[WHERE.x_strides], BROADCAST_AXES)
-    sy = i64(p[WHERE.y_strides], BROADCAST_AXES)
-    inner = dims[BROADCAST_AXES - 1]
-    rows = dims[0] * dims[1] * dims[2] * dims[3] * dims[4]
-    c = u8(p[WHERE.cond], _extent(p[WHERE.dims], p[WHERE.cond_strides]))
-    cs5, xs5, ys5 = sc[BROADCAST_AXES - 1], sx[BROADCAST_AXES - 1], sy[BROADCAST_AXES - 1]
-    per = p[WHERE.rows_per_tile]
-    lo = tile * per
-    hi = min(rows, lo + per)
-    for r in range(lo, hi):
-        co, xo = _row_offsets(dims, r, sc, sx)
-        _, yo = _row_offsets(dims, r, sc, sy)
-        oo = r * inner
-        for j in range(inner):
-            if c[U(co + j * cs5)] != 0:
-                out[U(oo + j)] = x[U(xo + j * xs5)]
-            else:
-                out[U(oo + j)] = y[U(yo + j * ys5)]
-    return 0
-
-
-@numba.njit(inline="always")
-def _where_sizes(p):
-    """Elements of a Where row's ``x``, ``y`` and ``out``."""
-    return (_extent(p[WHERE.dims], p[WHERE.x_strides]), _extent(p[WHERE.dims], p[WHERE.y_strides]),
-            _volume(p[WHERE.dims]))
-
-
-@tile_kernel(WHERE)
-def b1_where(p, tile, scratch):
-    nx, ny, n = _where_sizes(p)
-    return _where(p, tile, u8(p[WHERE.x], nx), u8(p[WHERE.y], ny), u8(p[WHERE.out], n))
-
-
-@tile_kernel(WHERE)
-def b2_where(p, tile, scratch):
-    nx, ny, n = _where_sizes(p)
-    return _where(p, tile, i16(p[WHERE.x], nx), i16(p[WHERE.y], ny), i16(p[WHERE.out], n))
-
-
-@tile_kernel(WHERE)
-def b4_where(p, tile, scratch):
-    nx, ny, n = _where_sizes(p)
-    return _where(p, tile, i32(p[WHERE.x], nx), i32(p[WHERE.y], ny), i32(p[WHERE.out], n))
-
-
-@tile_kernel(WHERE)
-def b8_where(p, tile, scratch):
-    nx, ny, n = _where_sizes(p)
-    return _where(p, tile, i64(p[WHERE.x], nx), i64(p[WHERE.y], ny), i64(p[WHERE.out], n))
-
-
-@tile_kernel(NOT)
-def u8_not(p, tile, scratch):
-    """Logical not of bool bytes."""
-    n, chunk = p[NOT.n], p[NOT.chunk]
-    x = u8(p[NOT.x], n)
-    y = u8(p[NOT.y], n)
-    lo = tile * chunk
-    for i in range(lo, min(n, lo + chunk)):
-        y[U(i)] = np.uint8(x[U(i)] == 0)
-    return 0
-
-
 # -- what the lowerings choose from ---------------------------------------------------------
 MAPPED_COPY_KERNELS = {1: b1_mapped_copy, 2: b2_mapped_copy, 4: b4_mapped_copy, 8: b8_mapped_copy}
 TRANSPOSE_KERNELS = {1: b1_transpose_blocked, 2: b2_transpose_blocked, 4: b4_transpose_blocked,
@@ -714,16 +319,3 @@ GATHER_KERNELS = {(size, np.dtype(t)): k for size, t, k in [
     (1, np.int64, b1_gather_i64), (2, np.int64, b2_gather_i64), (4, np.int64, b4_gather_i64),
     (8, np.int64, b8_gather_i64), (1, np.int32, b1_gather_i32), (2, np.int32, b2_gather_i32),
     (4, np.int32, b4_gather_i32), (8, np.int32, b8_gather_i32)]}  # by (element size, index dtype)
-CAST_KERNELS = {np.dtype(t): k for t, k in [(np.float32, f32_cast), (np.int64, i64_cast), (np.int32, i32_cast),
-                                            (np.bool_, u8_cast), (np.uint8, u8_cast), (np.int8, i8_cast)]}  # by source
-_BY_OP = {np.float32: (f32_equal, f32_less, f32_greater, f32_less_equal, f32_greater_equal),
-          np.int64: (i64_equal, i64_less, i64_greater, i64_less_equal, i64_greater_equal),
-          np.int32: (i32_equal, i32_less, i32_greater, i32_less_equal, i32_greater_equal),
-          np.uint8: (u8_equal, u8_less, u8_greater, u8_less_equal, u8_greater_equal),
-          np.int8: (u8_equal, i8_less, i8_greater, i8_less_equal, i8_greater_equal),
-          np.bool_: (u8_equal,)}
-_BY_DTYPE = {np.int16: i16_compare, np.uint16: u16_compare, np.uint32: u32_compare, np.uint64: u64_compare}
-COMPARE_KERNELS = {(np.dtype(t), op): k for t, ks in _BY_OP.items() for op, k in zip((EQ, LT, GT, LE, GE), ks)}
-COMPARE_KERNELS.update({(np.dtype(t), op): k for t, k in _BY_DTYPE.items() for op in (EQ, LT, GT, LE, GE)})
-# ^ by (operand dtype, comparison code); bool compares for equality only
-WHERE_KERNELS = {1: b1_where, 2: b2_where, 4: b4_where, 8: b8_where}

@@ -3,5 +3,6 @@
 Importing this package imports every family module, which registers its
 lowerings with :mod:`tilerun.ops.registry`.
 """
-from . import elementwise, conv, gemm, pool, normalize, movement, logical, graphops, affine, reduce  # noqa: F401
+from . import (elementwise, conv, gemm, pool, normalize, views, movement, pad, logical, graphops, affine,  # noqa: F401
+               reduce)
 from .registry import resolve, supported_ops  # noqa: F401

@@ -97,3 +97,17 @@ def const_input(node, value, what):
             f"node {node.name!r} ({node.op_type}): {what} must be a compile-time constant (initializer or "
             f"foldable), given run-time tensor {value.name!r}", value.name)
     return value.const
+
+
+def _axis(node, axis, rank, what="axis"):
+    if not -rank <= axis < max(rank, 1):
+        raise node_error(node, f"{what} {axis} is out of range for rank {rank}, expected in [{-rank}, {rank - 1}]")
+    return axis % max(rank, 1)
+
+
+def _ints(node, inputs, k, attr, what):
+    """Integer list from input ``k`` (constant) if given, else attribute ``attr`` (None if neither)."""
+    if k is not None and len(inputs) > k and inputs[k] is not None:
+        return [int(v) for v in np.asarray(const_input(node, inputs[k], what)).reshape(-1)]
+    v = node.attrs.get(attr)
+    return None if v is None else [int(i) for i in v]

@@ -4,15 +4,18 @@ Pads (explicit or ``auto_pad``) resolve to begin pads and output sizes at
 compile time (``pool.window_geometry``, shared with the pools). Weights must
 be constants: they are packed once as per-group ``MR``-row panels, the GEMM's
 ``A``. ``conv_paths.choose_path`` decides the path and its tiles; this module
-turns that decision into rows (``kernels/conv.py`` documents each kernel's
-row). The fused epilogue (``node.fused``: activation, residual = input 3, a
-max pool) runs in the GEMM core's epilogue or, for a pool, on bands of conv
-rows in scratch. ``Conv.absorbs`` says which max pools a conv can take.
+turns that decision into rows (``kernels/conv.py``, ``kernels/conv_pack.py``
+and ``kernels/depthwise.py`` document each kernel's row). The fused epilogue
+(``node.fused``: activation, residual = input 3, a max pool) runs in the GEMM
+core's epilogue or, for a pool, on bands of conv rows in scratch.
+``Conv.absorbs`` says which max pools a conv can take.
 Not supported: 3-D convolution.
 """
 import numpy as np
 
 from tilerun.kernels import conv as K
+from tilerun.kernels import conv_pack as P
+from tilerun.kernels import depthwise as DW
 from tilerun.kernels.gemm import MR, REGISTER_ACTIVATIONS, epilogue
 
 from .. import tiling
@@ -151,7 +154,7 @@ class _ConvRows:
 
     def packed_weights(self, kernel):
         w, s, node = self.w, self.s, self.node
-        if kernel is K.f32_conv_dw:
+        if kernel is DW.f32_conv_dw:
             return self.plan.weight(lambda: np.asarray(w, np.float32).reshape(s.cout, -1), "conv_w",
                                     key=(node.name, "conv_dw", w.shape))
         return self.plan.weight(lambda: pack_panels(w, s.groups), "conv_w", key=(node.name, "conv_w", w.shape))
@@ -164,7 +167,7 @@ class _ConvRows:
 def _emit_depthwise(r):
     s = r.s
     tiles, cpt = r.plan.split(s.n * s.cout, s.npix * s.kh * s.kw)
-    r.conv_row(K.f32_conv_dw, r.x, r.y, tiles, bias=r.b, res=r.res, co_per_tile=cpt, n_cob=tiles)
+    r.conv_row(DW.f32_conv_dw, r.x, r.y, tiles, bias=r.b, res=r.res, co_per_tile=cpt, n_cob=tiles)
 
 
 def _emit_gemm(r):
@@ -205,7 +208,7 @@ def _emit_grid_pixels(r):
     xp, koffs = _pad_planes(r)
     cols = r.plan.temp((s.n * s.groups * r.path.pix_panels * s.k * K.NR,), np.float32, "conv_cols")
     nt, per = r.plan.split(s.k, 2 * s.npix)  # each element is copied twice (through a row in scratch)
-    r.plan.add(r.node, K.f32_pack_pixels, x=xp, koffs=koffs, cols=cols, n_ig=s.n * s.groups, k=s.k, out_h=s.out_h,
+    r.plan.add(r.node, P.f32_pack_pixels, x=xp, koffs=koffs, cols=cols, n_ig=s.n * s.groups, k=s.k, out_h=s.out_h,
                out_w=s.out_w, wq=g.wq, ig_stride=s.cin_g * g.plane_stride, rows_per_tile=per, n_row_tiles=nt,
                tiles=s.n * s.groups * nt, flops=s.n * s.groups * s.k * s.npix)
     r.conv_row(K.f32_conv_gemm, cols, r.y, r.gemm_tiles, bias=r.b, res=r.res, source=K.FROM_COLS)
@@ -246,7 +249,7 @@ def _pad_planes(r):
     xp = plan.temp((s.n * s.c * g.plane_stride + slack,), np.float32, "conv_padded")
     # A plane's cost is what it reads as well as what it writes (a stride-2 1x1 conv reads four times more).
     tiles, per = plan.split(s.n * s.c, g.plane_stride + s.in_h * s.in_w)
-    plan.add(r.node, K.f32_pad_planes, x=r.x, xp=xp, planes=s.n * s.c, in_h=s.in_h, in_w=s.in_w, hq=g.hq, wq=g.wq,
+    plan.add(r.node, P.f32_pad_planes, x=r.x, xp=xp, planes=s.n * s.c, in_h=s.in_h, in_w=s.in_w, hq=g.hq, wq=g.wq,
              pad_t=s.pad_t, pad_l=s.pad_l, planes_per_tile=per, slack=slack, sh=s.sh, sw=s.sw,
              row_phases=g.row_phases, col_phases=g.col_phases, tiles=tiles, flops=s.n * s.c * g.plane_stride)
     ci, ki, kj = np.meshgrid(np.arange(s.cin_g), np.arange(s.kh), np.arange(s.kw), indexing="ij")
@@ -262,7 +265,7 @@ def _pack_cols(r, x, koffs, ncols, ldb, ig_stride):
     npan = -(-ncols // K.NR)
     cols = plan.temp((s.n * s.groups * npan * s.k * K.NR,), np.float32, "conv_cols")
     nt, per = plan.split(npan, s.k * K.NR)
-    plan.add(r.node, K.f32_pack_cols, x=x, koffs=koffs, cols=cols, n_ig=s.n * s.groups, ncols=ncols, k=s.k,
+    plan.add(r.node, P.f32_pack_cols, x=x, koffs=koffs, cols=cols, n_ig=s.n * s.groups, ncols=ncols, k=s.k,
              ldb=ldb, ig_stride=ig_stride, panels_per_tile=per, n_panel_tiles=nt, tiles=s.n * s.groups * nt,
              flops=s.n * s.groups * npan * s.k * K.NR)
     return cols
@@ -274,6 +277,6 @@ def _im2col(r):
     npan = -(-s.npix // K.NR)
     cols = plan.temp((s.n * s.groups * npan * s.k * K.NR,), np.float32, "conv_cols")
     nt, ppt = plan.split(s.npix, s.k, granule=K.NR)
-    plan.add(r.node, K.f32_im2col, x=r.x, cols=cols, **s.ints(drop=("cout",)), groups=s.groups, cin_g=s.cin_g,
+    plan.add(r.node, P.f32_im2col, x=r.x, cols=cols, **s.ints(drop=("cout",)), groups=s.groups, cin_g=s.cin_g,
              pix_per_tile=ppt, n_pix_tiles=nt, tiles=s.n * s.groups * nt, flops=s.n * s.groups * s.npix * s.k)
     return cols

@@ -65,7 +65,7 @@ class ConvShape:
         return self.out_h * self.out_w
 
     def ints(self, drop=()):
-        """The geometry as keyword slots of a conv row (``kernels.conv._GEOMETRY`` names)."""
+        """The geometry as keyword slots of a conv row (``kernels.conv_pack._GEOMETRY`` names)."""
         names = ("n", "c", "in_h", "in_w", "cout", "out_h", "out_w", "kh", "kw", "sh", "sw", "dh", "dw", "pad_t",
                  "pad_l")
         return {k: getattr(self, k) for k in names if k not in drop}

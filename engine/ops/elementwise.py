@@ -12,6 +12,8 @@ row and a Min row against its constant bounds.
 import numpy as np
 
 from tilerun.kernels import elementwise as K
+from tilerun.kernels import intarith
+from tilerun.kernels import unary_math as M
 
 from ..errors import node_error
 from ..ir import INT_DTYPES
@@ -55,12 +57,12 @@ _unary("Sigmoid", K.f32_sigmoid)
 _unary("Tanh", K.f32_tanh)
 _unary("HardSigmoid", K.f32_hard_sigmoid, params=lambda n: (n.attrs["alpha"], n.attrs["beta"]))
 _unary("HardSwish", K.f32_hard_swish, since=14)
-for _op, _code in [("Abs", K.ABS), ("Neg", K.NEG), ("Exp", K.EXP), ("Log", K.LOG), ("Sqrt", K.SQRT),
-                   ("Reciprocal", K.RECIPROCAL), ("Floor", K.FLOOR), ("Ceil", K.CEIL), ("Erf", K.ERF),
-                   ("Sin", K.SIN), ("Cos", K.COS), ("Softplus", K.SOFTPLUS), ("Sign", K.SIGN), ("Round", K.ROUND)]:
-    _unary(_op, K.MATH_KERNELS[_code])
-_unary("Elu", K.f32_elu, params=lambda n: (n.attrs["alpha"], 0.0))
-_unary("Selu", K.f32_selu, params=lambda n: (n.attrs["alpha"], n.attrs["gamma"]))
+for _op, _code in [("Abs", M.ABS), ("Neg", M.NEG), ("Exp", M.EXP), ("Log", M.LOG), ("Sqrt", M.SQRT),
+                   ("Reciprocal", M.RECIPROCAL), ("Floor", M.FLOOR), ("Ceil", M.CEIL), ("Erf", M.ERF),
+                   ("Sin", M.SIN), ("Cos", M.COS), ("Softplus", M.SOFTPLUS), ("Sign", M.SIGN), ("Round", M.ROUND)]:
+    _unary(_op, M.MATH_KERNELS[_code])
+_unary("Elu", M.f32_elu, params=lambda n: (n.attrs["alpha"], 0.0))
+_unary("Selu", M.f32_selu, params=lambda n: (n.attrs["alpha"], n.attrs["gamma"]))
 
 
 @register("Gelu", 20)
@@ -73,7 +75,7 @@ class Gelu(Unary):
         return super().infer(node, inputs)
 
     def lower(self, node, inputs, outputs, plan):
-        kernel = K.f32_gelu_tanh if node.attrs["approximate"] == "tanh" else K.f32_gelu
+        kernel = M.f32_gelu_tanh if node.attrs["approximate"] == "tanh" else M.f32_gelu
         emit_unary(node, plan, kernel, inputs[0], outputs[0])
 
 
@@ -200,7 +202,7 @@ class Binary(Lowering):
         if y.dtype == F32:
             plan.add(node, K.FLOAT_ARITH_KERNELS[code], rows_per_tile=per, **geometry)
         else:
-            plan.add(node, K.INT_ARITH_KERNELS[y.dtype], rows_per_tile=per, op=code, **geometry)
+            plan.add(node, intarith.INT_ARITH_KERNELS[y.dtype], rows_per_tile=per, op=code, **geometry)
 
 
 def padded_broadcast(node, out_shape, in_shapes):

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import node_error
 from .base import Lowering, const_input, expect_inputs
-from .movement import _affine, emit_mapped
+from .mapped import _affine, emit_mapped
 from .registry import register
 
 

@@ -3,12 +3,14 @@
 All are elementwise over any dtype tilerun carries; comparisons and Where
 broadcast as numpy does, over at most ``BROADCAST_AXES`` axes after adjacent
 axes merge (``padded_broadcast``, shared with the arithmetic ops). A
-same-dtype Cast is a zero-copy alias. Kernels, cast codes and comparison
-codes come from ``tilerun.kernels.movement``.
+same-dtype Cast is a zero-copy alias. Kernels and cast codes come from
+``tilerun.kernels.logical``, comparison kernels and codes from
+``tilerun.kernels.compare``.
 """
 import numpy as np
 
-from tilerun.kernels import movement as K
+from tilerun.kernels import compare as C
+from tilerun.kernels import logical as K
 
 from ..errors import node_error
 from .base import Lowering, expect_inputs
@@ -53,12 +55,12 @@ def _broadcast_weights(node, plan, out_shape, in_shapes):
 
 class Compare(Lowering):
     """``a <op> b`` with numpy broadcasting, giving bool (1-byte dtypes compare as bytes for Equal)."""
-    code = None  # the comparison code (kernels.movement EQ..GE)
+    code = None  # the comparison code (kernels.compare EQ..GE)
 
     def infer(self, node, inputs):
         expect_inputs(node, inputs, 2)
         a, b = inputs
-        if a.dtype != b.dtype or (a.dtype, self.code) not in K.COMPARE_KERNELS:
+        if a.dtype != b.dtype or (a.dtype, self.code) not in C.COMPARE_KERNELS:
             raise node_error(node, f"inputs have dtypes {a.dtype} and {b.dtype}, expected one same dtype among "
                                    f"float32 and the integer dtypes (and bool for Equal)")
         return [(broadcast_shape(node, [a.shape, b.shape]), np.dtype(np.bool_))]
@@ -68,12 +70,12 @@ class Compare(Lowering):
         if y.size == 0:
             return
         dims, (sa, sb), per, tiles = _broadcast_weights(node, plan, y.shape, [a.shape, b.shape])
-        plan.add(node, K.COMPARE_KERNELS[(a.dtype, self.code)], a=a, b=b, dims=dims, a_strides=sa, b_strides=sb, y=y,
+        plan.add(node, C.COMPARE_KERNELS[(a.dtype, self.code)], a=a, b=b, dims=dims, a_strides=sa, b_strides=sb, y=y,
                  rows_per_tile=per, op=self.code, tiles=tiles)
 
 
-for _op, _code, _since in [("Equal", K.EQ, 7), ("Less", K.LT, 7), ("Greater", K.GT, 7),
-                           ("LessOrEqual", K.LE, 12), ("GreaterOrEqual", K.GE, 12)]:
+for _op, _code, _since in [("Equal", C.EQ, 7), ("Less", C.LT, 7), ("Greater", C.GT, 7),
+                           ("LessOrEqual", C.LE, 12), ("GreaterOrEqual", C.GE, 12)]:
     register(_op, _since)(type(_op, (Compare,), {"code": _code}))
 
 

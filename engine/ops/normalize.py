@@ -16,10 +16,11 @@ import math
 import numpy as np
 
 from tilerun.kernels import normalize as K
+from tilerun.kernels import softmax as S
 
 from ..errors import node_error
 from .base import F32, Lowering, expect_dtype, expect_inputs
-from .movement import _axis as _checked_axis
+from .base import _axis as _checked_axis
 from .registry import register
 
 COL_BLOCK = 256
@@ -52,16 +53,16 @@ class _Softmax(Lowering):
         outer = math.prod(shape[:axis])
         n = math.prod(shape[axis:]) if self.coerce_2d else shape[axis]
         inner = x.size // (outer * n)
-        op = K.LOGSOFTMAX if self.log else K.SOFTMAX
+        op = S.LOGSOFTMAX if self.log else S.SOFTMAX
         if inner == 1:
             tiles, per = plan.split(outer, 4 * n)
-            plan.add(node, K.SOFTMAX_ROWS_KERNELS[op], x=x, y=y, rows=outer, n=n, rows_per_tile=per, tiles=tiles,
+            plan.add(node, S.SOFTMAX_ROWS_KERNELS[op], x=x, y=y, rows=outer, n=n, rows_per_tile=per, tiles=tiles,
                      flops=4 * x.size)
             return
         block = min(inner, COL_BLOCK)
         items = outer * -(-inner // block)
         tiles, per = plan.split(items, 4 * n * block)
-        plan.add(node, K.SOFTMAX_COLS_KERNELS[op], x=x, y=y, outer=outer, n=n, inner=inner, block=block,
+        plan.add(node, S.SOFTMAX_COLS_KERNELS[op], x=x, y=y, outer=outer, n=n, inner=inner, block=block,
                  items_per_tile=per, tiles=tiles, flops=4 * x.size)
 
 

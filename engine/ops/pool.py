@@ -14,6 +14,7 @@ GlobalMaxPool reduce each ``(n, c)`` plane (a ``GLOBAL_POOL`` row).
 import math
 
 from tilerun.kernels import pool as K
+from tilerun.kernels import pool2d
 
 from ..errors import node_error
 from .base import F32, Lowering, expect_dtype, expect_inputs
@@ -82,7 +83,7 @@ class _Pool(Lowering):
             # planes in place, averages through a zero-bordered copy in scratch.
             H, W = x.shape[2:]
             tiles, per = plan.split(planes, oh * ow * taps)
-            plan.add(node, K.f32_pool2d, x=x, y=y, planes=planes, h=H, w=W, oh=oh, ow=ow, kh=kernel[0],
+            plan.add(node, pool2d.f32_pool2d, x=x, y=y, planes=planes, h=H, w=W, oh=oh, ow=ow, kh=kernel[0],
                      kw=kernel[1], sh=strides[0], sw=strides[1], bh=begin[0], bw=begin[1], eh=end[0], ew=end[1],
                      op=op, planes_per_tile=per, tiles=tiles, flops=y.size * taps)
             return

@@ -13,11 +13,11 @@ import math
 
 import numpy as np
 
-from tilerun.kernels import normalize as K
+from tilerun.kernels import reduce as K
 
 from ..errors import node_error
-from .base import F32, I64, Lowering, const_input, expect_dtype, expect_inputs
-from .movement import _axis, _in_axes, emit_mapped
+from .base import F32, I64, Lowering, _axis, const_input, expect_dtype, expect_inputs
+from .mapped import _in_axes, emit_mapped
 from .registry import register
 
 # The reduction code of each Reduce* op (``REDUCE.op``).

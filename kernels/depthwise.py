@@ -1,0 +1,210 @@
+"""Depthwise FP32 convolution (NCHW): ``f32_conv_dw``, direct, without the GEMM core.
+
+``f32_conv_dw`` reads ``kernels.conv``'s row ``CONV``: ``cin_g == 1``
+(depthwise, any channel multiplier); ``w`` is ``[Cout, kh*kw]``; tile =
+``co_per_tile`` consecutive (image, channel) planes. Column strides 1 and 2
+copy each plane into a zero-padded scratch plane (``dw_pad_shape`` sizes it)
+and take every tap as a plain vector load from it; larger strides run plain
+loops. Bias, residual and activation come from the row's ``EPILOGUE``
+struct; Relu and Clip are applied on the vector (``kernels.conv._dw_out``),
+any other activation in a pass over the plane. Not here: groups of more than
+one input channel, 3-D convolution.
+"""
+import numba
+import numpy as np
+
+from .abi import f32, slot_address
+from .contract import tile_kernel
+from .conv import CONV, _conv_geometry, _dw_out
+from .conv_pack import BIG, _copy_run, _span
+from .elementwise import CLIP, IDENTITY, RELU, apply_activation
+from .gemm import EPILOGUE, ep_float, ep_int
+from .simd import VW, v_fma, v_load, v_load2_n, v_splat, v_store, v_store_n, v_zero
+
+
+def _dw_scratch(a):
+    return dw_pad_shape(a["in_h"], a["in_w"], a["out_h"], a["out_w"], a["kh"], a["kw"], a["sh"], a["sw"], a["dh"],
+                        a["dw"], a["pad_t"], a["pad_l"])[3] * 4
+
+
+@numba.njit(inline="always")
+def _dw_tap(src, sw):
+    return v_load(src) if sw == 1 else v_load2_n(src, VW)
+
+
+@numba.njit(inline="always")
+def _dw_flat(wt, wo, ya, yo, resa, padp, gridp, wp, oh_n, ow_n, kh, kw, dh, dw, b_v, act, lo_v, hi_v, has_res):
+    """Stride-1 depthwise plane as one flat loop over the padded grid ``oh * wp + ow``.
+
+    Output ``(oh, ow)`` at grid position ``q`` reads ``padp[q + ki*dh*wp +
+    kj*dw]``, so every tap is one shifted contiguous load for four vectors of
+    the grid at once, rows of the plane included: small planes (7x7, 14x14)
+    no longer pay per-row overhead. The ``wp - ow_n`` columns past each row
+    are computed and dropped when the rows are copied out of ``gridp``.
+    """
+    ng = (oh_n - 1) * wp + ow_n
+    step = VW * 4
+    for q in range(0, ng, 4 * VW):
+        a0 = b_v
+        a1 = b_v
+        a2 = b_v
+        a3 = b_v
+        for ki in range(kh):
+            rowp = padp + (q + ki * dh * wp) * 4
+            for kj in range(kw):
+                wv = v_splat(wt[wo + ki * kw + kj])
+                src = rowp + kj * dw * 4
+                a0 = v_fma(wv, v_load(src), a0)
+                a1 = v_fma(wv, v_load(src + step), a1)
+                a2 = v_fma(wv, v_load(src + 2 * step), a2)
+                a3 = v_fma(wv, v_load(src + 3 * step), a3)
+        g = gridp + q * 4
+        v_store(g, a0)
+        v_store(g + step, a1)
+        v_store(g + 2 * step, a2)
+        v_store(g + 3 * step, a3)
+    for oh in range(oh_n):
+        for o in range(0, ow_n, VW):
+            _dw_out(ya, (yo + oh * ow_n + o) * 4, v_load(gridp + (oh * wp + o) * 4), ow_n - o, resa, has_res, act,
+                    lo_v, hi_v)
+
+
+@numba.njit(inline="always")
+def _dw_padded(xa, xo, wt, wo, ya, yo, resa, padp, gridp, h, w, wp, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl, bv, act,
+               aa, ab, has_res):
+    """One depthwise output plane (column stride 1 or 2) from a zero-padded copy of its input.
+
+    The plane is copied into the interior of ``padp`` (whose border the caller
+    zeroed once per tile), so every tap of every output is a plain vector load
+    (a stride-2 tap reads two vectors and keeps the even lanes): no padding
+    test, no masks in the inner loop. Up to four vectors of an output row stay
+    in registers across all taps, four independent fma chains; bias, residual
+    and Relu/Clip are applied on the way out. Accumulating into the output row
+    in memory instead (one pass per tap) was about 3x slower, and small planes
+    (7x7) paid far more for per-tap bookkeeping than for the fmas. Stride 1
+    runs on the flattened plane instead (``_dw_flat``).
+    """
+    for ih in range(h):
+        _copy_run(padp + ((ih + pt) * wp + pl) * 4, xa + (xo + ih * w) * 4, w)
+    lo_v = v_splat(aa)
+    hi_v = v_splat(ab)
+    b_v = v_splat(bv)
+    if sh == 1 and sw == 1:
+        _dw_flat(wt, wo, ya, yo, resa, padp, gridp, wp, oh_n, ow_n, kh, kw, dh, dw, b_v, act, lo_v, hi_v, has_res)
+        return
+    step = VW * sw * 4
+    for oh in range(oh_n):
+        base = padp + oh * sh * wp * 4
+        yr = (yo + oh * ow_n) * 4
+        for o in range(0, ow_n, 4 * VW):
+            nvec = min(4, (ow_n - o + VW - 1) // VW)
+            a0 = b_v
+            a1 = b_v
+            a2 = b_v
+            a3 = b_v
+            for ki in range(kh):
+                rowp = base + (ki * dh * wp + o * sw) * 4
+                for kj in range(kw):
+                    wv = v_splat(wt[wo + ki * kw + kj])
+                    src = rowp + kj * dw * 4
+                    a0 = v_fma(wv, _dw_tap(src, sw), a0)
+                    if nvec > 1:
+                        a1 = v_fma(wv, _dw_tap(src + step, sw), a1)
+                        if nvec > 2:
+                            a2 = v_fma(wv, _dw_tap(src + 2 * step, sw), a2)
+                            if nvec > 3:
+                                a3 = v_fma(wv, _dw_tap(src + 3 * step, sw), a3)
+            n = ow_n - o
+            _dw_out(ya, yr + o * 4, a0, n, resa, has_res, act, lo_v, hi_v)
+            if nvec > 1:
+                _dw_out(ya, yr + (o + VW) * 4, a1, n - VW, resa, has_res, act, lo_v, hi_v)
+                if nvec > 2:
+                    _dw_out(ya, yr + (o + 2 * VW) * 4, a2, n - 2 * VW, resa, has_res, act, lo_v, hi_v)
+                    if nvec > 3:
+                        _dw_out(ya, yr + (o + 3 * VW) * 4, a3, n - 3 * VW, resa, has_res, act, lo_v, hi_v)
+
+
+@numba.njit(cache=True)
+def dw_pad_shape(h, w, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl):
+    """``(rows, row_floats, pad_floats, scratch_floats)`` of the zero-padded plane ``_dw_padded`` reads.
+
+    The scratch holds the padded plane, then the output grid of ``_dw_flat``.
+    """
+    hp = max(h + pt, (oh_n - 1) * sh + (kh - 1) * dh + 1)
+    wp = max(w + pl, (ow_n - 1) * sw + (kw - 1) * dw + 1)
+    # slack: the last vectors read up to four (stride-2: eight) vectors past the grid
+    nf = hp * wp + 8 * VW + kw * dw
+    return hp, wp, nf, nf + oh_n * wp + 4 * VW
+
+
+@numba.njit(inline="always")
+def _dw_plane(x, xo, wt, wo, y, yo, h, w, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl):
+    # Strides above 2: plain loops, one tap at a time over an output row.
+    for oh in range(oh_n):
+        r = yo + oh * ow_n
+        for ow in range(ow_n):
+            y[r + ow] = np.float32(0)
+        for ki in range(kh):
+            ih = oh * sh - pt + ki * dh
+            if ih < 0 or ih >= h:
+                continue
+            xr = xo + ih * w
+            for kj in range(kw):
+                off = kj * dw - pl
+                lo, hi = _span(off, sw, w, ow_n)
+                wv = wt[wo + ki * kw + kj]
+                base = xr + off
+                for ow in range(lo, hi):
+                    y[np.uint64(r + ow)] += wv * x[np.uint64(base + ow * sw)]
+
+
+@numba.njit(inline="always")
+def _dw_epilogue(y, yo, res, bv, n, act, aa, ab, has_res):
+    for q in range(n):
+        v = y[yo + q] + bv
+        if has_res:
+            v += res[yo + q]
+        y[yo + q] = apply_activation(act, v, aa, ab)
+
+
+@tile_kernel(CONV, scratch=_dw_scratch)
+def f32_conv_dw(p, tile, scratch):
+    R = CONV
+    n_img = p[R.n]
+    n_c, h, w, cout, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl = _conv_geometry(p)
+    cpt = p[R.co_per_tile]
+    mult = cout // n_c
+    npix = oh_n * ow_n
+    x = f32(p[R.x], BIG)
+    wt = f32(p[R.w], BIG)
+    y = f32(p[R.y], BIG)
+    bias = f32(p[R.bias], BIG)
+    epa = slot_address(p, R.ep)
+    has_bias = ep_int(epa, EPILOGUE.has_c) != 0
+    has_res = ep_int(epa, EPILOGUE.has_res) != 0
+    act = ep_int(epa, EPILOGUE.act)
+    aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
+    # Relu and Clip run on the vector; any other activation in a pass over the plane.
+    vec_act = act == RELU or act == CLIP or act == IDENTITY
+    lo = tile * cpt
+    hi = min(n_img * cout, lo + cpt)
+    if sw <= 2:
+        hp, wp, nf, _ = dw_pad_shape(h, w, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl)
+        for t in range(0, nf, VW):
+            v_store_n(scratch + t * 4, v_zero(), nf - t)
+    for plane in range(lo, hi):
+        img = plane // cout
+        co = plane - img * cout
+        xo = (img * n_c + co // mult) * h * w
+        bv = bias[co] if has_bias else np.float32(0)
+        if sw <= 2:
+            _dw_padded(p[R.x], xo, wt, co * kh * kw, p[R.y], plane * npix, p[R.res], scratch, scratch + nf * 4, h, w,
+                       wp, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl, bv, act if vec_act else IDENTITY, aa, ab,
+                       has_res)
+            if not vec_act:
+                for q in range(plane * npix, plane * npix + npix):
+                    y[q] = apply_activation(act, y[q], aa, ab)
+        else:
+            _dw_plane(x, xo, wt, co * kh * kw, y, plane * npix, h, w, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl)
+            _dw_epilogue(y, plane * npix, f32(p[R.res], BIG), bv, npix, act, aa, ab, has_res)
+    return 0

@@ -1,0 +1,158 @@
+"""Reduction kernels on float32 (Reduce*, ArgMax/ArgMin) and the row reductions other families share.
+
+* ``REDUCE`` (``f32_reduce``): the Reduce* family over the middle axis of an
+  ``[outer, n, inner]`` view, the reduction one of the ``R_*`` codes in
+  ``op``; ``16*inner`` bytes of scratch.
+* ``ARG_REDUCE`` (``f32_arg_reduce``): ArgMax (ArgMin with ``is_min``) over
+  the same view, int64 indices; ``8*inner`` bytes of scratch.
+
+``row_max``, ``row_sum`` and ``select_max`` are the vectorizable row
+reductions of the softmax, normalization and pooling kernels. Sums accumulate
+in float64. This module does not merge reduced axes or pick tiles (the
+lowering in ``engine/ops/reduce.py`` does).
+"""
+import numba
+import numpy as np
+from numba import types
+
+from .abi import U, _view, f32, i64
+from .contract import declare_row, tile_kernel
+
+# Reduce* op codes (``REDUCE.op``).
+R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_SUMSQ, R_L1, R_L2, R_LOGSUM, R_LOGSUMEXP = range(10)
+
+REDUCE = declare_row("REDUCE", inputs=("x",), outputs=("y",), ints=("outer", "n", "inner", "rows_per_tile", "op"))
+ARG_REDUCE = declare_row("ARG_REDUCE", inputs=("x",), outputs=("y",),
+                         ints=("outer", "n", "inner", "rows_per_tile", "is_min", "last"))
+
+
+# Reductions: reassociation lets LLVM vectorize them; the order still depends only on the
+# row length, never on tiles or addresses, so results stay bit-identical across tilings.
+@numba.njit(fastmath={"reassoc", "nsz", "nnan", "ninf"})
+def row_max(x, base, n):
+    """Max of ``x[base:base+n]`` (n ≥ 1)."""
+    m = x[U(base)]
+    for i in range(n):
+        v = x[U(base + i)]
+        m = v if v > m else m
+    return m
+
+
+@numba.njit(fastmath={"reassoc", "nsz"})
+def row_sum(x, base, n):
+    """Sum of ``x[base:base+n]`` accumulated in float64."""
+    s = 0.0
+    for i in range(n):
+        s += x[U(base + i)]
+    return s
+
+
+@numba.njit(inline="always")
+def select_max(a, b):
+    """max as a plain select, which LLVM vectorizes (the builtin's NaN handling blocks it)."""
+    return a if a >= b else b
+
+
+# -- reductions over one (merged) axis ------------------------------------------------------
+# x is viewed as [outer, n, inner]; y as [outer, inner]. A tile owns whole outer
+# rows and sweeps n in order, accumulating in float64 scratch (2*inner doubles),
+# so every result depends only on the shape. The op is one of the R_* codes.
+_f64_ptr, _f64 = _view(types.float64)
+
+
+@numba.njit(inline="always")
+def _reduce_init(op):
+    if op == R_MAX:
+        return -np.inf
+    if op == R_MIN:
+        return np.inf
+    if op == R_PROD:
+        return 1.0
+    return 0.0
+
+
+@tile_kernel(REDUCE, scratch=lambda args: 16 * max(args["inner"], 1))
+def f32_reduce(p, tile, scratch):
+    """``y[o, i] = reduce_k x[o, k, i]`` for the reduction ``op`` (an ``R_*`` code)."""
+    outer, n, inner, per, op = p[REDUCE.outer], p[REDUCE.n], p[REDUCE.inner], p[REDUCE.rows_per_tile], p[REDUCE.op]
+    x = f32(p[REDUCE.x], outer * n * inner)
+    y = f32(p[REDUCE.y], outer * inner)
+    acc = _f64(scratch, 2 * inner)
+    for o in range(tile * per, min(outer, tile * per + per)):
+        base = o * n * inner
+        for i in range(inner):
+            acc[i] = _reduce_init(op)
+            acc[inner + i] = -np.inf
+        if op == R_LOGSUMEXP:  # subtract the max so exp never overflows
+            for k in range(n):
+                for i in range(inner):
+                    v = np.float64(x[U(base + k * inner + i)])
+                    if v > acc[inner + i] or v != v:
+                        acc[inner + i] = v
+        for k in range(n):
+            row = base + k * inner
+            for i in range(inner):
+                v = np.float64(x[U(row + i)])
+                a = acc[i]
+                if op == R_MAX:
+                    acc[i] = v if (v > a or v != v) else a
+                elif op == R_MIN:
+                    acc[i] = v if (v < a or v != v) else a
+                elif op == R_PROD:
+                    acc[i] = a * v
+                elif op == R_SUMSQ or op == R_L2:
+                    acc[i] = a + v * v
+                elif op == R_L1:
+                    acc[i] = a + abs(v)
+                elif op == R_LOGSUMEXP:
+                    acc[i] = a + np.exp(v - acc[inner + i])
+                else:
+                    acc[i] = a + v
+        for i in range(inner):
+            a = acc[i]
+            if op == R_MEAN:
+                a = a / n
+            elif op == R_L2:
+                a = np.sqrt(a)
+            elif op == R_LOGSUM:
+                a = np.log(a)
+            elif op == R_LOGSUMEXP:
+                m = acc[inner + i]
+                a = np.log(a) + m if m > -np.inf else m
+            y[U(o * inner + i)] = np.float32(a)
+    return 0
+
+
+@tile_kernel(ARG_REDUCE, scratch=lambda args: 8 * max(args["inner"], 1))
+def f32_arg_reduce(p, tile, scratch):
+    """``y[o, i]``: int64 index ``k`` of the max (min with ``is_min``) of ``x[o, k, i]``.
+
+    Ties go to the first index, or the last with ``last``; a NaN wins as numpy's argmax has it.
+    """
+    outer, n, inner, per = p[ARG_REDUCE.outer], p[ARG_REDUCE.n], p[ARG_REDUCE.inner], p[ARG_REDUCE.rows_per_tile]
+    is_min, last = p[ARG_REDUCE.is_min], p[ARG_REDUCE.last]
+    x = f32(p[ARG_REDUCE.x], outer * n * inner)
+    y = i64(p[ARG_REDUCE.y], outer * inner)
+    best = _f64(scratch, inner)
+    for o in range(tile * per, min(outer, tile * per + per)):
+        base = o * n * inner
+        for i in range(inner):
+            best[i] = np.float64(x[U(base + i)])
+            y[U(o * inner + i)] = 0
+        for k in range(1, n):
+            row = base + k * inner
+            for i in range(inner):
+                v = np.float64(x[U(row + i)])
+                b = best[i]
+                if b != b:
+                    take = last != 0 and v != v
+                elif v != v:
+                    take = True
+                elif is_min != 0:
+                    take = v < b or (last != 0 and v == b)
+                else:
+                    take = v > b or (last != 0 and v == b)
+                if take:
+                    best[i] = v
+                    y[U(o * inner + i)] = k
+    return 0
