@@ -32,8 +32,10 @@ from tilerun.scheduler.policies import Closed, check_num_streams
 from tilerun.scheduler.runtime import Runtime
 from tilerun.scheduler.trace import Trace
 
-from .arguments import check_compile_arguments, check_count, check_timeout, debug_level
+from .arguments import check_compile_arguments, check_count, check_scheduler, check_timeout, debug_level
+from .batching import AutoBatcher
 from .errors import ArgumentError, RequestError
+from .hints import BATCH_TIMEOUT_MS, Config, check_hint, choose
 from .importer import import_model
 from .load import load_model
 from .memory import ALIGN
@@ -45,8 +47,8 @@ log = logging.getLogger("tilerun")
 
 
 def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num_streams=None,
-                  scheduler="single_stream", topology=None, work_stealing=True, plan_cache_size=8, *,
-                  _empty_dims=False):
+                  scheduler=None, topology=None, work_stealing=True, plan_cache_size=8, *, hint=None,
+                  num_requests=None, auto_batch=None, batch_timeout_ms=BATCH_TIMEOUT_MS, _empty_dims=False):
     """Compile an ONNX model into a running ``Engine`` (close it, or use it as a context manager).
 
     ``model``: a path to an ``.onnx`` file (external data is read from beside
@@ -68,7 +70,14 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
     ``work_stealing=False``) or ``"elastic"`` (at most one request per NUMA
     node / L3 domain), as a string or a ``tilerun.Scheduler``. ``topology``
     replaces the detected CPU topology (a ``tilerun.Topology``, e.g. two
-    one-core domains for testing).
+    one-core domains for testing). Default: ``"single_stream"``, or what ``hint`` picks.
+    ``hint``: ``"latency"`` or ``"throughput"`` (with ``num_requests``, the
+    concurrent callers expected) picks scheduler, streams and auto-batching
+    for this model and machine (``tilerun.hints``); explicit arguments win;
+    ``eng.config`` says what was chosen.
+    ``auto_batch``: gather concurrent requests of the same item shapes into one
+    run of at most that many items, waiting at most ``batch_timeout_ms`` for
+    them (needs inputs whose first dim is the batch; ``batch_size`` defaults to it).
 
     Raises ``ArgumentError`` for a bad argument, before the model is read;
     ``ModelError`` for a file that cannot be read or a malformed graph;
@@ -78,14 +87,22 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
     (``_empty_dims``: the onnx backend's 0 dims in ``input_shapes``, for onnx's
     conformance cases on empty tensors.)
     """
-    mode = check_compile_arguments(batch_size, input_shapes, num_cores, scheduler, topology, work_stealing,
-                                   empty_dims=_empty_dims)
+    check_compile_arguments(batch_size, input_shapes, num_cores, scheduler or "single_stream", topology,
+                            work_stealing, empty_dims=_empty_dims)
+    check_hint(hint, num_requests)
+    check_count("auto_batch", auto_batch, allow_none=True)
+    if not isinstance(batch_timeout_ms, (int, float)) or isinstance(batch_timeout_ms, bool) or batch_timeout_ms < 0:
+        raise ArgumentError(f"batch_timeout_ms must be a number >= 0, given {batch_timeout_ms!r}")
     debug = debug_level()
     detected = topology or cpu_topology.detect()
     if num_cores is not None and num_cores > len(detected.cores):
         warnings.warn(f"num_cores={num_cores}, but only {len(detected.cores)} cores are usable: "
                       f"using {len(detected.cores)}", UserWarning, stacklevel=2)
     topo = detected.limit(num_cores)
+    h_scheduler, h_streams, _ = choose(hint, len(topo.cores), batchable=lambda: False)
+    mode = check_scheduler(scheduler or h_scheduler or "single_stream")
+    if num_streams is None and scheduler is None:
+        num_streams = h_streams
     try:
         n_streams = check_num_streams(mode, topo, num_streams)
     except ValueError as e:
@@ -95,11 +112,20 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
     t0 = time.perf_counter()
     graph = import_model(load_model(model))
     log.debug("load and import %.3f s (%d nodes)", time.perf_counter() - t0, len(graph.nodes))
-    plans = PlanCache(graph, Signature(graph, batch_size, input_shapes), len(topo.cores), n_streams,
-                      plan_cache_size)
+    if auto_batch is None and scheduler is None:
+        auto_batch = choose(hint, len(topo.cores), lambda: _batchable(graph, input_shapes), num_requests)[2]
+    if auto_batch is not None and batch_size is None:
+        batch_size = auto_batch
+    sig = Signature(graph, batch_size, input_shapes)
+    if auto_batch is not None and not sig.batchable:
+        raise ArgumentError(f"auto_batch needs every input to lead with the batch dim; the inputs are "
+                            f"{dict(zip(sig.names, sig.dims))}")
+    plans = PlanCache(graph, sig, len(topo.cores), n_streams, plan_cache_size)
     log.debug("runtime: %s, %d stream(s), %d worker(s) on cores %s", mode.value, n_streams, len(topo.cores),
               list(topo.cores))
-    return Engine(plans, topo, mode, n_streams, work_stealing, debug)
+    config = Config(hint, mode.value, n_streams, auto_batch, float(batch_timeout_ms),
+                    optimal_batch_size=auto_batch or 1, stream_range=(1, len(topo.cores)))
+    return Engine(plans, topo, mode, n_streams, work_stealing, debug, config)
 
 
 class Engine:
@@ -122,7 +148,7 @@ class Engine:
     An engine is a context manager: ``with compile_model(...) as eng:`` closes it at the end.
     """
 
-    def __init__(self, plans, topo, mode, num_streams=1, work_stealing=True, debug=0):
+    def __init__(self, plans, topo, mode, num_streams=1, work_stealing=True, debug=0, config=None):
         sig = plans.signature
         self._plans = plans
         self._debug = debug  # TILERUN_DEBUG, read once by compile_model: every request is traced and printed
@@ -133,6 +159,7 @@ class Engine:
         self.input_shapes = list(sig.dims)
         self.input_dtypes = list(sig.dtypes)
         self.output_names = list(plans.output_names)
+        self.config = config
         self._async = None
         self._closed = False
         self._lock = threading.Lock()
@@ -141,6 +168,9 @@ class Engine:
         self._scratch = [aligned_bytes(self.plan.scratch_bytes if self.plan else ALIGN) for _ in topo.cores]
         self._retired = []  # scratch a worker may still hold while a bigger one replaces it
         self._runtime = Runtime(num_streams, topo, mode, [s.ctypes.data for s in self._scratch], work_stealing)
+        self._batcher = None
+        if config is not None and config.auto_batch:
+            self._batcher = AutoBatcher(self._request, config.auto_batch, config.batch_timeout_ms, num_streams)
         _LIVE.add(self)
 
     @property
@@ -163,7 +193,10 @@ class Engine:
     # -- running ---------------------------------------------------------------
     def run(self, inputs):
         """Run one request: ``inputs`` in graph-input order (or a name → array dict); returns outputs."""
-        return self._request(self._check_inputs(inputs))
+        arrays = self._check_inputs(inputs)
+        if self._batcher is not None:
+            return self._batcher.submit(arrays).result()
+        return self._request(arrays)
 
     __call__ = run
 
@@ -175,6 +208,8 @@ class Engine:
         error found while building the plan of shapes not seen before.
         """
         arrays = self._check_inputs(inputs)
+        if self._batcher is not None:
+            return self._batcher.submit(arrays)
         with self._lock:
             if self._closed:
                 raise RequestError("engine is closed")
@@ -295,6 +330,8 @@ class Engine:
             if self._closed:
                 return True
             self._closed = True
+        if self._batcher is not None:
+            self._batcher.close()  # requests still queued for a batch fail as closed
         stopped = self._runtime.close(timeout)
         if self._async is not None:
             self._async.shutdown(wait=True)
@@ -314,6 +351,14 @@ class Engine:
             self.close()
         except Exception:
             pass
+
+
+def _batchable(graph, input_shapes):
+    """Whether every input leads with a batch dim that ``batch_size`` could set."""
+    try:
+        return Signature(graph, 2, input_shapes).batchable
+    except ArgumentError:  # input_shapes fixes the batch (or names it as a symbol)
+        return False
 
 
 def _shapes(arrays):

@@ -118,6 +118,16 @@ class Signature:
         return d
 
     @property
+    def batchable(self):
+        """Whether requests can be stacked along axis 0: every input leads with the batch (a symbol they
+        share, or a batch_size)."""
+        firsts = {dims[0] if dims else None for dims in self.dims}
+        if len(firsts) != 1:
+            return False
+        first = firsts.pop()
+        return isinstance(first, str) or (first is not None and first == self.batch_max)
+
+    @property
     def fixed(self):
         """Whether every dim has one size (the batch may still run smaller up to ``batch_max``)."""
         return all(isinstance(d, int) for dims in self.dims for d in dims)

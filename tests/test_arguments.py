@@ -43,7 +43,6 @@ BAD_COMPILE = [
     ("batch_size", dict(batch_size="4"), "given '4'"),
     ("batch_size", dict(batch_size=True), "given True"),
     ("scheduler", dict(scheduler="fastest"), "given 'fastest'"),
-    ("scheduler", dict(scheduler=None), "given None"),
     ("input_shapes", dict(input_shapes=[1, 3]), "given list"),
     ("input_shapes", dict(input_shapes="x:1x3"), "given str"),
     ("input_shapes", dict(input_shapes={"x": [0, 3]}), "given [0, 3]"),

@@ -26,8 +26,11 @@ def add_parser(sub):
     """Register ``benchmark`` on the subparsers ``sub``."""
     b = sub.add_parser("benchmark", help="measure throughput and latency (optionally against ONNX Runtime)")
     b.add_argument("model", nargs="?", help="ONNX file or light model name (default: light resnet50, random weights)")
-    b.add_argument("--scheduler", choices=["single_stream", "multi_stream", "elastic"], default="single_stream",
-                   help="how requests share the cores (default single_stream)")
+    b.add_argument("--scheduler", choices=["single_stream", "multi_stream", "elastic"], default=None,
+                   help="how requests share the cores (default single_stream, or what --hint picks)")
+    b.add_argument("--hint", choices=["latency", "throughput"], default=None,
+                   help="let tilerun pick scheduler, streams and auto-batching for this model (with "
+                        "--concurrency: the callers expected)")
     b.add_argument("--num-streams", type=flags.positive_int, default=None,
                    help="request slots (multi_stream/elastic)")
     b.add_argument("--num-cores", type=flags.positive_int, default=None, help="cores to use (default: all usable)")
@@ -96,7 +99,8 @@ def _config(args, eng, inputs):
             "streams": int(eng.num_streams), "cores": engine_cores(eng), "batch_size": request_batch(inputs),
             "callers": default_callers(eng, args.concurrency), "time_s": args.time, "warmup_s": args.warmup,
             "inputs": {n: f"{a.dtype}{list(a.shape)}" for n, a in zip(eng.input_names, inputs)},
-            "input_source": args.inputs or f"random (seed {args.seed})"}
+            "input_source": args.inputs or f"random (seed {args.seed})",
+            "hint": eng.config.hint, "auto_batch": eng.config.auto_batch}
 
 
 def _print_config(c):
@@ -106,6 +110,8 @@ def _print_config(c):
     print(f"  inputs       {ins}  [{c['input_source']}]")
     print(f"  scheduler    {c['scheduler']}  streams={c['streams']}  cores={c['cores']}  "
           f"batch={c['batch_size']}  callers={c['callers']}")
+    if c.get("hint"):
+        print(f"  hint         {c['hint']}: auto-batch {c['auto_batch'] or 'off'}")
     print(f"  time         {c['time_s']:g} s measured per engine after {c['warmup_s']:g} s warm-up")
 
 

@@ -86,11 +86,14 @@ def parse_input_shapes(text):
 def compile_engine(model, args, progress, what="compiling"):
     """``tilerun.compile_model`` with the common flags of ``args``, showing progress while it runs."""
     import tilerun
-    kwargs = dict(batch_size=getattr(args, "batch_size", 1),
+    hint = getattr(args, "hint", None)
+    kwargs = dict(batch_size=None if hint and getattr(args, "batch_size", 1) == 1 else getattr(args, "batch_size", 1),
                   input_shapes=parse_input_shapes(getattr(args, "input_shapes", None)),
                   num_cores=usable_cores(getattr(args, "num_cores", None)))
     if getattr(args, "scheduler", None):
         kwargs["scheduler"] = args.scheduler
+    if getattr(args, "hint", None):
+        kwargs.update(hint=args.hint, num_requests=getattr(args, "concurrency", None))
     if getattr(args, "num_streams", None) is not None:
         kwargs["num_streams"] = args.num_streams
     with progress.task(what):
@@ -127,7 +130,10 @@ def make_inputs(eng, npz=None, seed=0):
     """
     if npz is None:
         from tilerun.models import random_inputs
-        return random_inputs(eng, seed)
+        arrays = random_inputs(eng, seed)
+        if eng.config.auto_batch:  # a request carries one item: the engine gathers them into batches
+            arrays = [a[:1] for a in arrays]
+        return arrays
     if os.path.isdir(npz):
         raise CliError(f"--inputs: {npz!r} is a directory; expected a .npz file of arrays named by input")
     if not os.path.isfile(npz):
