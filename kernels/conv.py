@@ -55,7 +55,8 @@ from .contract import declare_row, tile_kernel
 from .elementwise import CLIP, IDENTITY, RELU, apply_activation
 from .gemm import EPILOGUE, MR, NR, ep_float, ep_int, gemm_tile, pack_panels, scratch_floats
 from .pool import maxpool_rows
-from .simd import VW, v_add, v_fma, v_load, v_load2_n, v_load_n, v_max, v_min, v_splat, v_store, v_store_n, v_zero
+from .simd import (VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load, v_load2_n, v_load_n, v_splat, v_store,
+                   v_store_n, v_zero)
 
 GEMM_SCRATCH = scratch_floats()
 
@@ -432,9 +433,9 @@ def _dw_out(ya, at, v, n, resa, has_res, act, lo_v, hi_v):
     if has_res:
         v = v_add(v, v_load_n(resa + at, n))
     if act == RELU:
-        v = v_max(v, v_zero())
+        v = v_clamp_below(v, v_zero())
     elif act == CLIP:
-        v = v_min(v_max(v, lo_v), hi_v)
+        v = v_clamp_above(v_clamp_below(v, lo_v), hi_v)
     v_store_n(ya + at, v, n)
 
 
