@@ -2,14 +2,16 @@
 
 Converts to the target opset, fixes the batch size (or keeps it dynamic),
 folds constants and runs the compile-time passes ONNX can express (see
-``tilerun.export``), saves DST, then runs the original and the converted model
-on the same random inputs in ONNX Runtime (the onnx reference evaluator when
-ORT is not installed) and reports the max error. ``--from-torch
+``tilerun.export``), runs the original and the converted model on the same
+random inputs in ONNX Runtime (the onnx reference evaluator when ORT is not
+installed), reports the max error and writes DST only when the check passes
+(``--no-check`` writes it unverified and says so). ``--from-torch
 module:factory`` first exports a PyTorch model. It does not tune or quantize.
 """
 import collections
 import importlib
 import os
+import shutil
 import sys
 import tempfile
 
@@ -54,11 +56,31 @@ def main(args):
                                       input_shapes=common.parse_input_shapes(args.input_shapes),
                                       dynamic_batch=args.dynamic_batch)
             onnx.checker.check_model(converted)
-        _save(converted, args.output)
-        _print_summary(src, model, converted, args)
-        if args.no_check:
+        # DST appears only once the check passed (or was skipped): a model that fails it is not left behind.
+        try:
+            staging = tempfile.mkdtemp(prefix=".tilerun-convert-", dir=os.path.dirname(os.path.abspath(args.output)))
+        except OSError as e:
+            raise common.CliError(f"cannot write {args.output!r}: {e.strerror}") from None
+        try:
+            staged = os.path.join(staging, os.path.basename(args.output))
+            _save(converted, staged, args.output)
+            _print_summary(src, model, converted, args, os.path.getsize(staged))
+            if args.no_check:
+                _publish(staged, args.output)
+                print(f"check skipped (--no-check): {args.output} is unverified")
+                return 0
+            try:
+                code = check(model, converted, args, progress)
+            except common.CliError as e:
+                raise common.CliError(f"{common.first_line(e)}; {args.output} not written (--no-check writes it "
+                                      f"unverified)", e.code) from None
+            if code:
+                print(f"check failed: {args.output} not written (--no-check writes it unverified)")
+                return code
+            _publish(staged, args.output)
             return 0
-        return check(model, converted, args, progress)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _source(args, tmp, progress):
@@ -103,7 +125,8 @@ def export_torch(spec, args, path, progress):
     return path
 
 
-def _save(model, path):
+def _save(model, path, shown):
+    """Write ``model`` to ``path`` (named ``shown`` in errors); weights past protobuf's 2 GB go to ``path.data``."""
     import onnx
     try:
         if model.ByteSize() >= 2 ** 31 - 1024:  # protobuf's 2 GB limit: weights go beside the file
@@ -111,10 +134,20 @@ def _save(model, path):
         else:
             onnx.save(model, path)
     except (OSError, ValueError) as e:
-        raise common.CliError(f"cannot write {path!r}: {getattr(e, 'strerror', None) or common.first_line(e)}") from None
+        raise common.CliError(f"cannot write {shown!r}: {getattr(e, 'strerror', None) or common.first_line(e)}") from None
 
 
-def _print_summary(src, model, converted, args):
+def _publish(staged, dst):
+    """Move the staged model (and its ``.data`` file, if any) to ``dst``."""
+    try:
+        if os.path.exists(staged + ".data"):
+            os.replace(staged + ".data", dst + ".data")
+        os.replace(staged, dst)
+    except OSError as e:
+        raise common.CliError(f"cannot write {dst!r}: {e.strerror}") from None
+
+
+def _print_summary(src, model, converted, args, nbytes):
     from tilerun.load import model_opset
     before = collections.Counter(n.op_type for n in model.graph.node)
     after = collections.Counter(n.op_type for n in converted.graph.node)
@@ -125,7 +158,7 @@ def _print_summary(src, model, converted, args):
           + ("  (removed " + ", ".join(f"{op} x{k}" for op, k in sorted(removed.items())) + ")" if removed else ""))
     shapes = ", ".join(f"{i.name}: {_dims(i)}" for i in converted.graph.input)
     print(f"  inputs       {shapes}")
-    print(f"  size         {os.path.getsize(args.output) / 1e6:.2f} MB")
+    print(f"  size         {nbytes / 1e6:.2f} MB")
 
 
 def _dims(vi):
