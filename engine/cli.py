@@ -49,9 +49,19 @@ def build_parser():
     return p
 
 
+class _LogFormatter(logging.Formatter):
+    """``tilerun: message`` for tilerun's records, ``logger.name: message`` for other libraries' (torch, onnxscript)."""
+
+    def format(self, record):
+        name = record.name.split(".")[0]
+        return f"{'tilerun' if name == 'tilerun' else record.name}: {super().format(record)}"
+
+
 def _setup_logging(verbose):
     level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="tilerun: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormatter("%(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])  # other libraries: warnings and errors only
     logging.getLogger("tilerun").setLevel(level)
 
 

@@ -170,7 +170,10 @@ def attach_weights(model, weights):
     for i, t in enumerate(model.graph.initializer):
         arr = weights.get(t.name)
         if arr is not None and not t.raw_data and _is_placeholder(t):
-            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(arr), t.name))
+            # np.ascontiguousarray makes a 0-d array 1-d: a scalar must stay a scalar (its rank is semantics).
+            arr = np.asarray(arr)
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(arr).reshape(arr.shape),
+                                                                        t.name))
 
 
 def _is_placeholder(t):

@@ -10,7 +10,7 @@ Other activations take a second, scalar pass over the plane while it is in cache
 from .abi import f32, param_f32
 from .contract import declare_row, tile_kernel
 from .elementwise import CLIP, IDENTITY, RELU, apply_activation
-from .simd import VW, v_fma, v_load_n, v_max, v_min, v_splat, v_store_n, v_zero
+from .simd import VW, v_clamp_above, v_clamp_below, v_fma, v_load_n, v_splat, v_store_n, v_zero
 
 AFFINE = declare_row("AFFINE", inputs=("x", "s", "t"), outputs=("y",), ints=("planes", "channels", "hw",
                      "planes_per_tile", "act"), floats=("alpha", "beta"))
@@ -37,9 +37,9 @@ def f32_channel_affine(p, tile, scratch):
         for j in range(0, hw, VW):
             v = v_fma(v_load_n(xo + j * 4, hw - j), sv, tv)
             if act == RELU:
-                v = v_max(v, zero)
+                v = v_clamp_below(v, zero)
             elif act == CLIP:
-                v = v_min(v_max(v, lo_v), hi_v)
+                v = v_clamp_above(v_clamp_below(v, lo_v), hi_v)
             v_store_n(yo + j * 4, v, hw - j)
         if act != RELU and act != CLIP and act != IDENTITY:
             for j in range(pl * hw, pl * hw + hw):

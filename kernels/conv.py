@@ -46,7 +46,7 @@ from .conv_pack import BIG, _GEOMETRY, _im2col
 from .elementwise import CLIP, IDENTITY, RELU, apply_activation
 from .gemm import EPILOGUE, MR, NR, ep_float, ep_int, gemm_tile, scratch_floats
 from .pool2d import maxpool_rows
-from .simd import VW, v_add, v_load_n, v_max, v_min, v_splat, v_store_n, v_zero
+from .simd import VW, v_add, v_clamp_above, v_clamp_below, v_load_n, v_splat, v_store_n, v_zero
 
 GEMM_SCRATCH = scratch_floats()
 
@@ -224,7 +224,7 @@ def _dw_out(ya, at, v, n, resa, has_res, act, lo_v, hi_v):
     if has_res:
         v = v_add(v, v_load_n(resa + at, n))
     if act == RELU:
-        v = v_max(v, v_zero())
+        v = v_clamp_below(v, v_zero())
     elif act == CLIP:
-        v = v_min(v_max(v, lo_v), hi_v)
+        v = v_clamp_above(v_clamp_below(v, lo_v), hi_v)
     v_store_n(ya + at, v, n)

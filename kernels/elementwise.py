@@ -36,14 +36,19 @@ def _act(op, v, alpha, beta):
     if op == LEAKY_RELU:
         return v if v >= 0 else v * alpha
     if op == CLIP:
-        return min(max(v, alpha), beta)
+        # min(max(v, alpha), beta) with NaN kept, as the spec has it
+        w = alpha if v < alpha else v
+        return beta if w > beta else w
     if op == SIGMOID:
         # exp_f32 saturates for large |v|, so 1/(1+e) tends to the right 0 or 1.
         return np.float32(1) / (np.float32(1) + exp_f32(-v))
     if op == TANH:
         return np.tanh(v)
     if op == HARD_SIGMOID:
-        return max(np.float32(0), min(np.float32(1), alpha * v + beta))
+        # max(0, min(1, alpha * v + beta)) with NaN kept
+        w = alpha * v + beta
+        w = np.float32(1) if w > 1 else w
+        return np.float32(0) if w < 0 else w
     if op == HARD_SWISH:
         return v * max(np.float32(0), min(np.float32(1), v * np.float32(1.0 / 6.0) + np.float32(0.5)))
     return v

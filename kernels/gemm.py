@@ -355,9 +355,11 @@ def _store_block(builder, acc, targets, c, mv, ep, bias, res, flags):
     def add_res(vals):
         return add_block(vals, builder.sub(res, c))
 
+    # Relu and Clip compare and select so that NaN passes, as in the unfused
+    # ops (x86 compiles each to one max/min instruction, operands swapped).
     def clip(vals):
         lo, hi = ep_value(8 * EPILOGUE.act_alpha), ep_value(8 * EPILOGUE.act_beta)
-        return [simd.vmin(builder, simd.vmax(builder, v, lo), hi) for v in vals]
+        return [simd.vclamp_above(builder, simd.vclamp_below(builder, v, lo), hi) for v in vals]
 
     def leaky(vals):
         slope = ep_value(8 * EPILOGUE.act_alpha)
@@ -366,7 +368,7 @@ def _store_block(builder, acc, targets, c, mv, ep, bias, res, flags):
     vals = _maybe(builder, fload, acc, lambda vs: add_block(vs, ir.Constant(i64t, 0)))
     vals = _maybe(builder, fb, vals, add_bias)
     vals = _maybe(builder, fr, vals, add_res)
-    vals = _maybe(builder, frelu, vals, lambda vs: [simd.vmax(builder, v, zero) for v in vs])
+    vals = _maybe(builder, frelu, vals, lambda vs: [simd.vclamp_below(builder, v, zero) for v in vs])
     vals = _maybe(builder, fclip, vals, clip)
     vals = _maybe(builder, fleaky, vals, leaky)
     for v, tq in zip(vals, targets):

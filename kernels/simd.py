@@ -9,14 +9,17 @@ paths on a wide machine; use a separate ``NUMBA_CACHE_DIR`` with it, since
 cached kernels do not record the width they were built for.
 
 Two layers live here. IR helpers (``vload``, ``vstore``, ``masked_load``,
-``masked_store``, ``splat``, ``fma``, ``vmax``, ``vmin``, ``lane_mask``,
-``prefetch``) emit ``llvmlite.ir`` into a builder, for code generators such as
-the GEMM micro-kernel. Numba intrinsics on the ``F32Vec`` type (``v_load``,
-``v_store``, ``v_load_n``, ``v_load2_n``, ``v_store_n``, ``v_splat``,
-``v_fma``, ``v_add``, ``v_mul``, ``v_max``, ``v_min``, ``v_zero``) let
-ordinary ``@njit`` kernels hold one host vector in a variable. Addresses are int64 byte addresses;
-unaligned access is allowed everywhere. Not here: integer vectors, reductions
-across lanes.
+``masked_store``, ``splat``, ``fma``, ``vmax``, ``vmin``, ``vclamp_below``,
+``vclamp_above``, ``lane_mask``, ``prefetch``) emit ``llvmlite.ir`` into a
+builder, for code generators such as the GEMM micro-kernel. Numba intrinsics
+on the ``F32Vec`` type (``v_load``, ``v_store``, ``v_load_n``, ``v_load2_n``,
+``v_store_n``, ``v_splat``, ``v_fma``, ``v_add``, ``v_mul``, ``v_max``,
+``v_min``, ``v_clamp_below``, ``v_clamp_above``, ``v_zero``) let ordinary
+``@njit`` kernels hold one host vector in a variable. Addresses are int64 byte
+addresses; unaligned access is allowed everywhere. ``vmax``/``vmin`` drop a
+NaN of their first operand; activation epilogues clamp with
+``vclamp_below``/``vclamp_above``, which keep it, as ONNX Relu and Clip do.
+Not here: integer vectors, reductions across lanes.
 """
 import os
 import platform
@@ -129,6 +132,16 @@ def vmin(builder, a, b):
     return builder.select(builder.fcmp_ordered("<", a, b), a, b)
 
 
+def vclamp_below(builder, v, lo):
+    """Lane-wise ``lo if v < lo else v``: ``max(v, lo)`` that keeps a NaN of ``v`` (ONNX Relu, Clip)."""
+    return builder.select(builder.fcmp_ordered("<", v, lo), lo, v)
+
+
+def vclamp_above(builder, v, hi):
+    """Lane-wise ``hi if v > hi else v``: ``min(v, hi)`` that keeps a NaN of ``v`` (ONNX Clip)."""
+    return builder.select(builder.fcmp_ordered(">", v, hi), hi, v)
+
+
 # -- Numba-level vectors ------------------------------------------------------------------
 
 class F32VecType(types.Type):
@@ -209,6 +222,8 @@ v_add = _binary(lambda b, x, y: b.fadd(x, y))
 v_mul = _binary(lambda b, x, y: b.fmul(x, y))
 v_max = _binary(vmax)
 v_min = _binary(vmin)
+v_clamp_below = _binary(vclamp_below)
+v_clamp_above = _binary(vclamp_above)
 v_even = _binary(lambda b, x, y: b.shuffle_vector(x, y, ir.Constant(ir.VectorType(I32, VW), list(range(0, 2 * VW, 2)))))
 v_odd = _binary(lambda b, x, y: b.shuffle_vector(x, y, ir.Constant(ir.VectorType(I32, VW), list(range(1, 2 * VW, 2)))))
 v_even.__doc__ = "The even lanes of ``a`` then ``b`` (lane ``i`` of ``[a, b]`` at ``2i``): a stride-2 deinterleave."
@@ -217,6 +232,8 @@ v_add.__doc__ = "Lane-wise sum of two vectors."
 v_mul.__doc__ = "Lane-wise product of two vectors."
 v_max.__doc__ = "Lane-wise max (``a if a > b else b``)."
 v_min.__doc__ = "Lane-wise min (``a if a < b else b``)."
+v_clamp_below.__doc__ = "Lane-wise ``b if a < b else a``: ``max(a, b)`` that keeps a NaN of ``a`` (activations)."
+v_clamp_above.__doc__ = "Lane-wise ``b if a > b else a``: ``min(a, b)`` that keeps a NaN of ``a`` (activations)."
 
 
 @intrinsic

@@ -161,3 +161,75 @@ def test_batchnorm_not_after_conv_becomes_mul_add():
     ref = ort_run(model, [x])[0]
     np.testing.assert_allclose(ort_run(converted, [x])[0], ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ReferenceEvaluator(converted).run(None, {"x": x})[0], ref, rtol=1e-5, atol=1e-5)
+
+
+def _scalar_constants_model():
+    """x → Gather(x, 0-d index) → Unsqueeze → Gemm → Mul(0-d scale): ranks that only hold with 0-d initializers.
+
+    With a ``[1]`` index, Gather keeps the axis and Gemm gets a rank-3 input (the
+    error ONNX Runtime gave on a converted ``nn.TransformerEncoder``).
+    """
+    rng = np.random.default_rng(4)
+    inits = [numpy_helper.from_array(np.array(2, np.int64), "idx"),
+             numpy_helper.from_array(np.array([0], np.int64), "axes"),
+             numpy_helper.from_array(rng.standard_normal((8, 5)).astype(np.float32), "w"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "scale")]
+    nodes = [helper.make_node("Gather", ["x", "idx"], ["row"], axis=0),
+             helper.make_node("Unsqueeze", ["row", "axes"], ["row2"]),
+             helper.make_node("Gemm", ["row2", "w"], ["g"]),
+             helper.make_node("Mul", ["g", "scale"], ["y"])]
+    g = helper.make_graph(nodes, "scalars", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_zero_d_initializers_stay_scalars(tmp_path, capsys):
+    model = _scalar_constants_model()
+    src, dst = tmp_path / "scalars.onnx", tmp_path / "out.onnx"
+    onnx.save(model, str(src))
+    assert main(["convert", str(src), "-o", str(dst), "--quiet"]) == 0
+    assert "PASS" in capsys.readouterr().out
+    converted = onnx.load(str(dst))
+    dims = {t.name: list(t.dims) for t in converted.graph.initializer}
+    assert dims["idx"] == [] and dims["scale"] == []
+    x = np.random.default_rng(5).standard_normal((4, 8)).astype(np.float32)
+    np.testing.assert_allclose(ort_run(converted, [x])[0], ort_run(model, [x])[0], rtol=1e-6)
+
+
+def _broken_convert(monkeypatch, how):
+    """Make ``tilerun convert`` produce a wrong model: a 0-d index made [1] (ORT refuses it) or a changed scale."""
+    import tilerun.export as export
+    real = export.convert_model
+
+    def broken(*a, **kw):
+        m = real(*a, **kw)
+        for t in m.graph.initializer:
+            if how == "rank" and t.name == "idx":
+                t.CopyFrom(numpy_helper.from_array(np.array([2], np.int64), "idx"))
+            if how == "value" and t.name == "scale":
+                t.CopyFrom(numpy_helper.from_array(np.array(0.75, np.float32), "scale"))
+        return m
+    monkeypatch.setattr(export, "convert_model", broken)
+
+
+@pytest.mark.parametrize("how", ["rank", "value"])
+def test_convert_failed_check_writes_no_output(tmp_path, capsys, monkeypatch, how):
+    src, dst = tmp_path / "scalars.onnx", tmp_path / "out.onnx"
+    onnx.save(_scalar_constants_model(), str(src))
+    _broken_convert(monkeypatch, how)
+    assert main(["convert", str(src), "-o", str(dst), "--quiet"]) == 1
+    cap = capsys.readouterr()
+    assert "not written" in (cap.err if how == "rank" else cap.out)
+    assert not dst.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["scalars.onnx"]
+    dst.write_bytes(b"previous")  # an existing DST is left as it was
+    assert main(["convert", str(src), "-o", str(dst), "--quiet"]) == 1
+    assert dst.read_bytes() == b"previous"
+
+
+def test_convert_no_check_says_unverified(tmp_path, capsys, monkeypatch):
+    src, dst = tmp_path / "scalars.onnx", tmp_path / "out.onnx"
+    onnx.save(_scalar_constants_model(), str(src))
+    _broken_convert(monkeypatch, "value")
+    assert main(["convert", str(src), "-o", str(dst), "--quiet", "--no-check"]) == 0
+    assert f"{dst} is unverified" in capsys.readouterr().out
+    assert dst.exists()

@@ -164,3 +164,12 @@ def test_default_model_batches():
     want = _ort(model).run(None, {"gpu_0/data_0": x[:1]})[0]
     np.testing.assert_allclose(both[:1], want, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(want).max())))
     assert random_inputs(eng)[0].shape == (2, 3, 224, 224)
+
+
+def test_cli_run_at_a_larger_batch_checks_against_onnxruntime(tmp_path, capsys):
+    from tilerun.cli import main
+    path = tmp_path / "baked.onnx"
+    onnx.save(baked_batch_model(), str(path))
+    assert main(["run", str(path), "--batch-size", "3", "--iterations", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "top-5 [item 2]" in out and "re-exported for these input shapes" in out and "PASS" in out

@@ -2,16 +2,21 @@
 
 Converts to the target opset, fixes the batch size (or keeps it dynamic),
 folds constants and runs the compile-time passes ONNX can express (see
-``tilerun.export``), saves DST, then runs the original and the converted model
-on the same random inputs in ONNX Runtime (the onnx reference evaluator when
-ORT is not installed) and reports the max error. ``--from-torch
+``tilerun.export``), runs the original and the converted model on the same
+random inputs in ONNX Runtime (the onnx reference evaluator when ORT is not
+installed), reports the max error and writes DST only when the check passes
+(``--no-check`` writes it unverified and says so). ``--from-torch
 module:factory`` first exports a PyTorch model. It does not tune or quantize.
 """
 import collections
+import contextlib
 import importlib
+import logging
 import os
+import shutil
 import sys
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -29,7 +34,8 @@ def add_parser(sub):
     c.add_argument("src", nargs="?", help="ONNX file or light model name (omit with --from-torch)")
     c.add_argument("-o", "--output", required=True, metavar="DST", help="where to write the converted model")
     c.add_argument("--opset", type=int, default=None,
-                   help=f"target opset (default {TARGET_OPSET}, or the model's own when newer)")
+                   help=f"target opset (default {TARGET_OPSET}, or the model's own when newer; "
+                        "with --from-torch the exporter's own)")
     batch = c.add_mutually_exclusive_group()
     batch.add_argument("--batch-size", type=int, default=1, help="fix the batch dim to N (default 1)")
     batch.add_argument("--dynamic-batch", action="store_true", help="keep the batch dim dynamic")
@@ -53,16 +59,40 @@ def main(args):
     with tempfile.TemporaryDirectory() as tmp:
         src = _source(args, tmp, progress)
         model = common.load_model_arg(src, progress)
-        with progress.task(f"converting to opset {args.opset or 'default'}"):
-            converted = convert_model(model, opset=args.opset, batch_size=None if args.dynamic_batch else args.batch_size,
+        opset = args.opset
+        if opset is None and args.from_torch:  # keep the exporter's opset: convert only when --opset asks
+            from tilerun.load import model_opset
+            opset = model_opset(model)
+        with progress.task(f"converting to opset {opset or 'default'}"):
+            converted = convert_model(model, opset=opset, batch_size=None if args.dynamic_batch else args.batch_size,
                                       input_shapes=common.parse_input_shapes(args.input_shapes),
                                       dynamic_batch=args.dynamic_batch)
             onnx.checker.check_model(converted)
-        _save(converted, args.output)
-        _print_summary(src, model, converted, args)
-        if args.no_check:
+        # DST appears only once the check passed (or was skipped): a model that fails it is not left behind.
+        try:
+            staging = tempfile.mkdtemp(prefix=".tilerun-convert-", dir=os.path.dirname(os.path.abspath(args.output)))
+        except OSError as e:
+            raise common.CliError(f"cannot write {args.output!r}: {e.strerror}") from None
+        try:
+            staged = os.path.join(staging, os.path.basename(args.output))
+            _save(converted, staged, args.output)
+            _print_summary(src, model, converted, args, os.path.getsize(staged))
+            if args.no_check:
+                _publish(staged, args.output)
+                print(f"check skipped (--no-check): {args.output} is unverified")
+                return 0
+            try:
+                code = check(model, converted, args, progress)
+            except common.CliError as e:
+                raise common.CliError(f"{common.first_line(e)}; {args.output} not written (--no-check writes it "
+                                      f"unverified)", e.code) from None
+            if code:
+                print(f"check failed: {args.output} not written (--no-check writes it unverified)")
+                return code
+            _publish(staged, args.output)
             return 0
-        return check(model, converted, args, progress)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _source(args, tmp, progress):
@@ -76,12 +106,24 @@ def _source(args, tmp, progress):
 
 
 def export_torch(spec, args, path, progress):
-    """Export the module ``FACTORY()`` of ``spec`` (``module:factory``) to ONNX at ``path``."""
-    from tilerun.export import TARGET_OPSET
+    """Export the module ``FACTORY()`` of ``spec`` (``module:factory``) to ONNX at ``path``.
+
+    The exporter writes its own opset (``main`` converts only when ``--opset``
+    asks). With ``--quiet`` its progress lines, warnings and log records below
+    ERROR are silenced.
+    """
     try:
         import torch
     except ImportError:
-        raise common.CliError("--from-torch needs PyTorch, which is not installed (pip install torch)") from None
+        raise common.CliError("--from-torch needs PyTorch, which is not installed "
+                              "(pip install torch onnxscript, or pip install 'tilerun[torch]')") from None
+    dynamo = _exports_with_dynamo(torch)
+    if dynamo:
+        try:
+            import onnxscript  # noqa: F401
+        except ImportError:
+            raise common.CliError(f"--from-torch: PyTorch {torch.__version__} exports through onnxscript, which is not "
+                                  "installed (pip install onnxscript, or pip install 'tilerun[torch]')") from None
     mod_name, sep, factory_name = spec.partition(":")
     if not sep or not mod_name or not factory_name:
         raise common.CliError(f"--from-torch: expected MODULE:FACTORY, given {spec!r}")
@@ -100,14 +142,55 @@ def export_torch(spec, args, path, progress):
     example = example if isinstance(example, tuple) else (example,)
     module.eval()
     names = ["input"] if len(example) == 1 else [f"input{k}" for k in range(len(example))]
-    dyn = {n: {0: "N"} for n in names} if args.dynamic_batch else None
-    with progress.task("exporting the PyTorch model"):
-        torch.onnx.export(module, example, path, opset_version=args.opset or TARGET_OPSET, input_names=names,
-                          dynamic_axes=dyn)
+    kwargs = dict(input_names=names)
+    if args.dynamic_batch:
+        dim = getattr(getattr(torch.export, "Dim", None), "DYNAMIC", None) if dynamo else None
+        if dim is not None:
+            kwargs["dynamic_shapes"] = tuple({0: dim} for _ in example)
+        else:
+            kwargs["dynamic_axes"] = {n: {0: "N"} for n in names}
+    if args.quiet:
+        kwargs["verbose"] = False
+    with progress.task("exporting the PyTorch model"), _quiet_exporter(args.quiet):
+        try:
+            torch.onnx.export(module, example, path, **kwargs)
+        except Exception as e:
+            raise common.CliError(f"--from-torch: the PyTorch export failed: {type(e).__name__}: "
+                                  f"{common.first_line(e)}", code=1) from None
     return path
 
 
-def _save(model, path):
+def _exports_with_dynamo(torch):
+    """Whether ``torch.onnx.export`` defaults to the dynamo exporter (PyTorch 2.9 on), which needs onnxscript."""
+    import inspect
+    try:
+        param = inspect.signature(torch.onnx.export).parameters.get("dynamo")
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.default is True
+
+
+@contextlib.contextmanager
+def _quiet_exporter(quiet):
+    """With ``quiet``: no Python warnings and no log records below ERROR from torch, onnxscript or onnx_ir."""
+    if not quiet:
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("torch", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _save(model, path, shown):
+    """Write ``model`` to ``path`` (named ``shown`` in errors); weights past protobuf's 2 GB go to ``path.data``."""
     import onnx
     try:
         if model.ByteSize() >= 2 ** 31 - 1024:  # protobuf's 2 GB limit: weights go beside the file
@@ -115,10 +198,20 @@ def _save(model, path):
         else:
             onnx.save(model, path)
     except (OSError, ValueError) as e:
-        raise common.CliError(f"cannot write {path!r}: {getattr(e, 'strerror', None) or common.first_line(e)}") from None
+        raise common.CliError(f"cannot write {shown!r}: {getattr(e, 'strerror', None) or common.first_line(e)}") from None
 
 
-def _print_summary(src, model, converted, args):
+def _publish(staged, dst):
+    """Move the staged model (and its ``.data`` file, if any) to ``dst``."""
+    try:
+        if os.path.exists(staged + ".data"):
+            os.replace(staged + ".data", dst + ".data")
+        os.replace(staged, dst)
+    except OSError as e:
+        raise common.CliError(f"cannot write {dst!r}: {e.strerror}") from None
+
+
+def _print_summary(src, model, converted, args, nbytes):
     from tilerun.load import model_opset
     before = collections.Counter(n.op_type for n in model.graph.node)
     after = collections.Counter(n.op_type for n in converted.graph.node)
@@ -129,7 +222,7 @@ def _print_summary(src, model, converted, args):
           + ("  (removed " + ", ".join(f"{op} x{k}" for op, k in sorted(removed.items())) + ")" if removed else ""))
     shapes = ", ".join(f"{i.name}: {_dims(i)}" for i in converted.graph.input)
     print(f"  inputs       {shapes}")
-    print(f"  size         {os.path.getsize(args.output) / 1e6:.2f} MB")
+    print(f"  size         {nbytes / 1e6:.2f} MB")
 
 
 def _dims(vi):
