@@ -80,3 +80,22 @@ def test_every_plan_row_matches_its_declaration(name):
             assert len(row.inputs) == len(r._inputs) and len(row.outputs) == len(r._outputs)
             for slot, name_ in zip(r._inputs + r._outputs, row.inputs + row.outputs):
                 assert name_ is not None or slot in r._optional, (row.node, row.kernel.name, slot)
+
+
+def test_kernel_cache_is_keyed_on_every_kernel_and_scheduler_source(tmp_path, monkeypatch):
+    # A kernel inlines helpers from other files: its cached code must go stale when any of them changes.
+    from numba.core import caching
+
+    from tilerun.kernels import cache_stamp
+    from tilerun.scheduler import executor
+    for fn in (f32_relu.fn, executor.serve.py_func):
+        assert type(caching.FunctionCache(fn)._impl.locator).__name__.startswith("Tilerun")
+    before = cache_stamp.tilerun_source_stamp()
+    extra = tmp_path / "helper.py"
+    extra.write_text("X = 1\n")
+    monkeypatch.setattr(cache_stamp, "_FOLDERS", cache_stamp._FOLDERS + (str(tmp_path),))
+    assert cache_stamp.tilerun_source_stamp() != before
+    extra.write_text("X = 2\n")
+    changed = cache_stamp.tilerun_source_stamp()
+    extra.write_text("X = 33\n")  # another size: mtimes of two quick writes may be equal
+    assert cache_stamp.tilerun_source_stamp() != changed
