@@ -84,7 +84,7 @@ def workdir(tmp_path, monkeypatch):
 def test_python_api_blocks(workdir, capsys):
     ns = {"__name__": "readme"}
     api = [b for b in blocks("python") if not b.startswith(CUSTOM_OP_MARKER)]
-    assert len(api) == 3
+    assert len(api) == 5
     try:
         for k, src in enumerate(api):
             code = compile(src, f"{README}:python-block-{k}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
@@ -96,6 +96,8 @@ def test_python_api_blocks(workdir, capsys):
             ns["eng"].close()
     out = capsys.readouterr().out
     assert "['x'] [(1, 3, 8, 8)] ['y']" in out
+    assert "[('N', 3, 8, 8)]" in out  # the dynamic-shape block
+    assert "Config(hint='throughput', scheduler='multi_stream'" in out and "auto_batch=" in out
     assert re.search(r"<tilerun\.Engine inputs \(x: float32\[N, 3, 8, 8\]\) -> outputs \['y'\]; elastic, \d "
                      r"stream\(s\), \d core\(s\), open>", out), out
     assert ns["outs"][0].shape == (1, 10) and (workdir / "trace.json").exists()
