@@ -58,16 +58,18 @@ apply_activation = _act  # shared with the fused epilogues of other families
 
 
 @numba.njit(inline="always")
-def _unary(p, tile, op):
+def unary_tile(p, tile):
+    """``(x, y, lo, hi, alpha, beta)`` of tile ``tile`` of a ``UNARY`` row: elements ``[lo, hi)``."""
     n = p[UNARY.n]
-    chunk = p[UNARY.chunk]
-    lo = tile * chunk
-    hi = min(n, lo + chunk)
-    x = f32(p[UNARY.x], n)
-    y = f32(p[UNARY.y], n)
-    alpha = param_f32(p, UNARY.alpha)
-    beta = param_f32(p, UNARY.beta)
-    for i in range(U(lo), U(hi)):
+    lo = tile * p[UNARY.chunk]
+    return (f32(p[UNARY.x], n), f32(p[UNARY.y], n), U(lo), U(min(n, lo + p[UNARY.chunk])),
+            param_f32(p, UNARY.alpha), param_f32(p, UNARY.beta))
+
+
+@numba.njit(inline="always")
+def _unary(p, tile, op):
+    x, y, lo, hi, alpha, beta = unary_tile(p, tile)
+    for i in range(lo, hi):
         y[i] = _act(op, x[i], alpha, beta)
     return 0
 

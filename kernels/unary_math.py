@@ -14,9 +14,8 @@ import math
 import numba
 import numpy as np
 
-from .abi import U, f32, param_f32
 from .contract import tile_kernel
-from .elementwise import UNARY
+from .elementwise import UNARY, unary_tile
 
 # -- unary math (not fusable epilogues: kept out of _act so fused kernels stay small) -----------
 ABS, NEG, EXP, LOG, SQRT, RECIPROCAL, FLOOR, CEIL, ERF, SIN, COS, SOFTPLUS, ELU, SELU, SIGN, GELU, \
@@ -66,15 +65,8 @@ def _math(op, v, alpha, beta):
 
 @numba.njit(inline="always")
 def _unary_math(p, tile, op):
-    n = p[UNARY.n]
-    chunk = p[UNARY.chunk]
-    lo = tile * chunk
-    hi = min(n, lo + chunk)
-    x = f32(p[UNARY.x], n)
-    y = f32(p[UNARY.y], n)
-    alpha = param_f32(p, UNARY.alpha)
-    beta = param_f32(p, UNARY.beta)
-    for i in range(U(lo), U(hi)):
+    x, y, lo, hi, alpha, beta = unary_tile(p, tile)
+    for i in range(lo, hi):
         y[i] = np.float32(_math(op, x[i], alpha, beta))
     return 0
 
