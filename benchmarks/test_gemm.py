@@ -23,9 +23,7 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from tilerun.kernels.abi import call_tile  # noqa: E402
-from tilerun.kernels.gemm import f32_gemm  # noqa: E402
-from tilerun.kernels.elementwise import IDENTITY  # noqa: E402
-from tilerun.kernels.gemm import MR, gemm_tile, scratch_floats  # noqa: E402
+from tilerun.kernels.gemm import GEMM, MR, epilogue, f32_gemm, gemm_tile, scratch_floats  # noqa: E402
 from tilerun.plan import aligned_bytes  # noqa: E402
 
 SQUARE = [(n, n, n) for n in (256, 512, 1024, 2048)]
@@ -61,12 +59,14 @@ class TileGemm:
         n = b.shape[1]
         self.a, self.b = _aligned(np.asarray(a, np.float32)), _aligned(np.asarray(b, np.float32))
         self.y = _aligned(np.zeros((m, n), np.float32))
-        self.ep = np.array([1, 0, 0, 0, IDENTITY, 0, 0, 1, 0], np.float32)
         self.offs = np.zeros(2, np.int64)
         self.scratch = _aligned(np.zeros(scratch_floats(), np.float32))
-        self.params = np.array([self.a.ctypes.data, self.b.ctypes.data, self.ep.ctypes.data, self.ep.ctypes.data,
-                                self.offs.ctypes.data, self.y.ctypes.data,
-                                m, n, k, k, 1, n, 0, 0, m, n, 1, 1, 0], np.int64)
+        # The kernel's declared row, packed as the plan builder packs it (addresses in the tensor slots).
+        ins, outs, params = f32_gemm.pack(dict(
+            a=self.a.ctypes.data, b=self.b.ctypes.data, c=None, offs=self.offs.ctypes.data, y=self.y.ctypes.data,
+            m=m, n=n, k=k, sai=k, sak=1, ldb=n, sci=0, scj=0, mb=m, nb=n, n_mblk=1, n_nblk=1, bpk=0, ep=epilogue()))
+        self.params = np.array([t or 0 for t in ins + outs] + params, np.int64)
+        self.ep = self.params.ctypes.data + 8 * GEMM.ep  # the EPILOGUE struct, for gemm_tile itself
         self.fn = f32_gemm.address
 
     def __call__(self):
@@ -90,7 +90,7 @@ class PackedGemm(TileGemm):
     def __call__(self):
         m, n, k = self.shape
         _run_packed(self.ap.ctypes.data, self.b.ctypes.data, self.y.ctypes.data, self.scratch.ctypes.data,
-                    self.ep.ctypes.data, m, n, k)
+                    self.ep, m, n, k)
         return self.y
 
 
