@@ -10,10 +10,13 @@ sleeps until the workers finished the request and returns fresh output
 arrays. Every slot has its own arena; the packed weights are shared.
 With ``TILERUN_DEBUG=1`` (or ``2``) set at compile time, every request is
 served the way ``Engine.trace`` serves it and its trace's report is printed.
+An engine survives ``fork()``: in the child it starts workers of its own on
+its first request (the parent's worker threads do not exist there).
 """
 import asyncio
 import atexit
 import concurrent.futures
+import os
 import sys
 import threading
 import time
@@ -219,6 +222,16 @@ class Engine:
 
 
 _LIVE = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    # The parent's request threads and locks did not come along; the runtime restarts its own workers.
+    for eng in list(_LIVE):
+        eng._lock = threading.Lock()
+        eng._async = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

@@ -4,7 +4,18 @@
 every slot, the worker pool serving them in the mode's order, and the FIFO
 queue of free slots. A request is ``acquire`` → fill the slot's arena →
 ``execute`` (start + sleep until done) → read outputs → ``release``.
+
+Fork: the workers are threads of the process that made the runtime, and a
+fork()ed child has none of them (and may have inherited a slot queue whose
+lock another thread held). So in a child every live runtime gets fresh
+executor state and slot queue at fork time, and starts its own workers on
+its first request: the child serves with working workers instead of
+sleeping forever on a request nobody runs.
 """
+import os
+import threading
+import weakref
+
 import numpy as np
 
 from . import executor
@@ -20,12 +31,25 @@ class Runtime:
         self.n_ops = len(tables["n_tiles"])
         self._tables = tables
         self._params = np.ascontiguousarray(np.stack(slot_params).astype(np.int64))
-        self._g, self._ctl, self._st = executor.new_state(self.n_slots, self.n_ops, len(topo.cores))
         self.order = worker_orders(mode, topo, self.n_slots, work_stealing)
         self._scratch = list(scratch_addrs)
-        self.slots = SlotQueue(self.n_slots)
+        self._cores = tuple(topo.cores)
         self.tiles_run = np.zeros(len(topo.cores), np.int64)
-        self.pool = WorkerPool(topo.cores, self._serve)
+        self._fresh_state()
+        self._closed = False
+        self.pool = WorkerPool(self._cores, self._serve)
+        _LIVE.add(self)
+
+    def _fresh_state(self):
+        self._g, self._ctl, self._st = executor.new_state(self.n_slots, self.n_ops, len(self._cores))
+        self.slots = SlotQueue(self.n_slots)
+        self._pool_lock = threading.Lock()
+
+    def _after_fork_in_child(self):
+        """This process is a fork()ed child: the workers stayed in the parent; start over on first use."""
+        if not self._closed:
+            self._fresh_state()
+            self.pool = None
 
     def _serve(self, w):
         t = self._tables
@@ -35,7 +59,14 @@ class Runtime:
 
     def acquire(self):
         """A free slot, in caller arrival order (raises ``policies.Closed`` after ``close``)."""
+        if self.pool is None:  # first request in a fork()ed child
+            self._start_workers()
         return self.slots.acquire()
+
+    def _start_workers(self):
+        with self._pool_lock:
+            if self.pool is None and not self._closed:
+                self.pool = WorkerPool(self._cores, self._serve)
 
     def release(self, slot):
         """Give ``slot`` back for the next request."""
@@ -61,6 +92,20 @@ class Runtime:
 
         Returns True when every worker stopped within ``timeout``.
         """
+        self._closed = True
         drained = self.slots.close(timeout)
         executor.stop(self._g)
-        return self.pool.join(timeout) and drained
+        with self._pool_lock:
+            pool = self.pool
+        return (pool is None or pool.join(timeout)) and drained
+
+
+_LIVE = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    for runtime in list(_LIVE):
+        runtime._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
