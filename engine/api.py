@@ -81,6 +81,8 @@ class Engine:
         self.input_shapes = [tuple(graph.values[n].shape) for n in graph.inputs]
         self.input_dtypes = [graph.values[n].dtype for n in graph.inputs]
         self.output_names = list(graph.outputs)
+        self.output_shapes = [tuple(graph.values[n].shape) for n in graph.outputs]
+        self.output_dtypes = [graph.values[n].dtype for n in graph.outputs]
         self._constant_outputs = {o: graph.values[o].const for o in graph.outputs if graph.values[o].const is not None}
         self._arenas = [aligned_bytes(plan.arena_size) for _ in range(num_streams)]
         self._params = [plan.bind(a) for a in self._arenas]  # kept alive: the workers read them
