@@ -132,6 +132,8 @@ class ModelServer:
             if self._stop.is_set():  # a second signal: stop waiting for in-flight requests
                 logs.event("forced_exit", signal=sig.name)
                 self._http.force_exit = True
+                if self._grpc is not None:
+                    self._loop.create_task(self._grpc.stop(0))
                 return
             logs.event("signal", signal=sig.name)
             self._stop.set()
