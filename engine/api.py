@@ -13,13 +13,16 @@ finished the request and returns fresh output arrays. Every slot has its own
 arena per plan; the packed weights are shared by every slot and plan.
 With ``TILERUN_DEBUG=1`` (or ``2``) set at compile time, every request is
 served the way ``Engine.trace`` serves it and its trace's report is printed.
+An engine survives ``fork()``: in the child it starts workers of its own on
+its first request (the parent's worker threads do not exist there).
 """
 import asyncio
 import atexit
 import concurrent.futures
+import os
 import sys
-import threading
 import logging
+import threading
 import time
 import warnings
 import weakref
@@ -165,6 +168,7 @@ class Engine:
         self._lock = threading.Lock()
         # With fixed dims (or the largest batch of batch_size) the plan is built now, so its errors surface here.
         self.plan = plans.get(tuple(sig.dims)).plan if sig.fixed else None
+        self.output_shapes, self.output_dtypes = plans.output_shapes, plans.output_dtypes
         self._scratch = [aligned_bytes(self.plan.scratch_bytes if self.plan else ALIGN) for _ in topo.cores]
         self._retired = []  # scratch a worker may still hold while a bigger one replaces it
         self._runtime = Runtime(num_streams, topo, mode, [s.ctypes.data for s in self._scratch], work_stealing)
@@ -366,6 +370,20 @@ def _shapes(arrays):
 
 
 _LIVE = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    # The parent's request threads and locks did not come along; the runtime restarts its own workers.
+    for eng in list(_LIVE):
+        eng._lock = threading.Lock()
+        eng._async = None
+        eng._plans.after_fork()
+        if eng._batcher is not None:
+            c = eng.config
+            eng._batcher = AutoBatcher(eng._request, c.auto_batch, c.batch_timeout_ms, eng.num_streams)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

@@ -14,11 +14,11 @@ import logging
 import os
 import sys
 
-from .commands import benchmark, convert, info, profile, run, tune
+from .commands import benchmark, convert, info, profile, run, serve, tune
 from .commands.common import CliError, first_line
 from .commands.flags import error_text
 
-COMMANDS = (run, benchmark, profile, tune, convert, info)
+COMMANDS = (run, benchmark, profile, tune, convert, info, serve)
 
 
 class _Parser(argparse.ArgumentParser):

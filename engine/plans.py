@@ -210,6 +210,10 @@ class PlanCache:
     def __init__(self, graph, signature, num_workers, n_slots, capacity=8, fuse=True):
         self._graph, self.signature = graph, signature
         self.output_names = list(graph.outputs)
+        # As the model declares them (a dynamic dim is its symbol or None); fixed shapes are set once planned.
+        self.output_shapes = [None if graph.values[o].shape is None else tuple(graph.values[o].shape)
+                              for o in graph.outputs]
+        self.output_dtypes = [graph.values[o].dtype for o in graph.outputs]
         if signature.export_shapes is not None:
             batch_generic(graph, signature.export_shapes, self._infer)
         self._num_workers, self._n_slots, self._fuse = num_workers, n_slots, fuse
@@ -233,6 +237,10 @@ class PlanCache:
                 sp = self.build(shapes)
                 if self.signature.static:
                     self._graph = None  # its one plan holds what it needs: drop the unpacked weights
+                    outs = [sp.plan.tensors[o] if o in sp.plan.tensors else np.asarray(sp.constants[o])
+                            for o in self.output_names]
+                    self.output_shapes = [tuple(t.shape) for t in outs]
+                    self.output_dtypes = [np.dtype(t.dtype) for t in outs]
             with self._lock:
                 self._plans[shapes] = sp
                 self._plans.move_to_end(shapes)
@@ -256,6 +264,10 @@ class PlanCache:
                   len(plan.rows), sum(r.n_tiles for r in plan.rows), plan.arena_size / 2**20,
                   sum(w.nbytes for w in plan.weights.values()) / 2**20, plan.scratch_bytes // 1024)
         return ShapePlan(graph, plan, self._n_slots, self._num_workers)
+
+    def after_fork(self):
+        """In a fork()ed child: locks another thread of the parent may have held start afresh."""
+        self._lock, self._build_lock = threading.Lock(), threading.Lock()
 
     def cached(self):
         """The cached ``ShapePlan``s by shapes, least recently used first."""

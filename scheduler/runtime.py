@@ -7,7 +7,18 @@ and the FIFO queue of free slots. A ``Job`` is one plan as one slot runs it
 ``acquire`` → fill the slot's arena → ``execute(slot, job)`` (start + sleep
 until done) → read outputs → ``release``. Requests in different slots may run
 different jobs (plans of different shapes).
+
+Fork: the workers are threads of the process that made the runtime, and a
+fork()ed child has none of them (and may have inherited a slot queue whose
+lock another thread held). So in a child every live runtime gets fresh
+control rows and slot queue at fork time, and starts its own workers on its
+first request: the child serves with working workers instead of sleeping
+forever on a request nobody runs.
 """
+import os
+import threading
+import weakref
+
 import numpy as np
 
 from . import executor
@@ -33,20 +44,39 @@ class Runtime:
 
     def __init__(self, n_slots, topo, mode, scratch_addrs, work_stealing=True):
         self.n_slots = n_slots
-        self.n_workers = len(topo.cores)
-        self._g, self._ctl = executor.new_state(n_slots, self.n_workers)
+        self._cores = tuple(topo.cores)
         self.order = worker_orders(mode, topo, n_slots, work_stealing)
         self.scratch = np.array(scratch_addrs, np.int64)  # workers read their entry per slot visit
-        self.slots = SlotQueue(n_slots)
-        self.tiles_run = np.zeros(self.n_workers, np.int64)
-        self.pool = WorkerPool(topo.cores, self._serve)
+        self.tiles_run = np.zeros(len(self._cores), np.int64)
+        self._fresh_state()
+        self._closed = False
+        self.pool = WorkerPool(self._cores, self._serve)
+        _LIVE.add(self)
+
+    def _fresh_state(self):
+        self._g, self._ctl = executor.new_state(self.n_slots, len(self._cores))
+        self.slots = SlotQueue(self.n_slots)
+        self._pool_lock = threading.Lock()
+
+    def _after_fork_in_child(self):
+        """This process is a fork()ed child: the workers stayed in the parent; start over on first use."""
+        if not self._closed:
+            self._fresh_state()
+            self.pool = None
 
     def _serve(self, w):
         self.tiles_run[w] = executor.serve(w, self.order[w], self._g, self._ctl, self.scratch)
 
     def acquire(self):
         """A free slot, in caller arrival order (raises ``policies.Closed`` after ``close``)."""
+        if self.pool is None:  # first request in a fork()ed child
+            self._start_workers()
         return self.slots.acquire()
+
+    def _start_workers(self):
+        with self._pool_lock:
+            if self.pool is None and not self._closed:
+                self.pool = WorkerPool(self._cores, self._serve)
 
     def release(self, slot):
         """Give ``slot`` back for the next request."""
@@ -72,6 +102,20 @@ class Runtime:
 
         Returns True when every worker stopped within ``timeout``.
         """
+        self._closed = True
         drained = self.slots.close(timeout)
         executor.stop(self._g)
-        return self.pool.join(timeout) and drained
+        with self._pool_lock:
+            pool = self.pool
+        return (pool is None or pool.join(timeout)) and drained
+
+
+_LIVE = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    for runtime in list(_LIVE):
+        runtime._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

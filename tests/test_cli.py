@@ -517,7 +517,7 @@ def test_every_flag_has_help_and_every_command_examples():
     from tilerun.cli import build_parser
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"run", "benchmark", "profile", "tune", "convert", "info"}
+    assert set(sub.choices) == {"run", "benchmark", "profile", "tune", "convert", "info", "serve"}
     for name, cmd in sub.choices.items():
         for action in cmd._actions:
             if action.option_strings and action.dest != "help":

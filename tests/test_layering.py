@@ -20,7 +20,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Folder -> package, as [tool.setuptools.package-dir] maps them.
 PACKAGES = {"engine": "tilerun", "engine/ops": "tilerun.ops", "engine/passes": "tilerun.passes",
-            "engine/commands": "tilerun.commands", "kernels": "tilerun.kernels", "scheduler": "tilerun.scheduler"}
+            "engine/commands": "tilerun.commands", "engine/serve": "tilerun.serve", "kernels": "tilerun.kernels",
+            "scheduler": "tilerun.scheduler"}
 FOLDER_NAMES = {"engine", "kernels", "scheduler"}
 
 

@@ -68,7 +68,22 @@ def test_every_block_is_accounted_for():
                              "# examples (tests/test_readme.py runs each line as written, in a folder holding "
                              "model.onnx and in.npz)",
                              "python -m pytest benchmarks --benchmark-only      # pytest-benchmark: tilerun and ORT "
-                             "side by side per group"]), firsts
+                             "side by side per group",
+                             SERVE_BLOCK]), firsts
+
+
+SERVE_BLOCK = 'pip install -e ".[serve]"       # fastapi, uvicorn, httptools, grpcio, protobuf, prometheus_client'
+
+
+def test_serve_block_names_a_real_extra_and_parses():
+    # Starting a server is tests/test_serve.py's job: here the block's lines must be ones tilerun accepts.
+    import tomllib
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    lines = commands(block("bash", SERVE_BLOCK))
+    assert lines[0][:3] == ["pip", "install", "-e"] and lines[0][3] == ".[serve]" and "serve" in extras
+    for words in lines[1:]:
+        assert words[:2] == ["tilerun", "serve"], words
+        build_parser().parse_args(words[1:])
 
 
 @pytest.fixture
