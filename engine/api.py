@@ -94,24 +94,11 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
                             work_stealing, empty_dims=_empty_dims)
     check_hint(hint, num_requests)
     check_count("auto_batch", auto_batch, allow_none=True)
+    check_count("plan_cache_size", plan_cache_size)
     if not isinstance(batch_timeout_ms, (int, float)) or isinstance(batch_timeout_ms, bool) or batch_timeout_ms < 0:
         raise ArgumentError(f"batch_timeout_ms must be a number >= 0, given {batch_timeout_ms!r}")
     debug = debug_level()
-    detected = topology or cpu_topology.detect()
-    if num_cores is not None and num_cores > len(detected.cores):
-        warnings.warn(f"num_cores={num_cores}, but only {len(detected.cores)} cores are usable: "
-                      f"using {len(detected.cores)}", UserWarning, stacklevel=2)
-    topo = detected.limit(num_cores)
-    h_scheduler, h_streams, _ = choose(hint, len(topo.cores), batchable=lambda: False)
-    mode = check_scheduler(scheduler or h_scheduler or "single_stream")
-    if num_streams is None and scheduler is None:
-        num_streams = h_streams
-    try:
-        n_streams = check_num_streams(mode, topo, num_streams)
-    except ValueError as e:
-        raise ArgumentError(str(e)) from None
-    if not isinstance(plan_cache_size, int) or isinstance(plan_cache_size, bool) or plan_cache_size < 1:
-        raise ArgumentError(f"plan_cache_size must be a positive integer, given {plan_cache_size!r}")
+    topo, mode, n_streams = _runtime_shape(topology, num_cores, scheduler, num_streams, hint)
     t0 = time.perf_counter()
     graph = import_model(load_model(model))
     log.debug("load and import %.3f s (%d nodes)", time.perf_counter() - t0, len(graph.nodes))
@@ -355,6 +342,23 @@ class Engine:
             self.close()
         except Exception:
             pass
+
+
+def _runtime_shape(topology, num_cores, scheduler, num_streams, hint):
+    """``(topology, mode, streams)``: the cores used, and the scheduler and streams given or picked by ``hint``."""
+    detected = topology or cpu_topology.detect()
+    if num_cores is not None and num_cores > len(detected.cores):
+        warnings.warn(f"num_cores={num_cores}, but only {len(detected.cores)} cores are usable: "
+                      f"using {len(detected.cores)}", UserWarning, stacklevel=3)
+    topo = detected.limit(num_cores)
+    h_scheduler, h_streams, _ = choose(hint, len(topo.cores), batchable=lambda: False)
+    mode = check_scheduler(scheduler or h_scheduler or "single_stream")
+    if num_streams is None and scheduler is None:
+        num_streams = h_streams
+    try:
+        return topo, mode, check_num_streams(mode, topo, num_streams)
+    except ValueError as e:
+        raise ArgumentError(str(e)) from None
 
 
 def _batchable(graph, input_shapes):
