@@ -173,3 +173,19 @@ def test_cli_run_at_a_larger_batch_checks_against_onnxruntime(tmp_path, capsys):
     assert main(["run", str(path), "--batch-size", "3", "--iterations", "1"]) == 0
     out = capsys.readouterr().out
     assert "top-5 [item 2]" in out and "re-exported for these input shapes" in out and "PASS" in out
+
+
+@pytest.mark.slow
+def test_bert_like_every_batch_to_8_and_sequence_to_384_from_four_threads():
+    model = bert_like(layers=4, hidden=256, heads=4)
+    sess = _ort(model)
+    shapes = [(b, s) for b in range(1, 9) for s in (8, 16, 33, 128, 384)]
+    random.Random(0).shuffle(shapes)
+    with tilerun.compile_model(model, scheduler="multi_stream") as eng:
+        def one(k):
+            ids, mask = _bert_inputs(np.random.default_rng(k), *shapes[k])
+            want = sess.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            np.testing.assert_allclose(eng.run([ids, mask])[0], want, rtol=1e-3,
+                                       atol=1e-4 * max(1.0, float(np.abs(want).max())))
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(one, range(len(shapes))))
