@@ -12,6 +12,8 @@ are also the fused epilogues of other families. Not here: the unary math
 that is never fused (``kernels.unary_math``, on row ``UNARY``) and integer
 arithmetic (``kernels.intarith``, on the op codes and geometry of this module).
 """
+import math
+
 import numba
 import numpy as np
 
@@ -19,7 +21,7 @@ from .abi import U, f32, i64, param_f32
 from .contract import declare_row, tile_kernel
 from .mathfn import exp_f32
 
-RELU, LEAKY_RELU, CLIP, SIGMOID, TANH, HARD_SIGMOID, HARD_SWISH, IDENTITY = range(8)
+RELU, LEAKY_RELU, CLIP, SIGMOID, TANH, HARD_SIGMOID, HARD_SWISH, IDENTITY, SILU, GELU, GELU_TANH = range(11)
 ADD, SUB, MUL, DIV, MAX, MIN, POW = range(7)
 BROADCAST_AXES = 6  # a binary op's broadcast is collapsed to this many axes
 
@@ -51,6 +53,14 @@ def _act(op, v, alpha, beta):
         return np.float32(0) if w < 0 else w
     if op == HARD_SWISH:
         return v * max(np.float32(0), min(np.float32(1), v * np.float32(1.0 / 6.0) + np.float32(0.5)))
+    if op == SILU:
+        # x * sigmoid(x): the fused form of Mul(x, Sigmoid(x))
+        return v / (np.float32(1) + exp_f32(-v))
+    if op == GELU:
+        return np.float32(0.5) * v * (np.float32(1) + np.float32(math.erf(v * np.float32(0.7071067811865476))))
+    if op == GELU_TANH:
+        u = np.float32(0.7978845608028654) * (v + np.float32(0.044715) * v * v * v)
+        return np.float32(0.5) * v * (np.float32(1) + np.tanh(u))
     return v
 
 

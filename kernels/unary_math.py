@@ -15,7 +15,9 @@ import numba
 import numpy as np
 
 from .contract import tile_kernel
-from .elementwise import UNARY, unary_tile
+from .elementwise import GELU as ACT_GELU
+from .elementwise import GELU_TANH as ACT_GELU_TANH
+from .elementwise import UNARY, apply_activation, unary_tile
 
 # -- unary math (not fusable epilogues: kept out of _act so fused kernels stay small) -----------
 ABS, NEG, EXP, LOG, SQRT, RECIPROCAL, FLOOR, CEIL, ERF, SIN, COS, SOFTPLUS, ELU, SELU, SIGN, GELU, \
@@ -56,10 +58,9 @@ def _math(op, v, alpha, beta):
     if op == SIGN:
         return np.float32(1) if v > 0 else (np.float32(-1) if v < 0 else v)
     if op == GELU:
-        return np.float32(0.5) * v * (np.float32(1) + np.float32(math.erf(v * np.float32(0.7071067811865476))))
+        return apply_activation(ACT_GELU, v, np.float32(0), np.float32(0))
     if op == GELU_TANH:
-        c = np.float32(0.7978845608028654)
-        return np.float32(0.5) * v * (np.float32(1) + np.tanh(c * (v + np.float32(0.044715) * v * v * v)))
+        return apply_activation(ACT_GELU_TANH, v, np.float32(0), np.float32(0))
     return np.rint(v)  # ROUND: half to even, as numpy and the spec
 
 

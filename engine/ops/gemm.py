@@ -9,8 +9,8 @@ per-batch table of ``A``/``B`` offsets. A fused activation
 """
 import numpy as np
 
-from tilerun.kernels.elementwise import (CLIP, HARD_SIGMOID, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID,
-                                         TANH)
+from tilerun.kernels.elementwise import (CLIP, GELU, GELU_TANH, HARD_SIGMOID, HARD_SWISH, IDENTITY, LEAKY_RELU,
+                                         RELU, SIGMOID, SILU, TANH)
 from tilerun.kernels.gemm import MR, NR, epilogue, f32_gemm, f32_transpose2d, pack_b
 
 from .. import tiling
@@ -19,7 +19,9 @@ from .base import F32, Lowering, expect_dtype, expect_inputs, expect_rank
 from .registry import register
 
 ACT_CODES = {"Relu": RELU, "LeakyRelu": LEAKY_RELU, "Clip": CLIP, "Sigmoid": SIGMOID, "Tanh": TANH,
-             "HardSigmoid": HARD_SIGMOID, "HardSwish": HARD_SWISH}
+             "HardSigmoid": HARD_SIGMOID, "HardSwish": HARD_SWISH,
+             # fused forms of patterns (no ONNX op of that name before opset 20's Gelu)
+             "Silu": SILU, "Gelu": GELU, "GeluTanh": GELU_TANH}
 
 
 def fused_activation(node):
