@@ -154,7 +154,9 @@ class Engine:
         self._closed = False
         self._lock = threading.Lock()
         # With fixed dims (or the largest batch of batch_size) the plan is built now, so its errors surface here.
-        self.plan = plans.get(tuple(sig.dims)).plan if sig.fixed else None
+        # (A model whose plans need input values, a Reshape's shape given at run time, builds at the first run.)
+        sp = plans.get(tuple(sig.dims)) if sig.fixed else None
+        self.plan = sp.plan if sp is not None else None
         self.output_shapes, self.output_dtypes = plans.output_shapes, plans.output_dtypes
         self._scratch = [aligned_bytes(self.plan.scratch_bytes if self.plan else ALIGN) for _ in topo.cores]
         self._retired = []  # scratch a worker may still hold while a bigger one replaces it
@@ -233,7 +235,7 @@ class Engine:
 
         Under ``TILERUN_DEBUG`` the trace's report (per op, or per tile at 2) goes to stderr.
         """
-        sp = self._shape_plan(_shapes(arrays))
+        sp = self._shape_plan(arrays)
         cap = int(sp.plan.tables["n_tiles"].sum())
         t = time.perf_counter_ns()
         outputs, (events, start_ns) = self._serve(arrays, np.zeros((cap, executor.N_EV), np.int64), sp)
@@ -242,9 +244,9 @@ class Engine:
             sys.stderr.write(trace.report(self._debug) + "\n")
         return trace
 
-    def _shape_plan(self, shapes):
-        """The ``ShapePlan`` of input ``shapes``, built on first use; grows the workers' scratch for it."""
-        sp = self._plans.get(shapes)
+    def _shape_plan(self, arrays):
+        """The ``ShapePlan`` of a request's inputs, built on first use; grows the workers' scratch for it."""
+        sp = self._plans.get(_shapes(arrays), arrays)
         need = sp.plan.scratch_bytes
         with self._lock:
             if need > self._scratch[0].nbytes:
@@ -259,14 +261,14 @@ class Engine:
     def _serve(self, arrays, trace=None, sp=None):
         if self._closed:
             raise RequestError("engine is closed")
-        sp = sp or self._shape_plan(_shapes(arrays))
+        sp = sp or self._shape_plan(arrays)
         try:
             slot = self._runtime.acquire()
         except Closed:
             raise RequestError("engine was closed while the request waited for a free stream") from None
         try:
             _, params, ins, outs, job = sp.bound(slot)
-            self._bind_inputs(params, ins, sp.in_place, arrays)
+            self._bind_inputs(params, ins, sp.in_place, [arrays[i] for i in sp.input_index])
             failed, used, start_ns = self._runtime.execute(slot, job, trace)
             if failed is not None:
                 raise RequestError(self._fault(sp, sp.plan.rows[failed], slot, arrays))

@@ -15,11 +15,11 @@ import weakref
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupledict
 
 from .api import compile_model
-from .errors import ArgumentError, ConstantRequiredError, InputError
+from .errors import ArgumentError, InputError
 from .importer import import_model
 from .load import load_model
 
@@ -47,45 +47,12 @@ def _close_engine(holder):
         eng.close()
 
 
-def _input_ancestors(proto, name):
-    """Graph inputs whose values ``name`` depends on (what only reaches it through Shape/Size does not count)."""
-    producer = {o: n for n in proto.graph.node for o in n.output}
-    inputs = {vi.name for vi in proto.graph.input}
-    found, seen, stack = [], set(), [name]
-    while stack:
-        v = stack.pop()
-        if v in seen or not v:
-            continue
-        seen.add(v)
-        if v in inputs:
-            found.append(v)
-        node = producer.get(v)
-        if node is not None and node.op_type not in ("Shape", "Size"):
-            stack.extend(node.input)
-    return found
-
-
-def _bind(proto, values):
-    """A copy of ``proto`` whose graph inputs named in ``values`` are initializers with those values."""
-    bound = onnx.ModelProto()
-    bound.CopyFrom(proto)
-    kept = [vi for vi in bound.graph.input if vi.name not in values]
-    del bound.graph.input[:]
-    bound.graph.input.extend(kept)
-    bound.graph.initializer.extend(numpy_helper.from_array(np.ascontiguousarray(a), name)
-                                   for name, a in values.items())
-    return bound
-
-
 class TilerunRep(BackendRep):
     """A prepared model: compiles an engine for the given input shapes and runs it.
 
-    tilerun plans every shape at compile time, so inputs that a node needs as
-    constants (a Reshape's shape, Slice's starts, a Conv's weights, ...) cannot
-    stay run-time tensors. When such an input is a graph input, the rep binds
-    the value given at the first run into the compiled engine (as shape
-    tensors are bound at build time in other static-shape engines) and
-    recompiles if a later run gives another value.
+    Inputs that a node needs as constants (a Reshape's shape, Slice's starts,
+    a Conv's weights, ...) are the engine's own business: it keys its plans on
+    their values (``plans.PlanCache``), so the rep binds nothing itself.
     """
 
     def __init__(self, proto, compile_kwargs):
@@ -94,38 +61,19 @@ class TilerunRep(BackendRep):
         graph = import_model(proto)
         self.input_names = list(graph.inputs)
         self.output_names = list(graph.outputs)
-        self.bound_inputs = []  # graph inputs compiled in as constants, in the order found
-        self._engine = {}  # "engine" → Engine, "key" → what it was compiled for; shared with the finalizer
+        self._engine = {}  # "engine" → Engine, "key" → the input shapes it was compiled for; shared with the finalizer
         self._finalizer = weakref.finalize(self, _close_engine, self._engine)
         shapes = _static_shapes(proto)
         if shapes is not None:
-            self._compile([shapes[n] for n in self.input_names], None)
+            self._compile([shapes[n] for n in self.input_names])
 
-    def _key(self, shapes, arrays):
-        """What an engine is compiled for: every input's shape and the bound inputs' values."""
-        values = tuple((a.dtype.str, a.tobytes()) for n, a in zip(self.input_names, arrays or ())
-                       if n in self.bound_inputs)
-        return tuple(tuple(int(d) for d in s) for s in shapes), values
-
-    def _compile(self, shapes, arrays):
-        """Compile for ``shapes`` (one per graph input); ``arrays`` are the values when known."""
+    def _compile(self, shapes):
+        """Compile for ``shapes`` (one per graph input)."""
         _close_engine(self._engine)
-        while True:
-            values = {n: a for n, a in zip(self.input_names, arrays or ()) if n in self.bound_inputs}
-            proto = _bind(self._proto, values) if values else self._proto
-            runtime = {n: list(s) for n, s in zip(self.input_names, shapes) if n not in self.bound_inputs}
-            try:
-                eng = compile_model(proto, input_shapes=runtime, **self._kwargs, _empty_dims=True)
-            except ConstantRequiredError as e:
-                needed = [n for n in _input_ancestors(self._proto, e.value) if n in runtime]
-                if not needed:
-                    raise
-                if arrays is None:
-                    return None  # decided at the first run, when the values are known
-                self.bound_inputs.extend(needed)
-                continue
-            self._engine.update(engine=eng, key=self._key(shapes, arrays))
-            return eng
+        runtime = {n: list(s) for n, s in zip(self.input_names, shapes)}
+        eng = compile_model(self._proto, input_shapes=runtime, **self._kwargs, _empty_dims=True)
+        self._engine.update(engine=eng, key=tuple(tuple(int(d) for d in s) for s in shapes))
+        return eng
 
     def run(self, inputs, **kwargs):
         """Run on ``inputs`` (arrays in graph-input order, or a name → array dict); returns a named tuple."""
@@ -142,11 +90,11 @@ class TilerunRep(BackendRep):
         for name, a in zip(self.input_names, inputs):
             if not isinstance(a, np.ndarray):
                 raise InputError(f"input {name!r}: expected a numpy array, given {type(a).__name__}")
-        shapes = [a.shape for a in inputs]
+        shapes = tuple(tuple(a.shape) for a in inputs)
         eng = self._engine.get("engine")
-        if eng is None or self._engine.get("key") != self._key(shapes, inputs):
-            eng = self._compile(shapes, inputs)
-        outs = eng.run([a for n, a in zip(self.input_names, inputs) if n not in self.bound_inputs])
+        if eng is None or self._engine.get("key") != shapes:
+            eng = self._compile(shapes)
+        outs = eng.run(inputs)
         return namedtupledict("Outputs", self.output_names)(*outs)
 
     def close(self):

@@ -203,7 +203,8 @@ def _declared_value(vi):
     dtype = numpy_dtype(t.tensor_type.elem_type, f"graph input {vi.name!r}")
     shape = None
     if t.tensor_type.HasField("shape"):
-        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None)
+        # An explicit dim_value of 0 is an empty dim (as ONNX Runtime reads it), not an unknown one.
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
                       for d in t.tensor_type.shape.dim)
     return Value(vi.name, shape, dtype)
 

@@ -10,8 +10,14 @@ the last ``capacity`` shapes; evicting one frees its arenas once no request
 uses it. A ``ShapePlan`` binds lazily per slot: that slot's arena, parameter
 rows, input/output views and executor job.
 
-Not here: running requests (``api.Engine``), shape-valued inputs (a Reshape's
-shape given at run time), or batching requests together.
+Shape-valued inputs: a graph input that a node needs as a compile-time
+constant (a Reshape's shape, Slice's starts, Pad's pads, a Conv's weights,
+... given at run time) is found when a build first needs it; from then on its
+value is part of the plan key, as the shapes are, and each plan has it
+folded in as a constant. A request with new values builds (and caches) a
+plan like a request with new shapes.
+
+Not here: running requests (``api.Engine``) or batching requests together.
 """
 import collections
 import logging
@@ -23,7 +29,7 @@ import numpy as np
 
 from tilerun.scheduler.runtime import Job
 
-from .errors import ArgumentError, InputError
+from .errors import ArgumentError, ConstantRequiredError, InputError
 from .lower import lower_graph
 from .passes import run_passes
 from .passes.batch_generic import batch_generic
@@ -163,6 +169,26 @@ class Signature:
         return tuple(tuple(a.shape) for a in arrays)
 
 
+def _input_ancestors(graph, name, inputs):
+    """Indices in ``inputs`` of the graph inputs whose values ``name`` is computed from.
+
+    What reaches ``name`` only through Shape or Size (a shape, not a value) does not count.
+    """
+    producers = graph.producers()
+    found, seen, stack = set(), set(), [name]
+    while stack:
+        v = stack.pop()
+        if not v or v in seen:
+            continue
+        seen.add(v)
+        if v in inputs:
+            found.add(inputs.index(v))
+        node = producers.get(v)
+        if node is not None and node.op_type not in ("Shape", "Size"):
+            stack.extend(node.inputs)
+    return sorted(found)
+
+
 def _show(dims):
     return "[" + ", ".join(str(d) for d in dims) + "]"
 
@@ -178,10 +204,12 @@ def _fixed_mismatch(name, dims, given, axis):
 class ShapePlan:
     """One plan (for one set of input shapes) and its per-slot bindings, made on a slot's first request."""
 
-    def __init__(self, graph, plan, n_slots, n_workers):
+    def __init__(self, graph, plan, n_slots, n_workers, names):
         self.plan = plan
         self.constants = {o: graph.values[o].const for o in graph.outputs if graph.values[o].const is not None}
         self.in_place = [plan.in_place_inputs(n) for n in graph.inputs]
+        # The request's arrays this plan reads (value inputs are folded into it as constants).
+        self.input_index = [names.index(n) for n in graph.inputs]
         self._inputs, self._outputs = list(graph.inputs), list(graph.outputs)
         self._n_workers = n_workers
         self._slots = [None] * n_slots
@@ -222,28 +250,48 @@ class PlanCache:
         self._plans = collections.OrderedDict()
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
+        self.value_inputs = []  # indices of the inputs whose values key the plan, found by the first build
 
-    def get(self, shapes):
-        """The ``ShapePlan`` for concrete input ``shapes`` (a tuple per input), built if not cached."""
+    def key(self, shapes, arrays=None):
+        """The cache key of a request: its shapes, and the value inputs' values when the model has any."""
+        if not self.value_inputs:
+            return shapes
+        return shapes, tuple((arrays[i].dtype.str, arrays[i].tobytes()) for i in self.value_inputs)
+
+    def get(self, shapes, arrays=None):
+        """The ``ShapePlan`` for concrete input ``shapes`` (a tuple per input), built if not cached.
+
+        ``arrays``: the request's inputs, whose values matter for value inputs;
+        without them, a model with value inputs gives None (nothing to build yet).
+        """
+        if self.value_inputs and arrays is None:
+            return None
+        key = self.key(shapes, arrays)
         with self._lock:
-            sp = self._plans.get(shapes)
+            sp = self._plans.get(key)
             if sp is not None:
-                self._plans.move_to_end(shapes)
+                self._plans.move_to_end(key)
                 return sp
         with self._build_lock:  # one build at a time; lookups of cached shapes go on meanwhile
+            if self.value_inputs and arrays is None:
+                return None  # found meanwhile by another request's build
+            key = self.key(shapes, arrays)
             with self._lock:
-                sp = self._plans.get(shapes)
+                sp = self._plans.get(key)
             if sp is None:
-                sp = self.build(shapes)
-                if self.signature.static:
+                sp = self.build(shapes, arrays)
+                if sp is None:
+                    return None  # it needs input values, which the next request brings
+                key = self.key(shapes, arrays)  # the build may have found value inputs
+                if self.signature.static and not self.value_inputs:
                     self._graph = None  # its one plan holds what it needs: drop the unpacked weights
                     outs = [sp.plan.tensors[o] if o in sp.plan.tensors else np.asarray(sp.constants[o])
                             for o in self.output_names]
                     self.output_shapes = [tuple(t.shape) for t in outs]
                     self.output_dtypes = [np.dtype(t.dtype) for t in outs]
             with self._lock:
-                self._plans[shapes] = sp
-                self._plans.move_to_end(shapes)
+                self._plans[key] = sp
+                self._plans.move_to_end(key)
                 while len(self._plans) > self.capacity:
                     self._plans.popitem(last=False)  # in-flight requests keep theirs alive
             return sp
@@ -251,25 +299,52 @@ class PlanCache:
     def _infer(self, graph, shapes, fuse=False):
         run_passes(graph, None, dict(zip(self.signature.names, shapes)), fuse=fuse)
 
-    def build(self, shapes):
-        """Passes and lowering at ``shapes`` on a copy of the graph (the original is left as imported)."""
+    def build(self, shapes, arrays=None):
+        """Passes and lowering at ``shapes`` (and the value inputs' ``arrays``) on a copy of the graph.
+
+        The original stays as imported. A ``ConstantRequiredError`` whose
+        tensor is computed from graph inputs makes those inputs value inputs
+        and the build starts again with their values (None when ``arrays`` is
+        None: the values come with the first request); one computed from no
+        graph input is the model's error and is raised.
+        """
+        while True:
+            try:
+                return self._build_once(shapes, arrays)
+            except ConstantRequiredError as e:
+                needed = [i for i in _input_ancestors(self._graph, e.value, self.signature.names)
+                          if i not in self.value_inputs]
+                if not needed:
+                    raise
+                self.value_inputs = sorted(self.value_inputs + needed)
+                if arrays is None:
+                    return None
+
+    def _build_once(self, shapes, arrays):
         t0 = time.perf_counter()
-        graph = self._graph if self.signature.static else self._graph.copy()
-        self._infer(graph, shapes, self._fuse)
+        graph = self._graph.copy()
+        names = self.signature.names
+        for i in self.value_inputs:
+            graph.values[names[i]].const = np.array(arrays[i])
+            graph.inputs.remove(names[i])
+        runtime = {n: s for n, s in zip(names, shapes) if n in graph.inputs}
+        run_passes(graph, None, runtime, fuse=self._fuse)
         t1 = time.perf_counter()
-        plan = lower_graph(graph, self._num_workers, self.weight_cache)
+        # Packed weights are shared by node and shape; where input values are folded in they may be
+        # computed from those values, so such a plan packs its own.
+        plan = lower_graph(graph, self._num_workers, {} if self.value_inputs else self.weight_cache)
         log.debug("shapes %s: passes %.3f s (%d nodes left), lowering %.3f s", [list(s) for s in shapes], t1 - t0,
                   len(graph.nodes), time.perf_counter() - t1)
         log.debug("plan: %d rows, %d tiles, arena %.1f MiB per stream, weights %.1f MiB, scratch %d KiB per worker",
                   len(plan.rows), sum(r.n_tiles for r in plan.rows), plan.arena_size / 2**20,
                   sum(w.nbytes for w in plan.weights.values()) / 2**20, plan.scratch_bytes // 1024)
-        return ShapePlan(graph, plan, self._n_slots, self._num_workers)
+        return ShapePlan(graph, plan, self._n_slots, self._num_workers, names)
 
     def after_fork(self):
         """In a fork()ed child: locks another thread of the parent may have held start afresh."""
         self._lock, self._build_lock = threading.Lock(), threading.Lock()
 
     def cached(self):
-        """The cached ``ShapePlan``s by shapes, least recently used first."""
+        """The cached ``ShapePlan``s by key (see ``key``), least recently used first."""
         with self._lock:
             return list(self._plans.items())

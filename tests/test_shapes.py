@@ -189,3 +189,53 @@ def test_bert_like_every_batch_to_8_and_sequence_to_384_from_four_threads():
                                        atol=1e-4 * max(1.0, float(np.abs(want).max())))
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             list(pool.map(one, range(len(shapes))))
+
+
+# -- shape-valued inputs -------------------------------------------------------------------
+def _value_input_model():
+    """``y = Relu(Conv(Reshape(x, shape), w) + Slice(bias, starts, ends))``: shape, starts, ends and w are inputs."""
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]),
+             helper.make_node("Conv", ["r", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Slice", ["bias", "starts", "ends"], ["b"]),
+             helper.make_node("Add", ["c", "b"], ["s"]),
+             helper.make_node("Relu", ["s"], ["y"])]
+    ins = [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n"]),
+           helper.make_tensor_value_info("shape", onnx.TensorProto.INT64, [4]),
+           helper.make_tensor_value_info("w", onnx.TensorProto.FLOAT, [4, 2, 3, 3]),
+           helper.make_tensor_value_info("bias", onnx.TensorProto.FLOAT, [8, 1, 1]),
+           helper.make_tensor_value_info("starts", onnx.TensorProto.INT64, [1]),
+           helper.make_tensor_value_info("ends", onnx.TensorProto.INT64, [1])]
+    graph = helper.make_graph(nodes, "values", ins, [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_shape_valued_inputs_key_the_plan_like_shapes():
+    """Inputs a node needs as constants are found at the first run and key the plan by their values."""
+    model = _value_input_model()
+    sess = _ort(model)
+    rng = np.random.default_rng(0)
+    bias = rng.standard_normal((8, 1, 1)).astype(F)
+    weights = [rng.standard_normal((4, 2, 3, 3)).astype(F) for _ in range(2)]
+    with tilerun.compile_model(model) as eng:
+        for shape, start, w in [((1, 2, 6, 8), 0, weights[0]), ((2, 2, 4, 6), 4, weights[0]),
+                                ((1, 2, 6, 8), 4, weights[1]), ((1, 2, 6, 8), 0, weights[0])]:
+            x = rng.standard_normal(int(np.prod(shape))).astype(F)
+            feeds = [x, np.array(shape, np.int64), w, bias, np.array([start], np.int64),
+                     np.array([start + 4], np.int64)]
+            want = sess.run(None, dict(zip(eng.input_names, feeds)))[0]
+            np.testing.assert_allclose(eng.run(feeds)[0], want, rtol=1e-4, atol=1e-5)
+        assert [eng.input_names[i] for i in eng._plans.value_inputs] == ["shape", "w", "starts", "ends"]
+        # Other values are other plans (the Conv's weights too); the repeat of the first reused its plan.
+        assert len(eng._plans.cached()) == 3
+
+
+def test_a_constant_computed_from_no_input_is_still_the_models_error():
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Cast", ["s"], ["f"], to=1),
+             helper.make_node("Cast", ["f"], ["i"], to=7), helper.make_node("Reshape", ["x", "i"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with tilerun.compile_model(model) as eng:  # Shape's output folds: nothing to bind, it runs
+        x = np.arange(6, dtype=F).reshape(2, 3)
+        np.testing.assert_array_equal(eng.run([x])[0], x)
+        assert eng._plans.value_inputs == []
