@@ -112,7 +112,9 @@ class Signature:
                 raise ArgumentError(f"input_shapes[{sym!r}] = {list(given)}: expected bounds (lo, hi) with "
                                     f"1 <= lo <= hi")
             return lo if lo == hi else Bounds(lo, hi)
-        if isinstance(given, (list, tuple)):
+        if isinstance(given, list) and len(given) == 1:
+            given = given[0]  # [size]: how the command line gives one size
+        elif isinstance(given, (list, tuple)):
             raise ArgumentError(f"input_shapes[{sym!r}] names a symbolic dim: expected one size or (lo, hi) "
                                 f"bounds, given {list(given)}")
         return int(given)

@@ -153,6 +153,34 @@ def test_benchmark_compare_json(convnet, tmp_path, capsys):
     assert diff < 1e-3
 
 
+def test_benchmark_shapes_mix_through_one_engine(convnet, tmp_path, capsys):
+    """``--shapes``: requests of batch 1 and 3 through one engine; items/s counts the mix's mean batch."""
+    path = tmp_path / "bench.json"
+    assert main(["benchmark", convnet, "--shapes", "x:1x3x8x8", "x:3x3x8x8", "--time", "0.4", "--warmup", "0",
+                 "--compare", "onnxruntime", "--json", str(path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "float32[1, 3, 8, 8] | float32[3, 3, 8, 8]" in out and "batch=2 (mean of 2 shapes)" in out
+    assert float(out.split("max abs diff tilerun vs onnxruntime:")[1].split()[0]) < 1e-3
+    doc = json.loads(path.read_text())
+    for engine in ("tilerun", "onnxruntime"):
+        r = doc["results"][engine]
+        assert r["items_per_s"] == pytest.approx(r["requests"] * 2 / r["seconds"])
+    assert main(["benchmark", convnet, "--shapes", "y:1x3x8x8", "--time", "0.1", "--quiet"]) == 2
+    assert "--shapes 'y:1x3x8x8': expected a shape for each input ['x'], missing ['x'], unknown ['y']" \
+        in capsys.readouterr().err
+
+
+def test_input_shapes_name_symbols_with_a_size_or_bounds(tmp_path, capsys):
+    from tilerun.bert_like import bert_like
+    path = _save(bert_like(layers=1, hidden=32, heads=2), tmp_path / "bert.onnx")
+    assert main(["benchmark", path, "--input-shapes", "seq:24,batch:2", "--time", "0.1", "--warmup", "0",
+                 "--quiet"]) == 0
+    assert "input_ids: int64[2, 24]" in capsys.readouterr().out
+    assert main(["benchmark", path, "--input-shapes", "seq:1-16", "--shapes", "input_ids:1x8,attention_mask:1x8",
+                 "input_ids:1x17,attention_mask:1x17", "--time", "0.1", "--quiet"]) == 2
+    assert "dim 1 ('seq') must be in [1, 16], given 17" in capsys.readouterr().err
+
+
 def test_benchmark_compare_reexports_static_batch(convnet_b1, capsys):
     # The model fixes batch 1; ORT gets the re-exported batch-3 model so both engines run the same work.
     assert main(["benchmark", convnet_b1, "--time", "0.2", "--warmup", "0", "--compare", "onnxruntime",

@@ -8,8 +8,12 @@ callers and the same cores (intra-op threads = cores / callers), in
 alternating phases (tilerun, ORT, ORT, tilerun, ...) so drift on a shared
 machine hits both engines alike. Latencies are in ms (JSON keys end in
 ``_ms``); a speed-up is how many times faster tilerun is (> 1: tilerun
-faster). It does not sweep configurations: ``tilerun tune`` does.
+faster). ``--shapes`` serves a mix of input shapes through one engine
+compiled with its dims dynamic: each caller cycles through the mix from its
+own starting point, so items/s is requests x the mix's mean batch. It does
+not sweep configurations: ``tilerun tune`` does.
 """
+import itertools
 import json
 import os
 
@@ -19,7 +23,8 @@ STATS = tuple(f"{s}_ms" for s in common.STATS)  # latency keys of a result (and 
 PHASE_SECONDS = 1.0
 EXAMPLES = ("tilerun benchmark squeezenet --compare onnxruntime --json bench.json",
             "tilerun benchmark model.onnx --scheduler multi_stream --num-streams 2 --time 30",
-            "tilerun benchmark model.onnx --input-shapes input_ids:1x128 --inputs in.npz")
+            "tilerun benchmark model.onnx --input-shapes input_ids:1x128 --inputs in.npz",
+            "tilerun benchmark bert.onnx --shapes ids:1x16,mask:1x16 ids:4x128,mask:4x128 --compare onnxruntime")
 
 
 def add_parser(sub):
@@ -36,6 +41,9 @@ def add_parser(sub):
     b.add_argument("--num-cores", type=flags.positive_int, default=None, help="cores to use (default: all usable)")
     b.add_argument("--batch-size", type=flags.positive_int, default=1, help="batch dim of the inputs (default 1)")
     b.add_argument("--input-shapes", default=None, help="dynamic dims, e.g. ids:1x128,mask:1x128")
+    b.add_argument("--shapes", nargs="+", metavar="NAME:DIMS,...", default=None,
+                   help="a mix of request shapes served by one engine, each entry giving every input, e.g. "
+                        "ids:1x16,mask:1x16 ids:4x128,mask:4x128")
     b.add_argument("--time", type=flags.positive_float, default=10.0,
                    help="measured seconds per engine (default 10)")
     b.add_argument("--warmup", type=flags.non_negative_float, default=2.0,
@@ -75,15 +83,18 @@ def main(args):
     flags.check_output_path("--json", args.json, {"json"})
     if args.compare:
         common.import_onnxruntime("--compare onnxruntime")
+    if args.shapes and args.inputs:
+        raise common.CliError("--shapes makes seeded random inputs of each shape; it does not take --inputs")
     progress = common.Progress(args.quiet)
     model = common.load_model_arg(args.model, progress)
-    with common.compile_engine(model, args, progress) as eng:
-        inputs = common.make_inputs(eng, args.inputs, args.seed)
-        config = _config(args, eng, inputs)
+    with common.compile_engine(model, args, progress, dynamic=bool(args.shapes)) as eng:
+        mix = _shape_mix(eng, args.shapes, args.seed) if args.shapes else [common.make_inputs(eng, args.inputs,
+                                                                                               args.seed)]
+        config = _config(args, eng, mix)
         _print_config(config)
-        runners = {"tilerun": lambda: eng.run(inputs)}
+        runners = {"tilerun": _cycling(eng.run, mix)}
         if args.compare:
-            runners["onnxruntime"] = _ort_runner(model, eng, inputs, config, progress)
+            runners["onnxruntime"] = _ort_runner(model, eng, mix, config, progress)
         results = measure_interleaved(runners, args.time, args.warmup, config["callers"], progress)
     for r in results.values():  # items: the batch each request really carried
         r["items_per_s"] = r["requests"] * config["batch_size"] / r["seconds"] if r["seconds"] else float("nan")
@@ -94,13 +105,46 @@ def main(args):
     return 0
 
 
-def _config(args, eng, inputs):
+def _shape_mix(eng, specs, seed):
+    """Seeded random inputs for each ``--shapes`` entry (every input's full shape, checked by the engine)."""
+    import numpy as np
+    from tilerun.models import random_array
+    rng = np.random.default_rng(seed)
+    mix = []
+    for spec in specs:
+        shapes = common.parse_input_shapes(spec)
+        missing = [n for n in eng.input_names if n not in shapes]
+        unknown = [n for n in shapes if n not in eng.input_names]
+        if missing or unknown:
+            raise common.CliError(f"--shapes {spec!r}: expected a shape for each input {eng.input_names}"
+                                  + (f", missing {missing}" if missing else "")
+                                  + (f", unknown {unknown}" if unknown else ""))
+        arrays = [random_array(rng, shapes[n], d) for n, d in zip(eng.input_names, eng.input_dtypes)]
+        try:
+            eng._check_inputs(arrays)
+        except Exception as e:
+            raise common.CliError(f"--shapes {spec!r}: {flags.one_line(e)}") from None
+        mix.append(arrays)
+    return mix
+
+
+def _cycling(run, mix):
+    """A runner sending the mix's requests in turn (one set: always the same request)."""
+    if len(mix) == 1:
+        return lambda: run(mix[0])
+    turn = itertools.count()
+    return lambda: run(mix[next(turn) % len(mix)])
+
+
+def _config(args, eng, mix):
+    batches = [request_batch(inputs) for inputs in mix]
+    shown = {n: " | ".join(f"{inputs[k].dtype}{list(inputs[k].shape)}" for inputs in mix)
+             for k, n in enumerate(eng.input_names)}
     return {"model": common.describe_model(args.model), "scheduler": str(eng.scheduler),
-            "streams": int(eng.num_streams), "cores": engine_cores(eng), "batch_size": request_batch(inputs),
+            "streams": int(eng.num_streams), "cores": engine_cores(eng), "batch_size": sum(batches) / len(batches),
             "callers": default_callers(eng, args.concurrency), "time_s": args.time, "warmup_s": args.warmup,
-            "inputs": {n: f"{a.dtype}{list(a.shape)}" for n, a in zip(eng.input_names, inputs)},
-            "input_source": args.inputs or f"random (seed {args.seed})",
-            "hint": eng.config.hint, "auto_batch": eng.config.auto_batch}
+            "inputs": shown, "input_source": args.inputs or f"random (seed {args.seed})",
+            "shapes": len(mix), "hint": eng.config.hint, "auto_batch": eng.config.auto_batch}
 
 
 def _print_config(c):
@@ -108,32 +152,35 @@ def _print_config(c):
     print(f"  model        {c['model']}")
     ins = ", ".join(f"{n}: {t}" for n, t in c["inputs"].items())
     print(f"  inputs       {ins}  [{c['input_source']}]")
+    batch = f"{c['batch_size']:g}" + (f" (mean of {c['shapes']} shapes)" if c["shapes"] > 1 else "")
     print(f"  scheduler    {c['scheduler']}  streams={c['streams']}  cores={c['cores']}  "
-          f"batch={c['batch_size']}  callers={c['callers']}")
+          f"batch={batch}  callers={c['callers']}")
     if c.get("hint"):
         print(f"  hint         {c['hint']}: auto-batch {c['auto_batch'] or 'off'}")
     print(f"  time         {c['time_s']:g} s measured per engine after {c['warmup_s']:g} s warm-up")
 
 
-def _ort_runner(model, eng, inputs, config, progress):
-    """A callable running the request on ORT (same threads and inputs); prints ORT's config and the diff."""
+def _ort_runner(model, eng, mix, config, progress):
+    """A callable running the requests on ORT (same threads and inputs); prints ORT's config and the diff."""
     # The same core budget: concurrent callers share the cores instead of each asking for all of them.
     threads = max(1, config["cores"] // config["callers"])
-    sess, note = _ort_for(model, eng, threads, progress)
-    feeds = common.ort_feeds(sess, inputs)
+    sess, note = _ort_for(model, eng, threads, progress, mixed=len(mix) > 1)
+    feeds = [common.ort_feeds(sess, inputs) for inputs in mix]
     config["onnxruntime"] = {"intra_op_num_threads": threads, "callers": config["callers"], "note": note}
     print(f"  onnxruntime  intra_op_num_threads={threads}  callers={config['callers']}"
           + (f"  ({note})" if note else ""))
-    ref = sess.run(None, feeds)
-    diff = common.max_abs_diff(eng.run(inputs), ref)
-    scale = max([0.0] + [float(abs(r).max()) for r in ref if r.size])
+    diff, scale = 0.0, 0.0
+    for inputs, feed in zip(mix, feeds):
+        ref = sess.run(None, feed)
+        diff = max(diff, common.max_abs_diff(eng.run(inputs), ref))
+        scale = max([scale] + [float(abs(r).max()) for r in ref if r.size])
     print(f"  outputs      max abs diff tilerun vs onnxruntime: {diff:.3g} (max |output| {scale:.3g})")
-    return lambda: sess.run(None, feeds)
+    return _cycling(lambda feed: sess.run(None, feed), feeds)
 
 
-def _ort_for(model, eng, threads, progress):
+def _ort_for(model, eng, threads, progress, mixed=False):
     """An ORT session for the engine's input shapes, and a note when the model had to be re-exported."""
-    if _declared_shapes_accept(model, eng):
+    if mixed or _declared_shapes_accept(model, eng):  # a mix runs on the model's own dynamic dims
         return common.ort_session(model, threads), ""
     from tilerun.export import convert_model
     with progress.task("re-exporting the model with the benchmark's static shapes for onnxruntime"):

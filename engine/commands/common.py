@@ -65,7 +65,11 @@ def first_line(text):
 
 
 def parse_input_shapes(text):
-    """``"ids:1x128,mask:1x128"`` → ``{"ids": [1, 128], "mask": [1, 128]}`` (None when empty)."""
+    """``"ids:1x128,mask:1x128"`` → ``{"ids": [1, 128], "mask": [1, 128]}`` (None when empty).
+
+    A symbolic dim may be named instead of an input: ``seq:128`` fixes it,
+    ``seq:1-512`` bounds it (``(1, 512)``).
+    """
     if not text:
         return None
     shapes = {}
@@ -74,21 +78,29 @@ def parse_input_shapes(text):
         try:
             if not sep or not name:
                 raise ValueError
-            shapes[name] = [int(d) for d in dims.lower().split("x")]
+            lo, dash, hi = dims.partition("-")
+            shapes[name] = (int(lo), int(hi)) if dash else [int(d) for d in dims.lower().split("x")]
             if min(shapes[name]) < 1:
                 raise ValueError
         except ValueError:
-            raise CliError(f"--input-shapes: expected NAME:D1xD2x... (positive dims) separated by commas, "
-                           f"given {part!r}") from None
+            raise CliError(f"--input-shapes: expected NAME:D1xD2x... (positive dims), or SYMBOL:SIZE or "
+                           f"SYMBOL:LO-HI, separated by commas, given {part!r}") from None
     return shapes
 
 
-def compile_engine(model, args, progress, what="compiling"):
-    """``tilerun.compile_model`` with the common flags of ``args``, showing progress while it runs."""
+def compile_engine(model, args, progress, what="compiling", dynamic=False):
+    """``tilerun.compile_model`` with the common flags of ``args``, showing progress while it runs.
+
+    ``dynamic``: the engine may keep dynamic dims (the caller gives each
+    request's shapes); otherwise every dim must be fixed by the flags.
+    """
     import tilerun
     hint = getattr(args, "hint", None)
-    kwargs = dict(batch_size=None if hint and getattr(args, "batch_size", 1) == 1 else getattr(args, "batch_size", 1),
-                  input_shapes=parse_input_shapes(getattr(args, "input_shapes", None)),
+    batch = getattr(args, "batch_size", 1)
+    shapes = parse_input_shapes(getattr(args, "input_shapes", None))
+    if batch == 1 and (hint or dynamic or _names_batch_symbol(model, shapes)):
+        batch = None  # the default batch of 1 gives way to the engine's choice or the named symbol
+    kwargs = dict(batch_size=batch, input_shapes=shapes,
                   num_cores=usable_cores(getattr(args, "num_cores", None)))
     if getattr(args, "scheduler", None):
         kwargs["scheduler"] = args.scheduler
@@ -100,13 +112,20 @@ def compile_engine(model, args, progress, what="compiling"):
         t0 = time.perf_counter()
         eng = tilerun.compile_model(model, **kwargs)
     log.info("compiled in %.2f s", time.perf_counter() - t0)
-    for name, dims in zip(eng.input_names, eng.input_shapes):
+    for name, dims in zip(eng.input_names, [] if dynamic else eng.input_shapes):
         dynamic = [axis for axis, d in enumerate(dims) if not isinstance(d, int)]
         if dynamic:  # the commands make inputs of the engine's shapes: every dim must be known
             eng.close()
             raise ArgumentError(f"input {name!r} has dynamic dims {[dims[a] for a in dynamic]} at axes {dynamic}; "
                                 f"pass input_shapes={{{name!r}: [...]}} with every dim")
     return eng
+
+
+def _names_batch_symbol(model, shapes):
+    """Whether ``--input-shapes`` names the symbol of an input's first (batch) dim."""
+    firsts = {vi.type.tensor_type.shape.dim[0].dim_param for vi in model.graph.input
+              if vi.type.HasField("tensor_type") and len(vi.type.tensor_type.shape.dim)}
+    return bool(shapes) and bool(set(shapes) & (firsts - {""}))
 
 
 def usable_cores(num_cores):
