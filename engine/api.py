@@ -110,7 +110,8 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
     if auto_batch is not None and not sig.batchable:
         raise ArgumentError(f"auto_batch needs every input to lead with the batch dim; the inputs are "
                             f"{dict(zip(sig.names, sig.dims))}")
-    plans = PlanCache(graph, sig, len(topo.cores), n_streams, plan_cache_size)
+    plans = PlanCache(graph, sig, len(topo.cores), n_streams, plan_cache_size,
+                      reimport=lambda: import_model(load_model(model)))
     log.debug("runtime: %s, %d stream(s), %d worker(s) on cores %s", mode.value, n_streams, len(topo.cores),
               list(topo.cores))
     config = Config(hint, mode.value, n_streams, auto_batch, float(batch_timeout_ms),

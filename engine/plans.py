@@ -237,15 +237,17 @@ class ShapePlan:
 class PlanCache:
     """``ShapePlan``s by input shapes: built on first use from the imported graph, the ``capacity`` latest kept."""
 
-    def __init__(self, graph, signature, num_workers, n_slots, capacity=8, fuse=True):
+    def __init__(self, graph, signature, num_workers, n_slots, capacity=8, fuse=True, reimport=None):
         self._graph, self.signature = graph, signature
+        # A static model's one plan is built on the imported graph itself, releasing each unpacked weight
+        # once packed (peak memory); ``reimport`` gives a fresh graph if that build finds value inputs.
+        self._reimport = reimport if signature.static else None
         self.output_names = list(graph.outputs)
         # As the model declares them (a dynamic dim is its symbol or None); fixed shapes are set once planned.
         self.output_shapes = [None if graph.values[o].shape is None else tuple(graph.values[o].shape)
                               for o in graph.outputs]
         self.output_dtypes = [graph.values[o].dtype for o in graph.outputs]
-        if signature.export_shapes is not None:
-            batch_generic(graph, signature.export_shapes, self._infer)
+        self._make_batch_generic(graph)
         self._num_workers, self._n_slots, self._fuse = num_workers, n_slots, fuse
         self.capacity = capacity
         self.weight_cache = {}  # packed weights shared by every shape's plan
@@ -286,7 +288,7 @@ class PlanCache:
                     return None  # it needs input values, which the next request brings
                 key = self.key(shapes, arrays)  # the build may have found value inputs
                 if self.signature.static and not self.value_inputs:
-                    self._graph = None  # its one plan holds what it needs: drop the unpacked weights
+                    self._graph = self._reimport = None  # its one plan holds what it needs
                     outs = [sp.plan.tensors[o] if o in sp.plan.tensors else np.asarray(sp.constants[o])
                             for o in self.output_names]
                     self.output_shapes = [tuple(t.shape) for t in outs]
@@ -297,6 +299,10 @@ class PlanCache:
                 while len(self._plans) > self.capacity:
                     self._plans.popitem(last=False)  # in-flight requests keep theirs alive
             return sp
+
+    def _make_batch_generic(self, graph):
+        if self.signature.export_shapes is not None:
+            batch_generic(graph, self.signature.export_shapes, self._infer)
 
     def _infer(self, graph, shapes, fuse=False):
         run_passes(graph, None, dict(zip(self.signature.names, shapes)), fuse=fuse)
@@ -311,20 +317,25 @@ class PlanCache:
         graph input is the model's error and is raised.
         """
         while True:
+            in_place = self._reimport is not None and not self.value_inputs
             try:
-                return self._build_once(shapes, arrays)
+                return self._build_once(shapes, arrays, in_place)
             except ConstantRequiredError as e:
+                if in_place:  # the passes rewrote the graph: look for the inputs in a fresh one
+                    self._graph = self._reimport()
+                    self._make_batch_generic(self._graph)
                 needed = [i for i in _input_ancestors(self._graph, e.value, self.signature.names)
                           if i not in self.value_inputs]
                 if not needed:
                     raise
                 self.value_inputs = sorted(self.value_inputs + needed)
+                self._reimport = None
                 if arrays is None:
                     return None
 
-    def _build_once(self, shapes, arrays):
+    def _build_once(self, shapes, arrays, in_place):
         t0 = time.perf_counter()
-        graph = self._graph.copy()
+        graph = self._graph if in_place else self._graph.copy()
         names = self.signature.names
         for i in self.value_inputs:
             graph.values[names[i]].const = np.array(arrays[i])
@@ -334,7 +345,8 @@ class PlanCache:
         t1 = time.perf_counter()
         # Packed weights are shared by node and shape; where input values are folded in they may be
         # computed from those values, so such a plan packs its own.
-        plan = lower_graph(graph, self._num_workers, {} if self.value_inputs else self.weight_cache)
+        plan = lower_graph(graph, self._num_workers, {} if self.value_inputs else self.weight_cache,
+                           release_consts=in_place)
         log.debug("shapes %s: passes %.3f s (%d nodes left), lowering %.3f s", [list(s) for s in shapes], t1 - t0,
                   len(graph.nodes), time.perf_counter() - t1)
         log.debug("plan: %d rows, %d tiles, arena %.1f MiB per stream, weights %.1f MiB, scratch %d KiB per worker",

@@ -148,3 +148,17 @@ def test_fold_pass_channel_affine_is_internal_and_still_runs():
     assert [(n.domain, n.op_type, n.fused.activation) for n in graph.nodes] == \
         [(registry.INTERNAL_DOMAIN, "ChannelAffine", ("Relu", 0.0, 0.0))]
     check_against_reference(model, {"x": rng.standard_normal((2, c, 3, 3)).astype(F)})
+
+
+def test_a_static_build_releases_unpacked_weights_as_it_goes():
+    """The folded-away weights leave the graph at once, and lowering drops each constant after its last reader."""
+    from tilerun.importer import import_model
+    from tilerun.lower import lower_graph
+    from tilerun.passes import run_passes
+    graph = import_model(conv_bn_model(("Relu", {}), residual=True))
+    run_passes(graph, None, {"x": (2, 4, 9, 9)})
+    assert not {"w", "b", "sc", "bb", "mu", "var"} & set(graph.values), "unfolded weights should be gone"
+    weights = [n for n, v in graph.values.items() if v.const is not None]
+    assert weights, "the folded weights are constants until lowering"
+    lower_graph(graph, 1, release_consts=True)
+    assert [n for n in weights if graph.values[n].const is not None] == []

@@ -100,6 +100,9 @@ def _fold_into_convs(graph):
         wname, bname = _fresh(graph, f"{conv.name}/W_folded"), _fresh(graph, f"{conv.name}/B_folded")
         graph.values[wname] = Value(wname, w_new.shape, w_new.dtype, w_new)
         graph.values[bname] = Value(bname, b_new.shape, b_new.dtype, b_new)
+        for old in conv.inputs[1:]:  # the unfolded weights, once nothing else reads them: freed now
+            if len(consumers.get(old, ())) == 1 and old not in graph.outputs and old not in graph.inputs:
+                del graph.values[old]
         conv.inputs = [conv.inputs[0], wname, bname]
         conv.outputs = [out]
     graph.nodes = [n for n in graph.nodes if id(n) not in drop]

@@ -57,7 +57,11 @@ def _rename_producer(kept, src, dst):
 
 
 def remove_dead_nodes(graph):
-    """Drop nodes none of whose outputs reach a graph output."""
+    """Drop nodes none of whose outputs reach a graph output, and the values nothing reads any more.
+
+    Graph inputs stay (a request still gives them), and so does every value
+    the graph declares as an output.
+    """
     live = set(graph.outputs)
     kept = []
     for node in reversed(graph.nodes):
@@ -65,3 +69,7 @@ def remove_dead_nodes(graph):
             kept.append(node)
             live.update(i for i in node.inputs if i)
     graph.nodes = kept[::-1]
+    live.update(graph.inputs)
+    live.update(o for n in graph.nodes for o in n.outputs if o)
+    for name in [n for n in graph.values if n not in live]:
+        del graph.values[name]  # e.g. weights a folding pass replaced: their arrays are freed
