@@ -185,11 +185,15 @@ def test_conv_3d_rejected():
         tilerun.compile_model(m)
 
 
-def test_conv_runtime_weights_rejected():
+def test_conv_runtime_weights_key_the_plan():
+    """Weights given as a run-time input: the engine specialises on their values (a plan per weights)."""
     m = make_model([helper.make_node("Conv", ["x", "w"], ["y"])], [("x", F, (1, 2, 5, 5)), ("w", F, (3, 2, 3, 3))],
                    [("y", F, None)])
-    with pytest.raises(ValueError, match="constant"):
-        tilerun.compile_model(m)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 5, 5)).astype(F)
+    for _ in range(2):
+        check_against_reference(m, {"x": x, "w": rng.standard_normal((3, 2, 3, 3)).astype(F)}, rtol=1e-4,
+                                atol=1e-4)
 
 
 def test_conv_bad_group_rejected():
