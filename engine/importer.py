@@ -10,6 +10,8 @@ imports of every domain, by which the registry resolves them. A node of
 tilerun's internal domain (``registry.INTERNAL_DOMAIN``) is refused: only the
 passes create those.
 """
+import itertools
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -54,13 +56,19 @@ def model_opsets(proto):
                                       if imp.domain not in ("", "ai.onnx")})
 
 
-def import_model(proto):
-    """Build the engine ``Graph`` of ``proto`` (a loaded, opset-checked ModelProto)."""
+def import_model(proto, initializers=()):
+    """Build the engine ``Graph`` of ``proto`` (a loaded, opset-checked ModelProto).
+
+    ``initializers``: more of the graph's initializers as ``TensorProto``s,
+    kept out of ``proto`` (``load.load_for_import``), converted one at a time.
+    """
     g = proto.graph
     _check_text(g)
     opset = model_opsets(proto)
     values = {}
-    for init in g.initializer:
+    for init in itertools.chain(g.initializer, initializers):
+        if not isinstance(init.name, str):
+            raise ModelError(f"an initializer name is not valid UTF-8 text: {init.name!r}")
         values[init.name] = _constant(init.name, _to_array(init, f"initializer {init.name!r}"))
     for sparse in g.sparse_initializer:
         values[sparse.values.name] = _constant(sparse.values.name, _sparse_to_dense(sparse))
@@ -106,8 +114,6 @@ def _check_text(g):
     def check(v, what):
         if not isinstance(v, str):
             raise ModelError(f"{what} is not valid UTF-8 text: {v!r}")
-    for t in g.initializer:
-        check(t.name, "an initializer name")
     for vi in list(g.input) + list(g.output):
         check(vi.name, "a graph input/output name")
     for n in g.node:

@@ -11,6 +11,7 @@ import onnx
 from onnx import version_converter
 
 from .errors import ArgumentError, ModelError
+from .lean_load import load_split
 
 MIN_OPSET = 7
 
@@ -37,6 +38,19 @@ def load_model(model):
     else:
         raise ArgumentError(f"model must be a path, bytes or onnx.ModelProto, given {type(model).__name__}")
     return _bring_opset_in_range(proto)
+
+
+def load_for_import(model):
+    """``(proto, initializers)`` for ``importer.import_model``: from a path, the file's weights are read one
+    at a time (``lean_load``) rather than all held twice; anything else (or a model that needs its opset
+    converted up) loads whole with ``load_model`` and no separate initializers."""
+    if isinstance(model, (str, os.PathLike)) and os.path.isfile(model) and os.path.getsize(model) > 0:
+        proto, initializers = load_split(os.fspath(model))
+        _check_graph(proto, f"ONNX model {os.fspath(model)!r}")
+        if model_opset(proto) >= MIN_OPSET:
+            return _bring_opset_in_range(proto), initializers
+        initializers.close()
+    return load_model(model), ()
 
 
 def _parse(data, what):
