@@ -4,7 +4,7 @@
 
 Each configuration runs in a fresh process that imports only its own engine,
 compiles light ResNet-50 (seeded weights, saved to a file first) from the file
-and runs it ``--runs`` times; it reports RSS after the import, after the runs,
+and runs it ``--runs`` times (multi_stream: two requests at once each time); it reports RSS after the import, after the runs,
 and the peak (``VmHWM``). Then, for a BERT-style encoder compiled with dynamic
 dims, what each new shape's plan adds: RSS and the arena bytes it binds.
 """
@@ -32,9 +32,12 @@ if mode == "onnxruntime":
 else:
     import tilerun
     base = rss()[0]
-    kw = {} if mode == "single_stream" else dict(scheduler="multi_stream", num_streams=2)
-    eng = tilerun.compile_model(path, **kw)
-    run = lambda: eng.run([x])
+    if mode == "single_stream":
+        eng = tilerun.compile_model(path)
+        run = lambda: eng.run([x])
+    else:  # two requests at once, so both streams bind their arenas
+        eng = tilerun.compile_model(path, scheduler="multi_stream", num_streams=2)
+        run = lambda: [f.result() for f in [eng.run_async([x]), eng.run_async([x])]]
 for _ in range(runs):
     run()
 now, peak = rss()
