@@ -25,7 +25,7 @@ class Composer:
 
     def const(self, array, hint="k"):
         """A constant step input: ``array`` packed as a plan weight, carrying its data for the steps' checks."""
-        array = np.ascontiguousarray(array)
+        array = np.require(np.asarray(array), requirements="C")
         ref = self.plan.weight(array, hint)
         return Value(ref.name, tuple(array.shape), array.dtype, array)
 
