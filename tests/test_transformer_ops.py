@@ -158,3 +158,88 @@ def test_and_on_float_refused():
                        [("y", np.bool_, None)])
     with pytest.raises(tilerun.ModelError, match="expected bool"):
         tilerun.compile_model(model)
+
+
+def _gather_model(op, data_shape, idx_shape, dtype=np.float32, idx_dtype=np.int64, **attrs):
+    return make_model([helper.make_node(op, ["x", "i"], ["y"], **attrs)],
+                      [("x", dtype, list(data_shape)), ("i", idx_dtype, list(idx_shape))], [("y", dtype, None)])
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("idx_dtype", [np.int64, np.int32])
+def test_gather_elements_run_time_indices(axis, idx_dtype):
+    x = RNG.standard_normal((3, 4, 5)).astype(np.float32)
+    n = x.shape[axis]
+    shape = list(x.shape)
+    shape[axis] = 2
+    i = RNG.integers(-n, n, shape).astype(idx_dtype)
+    check_against_reference(_gather_model("GatherElements", x.shape, shape, idx_dtype=idx_dtype, axis=axis),
+                            {"x": x, "i": i}, use_ort=True)
+
+
+def test_gather_elements_wide_axis_folds():
+    """Constant inputs fold with numpy (onnx's reference evaluator fails past 64 entries on the axis)."""
+    table = np.arange(512, dtype=np.int64)[None]
+    nodes = [helper.make_node("GatherElements", ["t", "i"], ["g"], axis=1), helper.make_node("Add", ["g", "x"], ["y"])]
+    model = make_model(nodes, [("x", np.int64, [1, 16])], [("y", np.int64, None)],
+                       [("t", table), ("i", np.arange(100, 116, dtype=np.int64)[None])])
+    check_against_reference(model, {"x": np.ones((1, 16), np.int64)}, use_ort=True)
+
+
+def test_gather_elements_out_of_range_fails_the_request():
+    model = _gather_model("GatherElements", (2, 3), (2, 3), axis=1)
+    with tilerun.compile_model(model) as eng:
+        with pytest.raises(tilerun.TilerunError, match="out of range"):
+            eng.run([np.zeros((2, 3), np.float32), np.array([[0, 1, 3], [0, 0, 0]], np.int64)])
+        (y,) = eng.run([np.arange(6, dtype=np.float32).reshape(2, 3), np.array([[2, 1, 0], [0, -1, 0]], np.int64)])
+    np.testing.assert_array_equal(y, [[2, 1, 0], [3, 5, 3]])
+
+
+@pytest.mark.parametrize("data_shape,idx_shape,batch_dims,dtype", [
+    ((4, 5, 6), (3, 2), 0, np.float32),
+    ((4, 5, 6), (2, 3, 1), 0, np.float32),
+    ((2, 5, 6), (2, 3, 1), 1, np.float32),
+    ((3, 7), (3, 7, 2), 0, np.bool_),
+])
+def test_gather_nd(data_shape, idx_shape, batch_dims, dtype):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(data_shape).astype(np.float32) if dtype == np.float32 else rng.random(data_shape) < 0.5
+    k = idx_shape[-1]
+    dims = np.array(data_shape[batch_dims:batch_dims + k])
+    i = (rng.integers(0, 1 << 20, idx_shape) % dims - (rng.random(idx_shape) < 0.3) * dims).astype(np.int64)
+    model = _gather_model("GatherND", data_shape, idx_shape, dtype=dtype, batch_dims=batch_dims)
+    check_against_reference(model, {"x": x, "i": i}, use_ort=True)
+
+
+def test_gather_nd_out_of_range_fails_the_request():
+    model = _gather_model("GatherND", (4, 5), (2, 2))
+    with tilerun.compile_model(model) as eng:
+        with pytest.raises(tilerun.TilerunError, match="out of range"):
+            eng.run([np.zeros((4, 5), np.float32), np.array([[0, 0], [1, 5]], np.int64)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.int32])
+@pytest.mark.parametrize("exclusive,reverse", [(0, 0), (1, 0), (0, 1), (1, 1)])
+@pytest.mark.parametrize("axis,n", [(1, 7), (0, 1), (-1, 16)])
+def test_cumsum(dtype, exclusive, reverse, axis, n):
+    shape = (n, 7, 3) if axis == 0 else (2, n) if axis == 1 else (3, n)
+    x = (RNG.standard_normal(shape) * 10).astype(dtype)
+    model = make_model([helper.make_node("CumSum", ["x", "a"], ["y"], exclusive=exclusive, reverse=reverse)],
+                       [("x", dtype, list(shape))], [("y", dtype, None)], [("a", np.array(axis, np.int64))])
+    check_against_reference(model, {"x": x}, rtol=1e-5, atol=1e-4, use_ort=True)
+
+
+def test_cumsum_nan_propagates_forward_only():
+    x = np.array([[1.0, 2.0, np.nan, 4.0]], np.float32)
+    model = make_model([helper.make_node("CumSum", ["x", "a"], ["y"])], [("x", np.float32, [1, 4])],
+                       [("y", np.float32, None)], [("a", np.array(1, np.int64))])
+    (y,) = run_tilerun(model, [x])
+    np.testing.assert_array_equal(np.isnan(y), [[False, False, True, True]])
+    assert y[0, 1] == 3.0
+
+
+def test_cumsum_run_time_axis_refused():
+    model = make_model([helper.make_node("CumSum", ["x", "a"], ["y"])], [("x", np.float32, [2, 3]), ("a", np.int64, [])],
+                       [("y", np.float32, None)])
+    with pytest.raises(tilerun.TilerunError, match="compile-time constant"):
+        tilerun.compile_model(model)
