@@ -1,9 +1,10 @@
 """Real torch.onnx exports of Hugging Face models (random-init tiny configs) against ONNX Runtime.
 
-``tests/data`` holds three exports made with torch 2.13 and transformers 5
+``tests/data`` holds four exports made with torch 2.13 and transformers 5
 from configs with hidden size 32, 2 layers and 2 heads (no downloaded
-weights): BERT and RoBERTa through the dynamo exporter, DistilBERT through
-the TorchScript exporter, all opset 17. Together they carry the mask
+weights): BERT and RoBERTa through the dynamo exporter, DistilBERT and
+GPT-2 (no KV cache, a causal mask) through the TorchScript exporter, all
+opset 17. Together they carry the mask
 arithmetic of recent transformers (And, IsNaN, Where over an expanded
 bool mask), GatherND, GatherElements, CumSum (RoBERTa's position ids) and
 Range. Outputs must equal ONNX Runtime's at batch 1 and 4, seq 16 and 128,
@@ -18,7 +19,7 @@ import pytest
 from oracle import reference_outputs, run_tilerun
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
-EXPORTS = ["bert_tiny_dynamo", "distilbert_tiny_ts", "roberta_tiny_dynamo"]
+EXPORTS = ["bert_tiny_dynamo", "distilbert_tiny_ts", "roberta_tiny_dynamo", "gpt2_tiny_ts"]
 
 
 @pytest.mark.parametrize("seq", [16, 128])
