@@ -243,3 +243,56 @@ def test_cumsum_run_time_axis_refused():
                        [("y", np.float32, None)])
     with pytest.raises(tilerun.TilerunError, match="compile-time constant"):
         tilerun.compile_model(model)
+
+
+@pytest.mark.parametrize("reduction", ["none", "add", "mul", "max", "min"])
+def test_scatter_nd_repeated_indices(reduction):
+    x = RNG.standard_normal((4, 3, 2)).astype(np.float32)
+    idx = np.array([[1], [3], [1], [1]], np.int64)  # row 1 three times
+    upd = RNG.standard_normal((4, 3, 2)).astype(np.float32)
+    model = make_model([helper.make_node("ScatterND", ["x", "i", "u"], ["y"], reduction=reduction)],
+                       [("x", np.float32, [4, 3, 2]), ("u", np.float32, [4, 3, 2])], [("y", np.float32, None)],
+                       [("i", idx)], opset=18)
+    if reduction == "none":  # ONNX leaves repeated indices undefined without a reduction: the last update wins
+        (y,) = run_tilerun(model, [x, upd])
+        want = x.copy()
+        for k, r in enumerate(idx[:, 0]):
+            want[r] = upd[k]
+        np.testing.assert_array_equal(y, want)
+    else:
+        check_against_reference(model, {"x": x, "u": upd}, use_ort=True)
+
+
+def test_scatter_nd_element_indices_int64_data():
+    x = np.arange(12, dtype=np.int64).reshape(3, 4)
+    idx = np.array([[0, 1], [2, -1], [1, 0]], np.int64)
+    model = make_model([helper.make_node("ScatterND", ["x", "i", "u"], ["y"])],
+                       [("x", np.int64, [3, 4]), ("u", np.int64, [3])], [("y", np.int64, None)], [("i", idx)])
+    check_against_reference(model, {"x": x, "u": np.array([-5, -6, -7], np.int64)}, use_ort=True)
+
+
+def test_scatter_nd_out_of_range_refused():
+    model = make_model([helper.make_node("ScatterND", ["x", "i", "u"], ["y"])],
+                       [("x", np.float32, [3, 4]), ("u", np.float32, [1, 4])], [("y", np.float32, None)],
+                       [("i", np.array([[3]], np.int64))])
+    with pytest.raises(tilerun.ModelError, match="out of range"):
+        tilerun.compile_model(model)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+@pytest.mark.parametrize("largest,axis,k", [(1, -1, 3), (0, 1, 2), (1, 0, 4)])
+def test_topk(dtype, largest, axis, k):
+    x = RNG.integers(-5, 5, (4, 6, 5)).astype(dtype)  # many ties: lower index first
+    if dtype == np.float32:
+        x = x + RNG.standard_normal(x.shape).astype(np.float32) * (RNG.random(x.shape) < 0.5)
+    model = make_model([helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=axis, largest=largest)],
+                       [("x", dtype, [4, 6, 5])], [("v", dtype, None), ("i", np.int64, None)],
+                       [("k", np.array([k], np.int64))], opset=11)
+    check_against_reference(model, {"x": x}, use_ort=True)
+
+
+def test_topk_k_too_large_refused():
+    model = make_model([helper.make_node("TopK", ["x", "k"], ["v", "i"])], [("x", np.float32, [2, 3])],
+                       [("v", np.float32, None), ("i", np.int64, None)], [("k", np.array([4], np.int64))], opset=11)
+    with pytest.raises(tilerun.ModelError, match="k 4 is out of range"):
+        tilerun.compile_model(model)
