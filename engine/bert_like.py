@@ -22,9 +22,11 @@ Add + LayerNorm. Options mirror what different exporters write:
   (``erf(x / sqrt 2)``, as torch writes it);
 * ``layout``: ``"dynamic"`` (head reshapes from ``Shape``, K transposed
   after the split, scores times ``1/sqrt(dh)``) or ``"torch"`` (the classic
-  torch.onnx BERT export: constant ``[0, 0, heads, dh]`` reshapes, K
-  transposed by ``[0, 2, 3, 1]``, scores divided by ``sqrt(dh)``), the form
-  ONNX Runtime's transformer optimizer fuses into ``Attention``.
+  torch.onnx BERT export: positions sliced from a constant ``position_ids``
+  buffer, constant ``[0, 0, heads, dh]`` reshapes, K transposed by
+  ``[0, 2, 3, 1]``, scores divided by ``sqrt(dh)``), the form ONNX
+  Runtime's transformer optimizer fuses into ``EmbedLayerNormalization``
+  and ``Attention`` (with ``mask="hf"``).
 
 ``BERT_BASE`` and ``BERT_SMALL`` are the two shapes tests use.
 ``gpt2_like``: a decoder (``input_ids`` in, ``logits`` out through the tied
@@ -54,7 +56,7 @@ def bert_like(layers=4, hidden=256, heads=4, vocab=1000, max_positions=512, seed
     b.const("pos_emb", rng.standard_normal((max_positions, hidden)) * 0.02)
     _common_consts(b, heads, dh)
     b.const("neg", np.array(-10000.0, np.float32))
-    emb = b.embeddings()
+    emb = b.embeddings(max_positions)
     if token_type_ids:
         b.const("type_emb", rng.standard_normal((2, hidden)) * 0.02)
         b.node("Gather", ["type_emb", "token_type_ids"], ["typ"], axis=0)
@@ -193,8 +195,20 @@ class _Builder:
         self.nodes.append(helper.make_node(op, ins, outs, name=self.fresh(op), **attrs))
         return outs[0]
 
-    def embeddings(self):
-        """Token + position embeddings, positions 0..seq-1 from the input's own shape, as exports compute them."""
+    def embeddings(self, max_positions=None):
+        """Token + position embeddings, positions 0..seq-1 from the input's own shape, as exports compute them.
+
+        In torch layout (``max_positions`` given) the positions are a slice of a
+        constant ``position_ids`` buffer ``[1, max_positions]``, as BERT exports.
+        """
+        if self.torch_layout and max_positions:
+            self.const("position_ids", np.arange(max_positions, dtype=np.int64)[None])
+            self.node("Shape", ["input_ids"], ["ids_shape"])
+            self.node("Gather", ["ids_shape", "one_i"], ["seq_len"], axis=0)
+            self.node("Slice", ["position_ids", "zero", "seq_len", "one_i"], ["positions"])
+            self.node("Gather", ["word_emb", "input_ids"], ["tok"], axis=0)
+            self.node("Gather", ["pos_emb", "positions"], ["pos"], axis=0)
+            return self.node("Add", ["tok", "pos"], ["emb"])
         self.node("Shape", ["input_ids"], ["ids_shape"])
         self.node("Gather", ["ids_shape", "one_i"], ["seq_len"], axis=0)
         self.node("Squeeze", ["seq_len", "zero"], ["seq_scalar"])

@@ -128,10 +128,26 @@ def test_ort_optimized_bert_matches_original(tmp_path):
     onnx.save(model, path)
     optimized = optimizer.optimize_model(path, model_type="bert", num_heads=4, hidden_size=64, opt_level=0).model
     fused = {n.op_type for n in optimized.graph.node if n.domain == MS}
-    assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= fused, fused
+    assert {"Attention", "SkipLayerNormalization", "BiasGelu", "EmbedLayerNormalization"} <= fused, fused
     feeds = {"input_ids": RNG.integers(0, 100, (2, 16)), "attention_mask": np.ones((2, 16), np.int64),
              "token_type_ids": RNG.integers(0, 2, (2, 16))}
     feeds["attention_mask"][1, 10:] = 0
     (ours,) = run_tilerun(optimized, [feeds[i.name] for i in optimized.graph.input])
     (ref,) = reference_outputs(model, feeds, use_ort=True)
     np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=1e-4 * np.abs(ref).max())
+
+
+def test_ort_optimized_real_export_matches_original(tmp_path):
+    """ONNX Runtime's optimizer on the dynamo BERT export (SkipLayerNormalization, BiasGelu) against the original."""
+    pytest.importorskip("sympy", reason="ONNX Runtime's transformer optimizer needs sympy")
+    optimizer = pytest.importorskip("onnxruntime.transformers.optimizer")
+    path = os.path.join(os.path.dirname(__file__), "data", "bert_tiny_dynamo.onnx")
+    optimized = optimizer.optimize_model(path, model_type="bert", num_heads=2, hidden_size=32, opt_level=0).model
+    assert {"SkipLayerNormalization", "BiasGelu"} <= {n.op_type for n in optimized.graph.node if n.domain == MS}
+    mask = np.ones((4, 32), np.int64)
+    mask[-1, 16:] = 0
+    feeds = {"input_ids": RNG.integers(0, 100, (4, 32)), "attention_mask": mask}
+    ours = run_tilerun(optimized, [feeds[i.name] for i in optimized.graph.input])
+    refs = reference_outputs(onnx.load(path), feeds, use_ort=True)
+    for a, r in zip(ours, refs):
+        np.testing.assert_allclose(a, r, rtol=1e-3, atol=1e-4 * np.abs(r).max())
