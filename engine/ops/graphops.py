@@ -1,10 +1,11 @@
-"""Lowerings of ops that compute nothing at run time: Shape, Size, Constant, Dropout.
+"""Lowerings of ops that compute nothing at run time: Shape, Size, Constant, Dropout, Range, ConstantOfShape.
 
 Shape, Size and Constant always fold at compile time (the infer pass computes
 them from static shapes or their attribute); they are registered so that the
 registry lists every op tilerun runs. Inference-mode Dropout is its input (a
 view); its optional mask output is all true. Training-mode Dropout with a
-non-zero ratio is random and is refused.
+non-zero ratio is random and is refused. Range and ConstantOfShape have
+output shapes set by their inputs' values, so they compile only as folds.
 """
 import numpy as np
 
@@ -70,3 +71,24 @@ class Dropout(Lowering):
             mask = outputs[1]
             one = plan.weight(np.ones(1, np.bool_), "true")
             emit_mapped(node, plan, one, mask, [_affine(d, 0, 0) for d in mask.shape])
+
+
+class _ShapeFromValues(Lowering):
+    """An op whose output shape comes from its inputs' values: it compiles only where they are constants.
+
+    Constant inputs fold it away before lowering; a run-time input raises
+    ``ConstantRequiredError`` (a plan has static shapes), which callers that
+    can bind the input (``tilerun.backend``) answer by compiling it in.
+    """
+
+    def infer(self, node, inputs):
+        for k, v in enumerate(inputs):
+            const_input(node, v, f"input {k}")
+        raise node_error(node, "internal: constant inputs should have folded")
+
+    def lower(self, node, inputs, outputs, plan):
+        raise node_error(node, "internal: constant inputs should have folded")
+
+
+register("Range", 11)(type("Range", (_ShapeFromValues,), {}))
+register("ConstantOfShape", 9)(type("ConstantOfShape", (_ShapeFromValues,), {}))

@@ -1,4 +1,4 @@
-"""Lowerings of dtype conversions and masks: Cast, the comparisons, Where and Not.
+"""Lowerings of dtype conversions and masks: Cast, CastLike, the comparisons, Where and Not.
 
 All are elementwise over any dtype tilerun carries; comparisons and Where
 broadcast as numpy does, over at most ``BROADCAST_AXES`` axes after adjacent
@@ -43,6 +43,18 @@ class Cast(Lowering):
             return
         tiles, chunk = plan.split(x.size, 1, granule=64)
         plan.add(node, K.CAST_KERNELS[x.dtype], x=x, y=y, n=x.size, chunk=chunk, to=K.CAST_CODES[y.dtype], tiles=tiles)
+
+
+@register("CastLike", 15)
+class CastLike(Cast):
+    """Cast input 0 to the dtype of input 1 (whose data is not read)."""
+
+    def infer(self, node, inputs):
+        expect_inputs(node, inputs, 2)
+        if inputs[0].dtype not in K.CAST_KERNELS or inputs[1].dtype not in K.CAST_CODES:
+            raise node_error(node, f"cannot cast {inputs[0].dtype} to {inputs[1].dtype}, expected dtypes among "
+                                   f"{sorted(str(d) for d in K.CAST_CODES)}")
+        return [(inputs[0].shape, inputs[1].dtype)]
 
 
 def _broadcast_weights(node, plan, out_shape, in_shapes):

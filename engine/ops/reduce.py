@@ -7,7 +7,9 @@ them last (kept axes first), and the kernel reduces contiguous rows. Reduce*
 ops run one ``REDUCE`` row with the op's ``R_*`` code, ArgMax/ArgMin one
 ``ARG_REDUCE`` row. ``axes`` come from the attribute or, from the opset where
 the spec moved them there, a constant input; ``noop_with_empty_axes`` and
-``keepdims`` follow the spec. Only float32 inputs are lowered.
+``keepdims`` follow the spec. Only float32 inputs are lowered, but for
+ReduceSum of int32/int64 (mask lengths, token counts): a Cast to float32,
+the float reduction and a Cast back, exact while sums stay below 2**24.
 """
 import math
 
@@ -17,8 +19,11 @@ from tilerun.kernels import reduce as K
 
 from ..errors import node_error
 from .base import F32, I64, Lowering, _axis, const_input, expect_dtype, expect_inputs
+from .compose import Composer
 from .mapped import _in_axes, emit_mapped
 from .registry import register
+
+I32 = np.dtype(np.int32)
 
 # The reduction code of each Reduce* op (``REDUCE.op``).
 _OPS = {"ReduceSum": K.R_SUM, "ReduceMean": K.R_MEAN, "ReduceMax": K.R_MAX, "ReduceMin": K.R_MIN,
@@ -71,12 +76,12 @@ class Reduce(Lowering):
 
     def infer(self, node, inputs):
         expect_inputs(node, inputs, 1, 2)
-        expect_dtype(node, inputs[0], [F32])
+        expect_dtype(node, inputs[0], [F32] + ([I64, I32] if node.op_type == "ReduceSum" else []))
         x, axes = inputs[0], self._axes(node, inputs)
         keep = int(node.attrs.get("keepdims", 1))
         shape = [1 if a in axes else d for a, d in enumerate(x.shape)] if keep else \
             [d for a, d in enumerate(x.shape) if a not in axes]
-        return [(tuple(shape), F32)]
+        return [(tuple(shape), x.dtype)]
 
     def lower(self, node, inputs, outputs, plan):
         x, y = inputs[0], outputs[0]
@@ -85,6 +90,12 @@ class Reduce(Lowering):
             return
         if not axes:  # noop_with_empty_axes: the input itself
             plan.alias(y, x)
+            return
+        if x.dtype != F32:  # integer ReduceSum: through float32 and back
+            c = Composer(node, plan)
+            attrs = {k: node.attrs[k] for k in ("keepdims", "noop_with_empty_axes", "axes") if k in node.attrs}
+            total = c.op("ReduceSum", [c.op("Cast", [x], to=1)] + list(inputs[1:2]), **attrs)
+            c.op("Cast", [total], out=y, to=int(7 if x.dtype == I64 else 6))
             return
         _emit(node, plan, x, y, axes, K.f32_reduce, op=_OPS[node.op_type])
 

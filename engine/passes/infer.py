@@ -9,6 +9,8 @@ reported together, with their node names (and domain, outside ONNX's default
 one). A node with constant inputs folds through its lowering's ``fold``; one
 without a lowering folds through onnx's reference evaluator only when onnx
 knows its op (custom ops of an unregistered domain are reported, not folded).
+A default-domain node without a lowering that ONNX defines by a function
+body is replaced by that body (``expand_functions``) and its nodes inferred.
 
 This is the boundary where a malformed graph must turn into a ``ModelError``:
 anything else a lowering's rule raises on a bad node is reported as that
@@ -26,6 +28,7 @@ from ..errors import ModelError, QuantizedModelError, TilerunError, UnsupportedO
 from ..ir import SUPPORTED_DTYPES, Value
 from ..ops import registry
 from ..ops.base import reference_fold
+from .expand_functions import expand_node
 
 _SHAPE_ONLY = {"Shape", "Size"}
 MAX_TENSOR_BYTES = 1 << 32  # one tensor over 4 GiB is a malformed shape, not a model
@@ -111,8 +114,13 @@ def _infer_node(graph, node, kept, missing):
         _set_outputs(graph, node, fold(node, arrays, graph.opset))
         return
     if lowering is None:
-        missing.setdefault(_op_name(node), []).append(node.name)
-        kept.append(node)
+        body = expand_node(graph, node)
+        if body is None:
+            missing.setdefault(_op_name(node), []).append(node.name)
+            kept.append(node)
+            return
+        for step in body:
+            _infer_node(graph, step, kept, missing)
         return
     out_types = list(lowering.infer(node, ins))
     named = [o for o in node.outputs if o]
