@@ -100,7 +100,9 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
     debug = debug_level()
     topo, mode, n_streams = _runtime_shape(topology, num_cores, scheduler, num_streams, hint)
     t0 = time.perf_counter()
-    graph = import_model(*load_for_import(model))
+    proto, initializers, reread = load_for_import(model)
+    graph = import_model(proto, initializers)
+    del proto, initializers
     log.debug("load and import %.3f s (%d nodes)", time.perf_counter() - t0, len(graph.nodes))
     if auto_batch is None and scheduler is None:
         auto_batch = choose(hint, len(topo.cores), lambda: _batchable(graph, input_shapes), num_requests)[2]
@@ -111,7 +113,7 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
         raise ArgumentError(f"auto_batch needs every input to lead with the batch dim; the inputs are "
                             f"{dict(zip(sig.names, sig.dims))}")
     plans = PlanCache(graph, sig, len(topo.cores), n_streams, plan_cache_size,
-                      reimport=lambda: import_model(*load_for_import(model)))
+                      reimport=lambda: import_model(*load_for_import(model)[:2]), reread=reread)
     log.debug("runtime: %s, %d stream(s), %d worker(s) on cores %s", mode.value, n_streams, len(topo.cores),
               list(topo.cores))
     config = Config(hint, mode.value, n_streams, auto_batch, float(batch_timeout_ms),

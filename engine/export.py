@@ -67,11 +67,11 @@ def graph_to_onnx(graph, original, dynamic_batch=False):
             weights.update(consts)
         for name in node.inputs:
             v = graph.value(name)
-            if v is not None and v.const is not None and node.domain != INTERNAL_DOMAIN:
+            if v is not None and v.is_const and node.domain != INTERNAL_DOMAIN:
                 weights[name] = v.const
     for name in graph.outputs:
         v = graph.values[name]
-        if v.const is not None and not any(name in n.output for n in nodes):
+        if v.is_const and not any(name in n.output for n in nodes):
             # A fully folded output: ONNX outputs must be produced, so a Constant node gives it.
             nodes.append(helper.make_node("Constant", [], [name], name=f"{name}/const",
                                           value=numpy_helper.from_array(np.asarray(v.const), name)))

@@ -18,6 +18,7 @@ from onnx import helper, numpy_helper
 
 from .errors import ModelError
 from .ir import Graph, Node, Value
+from .plan import aligned
 from .load import model_opset
 from .ops.registry import INTERNAL_DOMAIN
 
@@ -54,6 +55,9 @@ def model_opsets(proto):
     """The ``Opset`` of ``proto``: its default-domain version and the version of every other domain it imports."""
     return Opset(model_opset(proto), {imp.domain: int(imp.version) for imp in proto.opset_import
                                       if imp.domain not in ("", "ai.onnx")})
+
+
+ALIGNED_FROM_BYTES = 4096  # smaller constants are copied where a plan reads them; they cost nothing
 
 
 def import_model(proto, initializers=()):
@@ -186,7 +190,8 @@ def _sparse_to_dense(sparse):
 
 
 def _constant(name, arr):
-    arr = np.require(arr, requirements="C")
+    # Aligned as kernels read it, so a plan that reads a weight unpacked shares this array.
+    arr = aligned(arr) if arr.nbytes >= ALIGNED_FROM_BYTES else np.require(arr, requirements="C")
     return Value(name, tuple(int(d) for d in arr.shape), arr.dtype, arr)
 
 

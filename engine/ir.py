@@ -6,6 +6,7 @@ its attributes already parsed into Python values (defaults filled in). The
 ``Graph`` keeps nodes in topological order. This module holds data only; the
 passes and lowerings act on it.
 """
+import contextlib
 import copy
 from dataclasses import dataclass, field
 
@@ -19,13 +20,36 @@ INT_DTYPES = tuple(np.dtype(t) for t in (np.int64, np.int32, np.int16, np.int8, 
                                          np.uint8))
 
 
-@dataclass
 class Value:
-    """A tensor: name, static shape, dtype, and its data when constant."""
-    name: str
-    shape: tuple = None
-    dtype: np.dtype = None
-    const: np.ndarray = None
+    """A tensor: name, static shape, dtype, and its data when constant.
+
+    ``const`` may be held as a ``Deferred`` (a large weight that a dynamic
+    engine keeps out of memory between plan builds); reading ``const`` then
+    loads it, once per ``deferred_scope``.
+    """
+
+    def __init__(self, name, shape=None, dtype=None, const=None):
+        self.name, self.shape, self.dtype = name, shape, dtype
+        self.const = const
+
+    @property
+    def const(self):
+        c = self._const
+        return c.load() if isinstance(c, Deferred) else c
+
+    @const.setter
+    def const(self, value):
+        self._const = value
+
+    @property
+    def is_const(self):
+        """Whether the value is a compile-time constant (without loading a deferred one)."""
+        return self._const is not None
+
+    @property
+    def deferred(self):
+        """Whether the constant is held as a ``Deferred`` (not in memory until read)."""
+        return isinstance(self._const, Deferred)
 
     @property
     def size(self):
@@ -36,6 +60,48 @@ class Value:
     def nbytes(self):
         """Bytes the tensor occupies."""
         return self.size * self.dtype.itemsize
+
+    def __repr__(self):
+        held = " (deferred)" if self.deferred else ""
+        return f"Value({self.name!r}, shape={self.shape}, dtype={self.dtype}, const={self._const is not None}{held})"
+
+
+class Deferred:
+    """A constant's data kept out of memory: ``load()`` makes it again (e.g. reads it from the model file).
+
+    Inside ``deferred_scope`` the latest ``SCOPE_KEEPS`` loads are kept, so
+    the reads of one weight that follow each other in a build load it once.
+    """
+
+    def __init__(self, load):
+        self._load = load
+
+    def load(self):
+        """The array (a fresh load unless the scope still keeps it)."""
+        if _SCOPE is None:
+            return self._load()
+        arr = _SCOPE.pop(id(self), None)
+        if arr is None:
+            arr = self._load()
+        _SCOPE[id(self)] = arr
+        while len(_SCOPE) > SCOPE_KEEPS:
+            del _SCOPE[next(iter(_SCOPE))]
+        return arr
+
+
+SCOPE_KEEPS = 4
+_SCOPE = None
+
+
+@contextlib.contextmanager
+def deferred_scope():
+    """Keep the latest deferred loads inside the block (one plan build) and drop them after."""
+    global _SCOPE
+    outer, _SCOPE = _SCOPE, {} if _SCOPE is None else _SCOPE
+    try:
+        yield
+    finally:
+        _SCOPE = outer
 
 
 @dataclass

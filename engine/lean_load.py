@@ -23,8 +23,9 @@ VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 
 
 def load_split(path):
-    """``(proto, initializers)`` of the model at ``path``: ``proto`` without the graph's initializers, and
-    a generator of them as ``TensorProto``s, in file order (it keeps the file open until exhausted)."""
+    """``(proto, initializers, where)`` of the model at ``path``: ``proto`` without the graph's initializers,
+    a generator of them as ``TensorProto``s in file order (it keeps the file open until exhausted), and a
+    dict it fills as it goes: initializer name -> ``(offset, length)`` for ``read_initializer``."""
     f = open(path, "rb")
     try:
         top, graph, spans = _split(f, os.path.getsize(path))
@@ -33,18 +34,31 @@ def load_split(path):
     except Exception as e:
         f.close()
         raise ModelError(f"cannot read ONNX model {path!r}: {type(e).__name__}: {e}") from None
-    return proto, _initializers(f, spans, os.path.dirname(os.path.abspath(path)))
+    where = {}
+    return proto, _initializers(f, spans, os.path.dirname(os.path.abspath(path)), where), where
 
 
-def _initializers(f, spans, base_dir):
+def read_initializer(path, span):
+    """The ``TensorProto`` at ``span`` (from ``load_split``'s dict) of the model file at ``path``, read again."""
+    with open(path, "rb") as f:
+        return _tensor(f, span, os.path.dirname(os.path.abspath(path)))
+
+
+def _initializers(f, spans, base_dir, where):
     with f:
-        for start, length in spans:
-            f.seek(start)
-            t = onnx.TensorProto()
-            t.ParseFromString(f.read(length))
-            if uses_external_data(t):
-                load_external_data_for_tensor(t, base_dir)
+        for span in spans:
+            t = _tensor(f, span, base_dir)
+            where[t.name] = span
             yield t
+
+
+def _tensor(f, span, base_dir):
+    f.seek(span[0])
+    t = onnx.TensorProto()
+    t.ParseFromString(f.read(span[1]))
+    if uses_external_data(t):
+        load_external_data_for_tensor(t, base_dir)
+    return t
 
 
 def _split(f, size):

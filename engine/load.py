@@ -8,10 +8,10 @@ look inside the graph: the importer does.
 import os
 
 import onnx
-from onnx import version_converter
+from onnx import numpy_helper, version_converter
 
 from .errors import ArgumentError, ModelError
-from .lean_load import load_split
+from .lean_load import load_split, read_initializer
 
 MIN_OPSET = 7
 
@@ -41,16 +41,32 @@ def load_model(model):
 
 
 def load_for_import(model):
-    """``(proto, initializers)`` for ``importer.import_model``: from a path, the file's weights are read one
-    at a time (``lean_load``) rather than all held twice; anything else (or a model that needs its opset
-    converted up) loads whole with ``load_model`` and no separate initializers."""
+    """``(proto, initializers, reread)`` for ``importer.import_model``: from a path, the file's weights are
+    read one at a time (``lean_load``) rather than all held twice, and ``reread`` (a ``Reread``) reads an
+    initializer again; anything else (or a model whose opset needs
+    converting up) loads whole with ``load_model``, with no separate initializers and no ``reread``."""
     if isinstance(model, (str, os.PathLike)) and os.path.isfile(model) and os.path.getsize(model) > 0:
-        proto, initializers = load_split(os.fspath(model))
-        _check_graph(proto, f"ONNX model {os.fspath(model)!r}")
+        path = os.fspath(model)
+        proto, initializers, where = load_split(path)
+        _check_graph(proto, f"ONNX model {path!r}")
         if model_opset(proto) >= MIN_OPSET:
-            return _bring_opset_in_range(proto), initializers
+            return _bring_opset_in_range(proto), initializers, Reread(path, where)
         initializers.close()
-    return load_model(model), ()
+    return load_model(model), (), None
+
+
+class Reread:
+    """``reread(name)``: an initializer of the model file read again, as a numpy array; ``name in reread``:
+    whether it is one the file holds."""
+
+    def __init__(self, path, where):
+        self._path, self._where = path, where
+
+    def __contains__(self, name):
+        return name in self._where
+
+    def __call__(self, name):
+        return numpy_helper.to_array(read_initializer(self._path, self._where[name]))
 
 
 def _parse(data, what):

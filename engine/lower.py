@@ -36,5 +36,5 @@ def lower_graph(graph, num_workers, weight_cache=None, release_consts=False):
                 readers[name] -= 1
                 if name and readers[name] == 0 and name not in keep:
                     graph.values[name].const = None
-    computed = [o for o in graph.outputs if graph.values[o].const is None]
+    computed = [o for o in graph.outputs if not graph.values[o].is_const]
     return b.finish(graph.inputs, computed)

@@ -183,7 +183,13 @@ class PlanBuilder:
     def _declare(self, name):
         if name not in self.tensors:
             v = self.graph.values[name]
-            if v.const is not None:
+            if v.deferred:  # one array however many plans read it: the file is read once
+                key = ("deferred", id(v._const))
+                if key not in self.weight_cache:
+                    self.weight_cache[key] = (v._const, aligned(v.const))  # the Deferred keeps its id
+                self.weights[name] = self.weight_cache[key][1]
+                self.tensors[name] = Tensor(name, v.shape, v.dtype, WEIGHT, 0, self.weights[name].nbytes)
+            elif v.is_const:
                 self.weights[name] = aligned(v.const)
                 self.tensors[name] = Tensor(name, v.shape, v.dtype, WEIGHT, 0, v.const.nbytes)
             else:

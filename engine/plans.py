@@ -20,6 +20,8 @@ plan like a request with new shapes.
 Not here: running requests (``api.Engine``) or batching requests together.
 """
 import collections
+import ctypes
+import functools
 import logging
 import threading
 import time
@@ -29,13 +31,16 @@ import numpy as np
 
 from tilerun.scheduler.runtime import Job
 
-from .errors import ArgumentError, ConstantRequiredError, InputError
+from .errors import ArgumentError, ConstantRequiredError, InputError, ModelError
+from .ir import Deferred, deferred_scope
 from .lower import lower_graph
 from .passes import run_passes
 from .passes.batch_generic import batch_generic
-from .plan import aligned_bytes
+from .plan import aligned, aligned_bytes
 
 log = logging.getLogger("tilerun")
+
+DEFER_BYTES = 1 << 20  # imported weights smaller than this stay in memory
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,36 @@ class Signature:
         return tuple(tuple(a.shape) for a in arrays)
 
 
+def defer_weights(graph, reread):
+    """Hold each imported weight of ``DEFER_BYTES`` or more that ``reread`` can read again as a ``Deferred``
+    (its array freed now, read from the file when a build reads it)."""
+    for name, v in graph.values.items():
+        c = None if v.deferred else v.const
+        if c is not None and c.nbytes >= DEFER_BYTES and name in reread:
+            v.const = Deferred(functools.partial(_reread_checked, reread, name, c.shape, c.dtype))
+    release_freed_memory()
+
+
+def _reread_checked(reread, name, shape, dtype):
+    arr = reread(name)
+    if arr.shape != shape or arr.dtype != dtype:
+        raise ModelError(f"weight {name!r} read again from the model file is {arr.dtype}{list(arr.shape)}, "
+                         f"expected {dtype}{list(shape)} (was the file changed?)")
+    return aligned(arr)
+
+
+def release_freed_memory():
+    """Hand memory the process freed back to the OS where the C library can (glibc's ``malloc_trim``).
+
+    Large freed weights can sit in malloc's arenas otherwise, counted in the
+    process's RSS though nothing uses them. Elsewhere this does nothing.
+    """
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):
+        pass
+
+
 def _input_ancestors(graph, name, inputs):
     """Indices in ``inputs`` of the graph inputs whose values ``name`` is computed from.
 
@@ -208,7 +243,7 @@ class ShapePlan:
 
     def __init__(self, graph, plan, n_slots, n_workers, names):
         self.plan = plan
-        self.constants = {o: graph.values[o].const for o in graph.outputs if graph.values[o].const is not None}
+        self.constants = {o: graph.values[o].const for o in graph.outputs if graph.values[o].is_const}
         self.in_place = [plan.in_place_inputs(n) for n in graph.inputs]
         # The request's arrays this plan reads (value inputs are folded into it as constants).
         self.input_index = [names.index(n) for n in graph.inputs]
@@ -237,11 +272,15 @@ class ShapePlan:
 class PlanCache:
     """``ShapePlan``s by input shapes: built on first use from the imported graph, the ``capacity`` latest kept."""
 
-    def __init__(self, graph, signature, num_workers, n_slots, capacity=8, fuse=True, reimport=None):
+    def __init__(self, graph, signature, num_workers, n_slots, capacity=8, fuse=True, reimport=None, reread=None):
         self._graph, self.signature = graph, signature
         # A static model's one plan is built on the imported graph itself, releasing each unpacked weight
         # once packed (peak memory); ``reimport`` gives a fresh graph if that build finds value inputs.
         self._reimport = reimport if signature.static else None
+        # Other models keep the imported graph for the next shape: its large weights are read from the model
+        # file again when a build needs them (packing them once; a packed weight's cache hit reads nothing).
+        if reread is not None and self._reimport is None:
+            defer_weights(graph, reread)
         self.output_names = list(graph.outputs)
         # As the model declares them (a dynamic dim is its symbol or None); fixed shapes are set once planned.
         self.output_shapes = [None if graph.values[o].shape is None else tuple(graph.values[o].shape)
@@ -308,6 +347,11 @@ class PlanCache:
         run_passes(graph, None, dict(zip(self.signature.names, shapes)), fuse=fuse)
 
     def build(self, shapes, arrays=None):
+        """``_build`` with each deferred weight read from the file at most once (and let go after)."""
+        with deferred_scope():
+            return self._build(shapes, arrays)
+
+    def _build(self, shapes, arrays=None):
         """Passes and lowering at ``shapes`` (and the value inputs' ``arrays``) on a copy of the graph.
 
         The original stays as imported. A ``ConstantRequiredError`` whose

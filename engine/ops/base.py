@@ -92,7 +92,7 @@ def const_input(node, value, what):
     """The constant data of ``value``; error if it is only known at run time."""
     if value is None:
         raise node_error(node, f"{what} is required but omitted")
-    if value.const is None:
+    if not value.is_const:
         raise ConstantRequiredError(
             f"node {node.name!r} ({node.op_type}): {what} must be a compile-time constant (initializer or "
             f"foldable), given run-time tensor {value.name!r}", value.name)

@@ -107,7 +107,7 @@ class Conv(Lowering):
             return False
         xs = graph.values[node.outputs[0]].shape
         w = graph.values[node.inputs[1]]
-        if len(xs) != 4 or w.const is None or len(w.shape) != 4 or int(node.attrs["group"]) != 1:
+        if len(xs) != 4 or not w.is_const or len(w.shape) != 4 or int(node.attrs["group"]) != 1:
             return False
         if w.shape[1] < 2 or w.const.size * 4 > POOL_FUSE_WEIGHT_BYTES:
             return False

@@ -94,7 +94,7 @@ class Gemm(Lowering):
         sa = (1, m) if node.attrs.get("transA", 0) else (k, 1)
         tb = node.attrs.get("transB", 0)
         alpha, beta = float(node.attrs["alpha"]), float(node.attrs["beta"])
-        if b.const is not None:
+        if b.is_const:
             bname = plan.weight(lambda: pack_b(b.const.T if tb else b.const), "gemm_b",
                                 key=(node.name, "gemm_b", b.const.shape))
         elif tb:
@@ -108,13 +108,13 @@ class Gemm(Lowering):
         if c is not None and beta != 0.0:
             cs = (1,) * (2 - len(c.shape)) + tuple(c.shape)
             sc = (cs[1] if cs[0] != 1 else 0, 1 if cs[1] != 1 else 0)
-            if c.const is not None:
+            if c.is_const:
                 cname = plan.weight(np.asarray(c.const, np.float32).reshape(cs) * np.float32(beta), "gemm_c")
                 beta = 1.0
             else:
                 cname = c.name
         emit_gemm(node, plan, a.name, sa, bname, n, y.name, m, n, k, [0, 0], cname, sc, alpha, beta,
-                  b_packed=b.const is not None)
+                  b_packed=b.is_const)
 
 
 @register("MatMul", 1)
@@ -155,11 +155,11 @@ class MatMul(Lowering):
         ia = np.broadcast_to(np.arange(nb_a).reshape(sa[:-2]), batch).reshape(-1) * (m * k)
         ib = np.broadcast_to(np.arange(nb_b).reshape(sb[:-2]), batch).reshape(-1) * (k * n)
         offs = np.stack([ia, ib], axis=1)
-        if b.const is not None:
+        if b.is_const:
             # Constant B: packed once into the core's panels; batch offsets count packed floats.
             bname = plan.weight(lambda: pack_b(np.asarray(b.const, np.float32).reshape(sb)), "matmul_b",
                                 key=(node.name, "matmul_b", sb))
             offs[:, 1] = offs[:, 1] // max(k * n, 1) * (k * -(-n // NR) * NR)
         else:
             bname = b.name
-        emit_gemm(node, plan, a.name, (k, 1), bname, n, y.name, m, n, k, offs, b_packed=b.const is not None)
+        emit_gemm(node, plan, a.name, (k, 1), bname, n, y.name, m, n, k, offs, b_packed=b.is_const)

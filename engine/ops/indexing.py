@@ -64,7 +64,7 @@ class GatherElements(Lowering):
         axis = _axis(node, int(node.attrs.get("axis", 0)), len(x.shape))
         if any(i > d for k, (i, d) in enumerate(zip(idx.shape, x.shape)) if k != axis):
             raise node_error(node, f"indices shape {list(idx.shape)} exceeds data shape {list(x.shape)} off axis {axis}")
-        if idx.const is not None:
+        if idx.is_const:
             n = x.shape[axis]
             bad = (idx.const < -n) | (idx.const >= n)
             if bad.any():
@@ -86,7 +86,7 @@ class GatherElements(Lowering):
         c = Composer(node, plan)
         flat_x = c.op("Reshape", [x, c.const(np.array([-1], np.int64))])
         n = x.shape[axis]
-        if idx.const is not None:
+        if idx.is_const:
             table = base + np.where(idx.const < 0, idx.const + n, idx.const).astype(np.int64) * st[axis]
             c.op("Gather", [flat_x, c.const(table)], out=y, axis=0)
             return
@@ -128,7 +128,7 @@ class GatherND(Lowering):
             if b else np.zeros(lead, np.int64)
         c = Composer(node, plan)
         flat_x = c.op("Reshape", [x, c.const(np.array([-1] + list(inner), np.int64))])
-        if idx.const is not None:
+        if idx.is_const:
             if ((idx.const < -dims) | (idx.const >= dims)).any():
                 raise node_error(node, f"indices out of range for data dims {dims.tolist()}")
             table = (np.where(idx.const < 0, idx.const + dims, idx.const).astype(np.int64) * strides).sum(-1) + offset

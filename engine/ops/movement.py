@@ -149,7 +149,7 @@ class Gather(Lowering):
         axis = _axis(node, int(node.attrs.get("axis", 0)), len(x.shape))
         if idx.dtype not in (np.dtype(np.int64), np.dtype(np.int32)):
             raise node_error(node, f"indices {idx.name!r} have dtype {idx.dtype}, expected int64 or int32")
-        if idx.const is not None:
+        if idx.is_const:
             bad = (idx.const < -x.shape[axis]) | (idx.const >= x.shape[axis])
             if bad.any():
                 raise node_error(node, f"indices {idx.const[bad][:5].tolist()} out of range for axis {axis} "
@@ -160,7 +160,7 @@ class Gather(Lowering):
         (x, idx), y = inputs, outputs[0]
         axis = int(node.attrs.get("axis", 0)) % len(x.shape)
         n = x.shape[axis]
-        if idx.const is not None:
+        if idx.is_const:
             st = _strides(x.shape)
             table = (np.where(idx.const < 0, idx.const + n, idx.const).astype(np.int64) * st[axis]).reshape(-1)
             ins = _in_axes(x.shape)
@@ -249,7 +249,7 @@ def _place_inputs_in_output(plan, inputs, y):
     names = [v.name for v in inputs]
     offsets = np.cumsum([0] + [v.nbytes for v in inputs[:-1]])
     if len(set(names)) != len(names) or any(
-            v.const is not None or v.name in g.inputs or v.name in g.outputs or v.name in plan.aliases
+            v.is_const or v.name in g.inputs or v.name in g.outputs or v.name in plan.aliases
             or v.name not in plan.tensors or off % ALIAS_ALIGN for v, off in zip(inputs, offsets)):
         return False
     for v, off in zip(inputs, offsets):

@@ -132,7 +132,7 @@ class BatchNormalization(Lowering):
         if len(shape) < 2:
             raise node_error(node, f"input shape {list(shape)} must have rank ≥ 2 (N, C, ...)")
         want = self._param_shape(node, shape)
-        runtime = any(v.const is None for v in inputs[1:5])
+        runtime = any(not v.is_const for v in inputs[1:5])
         if runtime and len(want) != 1:
             raise node_error(node, "spatial=0 needs constant scale, B, mean and var; given run-time tensors")
         for k, what in enumerate(("scale", "B", "mean", "var"), 1):
@@ -177,7 +177,7 @@ class BatchNormalization(Lowering):
             self._lower_training(node, inputs, outputs, plan)
             return
         planes, C, hw = _planes(x)
-        if any(v.const is None for v in inputs[1:5]):
+        if any(not v.is_const for v in inputs[1:5]):
             tiles, per = plan.split(planes, hw * 2)
             plan.add(node, K.f32_batchnorm_rt, x=x, scale=inputs[1], bias=inputs[2], mean=inputs[3], var=inputs[4],
                      y=y, planes=planes, channels=C, hw=hw, planes_per_tile=per,
@@ -244,7 +244,7 @@ class LayerNormalization(Lowering):
             if v is None:
                 continue
             ok = len(v.shape) <= len(norm) and all(a in (1, b) for a, b in zip(v.shape[::-1], norm[::-1]))
-            if not ok or (v.const is None and math.prod(v.shape) != math.prod(norm)):
+            if not ok or (not v.is_const and math.prod(v.shape) != math.prod(norm)):
                 raise node_error(node, f"{what} has shape {list(v.shape)}, expected {list(norm)} "
                                        f"(or broadcastable to it when constant)")
         stat = tuple(shape[:axis]) + (1,) * len(norm)
@@ -271,6 +271,6 @@ class LayerNormalization(Lowering):
         """Scale or B as ``n`` floats: ``v`` itself, a broadcast copy of a smaller constant, or ``fill``."""
         if v is None:
             return plan.weight(np.full(norm, fill, np.float32), "ln")
-        if v.const is not None and v.const.size != math.prod(norm):
+        if v.is_const and v.const.size != math.prod(norm):
             return plan.weight(np.broadcast_to(v.const.astype(np.float32), norm).copy(), "ln")
         return v

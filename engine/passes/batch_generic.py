@@ -21,7 +21,7 @@ def free_reshape_batch(graph):
         if node.op_type != "Reshape" or len(node.inputs) < 2 or node.attrs.get("allowzero", 0):
             continue
         x, v = graph.value(node.inputs[0]), graph.value(node.inputs[1])
-        if v is None or v.const is None or v.const.ndim != 1 or not v.const.size or int(v.const[0]) != 1:
+        if v is None or not v.is_const or v.const.ndim != 1 or not v.const.size or int(v.const[0]) != 1:
             continue
         if not x.shape or x.shape[0] != 1:
             continue
@@ -40,7 +40,7 @@ def batch_generic(graph, export_shapes, infer):
     names = set(free_reshape_batch(probe))
     for node in graph.nodes:
         v = graph.value(node.inputs[1]) if node.name in names and len(node.inputs) > 1 else None
-        if v is not None and v.const is not None:  # still a constant before folding: rewrite it here too
+        if v is not None and v.is_const:  # still a constant before folding: rewrite it here too
             _free(graph, node, v.const)
     return sorted(names)
 

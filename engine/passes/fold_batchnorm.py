@@ -34,14 +34,14 @@ def affine_of(graph, node, channels):
         if int(node.attrs.get("training_mode", 0) or 0):
             return None
         params = [graph.value(n) for n in node.inputs[1:5]]
-        if any(p is None or p.const is None or p.const.size != channels for p in params):
+        if any(p is None or not p.is_const or p.const.size != channels for p in params):
             return None
         scale, bias, mean, var = (p.const.astype(np.float64).reshape(-1) for p in params)
         s = scale / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
         return s, bias - mean * s
     if node.op_type in ("Mul", "Add") and len(node.inputs) == 2:
         c = graph.value(node.inputs[1])
-        if c is None or c.const is None or c.dtype != np.float32:
+        if c is None or not c.is_const or c.dtype != np.float32:
             return None
         vec = _channel_vector(c.const, x.shape)
         if vec is None:
@@ -77,7 +77,7 @@ def _fold_into_convs(graph):
             continue
         w = graph.value(conv.inputs[1])
         b = graph.value(conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else None
-        if w is None or w.const is None or (b is not None and b.const is None):
+        if w is None or not w.is_const or (b is not None and not b.is_const):
             continue
         cout = w.const.shape[0]
         s_tot, t_tot, last = np.ones(cout), np.zeros(cout), None

@@ -41,7 +41,7 @@ def activation_of(node, graph):
         for k, name in ((1, "lo"), (2, "hi")):
             if len(node.inputs) > k and node.inputs[k]:
                 v = graph.values[node.inputs[k]]
-                if v.const is None:
+                if not v.is_const:
                     return None
                 if name == "lo":
                     lo = float(v.const.reshape(-1)[0])
@@ -104,7 +104,7 @@ def _residual_step(graph, node, producers, consumers):
         mine, other = node.inputs[k], node.inputs[1 - k]
         p = _sole_fusable_producer(graph, mine, producers, consumers, RESIDUAL_PRODUCERS)
         o = graph.values[other]
-        if p is None or p.fused.residual is not None or o.const is not None:
+        if p is None or p.fused.residual is not None or o.is_const:
             continue
         if tuple(o.shape) != tuple(out.shape) or tuple(graph.values[mine].shape) != tuple(out.shape):
             continue

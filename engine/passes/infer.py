@@ -85,7 +85,7 @@ def refuse_quantized(graph):
 
 def _check_runtime_dtype(value, what):
     """Run-time tensors must have a dtype kernels handle; float16/float64 only ever fold at compile time."""
-    if value.dtype is not None and value.const is None and value.dtype not in SUPPORTED_DTYPES:
+    if value.dtype is not None and not value.is_const and value.dtype not in SUPPORTED_DTYPES:
         raise ModelError(f"{what} has dtype {value.dtype}; tilerun computes in float32 and carries integer and "
                          f"bool tensors (expected one of {', '.join(str(d) for d in SUPPORTED_DTYPES)}); "
                          f"convert the model's {value.dtype} tensors to float32")
@@ -107,7 +107,7 @@ def _infer_node(graph, node, kept, missing):
     if node.op_type in _SHAPE_ONLY and node.domain in registry.DEFAULT_DOMAINS and ins and ins[0] is not None:
         _set_outputs(graph, node, [_shape_fold(node, ins[0])])
         return
-    if all(v is None or v.const is not None for v in ins) and node.op_type not in ("RandomNormal", "RandomUniform"):
+    if all(v is None or v.is_const for v in ins) and node.op_type not in ("RandomNormal", "RandomUniform"):
         _check_fold_size(node, lowering, ins)
         arrays = [None if v is None else v.const for v in ins]
         fold = lowering.fold if lowering is not None else reference_fold

@@ -22,7 +22,7 @@ def remove_identities(graph):
             src, dst = node.inputs[0], node.outputs[0]
             if dst in graph.outputs:
                 # Keep the output's name: rename the producer's output to it instead.
-                if src in graph.inputs or src in graph.outputs or graph.values[src].const is not None \
+                if src in graph.inputs or src in graph.outputs or graph.values[src].is_const \
                         or not _rename_producer(kept, src, dst):
                     kept.append(node)
                     continue
@@ -41,7 +41,7 @@ def _plain_dropout(graph, node):
             return False
     if len(node.inputs) > 2 and node.inputs[2]:
         mode = graph.values.get(node.inputs[2])
-        if mode is None or mode.const is None or bool(mode.const.reshape(-1)[:1].any()):
+        if mode is None or not mode.is_const or bool(mode.const.reshape(-1)[:1].any()):
             return False
     return True
 
