@@ -3,8 +3,10 @@
     python benchmarks/memory.py [--runs 5]
 
 Each configuration runs in a fresh process that imports only its own engine,
-compiles light ResNet-50 (seeded weights, saved to a file first) from the file
-and runs it ``--runs`` times (multi_stream: two requests at once each time); it reports RSS after the import, after the runs,
+compiles the model from a file (light ResNet-50 with seeded weights; a
+BERT-base-shaped encoder, 12 layers x 768, at batch 1 x seq 128, compiled
+with its dims dynamic and at static shapes) and runs it ``--runs`` times
+(multi_stream: two requests at once each time); it reports RSS after the import, after the runs,
 and the peak (``VmHWM``). Then, for a BERT-style encoder compiled with dynamic
 dims, what each new shape's plan adds: RSS and the arena bytes it binds.
 """
@@ -22,27 +24,38 @@ import sys, numpy as np
 def rss():
     d = dict(l.split(":", 1) for l in open("/proc/self/status"))
     return int(d["VmRSS"].split()[0]) / 1024, int(d["VmHWM"].split()[0]) / 1024
-mode, path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
-if mode == "onnxruntime":
+engine, mode, path, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+if "bert" in path:
+    ids = np.ones((1, 128), np.int64)
+    feeds = {"input_ids": ids, "attention_mask": ids}
+else:
+    feeds = {"gpu_0/data_0": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+if engine == "onnxruntime":
     import onnxruntime as ort
     base = rss()[0]
     s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    run = lambda: s.run(None, {s.get_inputs()[0].name: x})
+    run = lambda: s.run(None, feeds)
 else:
     import tilerun
     base = rss()[0]
-    if mode == "single_stream":
-        eng = tilerun.compile_model(path)
-        run = lambda: eng.run([x])
-    else:  # two requests at once, so both streams bind their arenas
-        eng = tilerun.compile_model(path, scheduler="multi_stream", num_streams=2)
-        run = lambda: [f.result() for f in [eng.run_async([x]), eng.run_async([x])]]
+    shapes = {n: list(a.shape) for n, a in feeds.items()} if mode == "static" else None
+    if mode == "multi_stream":  # two requests at once, so both streams bind their arenas
+        eng = tilerun.compile_model(path, scheduler="multi_stream", num_streams=2, input_shapes=shapes)
+        run = lambda: [f.result() for f in [eng.run_async(list(feeds.values())) for _ in range(2)]]
+    else:
+        eng = tilerun.compile_model(path, input_shapes=shapes)
+        run = lambda: eng.run(list(feeds.values()))
 for _ in range(runs):
     run()
 now, peak = rss()
-print(f"{mode:<26} {base:8.0f} {now:11.0f} {peak:9.0f}")
+print(f"{engine + ' ' + mode:<32} {base:8.0f} {now:11.0f} {peak:9.0f}")
 """
+
+# (engine, how it is compiled) per model: tilerun single_stream / multi_stream as the model declares its
+# dims (light ResNet-50: fixed; BERT-style: dynamic batch and sequence), BERT also compiled at its static
+# shapes, and ONNX Runtime.
+RUNS = {"resnet50": [("tilerun", "single_stream"), ("tilerun", "multi_stream"), ("onnxruntime", "")],
+        "bert": [("tilerun", "dynamic"), ("tilerun", "static"), ("onnxruntime", "")]}
 
 
 def per_shape():
@@ -74,13 +87,16 @@ def main():
     args = ap.parse_args()
     import onnx
     from tilerun.models import light_model_path, randomize_weights
+    from tilerun.bert_like import BERT_BASE, bert_like
     with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "resnet50.onnx")
-        onnx.save(randomize_weights(onnx.load(light_model_path("resnet50"))), path)
-        print(f"light ResNet-50, weights {os.path.getsize(path) / 2**20:.0f} MiB on disk; RSS in MiB")
-        print(f"{'engine':<26} {'import':>8} {'after runs':>11} {'peak':>9}")
-        for mode in ("single_stream", "multi_stream (2 streams)", "onnxruntime"):
-            subprocess.run([sys.executable, "-c", CHILD, mode.split()[0], path, str(args.runs)], check=True)
+        paths = {"resnet50": os.path.join(d, "resnet50.onnx"), "bert": os.path.join(d, "bert_base.onnx")}
+        onnx.save(randomize_weights(onnx.load(light_model_path("resnet50"))), paths["resnet50"])
+        onnx.save(bert_like(**BERT_BASE), paths["bert"])
+        for model, path in paths.items():
+            print(f"\n{model}: weights {os.path.getsize(path) / 2**20:.0f} MiB on disk; RSS in MiB")
+            print(f"{'engine':<32} {'import':>8} {'after runs':>11} {'peak':>9}")
+            for engine, mode in RUNS[model]:
+                subprocess.run([sys.executable, "-c", CHILD, engine, mode, path, str(args.runs)], check=True)
     per_shape()
 
 
