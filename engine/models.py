@@ -217,3 +217,203 @@ def mobilenet_v2(seed=0, size=224, width=1.0, classes=1000):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return model
+
+
+class _Builder:
+    """Accumulates nodes and seeded initializers of a conv net built with ``onnx.helper``.
+
+    Every conv has a bias (BatchNorm taken as folded, as exporters do);
+    ``act`` names the activation the way torch exports it: ``"Relu"``,
+    ``"HardSwish"``, ``"HardSigmoid"`` (alpha 1/6), ``"Sigmoid"``, and ``"Silu"``
+    as ``x * Sigmoid(x)`` (two nodes).
+    """
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits = [], []
+
+    def _name(self, base):
+        return f"{base}{len(self.nodes)}"
+
+    def conv(self, x, cin, cout, k, stride=1, group=1, act=None, gain=2.0):
+        """Conv (He-init weights, small bias) then ``act``; returns the output name."""
+        name = self._name("conv")
+        fan = cin // group * k * k
+        w = self.rng.standard_normal((cout, cin // group, k, k)) * np.sqrt(gain / fan)
+        self.inits.append(numpy_helper.from_array(w.astype(np.float32), name + "_w"))
+        self.inits.append(numpy_helper.from_array((0.01 * self.rng.standard_normal(cout)).astype(np.float32),
+                                                  name + "_b"))
+        self.nodes.append(helper.make_node("Conv", [x, name + "_w", name + "_b"], [name], kernel_shape=[k, k],
+                                           strides=[stride] * 2, pads=[k // 2] * 4, group=group))
+        return self.act(name, act)
+
+    def act(self, x, act):
+        """Apply activation ``act`` (None: none) to ``x``; returns the output name."""
+        if act is None:
+            return x
+        y = self._name(act.lower())
+        if act == "Silu":
+            self.nodes.append(helper.make_node("Sigmoid", [x], [y + "_sig"]))
+            self.nodes.append(helper.make_node("Mul", [x, y + "_sig"], [y]))
+        elif act == "HardSigmoid":
+            self.nodes.append(helper.make_node("HardSigmoid", [x], [y], alpha=1.0 / 6, beta=0.5))
+        else:
+            self.nodes.append(helper.make_node(act, [x], [y]))
+        return y
+
+    def binary(self, op, a, b):
+        """``op(a, b)`` (Add, Mul); returns the output name."""
+        y = self._name(op.lower())
+        self.nodes.append(helper.make_node(op, [a, b], [y]))
+        return y
+
+    def squeeze_excite(self, x, c, squeeze, act, gate):
+        """GlobalAveragePool -> 1x1 Conv -> act -> 1x1 Conv -> gate -> Mul with ``x``."""
+        p = self._name("se_pool")
+        self.nodes.append(helper.make_node("GlobalAveragePool", [x], [p]))
+        s = self.conv(p, c, squeeze, 1, act=act)
+        s = self.conv(s, squeeze, c, 1, act=gate, gain=1.0)
+        return self.binary("Mul", x, s)
+
+    def head(self, x, cin, classes, hidden=None, hidden_act=None):
+        """GlobalAveragePool, Flatten, optional hidden Gemm + act, classifier Gemm to ``output``."""
+        self.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pool"]))
+        self.nodes.append(helper.make_node("Flatten", ["pool"], ["flat"]))
+        x = "flat"
+        for i, (n_in, n_out, act) in enumerate(((cin, hidden, hidden_act), (hidden or cin, classes, None))):
+            if n_out is None:
+                continue
+            w = self.rng.standard_normal((n_out, n_in)) * np.sqrt(1.0 / n_in)
+            self.inits += [numpy_helper.from_array(w.astype(np.float32), f"fc{i}_w"),
+                           numpy_helper.from_array(np.zeros(n_out, np.float32), f"fc{i}_b")]
+            y = "output" if n_out == classes else f"fc{i}"
+            self.nodes.append(helper.make_node("Gemm", [x, f"fc{i}_w", f"fc{i}_b"], [y], transB=1))
+            x = self.act(y, act)
+
+    def model(self, name, size, classes, opset=14):
+        """The finished ModelProto: input ``input`` ``[1, 3, size, size]``, output ``output`` ``[1, classes]``."""
+        graph = helper.make_graph(self.nodes, name,
+                                  [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT,
+                                                                 [1, 3, size, size])],
+                                  [helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, [1, classes])],
+                                  self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = 8
+        return model
+
+
+def _divisible(v, width=1.0):
+    """``v * width`` rounded to a multiple of 8 (never below 90% of it), as torchvision's ``_make_divisible``."""
+    v = v * width
+    new = max(8, int(v + 4) // 8 * 8)
+    return new + 8 if new < 0.9 * v else new
+
+
+# (kernel, expanded, out, squeeze-excitation, activation, stride) of MobileNetV3-small's blocks.
+MOBILENET_V3_SMALL_BLOCKS = [(3, 16, 16, True, "Relu", 2), (3, 72, 24, False, "Relu", 2),
+                             (3, 88, 24, False, "Relu", 1), (5, 96, 40, True, "HardSwish", 2),
+                             (5, 240, 40, True, "HardSwish", 1), (5, 240, 40, True, "HardSwish", 1),
+                             (5, 120, 48, True, "HardSwish", 1), (5, 144, 48, True, "HardSwish", 1),
+                             (5, 288, 96, True, "HardSwish", 2), (5, 576, 96, True, "HardSwish", 1),
+                             (5, 576, 96, True, "HardSwish", 1)]
+
+
+def mobilenet_v3_small(seed=0, size=224, width=1.0, classes=1000):
+    """A MobileNetV3-small-style ModelProto (opset 14) with seeded random weights.
+
+    torchvision's structure: 3x3 stride-2 stem + HardSwish, inverted residual
+    blocks (1x1 expand, kxk depthwise, each + Relu or HardSwish;
+    squeeze-excitation GlobalAveragePool -> 1x1 Conv -> Relu -> 1x1 Conv ->
+    HardSigmoid -> Mul; 1x1 linear project; residual Add at stride 1 with equal
+    channels), a 1x1 conv + HardSwish, pooling, a 1024-wide hidden Gemm +
+    HardSwish and the classifier. ``width`` scales the channels.
+    """
+    b = _Builder(seed)
+    cin = _divisible(16, width)
+    x = b.conv("input", 3, cin, 3, 2, act="HardSwish")
+    for k, exp, out, se, act, stride in MOBILENET_V3_SMALL_BLOCKS:
+        exp, out = _divisible(exp, width), _divisible(out, width)
+        y = b.conv(x, cin, exp, 1, act=act) if exp != cin else x
+        y = b.conv(y, exp, exp, k, stride, group=exp, act=act)
+        if se:
+            y = b.squeeze_excite(y, exp, _divisible(exp // 4), "Relu", "HardSigmoid")
+        y = b.conv(y, exp, out, 1)
+        if stride == 1 and cin == out:
+            y = b.binary("Add", x, y)
+        x, cin = y, out
+    last = 6 * cin
+    x = b.conv(x, cin, last, 1, act="HardSwish")
+    b.head(x, last, classes, hidden=1024, hidden_act="HardSwish")
+    return b.model("mobilenet_v3_small", size, classes)
+
+
+# (expansion, kernel, first stride, out channels, repeats) of EfficientNet-B0's MBConv stages.
+EFFICIENTNET_B0_STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+                          (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+
+
+def efficientnet_b0(seed=0, size=224, width=1.0, classes=1000):
+    """An EfficientNet-B0-style ModelProto (opset 13) with seeded random weights.
+
+    torchvision's structure: 3x3 stride-2 stem + SiLU, MBConv blocks (1x1
+    expand + SiLU, kxk depthwise + SiLU, squeeze-excitation with SiLU and
+    Sigmoid whose squeeze width is a quarter of the block's input channels,
+    1x1 linear project, residual Add at stride 1 with equal channels), a 1x1
+    conv to 1280 + SiLU, pooling and the classifier. SiLU is ``x * Sigmoid(x)``,
+    as torch exports it. ``width`` scales the channels.
+    """
+    b = _Builder(seed)
+    cin = _divisible(32, width)
+    x = b.conv("input", 3, cin, 3, 2, act="Silu")
+    for t, k, s, c, n in EFFICIENTNET_B0_STAGES:
+        cout = _divisible(c, width)
+        for r in range(n):
+            stride = s if r == 0 else 1
+            exp = cin * t
+            y = b.conv(x, cin, exp, 1, act="Silu") if t != 1 else x
+            y = b.conv(y, exp, exp, k, stride, group=exp, act="Silu")
+            y = b.squeeze_excite(y, exp, max(1, cin // 4), "Silu", "Sigmoid")
+            y = b.conv(y, exp, cout, 1)
+            if stride == 1 and cin == cout:
+                y = b.binary("Add", x, y)
+            x, cin = y, cout
+    last = _divisible(1280, max(width, 1.0))
+    x = b.conv(x, cin, last, 1, act="Silu")
+    b.head(x, last, classes)
+    return b.model("efficientnet_b0", size, classes, opset=13)
+
+
+# (width, depth) of RegNetY-400MF's stages; group width 8, bottleneck ratio 1, SE ratio 0.25.
+REGNETY_400MF_STAGES = [(48, 1), (104, 3), (208, 6), (440, 6)]
+
+
+def regnety_400mf(seed=0, size=224, width=1.0, classes=1000, group_width=8):
+    """A RegNetY-400MF-style ModelProto (opset 13) with seeded random weights.
+
+    torchvision's structure: 3x3 stride-2 stem + Relu, four stages of Y blocks
+    (1x1 conv + Relu, 3x3 grouped conv of ``group_width`` channels per group
+    + Relu (stride 2 in a stage's first block), squeeze-excitation with Relu
+    and Sigmoid squeezing to a quarter of the block's input channels, 1x1
+    linear conv, a 1x1 stride-2 projection on the shortcut where shapes
+    change, residual Add + Relu), pooling and the classifier.
+    """
+    b = _Builder(seed)
+    cin = _divisible(32, width)
+    x = b.conv("input", 3, cin, 3, 2, act="Relu")
+    for c, depth in REGNETY_400MF_STAGES:
+        cout = max(group_width, int(round(c * width / group_width)) * group_width)
+        for r in range(depth):
+            stride = 2 if r == 0 else 1
+            y = b.conv(x, cin, cout, 1, act="Relu")
+            y = b.conv(y, cout, cout, 3, stride, group=cout // group_width, act="Relu")
+            y = b.squeeze_excite(y, cout, max(1, int(round(0.25 * cin))), "Relu", "Sigmoid")
+            y = b.conv(y, cout, cout, 1)
+            short = b.conv(x, cin, cout, 1, stride) if stride != 1 or cin != cout else x
+            x = b.act(b.binary("Add", short, y), "Relu")
+            cin = cout
+    b.head(x, cin, classes)
+    return b.model("regnety_400mf", size, classes, opset=13)
+
+
+MODERN_CNNS = {"mobilenet_v3_small": mobilenet_v3_small, "efficientnet_b0": efficientnet_b0,
+               "regnety_400mf": regnety_400mf}

@@ -1,14 +1,29 @@
 """How many tiles an op is split into: the one place tile sizes are decided.
 
 An op is split along its independent output items (rows, channel blocks,
-element chunks) into tiles that each carry enough work to pay for a claim
-(``MIN_TILE_COST`` units of about one multiply-add or one element moved), up to
-``TILES_PER_WORKER`` tiles per worker, which XNNPACK found balances load
-without drowning the counters. Small ops stay whole: splitting them costs more
-than it gains.
+element chunks) into tiles that each carry enough work to pay for the
+hand-off between cores that a split brings, up to ``TILES_PER_WORKER`` tiles
+per worker, which XNNPACK found balances load without drowning the counters.
+Small ops stay whole: one tile, which the executor runs on the worker that
+finished its producer.
+
+``HANDOFF_NS`` is what splitting one op over two cores adds to a request's
+critical path: ``benchmarks/handoff.py`` times a chain of 200 Relu ops on 128
+floats with one tile per op and with two (forced), both on two workers, and
+takes the difference per op (the median of alternating rounds). Work is
+counted in units of about one multiply-add or one element moved; a tile is
+worth splitting off when its work takes ``SPLIT_MARGIN`` hand-offs at
+``UNITS_PER_NS`` (the GEMM core's multiply-adds per ns on one core, the fast
+end, so element-wise work, slower per unit, splits later rather than
+earlier). The margin covers what the median hides: a split op waits for the
+slower core, and on a busy machine a core may stall for far longer than
+one hand-off, so a request with fewer splits swings less.
 """
 
-MIN_TILE_COST = 32_768
+HANDOFF_NS = 600
+UNITS_PER_NS = 40
+SPLIT_MARGIN = 2
+MIN_TILE_COST = HANDOFF_NS * UNITS_PER_NS * SPLIT_MARGIN
 TILES_PER_WORKER = 5
 BALANCE_SLACK = 1.03
 
@@ -45,7 +60,7 @@ def even_bounds(t, n_tiles, units):
     return t * units // n_tiles
 
 
-def split_even(items, cost_per_item, num_workers, granule):
+def split_even(items, cost_per_item, num_workers, granule, max_tiles=None):
     """Tiles for ``items`` split into near-equal runs of whole granules; returns ``n_tiles``.
 
     Tile ``t`` covers granules ``[even_bounds(t), even_bounds(t + 1))`` of the
@@ -56,7 +71,8 @@ def split_even(items, cost_per_item, num_workers, granule):
     units = -(-max(int(items), 1) // granule)
     workers = max(int(num_workers), 1)
     total = max(int(items), 1) * max(float(cost_per_item), 1.0)
-    want = max(1, min(int(min(total // MIN_TILE_COST, TILES_PER_WORKER * workers)), units))
+    cap = TILES_PER_WORKER * workers if max_tiles is None else max(1, int(max_tiles))
+    want = max(1, min(int(min(total // MIN_TILE_COST, cap)), units))
     options = []
     for n in range(1, want + 1):
         busiest = 0
@@ -84,15 +100,19 @@ def conv_gemm_tiles(images, cout_g, npix, kk, workers, mr, nr, small_pix):
     activations): split the ``mr``-row output-channel blocks, so each tile
     streams only its own rows of the weights. Otherwise split the
     ``nr``-column panels evenly, adding a channel split only when some worker
-    would get no tile (a channel split costs a packing pass).
+    would get no tile and each part still pays for its hand-off (a channel
+    split costs a packing pass). ``images`` image-groups share the op's tile
+    cap, so a conv of many small groups gets about one tile per group.
     """
     npan = -(-npix // nr)
+    cap = -(-TILES_PER_WORKER * max(int(workers), 1) // max(int(images), 1))
     if npix <= small_pix and cout_g >= 2 * mr:
-        return 1, npan, split_even(cout_g, npix * kk, workers, mr)
-    npb = split_even(npix, cout_g * kk, workers, nr)
+        return 1, npan, split_even(cout_g, npix * kk, workers, mr, cap)
+    npb = split_even(npix, cout_g * kk, workers, nr, cap)
     ncob = 1
-    if images * npb < workers and cout_g > mr:
-        ncob = min(-(-cout_g // mr), -(-workers // (images * npb)))
+    parts = npix * cout_g * kk // MIN_TILE_COST
+    if images * npb < workers and cout_g > mr and parts >= 2:
+        ncob = min(-(-cout_g // mr), -(-workers // (images * npb)), parts)
     return npb, npan, ncob
 
 
@@ -100,13 +120,15 @@ def gemm_blocks(batch, m, n, k, workers, mr, nr):
     """``(n_row_blocks, rows_per_block, n_col_blocks, cols_per_block)`` of a batched ``m x n x k`` GEMM.
 
     Rows split first (``mr`` granule); columns (``nr`` granule) only while
-    there are fewer than two tiles per worker.
+    there are fewer than two tiles per worker and each column block still
+    pays for its hand-off.
     """
     nmb, mb = split(m, n * k, workers, granule=mr)
     nnb, nb = 1, n
     want = 2 * workers
-    if batch * nmb < want and n > nr:
-        nnb = min(-(-n // nr), -(-want // (batch * nmb)))
+    parts = mb * n * k // MIN_TILE_COST
+    if batch * nmb < want and n > nr and parts >= 2:
+        nnb = min(-(-n // nr), -(-want // (batch * nmb)), parts)
         nb = -(-(-(-n // nnb)) // nr) * nr
         nnb = -(-n // nb)
     return nmb, mb, nnb, nb

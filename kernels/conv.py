@@ -43,10 +43,10 @@ import numpy as np
 from .abi import f32, slot_address
 from .contract import declare_row, tile_kernel
 from .conv_pack import BIG, _GEOMETRY, _im2col
-from .elementwise import CLIP, IDENTITY, RELU, apply_activation
+from .elementwise import CLIP, HARD_SWISH, IDENTITY, RELU, activation_run
 from .gemm import EPILOGUE, MR, NR, ep_float, ep_int, gemm_tile, scratch_floats
 from .pool2d import maxpool_rows
-from .simd import VW, v_add, v_clamp_above, v_clamp_below, v_load_n, v_splat, v_store_n, v_zero
+from .simd import VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load_n, v_mul, v_splat, v_store_n, v_zero
 
 GEMM_SCRATCH = scratch_floats()
 
@@ -199,7 +199,7 @@ def f32_grid_out(p, tile, scratch):
     act = ep_int(epa, EPILOGUE.act)
     has_bias, has_res = ep_int(epa, EPILOGUE.has_c) != 0, ep_int(epa, EPILOGUE.has_res) != 0
     aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
-    vec_act = act == RELU or act == CLIP or act == IDENTITY
+    vec_act = act == RELU or act == CLIP or act == IDENTITY or act == HARD_SWISH
     lo_v = v_splat(aa)
     hi_v = v_splat(ab)
     npix = oh_n * ow_n
@@ -213,8 +213,7 @@ def f32_grid_out(p, tile, scratch):
                 v = v_add(v_load_n(src + o * 4, ow_n - o), b_v)
                 _dw_out(p[R.y], at + o * 4, v, ow_n - o, p[R.res], has_res, act if vec_act else IDENTITY, lo_v, hi_v)
         if not vec_act:
-            for q in range(plane * npix, plane * npix + npix):
-                y[q] = apply_activation(act, y[q], aa, ab)
+            activation_run(act, y, plane * npix, plane * npix + npix, aa, ab)
     return 0
 
 
@@ -227,4 +226,7 @@ def _dw_out(ya, at, v, n, resa, has_res, act, lo_v, hi_v):
         v = v_clamp_below(v, v_zero())
     elif act == CLIP:
         v = v_clamp_above(v_clamp_below(v, lo_v), hi_v)
+    elif act == HARD_SWISH:
+        gate = v_fma(v, v_splat(np.float32(1.0 / 6.0)), v_splat(np.float32(0.5)))
+        v = v_mul(v, v_clamp_above(v_clamp_below(gate, v_zero()), v_splat(np.float32(1))))
     v_store_n(ya + at, v, n)

@@ -6,8 +6,9 @@
 copy each plane into a zero-padded scratch plane (``dw_pad_shape`` sizes it)
 and take every tap as a plain vector load from it; larger strides run plain
 loops. Bias, residual and activation come from the row's ``EPILOGUE``
-struct; Relu and Clip are applied on the vector (``kernels.conv._dw_out``),
-any other activation in a pass over the plane. Not here: groups of more than
+struct; Relu, Clip and HardSwish are applied on the vector (``kernels.conv._dw_out``),
+any other activation in a vectorized pass over the plane while it is in cache
+(``elementwise.activation_run``). Not here: groups of more than
 one input channel, 3-D convolution.
 """
 import numba
@@ -17,7 +18,7 @@ from .abi import f32, slot_address
 from .contract import tile_kernel
 from .conv import CONV, _conv_geometry, _dw_out
 from .conv_pack import BIG, _copy_run, _span
-from .elementwise import CLIP, IDENTITY, RELU, apply_activation
+from .elementwise import CLIP, HARD_SWISH, IDENTITY, RELU, activation_run
 from .gemm import EPILOGUE, ep_float, ep_int
 from .simd import VW, v_fma, v_load, v_load2_n, v_splat, v_store, v_store_n, v_zero
 
@@ -164,7 +165,8 @@ def _dw_epilogue(y, yo, res, bv, n, act, aa, ab, has_res):
         v = y[yo + q] + bv
         if has_res:
             v += res[yo + q]
-        y[yo + q] = apply_activation(act, v, aa, ab)
+        y[yo + q] = v
+    activation_run(act, y, yo, yo + n, aa, ab)
 
 
 @tile_kernel(CONV, scratch=_dw_scratch)
@@ -184,8 +186,8 @@ def f32_conv_dw(p, tile, scratch):
     has_res = ep_int(epa, EPILOGUE.has_res) != 0
     act = ep_int(epa, EPILOGUE.act)
     aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
-    # Relu and Clip run on the vector; any other activation in a pass over the plane.
-    vec_act = act == RELU or act == CLIP or act == IDENTITY
+    # Relu, Clip and HardSwish run on the vector; any other activation in a pass over the plane.
+    vec_act = act == RELU or act == CLIP or act == IDENTITY or act == HARD_SWISH
     lo = tile * cpt
     hi = min(n_img * cout, lo + cpt)
     if sw <= 2:
@@ -202,8 +204,7 @@ def f32_conv_dw(p, tile, scratch):
                        wp, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl, bv, act if vec_act else IDENTITY, aa, ab,
                        has_res)
             if not vec_act:
-                for q in range(plane * npix, plane * npix + npix):
-                    y[q] = apply_activation(act, y[q], aa, ab)
+                activation_run(act, y, plane * npix, plane * npix + npix, aa, ab)
         else:
             _dw_plane(x, xo, wt, co * kh * kw, y, plane * npix, h, w, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl)
             _dw_epilogue(y, plane * npix, f32(p[R.res], BIG), bv, npix, act, aa, ab, has_res)

@@ -43,7 +43,8 @@ def _act(op, v, alpha, beta):
         return beta if w > beta else w
     if op == SIGMOID:
         # exp_f32 saturates for large |v|, so 1/(1+e) tends to the right 0 or 1.
-        return np.float32(1) / (np.float32(1) + exp_f32(-v))
+        # np.divide: ``/`` checks for a zero divisor and raises, which keeps the loop scalar (~10x slower).
+        return np.divide(np.float32(1), np.float32(1) + exp_f32(-v))
     if op == TANH:
         return np.tanh(v)
     if op == HARD_SIGMOID:
@@ -55,7 +56,7 @@ def _act(op, v, alpha, beta):
         return v * max(np.float32(0), min(np.float32(1), v * np.float32(1.0 / 6.0) + np.float32(0.5)))
     if op == SILU:
         # x * sigmoid(x): the fused form of Mul(x, Sigmoid(x))
-        return v / (np.float32(1) + exp_f32(-v))
+        return np.divide(v, np.float32(1) + exp_f32(-v))
     if op == GELU:
         return np.float32(0.5) * v * (np.float32(1) + np.float32(math.erf(v * np.float32(0.7071067811865476))))
     if op == GELU_TANH:
@@ -65,6 +66,44 @@ def _act(op, v, alpha, beta):
 
 
 apply_activation = _act  # shared with the fused epilogues of other families
+
+
+@numba.njit(inline="always")
+def _act_loop(y, lo, hi, op, alpha, beta):
+    # Unsigned indices: no negative-index wraparound test, so the loop vectorizes (about 10x on SiLU).
+    for q in range(U(lo), U(hi)):
+        y[q] = _act(op, y[q], alpha, beta)
+
+
+@numba.njit(inline="always")
+def activation_run(act, y, lo, hi, alpha, beta):
+    """Apply activation ``act`` to ``y[lo:hi]`` in place: a fused epilogue's pass over a run in cache.
+
+    Each code gets its own loop with the code a constant, so the branch is
+    gone and the loop vectorizes (a per-element ``apply_activation`` on a
+    runtime code stays scalar: SiLU's exp then costs several times the
+    conv). Does nothing for ``IDENTITY``.
+    """
+    if act == RELU:
+        _act_loop(y, lo, hi, RELU, alpha, beta)
+    elif act == LEAKY_RELU:
+        _act_loop(y, lo, hi, LEAKY_RELU, alpha, beta)
+    elif act == CLIP:
+        _act_loop(y, lo, hi, CLIP, alpha, beta)
+    elif act == SIGMOID:
+        _act_loop(y, lo, hi, SIGMOID, alpha, beta)
+    elif act == TANH:
+        _act_loop(y, lo, hi, TANH, alpha, beta)
+    elif act == HARD_SIGMOID:
+        _act_loop(y, lo, hi, HARD_SIGMOID, alpha, beta)
+    elif act == HARD_SWISH:
+        _act_loop(y, lo, hi, HARD_SWISH, alpha, beta)
+    elif act == SILU:
+        _act_loop(y, lo, hi, SILU, alpha, beta)
+    elif act == GELU:
+        _act_loop(y, lo, hi, GELU, alpha, beta)
+    elif act == GELU_TANH:
+        _act_loop(y, lo, hi, GELU_TANH, alpha, beta)
 
 
 @numba.njit(inline="always")

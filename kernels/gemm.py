@@ -41,9 +41,9 @@ from numba import types
 from numba.extending import intrinsic
 
 from . import simd
-from .abi import f32, i64, slot_address
+from .abi import U, f32, i64, slot_address
 from .contract import declare_row, declare_struct, tile_kernel
-from .elementwise import CLIP, IDENTITY, LEAKY_RELU, RELU, apply_activation
+from .elementwise import CLIP, IDENTITY, LEAKY_RELU, RELU, activation_run
 from .simd import VW, v_load_n, v_store
 
 MR = 8          # rows of the register block
@@ -388,12 +388,14 @@ def _epilogue(cv, co, ldc, mv, nv, epa, cadd, cao, sci, scj, res):
     for i in range(mv):
         r = co + i * ldc
         for j in range(nv):
-            v = alpha * cv[r + j]
+            q = U(r + j)  # unsigned: no wraparound test, the loop vectorizes
+            v = alpha * cv[q]
             if has_c:
-                v += beta * cadd[cao + i * sci + j * scj]
+                v += beta * cadd[U(cao + i * sci + j * scj)]
             if has_res:
-                v += res[r + j]
-            cv[r + j] = apply_activation(act, v, aa, ab)
+                v += res[q]
+            cv[q] = v
+        activation_run(act, cv, r, r + nv, aa, ab)
 
 
 @numba.njit(inline="always")

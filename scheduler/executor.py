@@ -20,7 +20,9 @@ Locality: an op's tiles are dealt into one contiguous chunk per worker (chunk
 ``w`` of every op has the same place in the op's range), and worker ``w``
 drains its own chunk first. So consecutive ops keep their data in the same
 core's cache, and a chain of single-tile ops stays on one core instead of
-bouncing between caches. A worker takes tiles of another worker's chunk once
+bouncing between caches: a single-tile op's one chunk belongs to the worker
+that released it (finished its producer's last tile), so a chain of small ops
+runs on one core with no hand-off at all. A worker takes tiles of another worker's chunk once
 that worker is not serving this slot, or the op has waited ``STEAL_AFTER_NS``:
 the schedule stays work-conserving. No Python runs per tile, per op or per
 request on the workers. With no active slot in its order a worker spins
@@ -43,8 +45,9 @@ ACTIVE, RUNNING, TAIL, OPS_DONE, ERROR, GEN, TRACE_ADDR, TRACE_CAP, TRACE_N, T0 
 N_OPS, FN_ADDR, N_TILES, CONS_PTR, CONS_IDX, PARAMS, ST_ADDR = range(10, 17)
 JOB_FIELDS = 7
 N_CTL = 24
-# Rows of a slot's op-state matrix; rows CHUNK + w count the claims in worker w's chunk.
-DONE, DEPS, READY, READY_OK, TAKEN, READY_NS, CHUNK = 0, 1, 2, 3, 4, 5, 6
+# Rows of a slot's op-state matrix; rows CHUNK + w count the claims in worker w's chunk
+# (chunks counted from the op's HOME worker: the releaser of a single-tile op, else worker 0).
+DONE, DEPS, READY, READY_OK, TAKEN, READY_NS, HOME, CHUNK = 0, 1, 2, 3, 4, 5, 6, 7
 # Columns of the engine-wide control row; column SERVING + w is the slot worker w is in (-1: none).
 STOP, SEQ, SLEEPERS, SERVING = 0, 1, 2, 16
 # Columns of a trace event.
@@ -131,19 +134,25 @@ def _finish(c):
 
 @numba.njit(nogil=True, cache=True)
 def _claim(w, slot, g, s, op, n, now):
-    """A tile of ``op`` for worker ``w``: its own chunk first, then others' (see module doc); -1 if none."""
+    """A tile of ``op`` for worker ``w``: its own chunk first, then others' (see module doc); -1 if none.
+
+    Chunks are numbered from the op's ``HOME`` worker: chunk ``v`` belongs to
+    worker ``(v + home) % n_workers``.
+    """
     n_workers = g.size - SERVING
-    t = atomic_add(s[CHUNK + w], op, 1) + (w * n + n_workers - 1) // n_workers
-    if t < ((w + 1) * n + n_workers - 1) // n_workers:
+    home = s[HOME, op] if n == 1 else 0
+    mine = (w - home + n_workers) % n_workers
+    t = atomic_add(s[CHUNK + mine], op, 1) + (mine * n + n_workers - 1) // n_workers
+    if t < ((mine + 1) * n + n_workers - 1) // n_workers:
         return t
     waited = now - s[READY_NS, op] >= STEAL_AFTER_NS
     for k in range(1, n_workers):
-        v = (w + k) % n_workers
+        v = (mine + k) % n_workers
         lo = (v * n + n_workers - 1) // n_workers
         hi = ((v + 1) * n + n_workers - 1) // n_workers
         if lo == hi or atomic_load(s[CHUNK + v], op) >= hi - lo:
             continue
-        if not waited and atomic_load(g, SERVING + v) == slot:
+        if not waited and atomic_load(g, SERVING + (v + home) % n_workers) == slot:
             continue  # its owner is here and will take it soon
         t = atomic_add(s[CHUNK + v], op, 1) + lo
         if t < hi:
@@ -201,6 +210,7 @@ def _run_slot(w, slot, g, c, s, params, fn_addr, n_tiles, cons_ptr, cons_idx, sc
                 cons = cons_idx[k]
                 if atomic_add(deps, cons, -1) == 1:
                     s[READY_NS, cons] = released
+                    s[HOME, cons] = w
                     slot_q = atomic_add(c, TAIL, 1)
                     ready[slot_q] = cons
                     atomic_store(ready_ok, slot_q, 1)

@@ -103,8 +103,8 @@ RUNS = [("single_stream", 1), ("single_stream", None), ("multi_stream", 1), ("mu
 
 @pytest.mark.parametrize("scheduler,num_cores", RUNS)
 def test_custom_op_between_builtins_matches_numpy(scheduler, num_cores):
-    model, a = row_affine_model(rows=301, cols=256)  # several tiles, the last one short
-    x = np.random.default_rng(3).standard_normal((301, 256)).astype(F)
+    model, a = row_affine_model(rows=901, cols=256)  # several tiles, the last one short
+    x = np.random.default_rng(3).standard_normal((901, 256)).astype(F)
     want_y, want_z = row_affine_oracle(x, a)
     extra = {"topology": two_domains()} if scheduler == "elastic" else {}
     with tilerun.compile_model(model, num_cores=num_cores, scheduler=scheduler, **extra) as eng:

@@ -39,3 +39,26 @@ def test_split_even_beats_equal_tiles_on_ragged_counts():
     bounds = [even_bounds(t, n, 27) for t in range(n + 1)]
     even = [32 * c for c in _chunks(bounds, n, 2)]
     assert max(even) - min(even) <= 32 < max(equal) - min(equal)
+
+
+def test_ops_below_the_handoff_cost_stay_whole():
+    from tilerun.kernels.gemm import MR, NR
+    from tilerun.ops.conv_paths import SMALL_PIX
+    from tilerun.tiling import MIN_TILE_COST, conv_gemm_tiles, gemm_blocks
+    # Squeeze-excitation's pooled 1x1 convs (one pixel): one tile, no channel split.
+    assert conv_gemm_tiles(1, MR + 4, 1, 96, 2, MR, NR, SMALL_PIX) == (1, 1, 1)
+    assert conv_gemm_tiles(1, 96, 1, 24, 2, MR, NR, SMALL_PIX)[::2] == (1, 1)
+    assert gemm_blocks(1, 1, 4 * NR, 64, 2, MR, NR)[::2] == (1, 1)
+    # Work that pays for several hand-offs is still split over the workers.
+    npb, _, ncob = conv_gemm_tiles(1, 4 * MR, 1, 4 * MIN_TILE_COST, 2, MR, NR, SMALL_PIX)
+    assert npb * ncob >= 2
+    assert split(1000, 4 * MIN_TILE_COST, 2)[0] >= 2
+
+
+def test_many_groups_share_the_tile_cap():
+    from tilerun.kernels.gemm import MR, NR
+    from tilerun.ops.conv_paths import SMALL_PIX
+    from tilerun.tiling import TILES_PER_WORKER, conv_gemm_tiles
+    groups, workers = 26, 2
+    npb, _, ncob = conv_gemm_tiles(groups, 8, 28 * 28, 72, workers, MR, NR, SMALL_PIX)
+    assert groups * npb * ncob <= groups * -(-TILES_PER_WORKER * workers // groups)

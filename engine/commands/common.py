@@ -34,20 +34,26 @@ def load_model_arg(arg, progress=None):
     """The ``onnx.ModelProto`` a MODEL argument names: a path, a light model name, or None (default).
 
     Light model names (``resnet50``, ``squeezenet``, ...) load the model shipped
-    in the onnx wheel with seeded random weights.
+    in the onnx wheel with seeded random weights; ``mobilenet_v2`` and the
+    ``MODERN_CNNS`` names (``efficientnet_b0``, ...) build that graph with
+    seeded weights.
     """
     if progress is not None:
         with progress.task("loading the model"):
             return load_model_arg(arg)
     from tilerun.errors import ModelError
     from tilerun.load import load_model
-    from tilerun.models import LIGHT_MODELS, default_model, light_model_path, randomize_weights
+    from tilerun.models import (LIGHT_MODELS, MODERN_CNNS, default_model, light_model_path, mobilenet_v2,
+                                randomize_weights)
     if arg is None:
         return default_model()
     if not os.path.exists(arg):
         name = arg[len("light_"):] if arg.startswith("light_") else arg
         if name in LIGHT_MODELS:
             return randomize_weights(light_model_path(name), seed=0)
+        built = dict(MODERN_CNNS, mobilenet_v2=mobilenet_v2)
+        if arg in built:
+            return built[arg](seed=0)
         raise CliError(f"model not found: expected an .onnx file or a light model name "
                        f"({', '.join(LIGHT_MODELS)}), given {arg!r}")
     try:

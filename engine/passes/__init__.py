@@ -4,15 +4,17 @@ from .infer import infer_and_fold
 from .simplify import remove_identities, remove_dead_nodes
 from .fold_batchnorm import fold_batchnorm
 from .fuse import fuse_epilogues
+from .fuse_silu import fuse_silu
 
 
 def run_passes(graph, batch_size, input_shapes, fuse=True):
-    """Bind static shapes, infer/fold, fold BatchNorm into Conv, drop no-ops and dead nodes, fuse."""
+    """Bind static shapes, infer/fold, fold BatchNorm into Conv, drop no-ops and dead nodes, fuse (SiLU first)."""
     bind_input_shapes(graph, batch_size, input_shapes)
     remove_identities(graph)
     infer_and_fold(graph)
     fold_batchnorm(graph)
     remove_dead_nodes(graph)
     if fuse:
+        fuse_silu(graph)
         fuse_epilogues(graph)
     return graph

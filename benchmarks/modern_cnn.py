@@ -1,0 +1,135 @@
+"""Modern CNN graphs (MobileNetV3-small, EfficientNet-B0, RegNetY-400MF): tilerun vs ONNX Runtime.
+
+``python benchmarks/modern_cnn.py [names...] [--rounds N] [--windows N]`` prints,
+per model, from one process:
+
+* latency at 1 and 2 threads, tilerun and ORT alternating in blocks
+  (``interleave.alternate``): medians and tilerun / ORT ratios, and tilerun's
+  2-core / 1-core ratio;
+* stability at 2 threads: ``--windows`` consecutive 0.5 s windows of each
+  engine (tilerun's windows, then ORT's, repeated in halves so drifting load
+  hits both), the median latency of each window, and the spread (max / min)
+  of those medians;
+* throughput with 2 callers: tilerun ``multi_stream`` (2 streams) against
+  ORT's best 2-core setup (one session at 2 threads with 1 caller, one
+  session at 1 thread with 2 callers, two 1-thread sessions).
+
+The machine may be shared: numbers are noisy; rerun before trusting a ratio.
+"""
+import argparse
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(pathlib.Path(__file__).resolve().parents[1] / ".numba_cache"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import tilerun  # noqa: E402
+from interleave import alternate  # noqa: E402
+from test_throughput import measure  # noqa: E402
+from tilerun.commands.common import ort_feeds, ort_session  # noqa: E402
+from tilerun.models import MODERN_CNNS, random_inputs  # noqa: E402
+
+WINDOW_S = 0.5
+
+
+def _ort(model, threads, x):
+    s = ort_session(model, threads)
+    feeds = ort_feeds(s, x)
+    return lambda: s.run(None, feeds)
+
+
+def _windows(fn, n, seconds=WINDOW_S):
+    """Median latency (s) of each of ``n`` consecutive ``seconds``-long windows of back-to-back calls."""
+    out = []
+    for _ in range(n):
+        lat, stop = [], time.perf_counter() + seconds
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            fn()
+            lat.append(time.perf_counter() - t)
+        out.append(statistics.median(lat))
+    return out
+
+
+def latency(model, x, rounds, block):
+    """``{threads: (tilerun s, ort s)}`` medians at 1 and 2 threads, all four alternating."""
+    engs = {t: tilerun.compile_model(model, num_cores=t) for t in (1, 2)}
+    fns = []
+    for t in (1, 2):
+        fns += [lambda e=engs[t]: e.run(x), _ort(model, t, x)]
+    med = alternate(fns, rounds, block)
+    for e in engs.values():
+        e.close()
+    return {1: (med[0], med[1]), 2: (med[2], med[3])}
+
+
+def stability(model, x, n_windows):
+    """(tilerun window medians, ORT window medians) at 2 threads, ``n_windows`` each, in alternating halves."""
+    eng = tilerun.compile_model(model, num_cores=2)
+    fns = [lambda: eng.run(x), _ort(model, 2, x)]
+    out = [[], []]
+    half = max(1, n_windows // 2)
+    while len(out[0]) < n_windows:
+        for f, acc in zip(fns, out):
+            time.sleep(0.05)
+            f()
+            acc += _windows(f, min(half, n_windows - len(acc)))
+    eng.close()
+    return out
+
+
+def throughput(model, x, seconds, rounds):
+    """Items/s (medians over rounds): tilerun multi_stream with 2 callers and each ORT 2-core setup."""
+    eng = tilerun.compile_model(model, num_cores=2, scheduler="multi_stream", num_streams=2)
+    shared = _ort(model, 1, x)
+    configs = {"tilerun multi_stream": [lambda: eng.run(x)] * 2,
+               "ort 1 session x2 threads": [_ort(model, 2, x)],
+               "ort 1 session, 2 callers": [shared] * 2,
+               "ort 2 sessions": [_ort(model, 1, x), _ort(model, 1, x)]}
+    for callers in configs.values():
+        for f in set(callers):
+            f()
+    rates = {k: [] for k in configs}
+    for _ in range(rounds):
+        for k, callers in configs.items():
+            time.sleep(0.05)
+            rates[k].append(measure(callers, seconds)[0])
+    eng.close()
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", default=sorted(MODERN_CNNS))
+    ap.add_argument("--rounds", type=int, default=7, help="alternating latency rounds (default 7)")
+    ap.add_argument("--block", type=int, default=10, help="timed calls per engine per round (default 10)")
+    ap.add_argument("--windows", type=int, default=20, help="0.5 s stability windows per engine (default 20)")
+    ap.add_argument("--tput-seconds", type=float, default=1.0, help="seconds per throughput round (default 1)")
+    ap.add_argument("--tput-rounds", type=int, default=3, help="throughput rounds (default 3)")
+    args = ap.parse_args(argv)
+    for name in args.names:
+        model = MODERN_CNNS[name](seed=0)
+        x = random_inputs(model, seed=0)
+        print(f"\n== {name}", flush=True)
+        lat = latency(model, x, args.rounds, args.block)
+        for t, (tr, ort) in lat.items():
+            print(f"latency x{t}: tilerun {tr * 1e3:.2f} ms  ort {ort * 1e3:.2f} ms  tilerun/ort {tr / ort:.2f}")
+        print(f"tilerun 2 cores / 1 core: {lat[2][0] / lat[1][0]:.2f}   ort: {lat[2][1] / lat[1][1]:.2f}", flush=True)
+        if args.windows:
+            tw, ow = stability(model, x, args.windows)
+            for label, w in (("tilerun", tw), ("ort", ow)):
+                print(f"windows x2 {label:8s} " + " ".join(f"{v * 1e3:.2f}" for v in w))
+                print(f"  median {statistics.median(w) * 1e3:.2f} ms  spread max/min {max(w) / min(w):.2f}")
+        if args.tput_rounds:
+            rates = throughput(model, x, args.tput_seconds, args.tput_rounds)
+            best = max(v for k, v in rates.items() if k.startswith("ort"))
+            for k, v in rates.items():
+                print(f"throughput {k:<26s} {v:8.1f}/s  / ORT best {v / best:.2f}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

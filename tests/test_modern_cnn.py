@@ -1,0 +1,90 @@
+"""MobileNetV3-small, EfficientNet-B0 and RegNetY-400MF-style graphs against ONNX Runtime.
+
+Depthwise and grouped convs, squeeze-excitation (HardSigmoid and Sigmoid
+gates), HardSwish and SiLU as ``x * Sigmoid(x)``: narrow, small-input versions
+keep the tests fast while the blocks and their fusions are the full models'.
+"""
+import numpy as np
+import onnx
+import pytest
+
+import tilerun
+from oracle import reference_outputs
+from tilerun.models import MODERN_CNNS, random_inputs
+
+
+@pytest.mark.parametrize("name", sorted(MODERN_CNNS))
+def test_modern_cnn_matches_onnxruntime(name):
+    model = MODERN_CNNS[name](seed=1, size=64, width=0.5, classes=10)
+    onnx.checker.check_model(model)
+    x = random_inputs(model, seed=2)
+    ref = reference_outputs(model, {"input": x[0]}, use_ort=True)[0]
+    one = None
+    for cores in (1, None):
+        with tilerun.compile_model(model, num_cores=cores) as eng:
+            out = eng.run(x)[0]
+            ops = {r.op_type for r in eng.plan.rows}
+        if one is None:
+            one = out
+        np.testing.assert_array_equal(out, one, err_msg="1-core and all-core runs differ")
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()))
+    # Activations (SiLU's Sigmoid and Mul included) run in the producing conv's epilogue.
+    assert not ops & {"Sigmoid", "HardSigmoid", "HardSwish", "Relu", "Add"}, ops
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MODERN_CNNS))
+def test_modern_cnn_full_size(name):
+    model = MODERN_CNNS[name](seed=0)
+    x = random_inputs(model, seed=0)
+    ref = reference_outputs(model, {"input": x[0]}, use_ort=True)[0]
+    with tilerun.compile_model(model) as eng:
+        assert eng.input_shapes == [(1, 3, 224, 224)]
+        (y,) = eng.run(x)
+    np.testing.assert_allclose(y, ref, rtol=1e-3, atol=1e-4 * float(np.abs(ref).max()))
+
+
+def _conv_silu_graph(extra_consumer):
+    from onnx import helper, numpy_helper
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((8, 4, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["s", "c"], ["y"])]
+    outs = [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)]
+    if extra_consumer:
+        nodes.append(helper.make_node("Relu", ["c"], ["r"]))
+        outs.append(helper.make_tensor_value_info("r", onnx.TensorProto.FLOAT, None))
+    g = helper.make_graph(nodes, "silu", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4, 9, 9])],
+                          outs, [w])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("extra_consumer", [False, True])
+def test_silu_fuses_only_when_the_conv_output_feeds_nothing_else(extra_consumer):
+    model = _conv_silu_graph(extra_consumer)
+    x = np.random.default_rng(1).standard_normal((1, 4, 9, 9)).astype(np.float32)
+    x[0, 0, 4, 4] = np.nan
+    ref = reference_outputs(model, {"x": x}, use_ort=True)
+    with tilerun.compile_model(model) as eng:
+        out = eng.run([x])
+        ops = [r.op_type for r in eng.plan.rows]
+    for o, r in zip(out, ref):
+        np.testing.assert_allclose(o, r, rtol=1e-5, atol=1e-5)  # NaN where the reference has NaN
+    assert ("Sigmoid" in ops) == extra_consumer, ops
+
+
+def test_small_ops_are_one_tile_and_chains_stay_on_one_worker():
+    from tilerun.tiling import MIN_TILE_COST
+    model = MODERN_CNNS["efficientnet_b0"](seed=0, size=64, width=0.5, classes=10)
+    x = random_inputs(model, seed=0)
+    with tilerun.compile_model(model, num_cores=2) as eng:
+        rows, tiles = eng.plan.rows, eng.plan.tables["n_tiles"]
+        trace = eng.trace(x, repeat=3)
+    small = [(r, int(t)) for r, t in zip(rows, tiles) if r.flops < MIN_TILE_COST]
+    assert small and all(t == 1 for _, t in small), [(r.node, r.kernel.name, t) for r, t in small if t > 1]
+    # Consecutive single-tile ops (a squeeze-excitation chain) mostly run where their producer ran.
+    ev = trace.events[np.argsort(trace.events[:, 3])]
+    single = {i for i, t in enumerate(tiles) if t == 1}
+    pairs = [(a, b) for a, b in zip(ev[:-1], ev[1:]) if a[1] in single and b[1] in single]
+    same = sum(1 for a, b in pairs if a[0] == b[0])
+    assert pairs and same >= 0.75 * len(pairs), (same, len(pairs))
