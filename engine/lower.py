@@ -8,9 +8,12 @@ from .ops import registry
 from .plan import PlanBuilder
 
 
-def lower_graph(graph, num_workers, weight_cache=None):
-    """Run every node's lowering in order and finish the plan (packed weights kept in ``weight_cache``)."""
-    b = PlanBuilder(graph, num_workers, weight_cache=weight_cache)
+def lower_graph(graph, num_workers, weight_cache=None, precision="fp32"):
+    """Run every node's lowering in order and finish the plan (packed weights kept in ``weight_cache``).
+
+    ``precision``: ``"bf16"`` lets lowerings pick BF16 kernels (resolved by ``engine.precision``).
+    """
+    b = PlanBuilder(graph, num_workers, weight_cache=weight_cache, precision=precision)
     for node in graph.nodes:
         lowering = registry.resolve(node.op_type, graph.opset, node.domain)
         ins = [graph.value(i) for i in node.inputs]

@@ -207,7 +207,7 @@ class ShapePlan:
 class PlanCache:
     """``ShapePlan``s by input shapes: built on first use from the imported graph, the ``capacity`` latest kept."""
 
-    def __init__(self, graph, signature, num_workers, n_slots, capacity=8, fuse=True):
+    def __init__(self, graph, signature, num_workers, n_slots, capacity=8, fuse=True, precision="fp32"):
         self._graph, self.signature = graph, signature
         self.output_names = list(graph.outputs)
         # As the model declares them (a dynamic dim is its symbol or None); fixed shapes are set once planned.
@@ -217,6 +217,7 @@ class PlanCache:
         if signature.export_shapes is not None:
             batch_generic(graph, signature.export_shapes, self._infer)
         self._num_workers, self._n_slots, self._fuse = num_workers, n_slots, fuse
+        self.precision = precision
         self.capacity = capacity
         self.weight_cache = {}  # packed weights shared by every shape's plan
         self._plans = collections.OrderedDict()
@@ -257,7 +258,7 @@ class PlanCache:
         graph = self._graph if self.signature.static else self._graph.copy()
         self._infer(graph, shapes, self._fuse)
         t1 = time.perf_counter()
-        plan = lower_graph(graph, self._num_workers, self.weight_cache)
+        plan = lower_graph(graph, self._num_workers, self.weight_cache, self.precision)
         log.debug("shapes %s: passes %.3f s (%d nodes left), lowering %.3f s", [list(s) for s in shapes], t1 - t0,
                   len(graph.nodes), time.perf_counter() - t1)
         log.debug("plan: %d rows, %d tiles, arena %.1f MiB per stream, weights %.1f MiB, scratch %d KiB per worker",

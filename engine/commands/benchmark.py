@@ -33,6 +33,7 @@ def add_parser(sub):
                         "--concurrency: the callers expected)")
     b.add_argument("--num-streams", type=flags.positive_int, default=None,
                    help="request slots (multi_stream/elastic)")
+    flags.add_precision(b)
     b.add_argument("--num-cores", type=flags.positive_int, default=None, help="cores to use (default: all usable)")
     b.add_argument("--batch-size", type=flags.positive_int, default=1, help="batch dim of the inputs (default 1)")
     b.add_argument("--input-shapes", default=None, help="dynamic dims, e.g. ids:1x128,mask:1x128")
@@ -100,7 +101,7 @@ def _config(args, eng, inputs):
             "callers": default_callers(eng, args.concurrency), "time_s": args.time, "warmup_s": args.warmup,
             "inputs": {n: f"{a.dtype}{list(a.shape)}" for n, a in zip(eng.input_names, inputs)},
             "input_source": args.inputs or f"random (seed {args.seed})",
-            "hint": eng.config.hint, "auto_batch": eng.config.auto_batch}
+            "hint": eng.config.hint, "auto_batch": eng.config.auto_batch, "precision": eng.config.precision}
 
 
 def _print_config(c):
@@ -112,6 +113,7 @@ def _print_config(c):
           f"batch={c['batch_size']}  callers={c['callers']}")
     if c.get("hint"):
         print(f"  hint         {c['hint']}: auto-batch {c['auto_batch'] or 'off'}")
+    print(f"  precision    {c['precision']}")
     print(f"  time         {c['time_s']:g} s measured per engine after {c['warmup_s']:g} s warm-up")
 
 

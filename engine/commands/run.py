@@ -26,6 +26,7 @@ def add_parser(sub):
     r.add_argument("model", nargs="?", help="ONNX file or light model name (default: light resnet50, random weights)")
     r.add_argument("--batch-size", type=flags.positive_int, default=1,
                    help="batch dim of the inputs (default 1)")
+    flags.add_precision(r)
     r.add_argument("--num-cores", type=flags.positive_int, default=None,
                    help="cores to use (default: all usable)")
     r.add_argument("--input-shapes", default=None, help="dynamic dims, e.g. ids:1x128,mask:1x128")

@@ -15,6 +15,7 @@ from tilerun.kernels.gemm import MR, NR, epilogue, f32_gemm, f32_transpose2d, pa
 
 from .. import tiling
 from ..errors import node_error
+from . import bf16
 from .base import F32, Lowering, expect_dtype, expect_inputs, expect_rank
 from .registry import register
 
@@ -94,6 +95,11 @@ class Gemm(Lowering):
         sa = (1, m) if node.attrs.get("transA", 0) else (k, 1)
         tb = node.attrs.get("transB", 0)
         alpha, beta = float(node.attrs["alpha"]), float(node.attrs["beta"])
+        if b.const is not None and bf16.gemm_applies(plan, sa):
+            cname, sc, beta = _addend(plan, c, beta)
+            bf16.emit_gemm(node, plan, a.name, sa[0], lambda: b.const.T if tb else b.const,
+                           (node.name, "gemm_b", b.const.shape), y.name, m, n, k, cname, sc, alpha, beta)
+            return
         if b.const is not None:
             bname = plan.weight(lambda: pack_b(b.const.T if tb else b.const), "gemm_b",
                                 key=(node.name, "gemm_b", b.const.shape))
@@ -104,17 +110,20 @@ class Gemm(Lowering):
                      flops=n * k)
         else:
             bname = b.name
-        cname, sc = None, (0, 0)
-        if c is not None and beta != 0.0:
-            cs = (1,) * (2 - len(c.shape)) + tuple(c.shape)
-            sc = (cs[1] if cs[0] != 1 else 0, 1 if cs[1] != 1 else 0)
-            if c.const is not None:
-                cname = plan.weight(np.asarray(c.const, np.float32).reshape(cs) * np.float32(beta), "gemm_c")
-                beta = 1.0
-            else:
-                cname = c.name
+        cname, sc, beta = _addend(plan, c, beta)
         emit_gemm(node, plan, a.name, sa, bname, n, y.name, m, n, k, [0, 0], cname, sc, alpha, beta,
                   b_packed=b.const is not None)
+
+
+def _addend(plan, c, beta):
+    """``(name, (row, column) strides, beta)`` of Gemm's ``C`` (a constant is pre-scaled by ``beta``); None when unused."""
+    if c is None or beta == 0.0:
+        return None, (0, 0), beta
+    cs = (1,) * (2 - len(c.shape)) + tuple(c.shape)
+    sc = (cs[1] if cs[0] != 1 else 0, 1 if cs[1] != 1 else 0)
+    if c.const is not None:
+        return plan.weight(np.asarray(c.const, np.float32).reshape(cs) * np.float32(beta), "gemm_c"), sc, 1.0
+    return c.name, sc, beta
 
 
 @register("MatMul", 1)
@@ -155,6 +164,11 @@ class MatMul(Lowering):
         ia = np.broadcast_to(np.arange(nb_a).reshape(sa[:-2]), batch).reshape(-1) * (m * k)
         ib = np.broadcast_to(np.arange(nb_b).reshape(sb[:-2]), batch).reshape(-1) * (k * n)
         offs = np.stack([ia, ib], axis=1)
+        if b.const is not None and len(b.shape) <= 2 and bf16.gemm_applies(plan, (k, 1)):
+            # A constant 2-D B: every batch of A is more rows of one GEMM.
+            bf16.emit_gemm(node, plan, a.name, k, lambda: np.asarray(b.const, np.float32).reshape(sb),
+                           (node.name, "matmul_b", sb), y.name, nb_a * m, n, k)
+            return
         if b.const is not None:
             # Constant B: packed once into the core's panels; batch offsets count packed floats.
             bname = plan.weight(lambda: pack_b(np.asarray(b.const, np.float32).reshape(sb)), "matmul_b",
