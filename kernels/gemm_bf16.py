@@ -35,6 +35,8 @@ These kernels hold AVX512_BF16 instructions: only a host where
 ``cpu_supports_bf16()`` is true may compile or run them. Not here: BF16
 tensors between ops, AMX, grouped or depthwise convolution.
 """
+import functools
+
 import llvmlite.binding as llvm
 import numba
 import numpy as np
@@ -69,6 +71,7 @@ BF16_PACK = declare_row("BF16_PACK", inputs=("x", "koffs"), outputs=("cols",),
                               "n_panel_tiles"))
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_supports_bf16():
     """Whether this host can run the BF16 kernels: AVX-512 lanes in use and the AVX512_BF16 extension."""
     return simd.LANES == BV and bool(llvm.get_host_cpu_features().get("avx512bf16", False))

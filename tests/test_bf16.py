@@ -97,6 +97,23 @@ def test_matmul_batched_activations_constant_weights():
     check_bf16(model, {"x": x}, dot_atol(x.reshape(10, 96), w).reshape(2, 5, 50))
 
 
+@needs_bf16
+def test_matmul_fused_activation_and_vector_weights():
+    rng = np.random.default_rng(3)
+    w, v = rng.standard_normal((70, 40)).astype(np.float32), rng.standard_normal(40).astype(np.float32)
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"]),
+                        helper.make_node("MatMul", ["y", "v"], ["z"])],
+                       [("x", np.float32, [3, 70])], [("y", np.float32, [3, 40]), ("z", np.float32, [3])],
+                       [("w", w), ("v", v)])
+    x = rng.standard_normal((3, 70)).astype(np.float32)
+    y = np.maximum(x @ w, 0)
+    got, kernels = run_bf16(model, {"x": x})
+    assert kernels == {"bf16_gemm"}
+    assert np.all(np.abs(got[0] - y) <= dot_atol(x, w))
+    # The second product's input carries the first one's BF16 error (at most dot_atol(x, w)) too.
+    assert np.all(np.abs(got[1] - y @ v) <= dot_atol(y, v[:, None])[:, 0] + dot_atol(x, w) @ np.abs(v))
+
+
 def conv_model(x_shape, cout, kernel, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), residual=False,
                act="Relu", pool=False, group=1, seed=0):
     rng = np.random.default_rng(seed)
@@ -205,3 +222,14 @@ def test_info_lists_matrix_extensions(capsys):
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("matrix"))
     assert "avx512_bf16" in line and "amx" in line and "vnni" in line
+
+
+def test_cli_precision_flag_reaches_the_engine(capsys, tmp_path):
+    from tilerun.cli import main
+    path = tmp_path / "gemm.onnx"
+    onnx.save(gemm_model(4, 8, 16), path)
+    assert main(["benchmark", str(path), "--precision", "bf16", "--time", "0.05", "--warmup", "0",
+                 "--num-cores", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    want = "bf16" if cpu_supports_bf16() else "fp32 (bf16 requested; CPU lacks avx512_bf16)"
+    assert f"precision    {want}" in out

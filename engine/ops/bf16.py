@@ -21,8 +21,8 @@ from . import gemm as _gemm
 
 
 def enabled(plan):
-    """Whether ``plan`` runs its matrix products in BF16."""
-    return getattr(plan, "precision", "fp32") == "bf16"
+    """Whether ``plan`` runs its matrix products in BF16 (never on a CPU without the BF16 kernels)."""
+    return getattr(plan, "precision", "fp32") == "bf16" and K.cpu_supports_bf16()
 
 
 def gemm_applies(plan, a_strides):
