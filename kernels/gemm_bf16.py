@@ -323,7 +323,7 @@ def _conv_scratch(args):
 
 @numba.njit(inline="always")
 def _segments(tab, q0, cnt, out_w, wq):
-    """Fill ``tab`` for a vector of pixels ``[q0, q0 + cnt)``: its image-row runs as (first lane, end lane, grid offset)."""
+    """Fill ``tab`` for the vector of pixels ``[q0, q0 + cnt)``: its image-row runs (first lane, end lane, grid offset)."""
     ns = 0
     lane = 0
     p = q0
@@ -352,7 +352,7 @@ def _gather(base, tab):
 
 @numba.njit(inline="always")
 def _gather_chunk(xbase, koffs, kk, tabs, nvec, q0, kc, dst, pstride):
-    """K pairs ``[q0, q0 + kc)`` of ``nvec`` column vectors (runs in ``tabs``) as BF16 panels ``pstride`` bytes apart."""
+    """K pairs ``[q0, q0 + kc)`` of ``nvec`` column vectors (runs in ``tabs``): BF16 panels ``pstride`` bytes apart."""
     for q in range(kc):
         k0 = 2 * (q0 + q)
         r0 = xbase + koffs[k0] * 4

@@ -4,10 +4,11 @@ Tolerances come from BF16's 8-bit mantissa: rounding an FP32 value to BF16
 (nearest even) changes it by at most 2^-9 relative, so a product of two
 rounded operands is off by at most about 2^-8 relative; the sums are FP32.
 In a K-term dot product the per-term errors have random signs, so the error
-grows like sqrt(K): the error's standard deviation is at most 2^-8 *
-sqrt(sum_k (a_k b_k)^2) (``dot_atol`` allows 6 times that, per element), for
-operands of scale ``sa`` and ``sb`` 2^-8 * sqrt(K) * sa * sb (``bf16_atol``). A wrong kernel (a dropped or misplaced K pair, a wrong
-column) is off by about sqrt(K) * sa * sb, 40 times more. Each BF16 test also
+grows like sqrt(K): its standard deviation is at most 2^-8 * sqrt(sum_k
+(a_k b_k)^2), and we allow 6 times that, per element (``dot_atol``); for
+operands of scale ``sa`` and ``sb`` that is 6 * 2^-8 * sqrt(K) * sa * sb
+(``bf16_atol``). A wrong kernel (a dropped or misplaced K pair, a wrong
+column) is off by about sqrt(K) * sa * sb, some 40 times more. Each BF16 test also
 checks that the BF16 kernels ran and that the result differs from FP32's,
 and that 1 and 2 cores give bit-identical outputs.
 """

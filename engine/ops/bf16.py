@@ -71,7 +71,8 @@ def emit_conv(node, plan, s, x, w, b, res, y, epi, pad_planes):
         src = cols
     plan.add(node, K.bf16_conv, x=src, w=wname, bias=b, res=res, koffs=koffs, y=out, n=s.n, cout=s.cout, k=s.k,
              kp=-(-s.k // 2), npix=s.npix, out_w=s.out_w, wq=wq, img_stride=img_stride, pix_panels=npan,
-             n_cob=ncob, n_pb=npb, packed=int(packed), ep=epi, tiles=s.n * npb * ncob, flops=2 * s.n * s.cout * s.npix * s.k)
+             n_cob=ncob, n_pb=npb, packed=int(packed), ep=epi, tiles=s.n * npb * ncob,
+             flops=2 * s.n * s.cout * s.npix * s.k)
     if pool is not None:
         from .pool import MaxPool
         MaxPool().lower(pool, [out], [y], plan)

@@ -116,7 +116,10 @@ class Gemm(Lowering):
 
 
 def _addend(plan, c, beta):
-    """``(name, (row, column) strides, beta)`` of Gemm's ``C`` (a constant is pre-scaled by ``beta``); None when unused."""
+    """``(name, (row, column) strides, beta)`` of Gemm's ``C``; a constant is pre-scaled by ``beta``.
+
+    The name is None when ``C`` is absent or ``beta`` is 0.
+    """
     if c is None or beta == 0.0:
         return None, (0, 0), beta
     cs = (1,) * (2 - len(c.shape)) + tuple(c.shape)
