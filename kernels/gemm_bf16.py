@@ -48,7 +48,7 @@ from . import simd
 from .abi import f32, i64, slot_address
 from .contract import declare_row, tile_kernel
 from .gemm import EPILOGUE, FAST_BIAS, FAST_RES, LOAD, MR, _epilogue, _kloop, _merge, _store_block, ep_int
-from .simd import f32vec, v_store
+from .simd import f32vec, v_load
 
 BV = 16              # float32 lanes of one AVX-512 vector (the only width these kernels exist for)
 NV = 2               # vectors per row of the register block
@@ -58,6 +58,7 @@ KCS = 128            # K pairs per slice of a convolution (a 32-column panel sli
 CHUNK = 8            # panels of a convolution's columns gathered at a time
 MAXSEG = BV          # image-row segments one gathered vector can span (rows at least one pixel wide)
 SEG_INTS = 1 + 3 * MAXSEG
+B_L2_BYTES = 256 * 1024  # packed B read once per row block while it fits in this much of L2
 
 BF16_GEMM = declare_row("BF16_GEMM", inputs=("a", "b", "c?"), outputs=("y",),
                         ints=("m", "n", "k", "kp", "sai", "sci", "scj", "mb", "nb", "n_mblk", "n_nblk"),
@@ -213,11 +214,11 @@ def _store_pairs(typingctx, x0, x1, dst):
     """Store lanes ``j`` of ``x0``, ``x1`` as the BF16 pair dword ``j`` (16 dwords, 64 bytes at ``dst``)."""
     def codegen(ctx, b, sig, args):
         x0, x1, dst = args
-        lo = b.shuffle_vector(x0, x1, ir.Constant(ir.VectorType(simd.I32, BV),
-                                                  [i // 2 + (BV if i % 2 else 0) for i in range(BV)]))
-        hi = b.shuffle_vector(x0, x1, ir.Constant(ir.VectorType(simd.I32, BV),
-                                                  [BV // 2 + i // 2 + (BV if i % 2 else 0) for i in range(BV)]))
-        b.store(_to_pairs(b, lo, hi), b.inttoptr(dst, _I32V.as_pointer()), align=4)
+        # Convert both (x0's values in the low 16 words), then interleave the words: one permute.
+        words = b.bitcast(_to_pairs(b, x0, x1), ir.VectorType(ir.IntType(16), 2 * BV))
+        order = ir.Constant(ir.VectorType(simd.I32, 2 * BV), [i // 2 + (BV if i % 2 else 0) for i in range(2 * BV)])
+        pairs = b.shuffle_vector(words, ir.Constant(words.type, ir.Undefined), order)
+        b.store(b.bitcast(pairs, _I32V), b.inttoptr(dst, _I32V.as_pointer()), align=4)
         return ctx.get_dummy_value()
     return types.none(f32vec, f32vec, types.int64), codegen
 
@@ -270,11 +271,16 @@ def _block(a, sar, sak, ablk, m, b, bpan, n, kp, c, ldc, epa, cadd, sci, scj, re
         fl |= fast
     npan = (n + NR - 1) // NR
     nib = (m + MR - 1) // MR
-    for jp in range(npan):
-        j0 = jp * NR
-        nv = min(NR, n - j0)
-        bp = b + jp * bpan
-        for ib in range(nib):
+    # B's panels fit in L2: row blocks outer, so C is written a few rows at a
+    # time, front to back (streams the prefetcher follows); else panels outer.
+    rows_outer = npan * bpan <= B_L2_BYTES
+    outer, inner = (nib, npan) if rows_outer else (npan, nib)
+    for o in range(outer):
+        for i in range(inner):
+            ib, jp = (o, i) if rows_outer else (i, o)
+            j0 = jp * NR
+            nv = min(NR, n - j0)
+            bp = b + jp * bpan
             i0 = ib * MR
             mv = min(MR, m - i0)
             cblk = c + (i0 * ldc + j0) * 4
@@ -339,14 +345,19 @@ def _segments(tab, q0, cnt, out_w, wq):
             ns += 1
         lane += ln
         p += ln
-    tab[0] = ns
+    # 0 runs: the common vector of one whole run, read by one plain load at offset tab[3].
+    tab[0] = 0 if ns == 1 and cnt == BV else ns
 
 
 @numba.njit(inline="always")
-def _gather(base, tab):
+def _gather(base, tabs, o):
+    """The vector of ``base`` floats the runs at ``tabs[o:]`` describe (other lanes 0.0)."""
+    ns = tabs[o]
+    if ns == 0:
+        return v_load(base + tabs[o + 3] * 4)
     v = _zeros()
-    for s in range(tab[0]):
-        v = _load_lanes(v, base + tab[3 + 3 * s] * 4, tab[1 + 3 * s], tab[2 + 3 * s])
+    for s in range(ns):
+        v = _load_lanes(v, base + tabs[o + 3 + 3 * s] * 4, tabs[o + 1 + 3 * s], tabs[o + 2 + 3 * s])
     return v
 
 
@@ -359,9 +370,8 @@ def _gather_chunk(xbase, koffs, kk, tabs, nvec, q0, kc, dst, pstride):
         has1 = k0 + 1 < kk
         r1 = xbase + koffs[k0 + 1] * 4 if has1 else 0
         for v in range(nvec):
-            tab = tabs[v * SEG_INTS:]
-            x0 = _gather(r0, tab)
-            x1 = _gather(r1, tab) if has1 else _zeros()
+            x0 = _gather(r0, tabs, v * SEG_INTS)
+            x1 = _gather(r1, tabs, v * SEG_INTS) if has1 else _zeros()
             _store_pairs(x0, x1, dst + (v // NV) * pstride + (q * NR + (v % NV) * BV) * 4)
 
 
