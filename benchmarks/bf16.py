@@ -1,7 +1,7 @@
 """BF16 precision mode: GEMM throughput, model latency and accuracy, side by side in one run (script).
 
     python benchmarks/bf16.py [--gemm] [--models resnet50,vgg19,...] [--threads 2,1] [--rounds 7]
-                              [--accuracy 100] [--openvino]
+                              [--accuracy 100] [--openvino] [--no-gemm] [--layers] [--cpu-time]
 
 GEMM: square 512/1024/2048, single thread, as the engine runs a Gemm with
 constant weights: ``bf16_gemm`` (B packed to BF16 at compile time, A
@@ -15,6 +15,12 @@ installed) at each thread count, timed in alternating blocks
 (before the final Softmax) against ONNX Runtime FP32 over N seeded random
 inputs: the largest ``max|bf16 - ort| / max|ort|`` of any input, top-1
 agreement (same argmax) and top-5 agreement (same set of five classes).
+
+``--layers``: ResNet-50's conv shapes (with their fused bias, Relu,
+residual or max pool) as one-node models, FP32 against BF16 on one core,
+alternating; process CPU time per run (the median), which a shared
+machine's other load disturbs less than wall time. ``--cpu-time`` times the
+models that way too (at 1 thread, where CPU time is the run's own work).
 """
 import argparse
 import os
@@ -116,7 +122,7 @@ def accuracy(name, n_inputs):
     return worst, top1 / n_inputs, top5 / n_inputs
 
 
-def model_summary(names, threads, rounds, n_acc, with_ov):
+def model_summary(names, threads, rounds, n_acc, with_ov, cpu_time=False):
     """Print per model and thread count the median latencies and ratios, then the accuracy."""
     for name in names:
         model = randomize_weights(onnx.load(light_model_path(name)), seed=0)
@@ -135,7 +141,7 @@ def model_summary(names, threads, rounds, n_acc, with_ov):
                 fns.append(lambda: req.infer(ovx))
                 labels.append("openvino")
             block = 5 if name in ("squeezenet",) else 3
-            ms = [v * 1e3 for v in alternate(fns, rounds, block)]
+            ms = [v * 1e3 for v in (_cpu_alternate if cpu_time else alternate)(fns, rounds, block)]
             e32.close()
             e16.close()
             line = "  ".join(f"{lab} {v:7.2f}" for lab, v in zip(labels, ms))
@@ -149,6 +155,70 @@ def model_summary(names, threads, rounds, n_acc, with_ov):
                   f"top-1 {top1:.0%}, top-5 set {top5:.0%} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
+# name: (input [C, H, W], output channels, kernel, stride, pad, residual, max pool) of ResNet-50 convs
+LAYERS = {"stem 7x7/2 + max pool": ((3, 224, 224), 64, 7, 2, 3, False, True),
+          "3x3 64 @56": ((64, 56, 56), 64, 3, 1, 1, False, False),
+          "1x1 64->256 @56 + residual": ((64, 56, 56), 256, 1, 1, 0, True, False),
+          "1x1 256->64 @56": ((256, 56, 56), 64, 1, 1, 0, False, False),
+          "1x1/2 256->512 @56": ((256, 56, 56), 512, 1, 2, 0, False, False),
+          "3x3 128 @28": ((128, 28, 28), 128, 3, 1, 1, False, False),
+          "3x3 256 @14": ((256, 14, 14), 256, 3, 1, 1, False, False),
+          "1x1 1024->256 @14": ((1024, 14, 14), 256, 1, 1, 0, False, False),
+          "3x3 512 @7": ((512, 7, 7), 512, 3, 1, 1, False, False)}
+
+
+def _conv_model(xs, cout, k, stride, pad, residual, pool):
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((cout, xs[0], k, k)) / np.sqrt(xs[0] * k * k)).astype(np.float32)
+    o = (xs[1] + 2 * pad - k) // stride + 1
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], strides=[stride] * 2, pads=[pad] * 4)]
+    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *xs])]
+    last = "c"
+    if residual:
+        ins.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, cout, o, o]))
+        nodes.append(helper.make_node("Add", ["c", "r"], ["a"]))
+        last = "a"
+    nodes.append(helper.make_node("Relu", [last], ["z"]))
+    if pool:
+        nodes.append(helper.make_node("MaxPool", ["z"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4))
+        o = (o - 1) // 2 + 1
+    nodes[-1].output[0] = "y"
+    g = helper.make_graph(nodes, "conv", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, o, o])],
+                          [numpy_helper.from_array(w, "w"), numpy_helper.from_array(rng.standard_normal(cout)
+                                                                                   .astype(np.float32), "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    oc = (xs[1] + 2 * pad - k) // stride + 1
+    shapes = [(1, *xs)] + ([(1, cout, oc, oc)] if residual else [])
+    return m, [rng.standard_normal(sh).astype(np.float32) for sh in shapes], 2 * cout * xs[0] * k * k * oc * oc
+
+
+def _cpu_alternate(fns, rounds, block):
+    times = [[] for _ in fns]
+    for _ in range(rounds):
+        for f, acc in zip(fns, times):
+            f()
+            for _ in range(block):
+                t = time.process_time()
+                f()
+                acc.append(time.process_time() - t)
+    return [float(np.median(t)) for t in times]
+
+
+def layer_summary(rounds):
+    """Print FP32 and BF16 CPU ms, GFLOP/s and the ratio of each ResNet-50 conv shape on one core."""
+    print(f"ResNet-50 conv shapes, 1 core, CPU time per run, median of {rounds} alternating rounds of 10")
+    for name, cfg in LAYERS.items():
+        model, x, flops = _conv_model(*cfg)
+        e32 = tilerun.compile_model(model, num_cores=1)
+        e16 = tilerun.compile_model(model, num_cores=1, precision="bf16")
+        t32, t16 = _cpu_alternate([lambda: e32.run(x), lambda: e16.run(x)], rounds, 10)
+        e32.close()
+        e16.close()
+        print(f"{name:<28} fp32 {t32 * 1e3:6.3f} ms ({flops / t32 / 1e9:5.1f} GFLOP/s)  bf16 {t16 * 1e3:6.3f} ms "
+              f"({flops / t16 / 1e9:5.1f} GFLOP/s)  fp32/bf16 {t32 / t16:.2f}x", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gemm", action="store_true", help="only the GEMM table")
@@ -158,14 +228,19 @@ def main():
     p.add_argument("--accuracy", type=int, default=100, help="seeded inputs of the accuracy check (0: none)")
     p.add_argument("--openvino", action="store_true", help="also time OpenVINO (if installed)")
     p.add_argument("--no-gemm", action="store_true")
+    p.add_argument("--layers", action="store_true", help="only the ResNet-50 conv shapes, CPU time on one core")
+    p.add_argument("--cpu-time", action="store_true", help="time models by process CPU time (meaningful at 1 thread)")
     args = p.parse_args()
     if not B.cpu_supports_bf16():
         sys.exit("this CPU lacks avx512_bf16: nothing to measure")
+    if args.layers:
+        layer_summary(args.rounds)
+        return
     if not args.no_gemm:
         gemm_summary(args.rounds)
     if not args.gemm:
         model_summary([m for m in args.models.split(",") if m], [int(t) for t in args.threads.split(",")],
-                      args.rounds, args.accuracy, args.openvino)
+                      args.rounds, args.accuracy, args.openvino, args.cpu_time)
 
 
 if __name__ == "__main__":
