@@ -169,6 +169,19 @@ def test_conv_shapes(name):
 
 
 @needs_bf16
+def test_nan_in_gives_nan_out():
+    model = gemm_model(3, 40, 20, act="Relu")
+    x = np.random.default_rng(4).standard_normal((3, 20)).astype(np.float32)
+    x[1, 7] = np.nan
+    got, _ = run_bf16(model, {"x": x})
+    assert np.isnan(got[0][1]).all() and not np.isnan(got[0][[0, 2]]).any()
+    model, feeds = conv_model(**CONVS["1x1"])
+    feeds["x"][0, 3, 2, 5] = np.nan
+    got, _ = run_bf16(model, feeds)
+    assert np.isnan(got[0][0, :, 2, 5]).all() and np.isnan(got[0]).sum() == got[0].shape[1]
+
+
+@needs_bf16
 def test_depthwise_stays_fp32():
     model, feeds = conv_model((1, 8, 9, 9), 8, (3, 3), pads=(1, 1, 1, 1), group=8)
     got, kernels = run_bf16(model, feeds)
