@@ -44,6 +44,7 @@ from .load import load_for_import
 from .memory import ALIGN
 from .plan import aligned_bytes
 from .plans import PlanCache, Signature
+from .precision import resolve as resolve_precision
 from .validate import check_inputs
 
 log = logging.getLogger("tilerun")
@@ -51,7 +52,8 @@ log = logging.getLogger("tilerun")
 
 def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num_streams=None,
                   scheduler=None, topology=None, work_stealing=True, plan_cache_size=8, *, hint=None,
-                  num_requests=None, auto_batch=None, batch_timeout_ms=BATCH_TIMEOUT_MS, _empty_dims=False):
+                  num_requests=None, auto_batch=None, batch_timeout_ms=BATCH_TIMEOUT_MS, precision="fp32",
+                  _empty_dims=False):
     """Compile an ONNX model into a running ``Engine`` (close it, or use it as a context manager).
 
     ``model``: a path to an ``.onnx`` file (external data is read from beside
@@ -81,6 +83,9 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
     ``auto_batch``: gather concurrent requests of the same item shapes into one
     run of at most that many items, waiting at most ``batch_timeout_ms`` for
     them (needs inputs whose first dim is the batch; ``batch_size`` defaults to it).
+    ``precision``: ``"fp32"`` or ``"bf16"`` (convolutions and Gemm/MatMul with
+    constant weights multiply in BF16, sum in FP32; tensors between ops stay
+    FP32); a CPU without AVX512_BF16 runs FP32, as ``eng.config`` says.
 
     Raises ``ArgumentError`` for a bad argument, before the model is read;
     ``ModelError`` for a file that cannot be read or a malformed graph;
@@ -93,6 +98,7 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
     check_compile_arguments(batch_size, input_shapes, num_cores, scheduler or "single_stream", topology,
                             work_stealing, empty_dims=_empty_dims)
     check_hint(hint, num_requests)
+    used_precision, precision_note = resolve_precision(precision)
     check_count("auto_batch", auto_batch, allow_none=True)
     check_count("plan_cache_size", plan_cache_size)
     if not isinstance(batch_timeout_ms, (int, float)) or isinstance(batch_timeout_ms, bool) or batch_timeout_ms < 0:
@@ -113,11 +119,12 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
         raise ArgumentError(f"auto_batch needs every input to lead with the batch dim; the inputs are "
                             f"{dict(zip(sig.names, sig.dims))}")
     plans = PlanCache(graph, sig, len(topo.cores), n_streams, plan_cache_size,
-                      reimport=lambda: import_model(*load_for_import(model)[:2]), reread=reread)
+                      reimport=lambda: import_model(*load_for_import(model)[:2]), reread=reread,
+                      precision=used_precision)
     log.debug("runtime: %s, %d stream(s), %d worker(s) on cores %s", mode.value, n_streams, len(topo.cores),
               list(topo.cores))
     config = Config(hint, mode.value, n_streams, auto_batch, float(batch_timeout_ms),
-                    optimal_batch_size=auto_batch or 1, stream_range=(1, len(topo.cores)))
+                    optimal_batch_size=auto_batch or 1, stream_range=(1, len(topo.cores)), precision=precision_note)
     return Engine(plans, topo, mode, n_streams, work_stealing, debug, config)
 
 

@@ -32,6 +32,7 @@ class Config:
     batch_timeout_ms: float
     optimal_batch_size: int
     stream_range: tuple
+    precision: str = "fp32"  # what the plans use, and why when it is not what was asked
 
     def as_dict(self):
         return asdict(self)

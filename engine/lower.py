@@ -10,15 +10,16 @@ from .ops import registry
 from .plan import PlanBuilder
 
 
-def lower_graph(graph, num_workers, weight_cache=None, release_consts=False):
+def lower_graph(graph, num_workers, weight_cache=None, release_consts=False, precision="fp32"):
     """Run every node's lowering in order and finish the plan (packed weights kept in ``weight_cache``).
 
     ``release_consts``: drop the graph's reference to each constant once the
     last node reading it is lowered (a graph used once: its unpacked weights
     are freed while packing goes on, instead of living beside the packed
     copies until the end).
+    ``precision``: ``"bf16"`` lets lowerings pick BF16 kernels (resolved by ``engine.precision``).
     """
-    b = PlanBuilder(graph, num_workers, weight_cache=weight_cache)
+    b = PlanBuilder(graph, num_workers, weight_cache=weight_cache, precision=precision)
     readers = collections.Counter(i for n in graph.nodes for i in n.inputs if i)
     keep = set(graph.outputs)
     for node in graph.nodes:

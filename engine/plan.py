@@ -96,9 +96,10 @@ class PlanBuilder:
     reuses them instead of packing again.
     """
 
-    def __init__(self, graph, num_workers, scratch_bytes=0, weight_cache=None):
+    def __init__(self, graph, num_workers, scratch_bytes=0, weight_cache=None, precision="fp32"):
         self.graph = graph
         self.num_workers = num_workers
+        self.precision = precision  # "bf16": lowerings may pick BF16 kernels (the CPU has them)
         self.rows = []
         self.tensors = {}
         self.weights = {}

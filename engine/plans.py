@@ -272,7 +272,8 @@ class ShapePlan:
 class PlanCache:
     """``ShapePlan``s by input shapes: built on first use from the imported graph, the ``capacity`` latest kept."""
 
-    def __init__(self, graph, signature, num_workers, n_slots, capacity=8, fuse=True, reimport=None, reread=None):
+    def __init__(self, graph, signature, num_workers, n_slots, capacity=8, fuse=True, reimport=None, reread=None,
+                 precision="fp32"):
         self._graph, self.signature = graph, signature
         # A static model's one plan is built on the imported graph itself, releasing each unpacked weight
         # once packed (peak memory); ``reimport`` gives a fresh graph if that build finds value inputs.
@@ -288,6 +289,7 @@ class PlanCache:
         self.output_dtypes = [graph.values[o].dtype for o in graph.outputs]
         self._make_batch_generic(graph)
         self._num_workers, self._n_slots, self._fuse = num_workers, n_slots, fuse
+        self.precision = precision
         self.capacity = capacity
         self.weight_cache = {}  # packed weights shared by every shape's plan
         self._plans = collections.OrderedDict()
@@ -390,7 +392,7 @@ class PlanCache:
         # Packed weights are shared by node and shape; where input values are folded in they may be
         # computed from those values, so such a plan packs its own.
         plan = lower_graph(graph, self._num_workers, {} if self.value_inputs else self.weight_cache,
-                           release_consts=in_place)
+                           release_consts=in_place, precision=self.precision)
         log.debug("shapes %s: passes %.3f s (%d nodes left), lowering %.3f s", [list(s) for s in shapes], t1 - t0,
                   len(graph.nodes), time.perf_counter() - t1)
         log.debug("plan: %d rows, %d tiles, arena %.1f MiB per stream, weights %.1f MiB, scratch %d KiB per worker",

@@ -38,6 +38,7 @@ def add_parser(sub):
                         "--concurrency: the callers expected)")
     b.add_argument("--num-streams", type=flags.positive_int, default=None,
                    help="request slots (multi_stream/elastic)")
+    flags.add_precision(b)
     b.add_argument("--num-cores", type=flags.positive_int, default=None, help="cores to use (default: all usable)")
     b.add_argument("--batch-size", type=flags.positive_int, default=1, help="batch dim of the inputs (default 1)")
     b.add_argument("--input-shapes", default=None, help="dynamic dims, e.g. ids:1x128,mask:1x128")
@@ -144,7 +145,8 @@ def _config(args, eng, mix):
             "streams": int(eng.num_streams), "cores": engine_cores(eng), "batch_size": sum(batches) / len(batches),
             "callers": default_callers(eng, args.concurrency), "time_s": args.time, "warmup_s": args.warmup,
             "inputs": shown, "input_source": args.inputs or f"random (seed {args.seed})",
-            "shapes": len(mix), "hint": eng.config.hint, "auto_batch": eng.config.auto_batch}
+            "shapes": len(mix), "hint": eng.config.hint, "auto_batch": eng.config.auto_batch,
+            "precision": eng.config.precision}
 
 
 def _print_config(c):
@@ -157,6 +159,7 @@ def _print_config(c):
           f"batch={batch}  callers={c['callers']}")
     if c.get("hint"):
         print(f"  hint         {c['hint']}: auto-batch {c['auto_batch'] or 'off'}")
+    print(f"  precision    {c['precision']}")
     print(f"  time         {c['time_s']:g} s measured per engine after {c['warmup_s']:g} s warm-up")
 
 

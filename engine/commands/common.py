@@ -114,6 +114,8 @@ def compile_engine(model, args, progress, what="compiling", dynamic=False):
         kwargs.update(hint=args.hint, num_requests=getattr(args, "concurrency", None))
     if getattr(args, "num_streams", None) is not None:
         kwargs["num_streams"] = args.num_streams
+    if getattr(args, "precision", None):
+        kwargs["precision"] = args.precision
     with progress.task(what):
         t0 = time.perf_counter()
         eng = tilerun.compile_model(model, **kwargs)

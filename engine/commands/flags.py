@@ -21,6 +21,13 @@ class CliError(Exception):
         self.code = code
 
 
+def add_precision(parser):
+    """Add ``--precision {fp32,bf16}`` (``compile_model``'s ``precision``) to ``parser``."""
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="arithmetic of convolutions and weight GEMMs: bf16 multiplies in BF16 and sums in "
+                             "FP32 (needs AVX512_BF16; otherwise fp32, as the config says; default fp32)")
+
+
 def positive_int(text):
     """argparse type: an integer >= 1."""
     return _number(text, int, lambda v: v >= 1, "a positive integer")

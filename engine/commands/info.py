@@ -33,6 +33,7 @@ def main(args):
             ("NUMA nodes", str(numa_nodes(topo))),
             ("L3 domains", f"{len(topo.domains)}: " + "; ".join(_cpu_list(d) for d in topo.domains)),
             ("SIMD", simd_description()),
+            ("matrix", matrix_description()),
             ("opsets", f"loads {MIN_OPSET}..{onnx.defs.onnx_opset_version()}, convert targets {TARGET_OPSET}"),
             ("numba", numba.__version__), ("llvmlite", llvmlite.__version__),
             ("numpy", numpy.__version__), ("onnx", onnx.__version__),
@@ -87,6 +88,15 @@ def simd_description():
     bits = lanes * 32
     return (f"{lanes} float32 lanes ({bits}-bit)" if lanes else "none (portable loops)") + \
         f"; cpu {llvm.get_host_cpu_name()}; features {' '.join(isa) or 'none of avx512f/avx2/fma/neon'}"
+
+
+def matrix_description():
+    """Which matrix extensions this CPU has (BF16, AMX, VNNI) and the precisions ``--precision`` can use."""
+    from tilerun.precision import cpu_features
+    f = cpu_features()
+    yes = {True: "yes", False: "no"}
+    return (f"avx512_bf16 {yes[f['bf16']]}, amx {yes[f['amx']]}, vnni {yes[f['vnni']]}; precisions fp32"
+            + (", bf16" if f["bf16"] else " (bf16 falls back to fp32)"))
 
 
 def _ort_version():

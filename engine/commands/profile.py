@@ -22,6 +22,7 @@ def add_parser(sub):
     """Register ``profile`` on the subparsers ``sub``."""
     p = sub.add_parser("profile", help="per-op time table (after fusion), GFLOP/s, tiles per worker, Chrome trace")
     p.add_argument("model", nargs="?", help="ONNX file or light model name (default: light resnet50, random weights)")
+    flags.add_precision(p)
     p.add_argument("--num-cores", type=flags.positive_int, default=None, help="cores to use (default: all usable)")
     p.add_argument("--batch-size", type=flags.positive_int, default=1, help="batch dim of the inputs (default 1)")
     p.add_argument("--input-shapes", default=None, help="dynamic dims, e.g. ids:1x128")

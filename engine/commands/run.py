@@ -26,6 +26,7 @@ def add_parser(sub):
     r.add_argument("model", nargs="?", help="ONNX file or light model name (default: light resnet50, random weights)")
     r.add_argument("--batch-size", type=flags.positive_int, default=1,
                    help="batch dim of the inputs (default 1)")
+    flags.add_precision(r)
     r.add_argument("--num-cores", type=flags.positive_int, default=None,
                    help="cores to use (default: all usable)")
     r.add_argument("--input-shapes", default=None, help="dynamic dims, e.g. ids:1x128,mask:1x128")
@@ -82,11 +83,13 @@ def main(args):
             print(f"check: skipped (onnxruntime cannot run these inputs: {common.first_line(e)})")
             return 0
     all_ok = True
+    # BF16 products (8-bit mantissa) through a model's layers: a few percent of the output's range.
+    rel = BF16_TOLERANCE if eng.config is not None and eng.config.precision == "bf16" else 1e-3
     for name, out, ref in zip(names, outs, refs):
-        diff, atol, ok = compare(out, np.asarray(ref))
+        diff, atol, ok = compare(out, np.asarray(ref), rel)
         all_ok &= ok
         which = f" ({name!r})" if len(outs) > 1 else ""
-        print(f"max abs diff vs ONNX Runtime{which}: {diff:.3g} (atol {atol:.3g}, rtol 1e-3): "
+        print(f"max abs diff vs ONNX Runtime{which}: {diff:.3g} (atol {atol:.3g}, rtol {rel:g}): "
               f"{'PASS' if ok else 'FAIL'}")
     if len(refs) != len(outs):
         print(f"check: onnxruntime gave {len(refs)} outputs, tilerun {len(outs)}: FAIL")
@@ -108,6 +111,9 @@ def _ort_outputs(sess, names, inputs):
     return sess.run(names if set(names) <= set(ref_names) else None, common.ort_feeds(sess, inputs))
 
 
+BF16_TOLERANCE = 3e-2
+
+
 def top5_lines(out):
     """The top-5 ``(index, value)`` of ``out``: of each batch item (dim 0) when it has 2 or more dims."""
     out = np.asarray(out)
@@ -122,14 +128,17 @@ def top5_lines(out):
     return lines
 
 
-def compare(out, ref):
-    """``(max abs diff, atol, ok)`` of one output against ONNX Runtime's; NaN matches NaN."""
+def compare(out, ref, rel=1e-3):
+    """``(max abs diff, atol, ok)`` of one output against ONNX Runtime's; NaN matches NaN.
+
+    ``rel`` is the rtol, and the atol relative to the reference's largest magnitude (at least 1).
+    """
     if out.shape != ref.shape:
         return float("inf"), 0.0, False
     a, b = out.astype(np.float64), ref.astype(np.float64)
     finite_ref = np.abs(b[np.isfinite(b)])
-    atol = 1e-3 * max(1.0, float(finite_ref.max()) if finite_ref.size else 1.0)
-    ok = bool(np.allclose(a, b, rtol=1e-3, atol=atol, equal_nan=True))
+    atol = rel * max(1.0, float(finite_ref.max()) if finite_ref.size else 1.0)
+    ok = bool(np.allclose(a, b, rtol=rel, atol=atol, equal_nan=True))
     # Equal values (infinities too) and NaN on both sides count as no difference; NaN on one side shows as nan.
     with np.errstate(invalid="ignore"):
         diff = np.abs(a - b)[~((a == b) | (np.isnan(a) & np.isnan(b)))]

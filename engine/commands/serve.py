@@ -5,7 +5,7 @@ naming ``pip install 'tilerun[serve]'`` otherwise) and hands over to
 ``tilerun.serve.serve``, which compiles every model before listening and
 logs JSON lines on stderr. The server itself lives in ``tilerun.serve``.
 """
-from . import common
+from . import common, flags
 
 EXAMPLES = ("tilerun serve squeezenet                     # REST on 127.0.0.1:8000, gRPC on :8001",
             "tilerun serve bert=model.onnx --hint throughput --port 8080",
@@ -30,6 +30,7 @@ def add_parser(sub):
     s.add_argument("--batch-timeout-ms", type=float, default=2.0,
                    help="how long a batch waits for more requests (default 2)")
     s.add_argument("--num-streams", type=int, default=None, help="requests each engine runs at once")
+    flags.add_precision(s)
     s.add_argument("--num-cores", type=int, default=None, help="cores to use (default: all usable)")
     s.add_argument("--batch-size", type=int, default=None,
                    help="the largest batch (default: as the model declares; a dynamic batch stays dynamic)")
@@ -61,7 +62,7 @@ def main(args):
     kwargs = dict(batch_size=args.batch_size, input_shapes=common.parse_input_shapes(args.input_shapes),
                   num_cores=args.num_cores, num_streams=args.num_streams,
                   scheduler=args.scheduler or (None if args.hint else "multi_stream"), hint=args.hint,
-                  auto_batch=args.auto_batch, batch_timeout_ms=args.batch_timeout_ms)
+                  auto_batch=args.auto_batch, batch_timeout_ms=args.batch_timeout_ms, precision=args.precision)
     try:
         serve(args.models, host=args.host, port=args.port, grpc_port=None if args.no_grpc else args.grpc_port,
               max_queue=args.max_queue, max_request_bytes=int(args.max_request_mb * (1 << 20)), grace_s=args.grace,

@@ -30,6 +30,7 @@ def add_parser(sub):
     t.add_argument("--schedulers", default=",".join(SCHEDULERS), help="comma list (default: all three)")
     t.add_argument("--streams", default=None, help="stream counts for multi_stream (default: 2,cores)")
     t.add_argument("--batch-sizes", default="1,2,4", help="comma list (default 1,2,4)")
+    flags.add_precision(t)
     t.add_argument("--num-cores", type=flags.positive_int, default=None, help="cores to use (default: all usable)")
     t.add_argument("--input-shapes", default=None, help="dynamic dims, e.g. ids:1x128")
     t.add_argument("--time", type=flags.positive_float, default=2.0,
@@ -130,6 +131,7 @@ def sweep(model, args, configs, progress):
 def measure_config(model, args, sched, streams, batch, progress, label):
     """Compile and measure one configuration; a result dict (items/s and latency stats in ms)."""
     cfg = _Args(batch_size=batch, input_shapes=args.input_shapes, num_cores=args.num_cores, scheduler=sched,
+                precision=args.precision,
                 num_streams=streams if sched == "multi_stream" else None)
     with common.compile_engine(model, cfg, progress, what=f"{label}: compiling") as eng:
         inputs = common.make_inputs(eng)

@@ -19,6 +19,7 @@ from tilerun.kernels import depthwise as DW
 from tilerun.kernels.gemm import MR, REGISTER_ACTIVATIONS, epilogue
 
 from .. import tiling
+from . import bf16
 from ..errors import node_error
 from .base import F32, Lowering, const_input, expect_dtype, expect_rank
 from .conv_paths import ConvShape, choose_path
@@ -128,6 +129,8 @@ class Conv(Lowering):
             raise node_error(node, f"residual {res.name!r} has shape {list(res.shape)}, expected {list(y.shape)}")
         act, aa, ab = fused_activation(node)
         epi = epilogue(1.0, 1.0, act, aa, ab, b is not None, res is not None, row_bias=True)
+        if bf16.conv_applies(plan, s):
+            return bf16.emit_conv(node, plan, s, x, w.const, b, res, y, epi, _pad_planes)
         path = choose_path(s, epi["fast"] >= 0, plan.num_workers, node.fused.pool is not None)
         emit = _EMITTERS.get(path.kind, _emit_gemm)
         emit(_ConvRows(node, plan, s, path, x, w.const, b, res, y, epi))

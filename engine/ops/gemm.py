@@ -15,6 +15,7 @@ from tilerun.kernels.gemm import MR, NR, epilogue, f32_gemm, f32_transpose2d, pa
 
 from .. import tiling
 from ..errors import node_error
+from . import bf16
 from .base import F32, Lowering, expect_dtype, expect_inputs, expect_rank
 from .registry import register
 
@@ -94,9 +95,14 @@ class Gemm(Lowering):
         sa = (1, m) if node.attrs.get("transA", 0) else (k, 1)
         tb = node.attrs.get("transB", 0)
         alpha, beta = float(node.attrs["alpha"]), float(node.attrs["beta"])
+        if b.is_const and bf16.gemm_applies(plan, sa):
+            cname, sc, beta = _addend(plan, c, beta)
+            bf16.emit_gemm(node, plan, a.name, sa[0], lambda: b.const.T if tb else b.const,
+                           (node.name, "gemm_b", b.shape), y.name, m, n, k, cname, sc, alpha, beta)
+            return
         if b.is_const:
             bname = plan.weight(lambda: pack_b(b.const.T if tb else b.const), "gemm_b",
-                                key=(node.name, "gemm_b", b.const.shape))
+                                key=(node.name, "gemm_b", b.shape))
         elif tb:
             bname = plan.temp((k, n), np.float32, "gemm_bt")
             tiles, per = plan.split(k, n, granule=16)
@@ -104,17 +110,23 @@ class Gemm(Lowering):
                      flops=n * k)
         else:
             bname = b.name
-        cname, sc = None, (0, 0)
-        if c is not None and beta != 0.0:
-            cs = (1,) * (2 - len(c.shape)) + tuple(c.shape)
-            sc = (cs[1] if cs[0] != 1 else 0, 1 if cs[1] != 1 else 0)
-            if c.is_const:
-                cname = plan.weight(np.asarray(c.const, np.float32).reshape(cs) * np.float32(beta), "gemm_c")
-                beta = 1.0
-            else:
-                cname = c.name
+        cname, sc, beta = _addend(plan, c, beta)
         emit_gemm(node, plan, a.name, sa, bname, n, y.name, m, n, k, [0, 0], cname, sc, alpha, beta,
                   b_packed=b.is_const)
+
+
+def _addend(plan, c, beta):
+    """``(name, (row, column) strides, beta)`` of Gemm's ``C``; a constant is pre-scaled by ``beta``.
+
+    The name is None when ``C`` is absent or ``beta`` is 0.
+    """
+    if c is None or beta == 0.0:
+        return None, (0, 0), beta
+    cs = (1,) * (2 - len(c.shape)) + tuple(c.shape)
+    sc = (cs[1] if cs[0] != 1 else 0, 1 if cs[1] != 1 else 0)
+    if c.is_const:
+        return plan.weight(np.asarray(c.const, np.float32).reshape(cs) * np.float32(beta), "gemm_c"), sc, 1.0
+    return c.name, sc, beta
 
 
 @register("MatMul", 1)
@@ -155,6 +167,11 @@ class MatMul(Lowering):
         ia = np.broadcast_to(np.arange(nb_a).reshape(sa[:-2]), batch).reshape(-1) * (m * k)
         ib = np.broadcast_to(np.arange(nb_b).reshape(sb[:-2]), batch).reshape(-1) * (k * n)
         offs = np.stack([ia, ib], axis=1)
+        if b.is_const and len(b.shape) <= 2 and bf16.gemm_applies(plan, (k, 1)):
+            # A constant 2-D B: every batch of A is more rows of one GEMM.
+            bf16.emit_gemm(node, plan, a.name, k, lambda: np.asarray(b.const, np.float32).reshape(sb),
+                           (node.name, "matmul_b", sb), y.name, nb_a * m, n, k)
+            return
         if b.is_const:
             # Constant B: packed once into the core's panels; batch offsets count packed floats.
             bname = plan.weight(lambda: pack_b(np.asarray(b.const, np.float32).reshape(sb)), "matmul_b",
