@@ -41,9 +41,9 @@ from numba import types
 from numba.extending import intrinsic
 
 from . import simd
-from .abi import f32, i64, slot_address
+from .abi import U, f32, i64, slot_address
 from .contract import declare_row, declare_struct, tile_kernel
-from .elementwise import CLIP, IDENTITY, LEAKY_RELU, RELU, apply_activation
+from .elementwise import CLIP, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU, apply_activation
 from .simd import VW, v_load_n, v_store
 
 MR = 8          # rows of the register block
@@ -385,15 +385,33 @@ def _epilogue(cv, co, ldc, mv, nv, epa, cadd, cao, sci, scj, res):
     alpha, beta = ep_float(epa, EPILOGUE.alpha), ep_float(epa, EPILOGUE.beta)
     aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
     act, has_c, has_res = ep_int(epa, EPILOGUE.act), ep_int(epa, EPILOGUE.has_c) != 0, ep_int(epa, EPILOGUE.has_res) != 0
+    # The transformer activations get loops of their own (constant op code), which vectorize.
+    if act == GELU:
+        _epilogue_rows(cv, co, ldc, mv, nv, alpha, beta, GELU, aa, ab, has_c, has_res, cadd, cao, sci, scj, res)
+    elif act == GELU_TANH:
+        _epilogue_rows(cv, co, ldc, mv, nv, alpha, beta, GELU_TANH, aa, ab, has_c, has_res, cadd, cao, sci, scj, res)
+    elif act == IDENTITY:
+        _epilogue_rows(cv, co, ldc, mv, nv, alpha, beta, IDENTITY, aa, ab, has_c, has_res, cadd, cao, sci, scj, res)
+    else:
+        _epilogue_rows(cv, co, ldc, mv, nv, alpha, beta, act, aa, ab, has_c, has_res, cadd, cao, sci, scj, res)
+
+
+@numba.njit(inline="always")
+def _epilogue_rows(cv, co, ldc, mv, nv, alpha, beta, act, aa, ab, has_c, has_res, cadd, cao, sci, scj, res):
     for i in range(mv):
         r = co + i * ldc
-        for j in range(nv):
-            v = alpha * cv[r + j]
-            if has_c:
-                v += beta * cadd[cao + i * sci + j * scj]
-            if has_res:
-                v += res[r + j]
-            cv[r + j] = apply_activation(act, v, aa, ab)
+        ca = cao + i * sci
+        if has_c and not has_res:
+            for j in range(nv):
+                cv[U(r + j)] = apply_activation(act, alpha * cv[U(r + j)] + beta * cadd[U(ca + j * scj)], aa, ab)
+        else:
+            for j in range(nv):
+                v = alpha * cv[r + j]
+                if has_c:
+                    v += beta * cadd[ca + j * scj]
+                if has_res:
+                    v += res[r + j]
+                cv[r + j] = apply_activation(act, v, aa, ab)
 
 
 @numba.njit(inline="always")

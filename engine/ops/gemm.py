@@ -5,7 +5,8 @@ a run-time ``B`` is read in place (``Gemm`` with ``transB`` on a run-time ``B``
 first transposes it into a temporary). ``A`` is read through strides, so
 ``transA`` costs nothing. MatMul broadcasts batch axes numpy-style through a
 per-batch table of ``A``/``B`` offsets. A fused activation
-(``node.fused.activation``) runs in the epilogue.
+(``node.fused.activation``) and a MatMul's fused column bias
+(``node.fused.bias``, input 2) run in the epilogue.
 """
 import numpy as np
 
@@ -162,4 +163,8 @@ class MatMul(Lowering):
             offs[:, 1] = offs[:, 1] // max(k * n, 1) * (k * -(-n // NR) * NR)
         else:
             bname = b.name
-        emit_gemm(node, plan, a.name, (k, 1), bname, n, y.name, m, n, k, offs, b_packed=b.const is not None)
+        cname = None
+        if node.fused.bias:  # a constant per column (passes/fuse_bias.py): the epilogue adds it
+            cname = plan.weight(np.asarray(inputs[2].const, np.float32).reshape(-1), "matmul_bias")
+        emit_gemm(node, plan, a.name, (k, 1), bname, n, y.name, m, n, k, offs, cname, (0, 1), beta=1.0,
+                  b_packed=b.const is not None)
