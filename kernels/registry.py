@@ -7,7 +7,7 @@ names are for tools, tests and tracing. Imports run one way: this module
 imports the families, the families import only ``abi``/``contract``/``simd``
 and each other, never this module.
 """
-from . import (affine, compare, conv, conv_pack, depthwise, diagnostic, elementwise, gemm, intarith,  # noqa: F401
+from . import (affine, attention, compare, conv, conv_pack, depthwise, diagnostic, elementwise, gemm, intarith,  # noqa: F401
                logical, movement, normalize, pool, pool2d, reduce, softmax, unary_math)
 from .contract import declared_kernels
 

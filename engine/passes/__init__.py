@@ -4,6 +4,7 @@ from .infer import infer_and_fold
 from .simplify import remove_identities, remove_dead_nodes
 from .fold_batchnorm import fold_batchnorm
 from .fuse import fuse_epilogues
+from .fuse_attention import fuse_attention
 from .fuse_bias import fuse_matmul_bias
 from .fuse_gelu import fuse_gelu
 from .fuse_layernorm import fuse_layernorm
@@ -12,8 +13,8 @@ from .fuse_layernorm import fuse_layernorm
 def run_passes(graph, batch_size, input_shapes, fuse=True):
     """Bind static shapes, infer/fold, fold BatchNorm into Conv, drop no-ops and dead nodes, fuse.
 
-    Fusion recognises decomposed LayerNorm, folds MatMul biases, recognises
-    Gelu, then fuses activations/residuals into epilogues.
+    Fusion recognises decomposed LayerNorm and attention, folds MatMul biases,
+    recognises Gelu, then fuses activations/residuals into epilogues.
     """
     bind_input_shapes(graph, batch_size, input_shapes)
     remove_identities(graph)
@@ -22,6 +23,7 @@ def run_passes(graph, batch_size, input_shapes, fuse=True):
     remove_dead_nodes(graph)
     if fuse:
         fuse_layernorm(graph)
+        fuse_attention(graph)
         fuse_matmul_bias(graph)
         fuse_gelu(graph)
         fuse_epilogues(graph)
