@@ -26,7 +26,7 @@ def _ops(model):
 
 
 def _attention_model(b, sq, sk, heads, dh, mask_shape=(1, 1), div=True, extra_outputs=()):
-    """Inputs q [b, sq, heads*dh], k and v [b, sk, heads*dh], mask ``[b, *mask_shape, sk]``; output [b, sq, heads*dh]."""
+    """Inputs q [b, sq, heads*dh], k and v [b, sk, heads*dh], mask [b, *mask_shape, sk]; output like q."""
     hid = heads * dh
     nodes = [helper.make_node("Reshape", ["q", "qshape"], ["q4"]),
              helper.make_node("Transpose", ["q4"], ["qh"], perm=[0, 2, 1, 3]),
@@ -128,3 +128,22 @@ def test_bert_like_with_every_fusion_matches_onnxruntime(seq, batch):
     with tilerun.compile_model(m, input_shapes={"input_ids": [batch, seq], "attention_mask": [batch, seq]}) as eng:
         ops = [r.op_type for r in eng.plan.rows]
     assert ops.count("Attention") == 4 and "Softmax" not in ops and "Erf" not in ops
+
+
+@pytest.mark.parametrize("sq,sk", [(45, 45), (20, 600)])
+def test_causal_where_becomes_the_kernels_causal_flag(sq, sk):
+    rng = np.random.default_rng(sq)
+    b, heads, dh = 1, 2, 16
+    m = _attention_model(b, sq, sk, heads, dh)
+    g = m.graph
+    # scaled -> Where(causal, scaled, finfo.min) -> Add(mask), as GPT-2 exports write it
+    add = next(n for n in g.node if n.op_type == "Add")
+    add.input[0] = "causal_scores"
+    where = helper.make_node("Where", ["tri", "scaled", "fill"], ["causal_scores"])
+    g.node.insert(list(g.node).index(add), where)
+    tri = np.arange(sk)[None, :] <= np.arange(sq)[:, None] + (sk - sq)
+    g.initializer.extend([helper.make_tensor("tri", 9, (1, 1, sq, sk), tri.reshape(-1).tolist()),
+                          helper.make_tensor("fill", 1, (), [float(np.finfo(F).min)])])
+    check_against_reference(m, _feeds(rng, b, sq, sk, heads, dh), use_ort=True, rtol=1e-4, atol=2e-5)
+    ops = _ops(m)
+    assert "Attention" in ops and "Where" not in ops and "Softmax" not in ops

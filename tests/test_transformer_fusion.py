@@ -151,7 +151,8 @@ def _layernorm_nodes(opset, square="Pow", affine=True):
     else:
         means = [helper.make_node("ReduceMean", ["x"], ["mean"], axes=[-1]),
                  helper.make_node("ReduceMean", ["sq"], ["var"], axes=[-1])]
-    sq = helper.make_node("Pow", ["d", "two"], ["sq"]) if square == "Pow" else helper.make_node("Mul", ["d", "d"], ["sq"])
+    sq = helper.make_node("Pow", ["d", "two"], ["sq"]) if square == "Pow" else \
+        helper.make_node("Mul", ["d", "d"], ["sq"])
     nodes = [means[0], helper.make_node("Sub", ["x", "mean"], ["d"]), sq, means[1],
              helper.make_node("Add", ["var", "eps"], ["ve"]), helper.make_node("Sqrt", ["ve"], ["s"]),
              helper.make_node("Div", ["d", "s"], ["n" if affine else "y"])]

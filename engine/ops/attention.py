@@ -31,7 +31,10 @@ def view_strides(shape, perm):
 
 
 def key_block(sk):
-    """Keys per online-softmax step: near-equal steps of at most ``KEY_BLOCK``, whole ``NR`` panels (``sk`` alone decides)."""
+    """Keys per online-softmax step: near-equal steps of at most ``KEY_BLOCK``, whole ``NR`` panels.
+
+    A function of ``sk`` alone, so results never depend on the tiling.
+    """
     steps = -(-sk // KEY_BLOCK)
     return -(-(-(-sk // steps)) // NR) * NR
 

@@ -10,9 +10,12 @@ rank-4 tensor (the head split), which the node reads in place through
 strides; a Transpose after the last MatMul (the head merge) becomes the
 layout of the node's output. The mask is any float32 tensor that
 broadcasts to ``[B, H, Sq, Sk]`` over batch, head and query (not over keys).
-Every intermediate must feed only the next step. Not here: a causal mask
-written with Trilu/Where (the mask stays a tensor), rank-3 heads, or K and V
-whose batch or head axes broadcast.
+A ``Where(causal, S, fill)`` between the scale and the mask, with a
+constant lower-triangular ``causal`` (query ``i`` sees keys ``j <= i + Sk -
+Sq``, as decoders slice it from a constant buffer) and a ``fill`` of at most
+-1e30, becomes the node's ``causal`` flag; a causal mask already folded to an
+additive constant is an ordinary mask. Every intermediate must feed only the
+next step. Not here: rank-3 heads, or K and V whose batch or head axes broadcast.
 """
 import numpy as np
 
@@ -42,12 +45,17 @@ def _match(graph, sm, producers, consumers):
     chain, mask, scale = [sm], "", 1.0
     p = _sole_producer(graph, x, producers, consumers)
     if is_op(p, "Add"):
-        s_in = next((i for i in p.inputs if is_op(producers.get(i), "MatMul", "Mul", "Div")), None)
+        s_in = next((i for i in p.inputs if is_op(producers.get(i), "MatMul", "Mul", "Div", "Where")), None)
         mask = other_input(p, s_in) if s_in else None
         if not mask or not _mask_ok(graph, mask, graph.values[x].shape):
             return None
         chain.append(p)
         p = _sole_producer(graph, s_in, producers, consumers)
+    causal = 0
+    if is_op(p, "Where") and _causal_select(graph, p, graph.values[x].shape):
+        causal = 1
+        chain.append(p)
+        p = _sole_producer(graph, p.inputs[1], producers, consumers)
     if is_op(p, "Mul", "Div"):
         src, c = p.inputs[0], scalar_const(graph, p.inputs[1])
         if c is None and p.op_type == "Mul":
@@ -78,7 +86,7 @@ def _match(graph, sm, producers, consumers):
     order = {id(n): i for i, n in enumerate(graph.nodes)}
     absorbed.sort(key=lambda n: order[id(n)])
     node = Node("Attention", f"{sm.name}__attention", [q, k, v, mask], [out],
-                {"scale": float(scale), "causal": 0, "q_perm": qp, "k_perm": kp, "v_perm": vp, "y_perm": yp},
+                {"scale": float(scale), "causal": causal, "q_perm": qp, "k_perm": kp, "v_perm": vp, "y_perm": yp},
                 INTERNAL_DOMAIN)
     return node, absorbed
 
@@ -116,3 +124,16 @@ def _mask_ok(graph, name, scores_shape):
         return False
     shape = (1,) * (4 - len(v.shape)) + tuple(v.shape)
     return shape[3] == scores_shape[3] and all(a in (1, b) for a, b in zip(shape[:3], scores_shape[:3]))
+
+
+def _causal_select(graph, where, scores_shape):
+    """True for ``Where(cond, S, fill)`` with ``cond`` the constant causal triangle and ``fill`` <= -1e30."""
+    cond, fill = graph.values.get(where.inputs[0]), scalar_const(graph, where.inputs[2])
+    if cond is None or cond.const is None or cond.dtype != np.bool_ or fill is None or fill > -1e30:
+        return False
+    sq, sk = scores_shape[2], scores_shape[3]
+    c = np.asarray(cond.const)
+    if c.ndim < 2 or c.shape[-2:] != (sq, sk) or any(d != 1 for d in c.shape[:-2]):
+        return False
+    tri = np.arange(sk)[None, :] <= np.arange(sq)[:, None] + (sk - sq)
+    return bool(np.array_equal(c.reshape(sq, sk), tri))
