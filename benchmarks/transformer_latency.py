@@ -121,9 +121,10 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--streams", action="store_true")
+    ap.add_argument("--no-latency", action="store_true", help="only the --streams throughput")
     args = ap.parse_args()
     for name in args.cases.split(","):
-        for threads in (int(t) for t in args.threads.split(",")):
+        for threads in () if args.no_latency else (int(t) for t in args.threads.split(",")):
             latency_case(name, threads, args.rounds)
         if args.streams:
             streams_case(name)
