@@ -25,6 +25,10 @@ ACT_CODES = {"Relu": RELU, "LeakyRelu": LEAKY_RELU, "Clip": CLIP, "Sigmoid": SIG
              "Silu": SILU, "Gelu": GELU, "GeluTanh": GELU_TANH}
 
 
+WEIGHT_COLUMN_TILES = True  # see emit_gemm
+WEIGHT_COLUMN_BYTES = 8 << 20
+
+
 def fused_activation(node):
     """``(op code, alpha, beta)`` of the node's fused activation (IDENTITY when none)."""
     act = node.fused.activation
@@ -46,7 +50,13 @@ def emit_gemm(node, plan, a, sa, b, ldb, y, m, n, k, batch_offs, c=None, sc=(0, 
     act, aa, ab = fused_activation(node)
     batch_offs = np.asarray(batch_offs, np.int64).reshape(-1, 2)
     batch = len(batch_offs)
-    nmb, mb, nnb, nb = tiling.gemm_blocks(batch, m, n, k, plan.num_workers, MR, NR)
+    if WEIGHT_COLUMN_TILES and b_packed and batch == 1 and n > m and k * n * 4 >= WEIGHT_COLUMN_BYTES:
+        # Weights that outweigh the activations and the caches: tiles of columns stream each part of B
+        # once (tiles of rows would each stream all of B) and share the smaller A from cache.
+        nmb, mb = 1, m
+        nnb, nb = tiling.split(n, m * k, plan.num_workers, granule=NR)
+    else:
+        nmb, mb, nnb, nb = tiling.gemm_blocks(batch, m, n, k, plan.num_workers, MR, NR)
     offs = plan.weight(batch_offs.reshape(-1), "gemm_offs")
     plan.add(node, f32_gemm, a=a, b=b, c=c, offs=offs, y=y, m=m, n=n, k=k, sai=sa[0], sak=sa[1], ldb=ldb,
              sci=sc[0], scj=sc[1], mb=mb, nb=nb, n_mblk=nmb, n_nblk=nnb, bpk=k * NR if b_packed else 0,
@@ -156,6 +166,8 @@ class MatMul(Lowering):
         ia = np.broadcast_to(np.arange(nb_a).reshape(sa[:-2]), batch).reshape(-1) * (m * k)
         ib = np.broadcast_to(np.arange(nb_b).reshape(sb[:-2]), batch).reshape(-1) * (k * n)
         offs = np.stack([ia, ib], axis=1)
+        if nb_b == 1 and nb_a > 1:  # one B for every batch: A's rows of all batches are one taller A
+            m, offs = nb_a * m, offs[:1]
         if b.const is not None:
             # Constant B: packed once into the core's panels; batch offsets count packed floats.
             bname = plan.weight(lambda: pack_b(np.asarray(b.const, np.float32).reshape(sb)), "matmul_b",
