@@ -26,7 +26,6 @@ ACT_CODES = {"Relu": RELU, "LeakyRelu": LEAKY_RELU, "Clip": CLIP, "Sigmoid": SIG
 
 
 WEIGHT_COLUMN_TILES = True  # see emit_gemm
-WEIGHT_COLUMN_BYTES = 8 << 20
 
 
 def fused_activation(node):
@@ -50,9 +49,9 @@ def emit_gemm(node, plan, a, sa, b, ldb, y, m, n, k, batch_offs, c=None, sc=(0, 
     act, aa, ab = fused_activation(node)
     batch_offs = np.asarray(batch_offs, np.int64).reshape(-1, 2)
     batch = len(batch_offs)
-    if WEIGHT_COLUMN_TILES and b_packed and batch == 1 and n > m and k * n * 4 >= WEIGHT_COLUMN_BYTES:
-        # Weights that outweigh the activations and the caches: tiles of columns stream each part of B
-        # once (tiles of rows would each stream all of B) and share the smaller A from cache.
+    if WEIGHT_COLUMN_TILES and b_packed and batch == 1 and n > m:
+        # Weights that outweigh the activations: tiles of columns stream each part of B once (tiles
+        # of rows would each stream all of B) and share the smaller A from cache.
         nmb, mb = 1, m
         nnb, nb = tiling.split(n, m * k, plan.num_workers, granule=NR)
     else:
