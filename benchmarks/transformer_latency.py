@@ -8,7 +8,8 @@ For each case and thread count, compiles tilerun (single_stream, ``num_cores``
 ``intra_op_num_threads`` = threads, one inter-op thread), checks that their
 outputs agree, then times one request of each alternately for ``rounds``
 rounds and prints the medians and their ratio (tilerun / ORT; below 1 is
-faster). ``--streams`` adds throughput of tilerun multi_stream with 2 streams
+faster). ``--ort-no-spin`` stops ORT's idle threads spinning, which
+otherwise take cores from the tilerun run that follows. ``--streams`` adds throughput of tilerun multi_stream with 2 streams
 (2 callers) against ORT's better of intra_op 1 x 2 callers and intra_op 2 x 1
 caller. Cases: ``base128`` (12 layers x 768, seq 128, batch 1), ``small128``
 (4 x 256, seq 128), ``base384`` (12 x 768, seq 384).
@@ -40,10 +41,14 @@ def inputs(seq, batch=1, seed=0):
     return [rng.integers(0, 1000, (batch, seq)).astype(np.int64), mask]
 
 
+ORT_SPIN = ["1"]  # "0": ORT's idle intra-op threads do not spin (its spinning takes cores from the next run)
+
+
 def ort_session(model, intra):
     """An ONNX Runtime CPU session with default graph optimisations and ``intra`` intra-op threads."""
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = intra, 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", ORT_SPIN[0])
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
@@ -122,7 +127,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--streams", action="store_true")
     ap.add_argument("--no-latency", action="store_true", help="only the --streams throughput")
+    ap.add_argument("--ort-no-spin", action="store_true", help="ORT's idle intra-op threads sleep instead of spin")
     args = ap.parse_args()
+    ORT_SPIN[0] = "0" if args.ort_no_spin else "1"
     for name in args.cases.split(","):
         for threads in () if args.no_latency else (int(t) for t in args.threads.split(",")):
             latency_case(name, threads, args.rounds)
