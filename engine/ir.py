@@ -110,6 +110,7 @@ class Fused:
     activation: tuple = None  # (op_type, alpha, beta) applied to the output
     residual: str = None      # value added before the activation (also the node's input 3)
     pool: "Node" = None       # a MaxPool computed on the node's output (Conv only)
+    bias: str = None          # constant added per output column (MatMul only; also the node's input 2)
 
 
 @dataclass

@@ -9,7 +9,6 @@ by inlining a constant op code, in ``MATH_KERNELS`` by code. None is a fused
 epilogue: they stay out of the activations (``kernels.elementwise``) so that
 the fused kernels which inline those stay small.
 """
-import math
 
 import numba
 import numpy as np
@@ -18,6 +17,7 @@ from .contract import tile_kernel
 from .elementwise import GELU as ACT_GELU
 from .elementwise import GELU_TANH as ACT_GELU_TANH
 from .elementwise import UNARY, apply_activation, unary_tile
+from .mathfn import erf_f32
 
 # -- unary math (not fusable epilogues: kept out of _act so fused kernels stay small) -----------
 ABS, NEG, EXP, LOG, SQRT, RECIPROCAL, FLOOR, CEIL, ERF, SIN, COS, SOFTPLUS, ELU, SELU, SIGN, GELU, \
@@ -43,7 +43,7 @@ def _math(op, v, alpha, beta):
     if op == CEIL:
         return np.ceil(v)
     if op == ERF:
-        return np.float32(math.erf(v))
+        return erf_f32(v)
     if op == SIN:
         return np.sin(v)
     if op == COS:

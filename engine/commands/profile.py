@@ -3,7 +3,7 @@
 Traces a few requests (``Engine.trace``: every tile's worker and start/end
 time), takes each plan row's median over the runs and prints the rows sorted
 by busy time with their share of the total, GFLOP/s for rows that count
-flops (Conv, Gemm, MatMul), and how many tiles each worker ran. A summary by
+flops (Conv, Gemm, MatMul, Attention), and how many tiles each worker ran. A summary by
 op type follows. ``--trace out.json`` writes the Chrome/Perfetto timeline of
 the median run. It reads the numbers the executor records; nothing is timed
 from Python per op.
@@ -91,7 +91,7 @@ def tiles_per_worker(trace, row):
     return dict(sorted(counts.items()))
 
 
-FLOP_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+FLOP_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Attention"}
 
 
 def _gflops(flops, ms, op_type):

@@ -5,7 +5,8 @@ a run-time ``B`` is read in place (``Gemm`` with ``transB`` on a run-time ``B``
 first transposes it into a temporary). ``A`` is read through strides, so
 ``transA`` costs nothing. MatMul broadcasts batch axes numpy-style through a
 per-batch table of ``A``/``B`` offsets. A fused activation
-(``node.fused.activation``) runs in the epilogue.
+(``node.fused.activation``) and a MatMul's fused column bias
+(``node.fused.bias``, input 2) run in the epilogue.
 """
 import numpy as np
 
@@ -23,6 +24,9 @@ ACT_CODES = {"Relu": RELU, "LeakyRelu": LEAKY_RELU, "Clip": CLIP, "Sigmoid": SIG
              "HardSigmoid": HARD_SIGMOID, "HardSwish": HARD_SWISH,
              # fused forms of patterns (no ONNX op of that name before opset 20's Gelu)
              "Silu": SILU, "Gelu": GELU, "GeluTanh": GELU_TANH}
+
+
+WEIGHT_COLUMN_TILES = True  # see emit_gemm
 
 
 def fused_activation(node):
@@ -46,7 +50,13 @@ def emit_gemm(node, plan, a, sa, b, ldb, y, m, n, k, batch_offs, c=None, sc=(0, 
     act, aa, ab = fused_activation(node)
     batch_offs = np.asarray(batch_offs, np.int64).reshape(-1, 2)
     batch = len(batch_offs)
-    nmb, mb, nnb, nb = tiling.gemm_blocks(batch, m, n, k, plan.num_workers, MR, NR)
+    if WEIGHT_COLUMN_TILES and b_packed and batch == 1 and n > m:
+        # Weights that outweigh the activations: tiles of columns stream each part of B once (tiles
+        # of rows would each stream all of B) and share the smaller A from cache.
+        nmb, mb = 1, m
+        nnb, nb = tiling.split(n, m * k, plan.num_workers, granule=NR)
+    else:
+        nmb, mb, nnb, nb = tiling.gemm_blocks(batch, m, n, k, plan.num_workers, MR, NR)
     offs = plan.weight(batch_offs.reshape(-1), "gemm_offs")
     plan.add(node, f32_gemm, a=a, b=b, c=c, offs=offs, y=y, m=m, n=n, k=k, sai=sa[0], sak=sa[1], ldb=ldb,
              sci=sc[0], scj=sc[1], mb=mb, nb=nb, n_mblk=nmb, n_nblk=nnb, bpk=k * NR if b_packed else 0,
@@ -167,10 +177,14 @@ class MatMul(Lowering):
         ia = np.broadcast_to(np.arange(nb_a).reshape(sa[:-2]), batch).reshape(-1) * (m * k)
         ib = np.broadcast_to(np.arange(nb_b).reshape(sb[:-2]), batch).reshape(-1) * (k * n)
         offs = np.stack([ia, ib], axis=1)
+        if nb_b == 1 and nb_a > 1:  # one B for every batch: A's rows of all batches are one taller A
+            m, offs = nb_a * m, offs[:1]
+        cname = None
+        if node.fused.bias:  # a constant per column (passes/fuse_bias.py): the epilogue adds it
+            cname = plan.weight(np.asarray(inputs[2].const, np.float32).reshape(-1), "matmul_bias")
         if b.is_const and len(b.shape) <= 2 and bf16.gemm_applies(plan, (k, 1)):
-            # A constant 2-D B: every batch of A is more rows of one GEMM.
             bf16.emit_gemm(node, plan, a.name, k, lambda: np.asarray(b.const, np.float32).reshape(sb),
-                           (node.name, "matmul_b", sb), y.name, nb_a * m, n, k)
+                           (node.name, "matmul_b", sb), y.name, m, n, k, cname, (0, 1), beta=1.0)
             return
         if b.is_const:
             # Constant B: packed once into the core's panels; batch offsets count packed floats.
@@ -179,4 +193,5 @@ class MatMul(Lowering):
             offs[:, 1] = offs[:, 1] // max(k * n, 1) * (k * -(-n // NR) * NR)
         else:
             bname = b.name
-        emit_gemm(node, plan, a.name, (k, 1), bname, n, y.name, m, n, k, offs, b_packed=b.is_const)
+        emit_gemm(node, plan, a.name, (k, 1), bname, n, y.name, m, n, k, offs, cname, (0, 1), beta=1.0,
+                  b_packed=b.is_const)

@@ -21,7 +21,7 @@ from tilerun.kernels import softmax as S
 from ..errors import node_error
 from .base import F32, Lowering, expect_dtype, expect_inputs
 from .base import _axis as _checked_axis
-from .registry import register
+from .registry import register, register_internal
 
 COL_BLOCK = 256
 
@@ -274,3 +274,7 @@ class LayerNormalization(Lowering):
         if v.is_const and v.const.size != math.prod(norm):
             return plan.weight(np.broadcast_to(v.const.astype(np.float32), norm).copy(), "ln")
         return v
+
+
+# The LayerNorm pass (passes/fuse_layernorm.py) creates this op in models of any opset.
+register_internal("LayerNormalization")(LayerNormalization)

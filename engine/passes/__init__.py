@@ -4,17 +4,29 @@ from .infer import infer_and_fold
 from .simplify import remove_identities, remove_dead_nodes
 from .fold_batchnorm import fold_batchnorm
 from .fuse import fuse_epilogues
+from .fuse_attention import fuse_attention
+from .fuse_bias import fuse_matmul_bias
+from .fuse_gelu import fuse_gelu
+from .fuse_layernorm import fuse_layernorm
 from .fuse_silu import fuse_silu
 
 
 def run_passes(graph, batch_size, input_shapes, fuse=True):
-    """Bind static shapes, infer/fold, fold BatchNorm into Conv, drop no-ops and dead nodes, fuse (SiLU first)."""
+    """Bind static shapes, infer/fold, fold BatchNorm into Conv, drop no-ops and dead nodes, fuse.
+
+    Fusion recognises decomposed LayerNorm and attention, folds MatMul biases,
+    recognises Gelu and SiLU, then fuses activations/residuals into epilogues.
+    """
     bind_input_shapes(graph, batch_size, input_shapes)
     remove_identities(graph)
     infer_and_fold(graph)
     fold_batchnorm(graph)
     remove_dead_nodes(graph)
     if fuse:
+        fuse_layernorm(graph)
+        fuse_attention(graph)
+        fuse_matmul_bias(graph)
+        fuse_gelu(graph)
         fuse_silu(graph)
         fuse_epilogues(graph)
     return graph
