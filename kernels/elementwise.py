@@ -75,14 +75,16 @@ def _act_loop(y, lo, hi, op, alpha, beta):
         y[q] = _act(op, y[q], alpha, beta)
 
 
-@numba.njit(inline="always")
+@numba.njit(nogil=True, cache=True)
 def activation_run(act, y, lo, hi, alpha, beta):
     """Apply activation ``act`` to ``y[lo:hi]`` in place: a fused epilogue's pass over a run in cache.
 
     Each code gets its own loop with the code a constant, so the branch is
     gone and the loop vectorizes (a per-element ``apply_activation`` on a
     runtime code stays scalar: SiLU's exp then costs several times the
-    conv). Does nothing for ``IDENTITY``.
+    conv). Does nothing for ``IDENTITY``. Compiled once and called, not
+    inlined: inlined, its ten vector loops went into every epilogue of every
+    conv and GEMM kernel and made a cold compile several times longer.
     """
     if act == RELU:
         _act_loop(y, lo, hi, RELU, alpha, beta)
