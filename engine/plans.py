@@ -354,9 +354,11 @@ class PlanCache:
             return self._build(shapes, arrays)
 
     def _build(self, shapes, arrays=None):
-        """Passes and lowering at ``shapes`` (and the value inputs' ``arrays``) on a copy of the graph.
+        """Passes and lowering at ``shapes`` (and the value inputs' ``arrays``).
 
-        The original stays as imported. A ``ConstantRequiredError`` whose
+        A static model's first build runs on the imported graph itself (it is
+        never needed again); every other build on a copy, the imported graph
+        kept as it was for the next shape. A ``ConstantRequiredError`` whose
         tensor is computed from graph inputs makes those inputs value inputs
         and the build starts again with their values (None when ``arrays`` is
         None: the values come with the first request); one computed from no
