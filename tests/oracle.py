@@ -58,3 +58,21 @@ def check_against_reference(model, feeds, rtol=1e-4, atol=1e-5, use_ort=False, *
         else:
             np.testing.assert_array_equal(a, r)
     return one
+
+
+def check_cnn_on_one_and_all_cores(model):
+    """Run ``model`` (one input named ``input``) on 1 and on all cores: the two outputs must be identical and
+    match ONNX Runtime's (rtol 1e-4, atol 1e-4 of the largest output). Returns the all-core engine's plan rows."""
+    from tilerun.models import random_inputs
+    x = random_inputs(model, seed=2)
+    ref = reference_outputs(model, {"input": x[0]}, use_ort=True)[0]
+    one = None
+    for cores in (1, None):
+        with tilerun.compile_model(model, num_cores=cores) as eng:
+            out = eng.run(x)[0]
+            rows = list(eng.plan.rows)
+        if one is None:
+            one = out
+        np.testing.assert_array_equal(out, one, err_msg="1-core and all-core runs differ")
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()))
+    return rows

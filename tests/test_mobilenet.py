@@ -3,7 +3,7 @@ import numpy as np
 import onnx
 
 import tilerun
-from oracle import reference_outputs
+from oracle import check_cnn_on_one_and_all_cores
 from tilerun.models import mobilenet_v2, random_inputs
 
 
@@ -11,18 +11,8 @@ def test_mobilenet_v2_matches_onnxruntime():
     # A narrow, small-input version keeps the test fast; the blocks and their fusions are the full model's.
     model = mobilenet_v2(seed=1, size=64, width=0.5, classes=10)
     onnx.checker.check_model(model)
-    x = random_inputs(model, seed=2)
-    ref = reference_outputs(model, {"input": x[0]}, use_ort=True)[0]
-    one = None
-    for cores in (1, None):
-        with tilerun.compile_model(model, num_cores=cores) as eng:
-            out = eng.run(x)[0]
-            kinds = {r.kernel.name for r in eng.plan.rows}
-            ops = {r.op_type for r in eng.plan.rows}
-        if one is None:
-            one = out
-        np.testing.assert_array_equal(out, one, err_msg="1-core and all-core runs differ")
-    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()))
+    rows = check_cnn_on_one_and_all_cores(model)
+    kinds, ops = {r.kernel.name for r in rows}, {r.op_type for r in rows}
     # Every Clip and residual Add runs inside a conv's epilogue, depthwise convs on their own kernel.
     assert "f32_conv_dw" in kinds
     assert ops <= {"Conv", "GlobalAveragePool", "Gemm"}, ops
