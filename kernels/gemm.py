@@ -416,18 +416,72 @@ def pack_panels(b, ldb, rows_tab, k0, kc, ncols, dst, pstride):
                 v_store(out + jp * pstride + h * VW * 4, v_load_n(src + (jp * NR + h * VW) * 4, ncols - jp * NR - h * VW))
 
 
+def _transpose_rows(builder, rows):
+    """``MR`` vectors (row ``r``: ``VW`` consecutive k) as ``MR`` vectors in panel order (k-major, row-minor).
+
+    ``log2(MR)`` rounds of two-source shuffles: each round merges groups of
+    rows pairwise and halves the k span of every vector. Needs ``VW >= MR``.
+    """
+    vecs = [(v, [(r, k) for k in range(VW)]) for r, v in enumerate(rows)]  # (value, lane labels)
+    groups = [[x] for x in vecs]
+    while len(groups) > 1:
+        merged = []
+        for left, right in zip(groups[0::2], groups[1::2]):
+            out = []
+            for (lv, ll), (rv, rl) in zip(left, right):
+                ks = sorted({k for _, k in ll})
+                rows_in = sorted({r for r, _ in ll + rl})
+                pos = {lab: i for i, lab in enumerate(ll)} | {lab: VW + i for i, lab in enumerate(rl)}
+                for half in (ks[:len(ks) // 2], ks[len(ks) // 2:]):
+                    labels = [(r, k) for k in half for r in rows_in]
+                    mask = ir.Constant(ir.VectorType(simd.I32, VW), [pos[x] for x in labels])
+                    out.append((builder.shuffle_vector(lv, rv, mask), labels))
+            merged.append(out)
+        groups = merged
+    return [v for v, _ in sorted(groups[0], key=lambda x: x[1][0][1])]
+
+
+@intrinsic
+def _pack_a_vec(typingctx, src, sai, last, kv, dst):
+    """Pack ``kv * VW`` k of ``MR`` rows (row ``r`` at ``src + min(r, last) * sai`` bytes, unit k stride) into ``dst``.
+
+    ``dst`` gets ``[k][MR]`` floats: one panel of a row-major A, ``VW`` k at a
+    time as ``MR`` loads, an in-register transpose and ``MR`` stores.
+    """
+    def codegen(context, builder, sig, args):
+        src, sai, last, kv, dst = args
+        i64t = simd.I64
+        rows = [builder.add(src, builder.mul(builder.select(builder.icmp_signed("<", ir.Constant(i64t, r), last),
+                                                           ir.Constant(i64t, r), last), sai)) for r in range(MR)]
+
+        def step(j, acc):
+            off = builder.mul(j, ir.Constant(i64t, 4 * VW))
+            vals = _transpose_rows(builder, [simd.vload(builder, builder.add(x, off)) for x in rows])
+            out = builder.add(dst, builder.mul(off, ir.Constant(i64t, MR)))
+            for q, v in enumerate(vals):
+                simd.vstore(builder, v, builder.add(out, ir.Constant(i64t, 4 * VW * q)))
+            return acc
+        _kloop(builder, ir.Constant(i64t, 0), [], 1, kv, step)
+        return ir.Constant(i64t, 0)
+    return types.int64(*([types.int64] * 5)), codegen
+
+
 @numba.njit(inline="always")
 def _pack_a(a, sai, sak, i0, mc, k0, kc, dst):
     """Rows ``[i0, i0+mc)`` x ``[k0, k0+kc)`` of a strided A as ``MR``-row panels ``[ceil(mc/MR), kc, MR]``."""
     av = f32(a, 1 << 40)
     d = f32(dst, 1 << 40)
-    # k outer, rows inner: the stores run contiguously (one row of the panel
-    # at a time), 2x faster than a column of the panel at a time.
+    # Row-major A (unit k stride): VW k of a panel per transpose in registers.
+    kv = kc // VW if sak == 1 and VW >= MR else 0
     for ib in range((mc + MR - 1) // MR):
         base = ib * kc * MR
         src = (i0 + ib * MR) * sai + k0 * sak
         last = min(MR, mc - ib * MR) - 1  # rows past the block repeat its last: the micro-kernel never stores them
-        for k in range(kc):
+        if kv > 0:
+            _pack_a_vec(a + src * 4, sai * 4, last, kv, dst + base * 4)
+        # k outer, rows inner: the stores run contiguously (one row of the panel
+        # at a time), 2x faster than a column of the panel at a time.
+        for k in range(kv * VW, kc):
             for r in range(MR):
                 d[base + k * MR + r] = av[src + min(r, last) * sai + k * sak]
 
@@ -533,7 +587,8 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
             for ic in range(0, m, mc_n):
                 mc = min(mc_n, m - ic)
                 if pack_a:
-                    _pack_a(a, sai, sak, ic, mc, k0, kc, apack)
+                    if jc == 0 or mc_n < m:  # all rows fit one chunk: packed once per K slice
+                        _pack_a(a, sai, sak, ic, mc, k0, kc, apack)
                     ab, asai, asak, ablk = apack, 1, MR, kc * MR
                 else:
                     ab, asai, asak, ablk = a + k0 * sak * 4, sai, sak, sblk
