@@ -7,7 +7,7 @@ GPT-2 (no KV cache, a causal mask) through the TorchScript exporter, all
 opset 17. Together they carry the mask
 arithmetic of recent transformers (And, IsNaN, Where over an expanded
 bool mask), GatherND, GatherElements, CumSum (RoBERTa's position ids) and
-Range. Outputs must equal ONNX Runtime's at batch 1 and 4, seq 16 and 128,
+Range. Outputs must equal ONNX Runtime's at batch 1 and 4, seq 16, 128 and 384,
 with the last row half padded.
 """
 import os
@@ -22,7 +22,7 @@ DATA = os.path.join(os.path.dirname(__file__), "data")
 EXPORTS = ["bert_tiny_dynamo", "distilbert_tiny_ts", "roberta_tiny_dynamo", "gpt2_tiny_ts"]
 
 
-@pytest.mark.parametrize("seq", [16, 128])
+@pytest.mark.parametrize("seq", [16, 128, 384])
 @pytest.mark.parametrize("batch", [1, 4])
 @pytest.mark.parametrize("name", EXPORTS)
 def test_export_matches_onnxruntime(name, batch, seq):
