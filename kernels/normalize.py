@@ -16,7 +16,9 @@ kernel:
 * ``INSTANCE_NORM`` (``f32_instance_norm``): normalize each plane, then a
   per-channel scale and bias.
 * ``LAYER_NORM`` (``f32_layer_norm``): normalize rows of ``n``, writing each
-  row's ``mean`` and ``inv_std_dev``.
+  row's ``mean`` and ``inv_std_dev``; with ``skip``, the rows of ``x + skip``
+  (the residual add before a transformer's LayerNorm), also written to ``sum``
+  when given.
 
 Means and variances accumulate in float64. This module does not pick tiles
 or fold constant statistics (the lowering in ``engine/ops/normalize.py``
@@ -41,8 +43,9 @@ BATCHNORM_TRAIN = declare_row("BATCHNORM_TRAIN", inputs=("x", "scale", "bias", "
                               ints=("batch", "channels", "hw", "channels_per_tile"), floats=("epsilon", "momentum"))
 INSTANCE_NORM = declare_row("INSTANCE_NORM", inputs=("x", "scale", "bias"), outputs=("y",),
                             ints=("planes", "channels", "hw", "planes_per_tile"), floats=("epsilon",))
-LAYER_NORM = declare_row("LAYER_NORM", inputs=("x", "scale", "bias"), outputs=("y", "mean", "inv_std_dev"),
-                         ints=("rows", "n", "rows_per_tile"), floats=("epsilon",))
+LAYER_NORM = declare_row("LAYER_NORM", inputs=("x", "skip?", "scale", "bias"),
+                         outputs=("y", "mean", "inv_std_dev", "sum?"), ints=("rows", "n", "rows_per_tile"),
+                         floats=("epsilon",))
 
 
 # Reassociated as ``kernels.reduce``'s row reductions are: it vectorizes, and the order
@@ -143,15 +146,26 @@ def f32_layer_norm(p, tile, scratch):
     y = f32(p[LAYER_NORM.y], rows * n)
     mo = f32(p[LAYER_NORM.mean], rows)
     io = f32(p[LAYER_NORM.inv_std_dev], rows)
+    # With a skip input the row normalised is x + skip, written first to the
+    # sum output (or to y, which the normalisation then overwrites in place)
+    # while the row is in L1: the residual add costs no pass of its own.
+    skip = p[LAYER_NORM.skip] != 0
+    sk = f32(p[LAYER_NORM.skip], rows * n)
+    src = x
+    if skip:
+        src = f32(p[LAYER_NORM.sum], rows * n) if p[LAYER_NORM.sum] != 0 else y
     for r in range(tile * per, min(rows, tile * per + per)):
         o = r * n
-        mean, inv = _moments(x, o, n, np.float64(eps))
+        if skip:
+            for j in range(n):
+                src[U(o + j)] = x[U(o + j)] + sk[U(o + j)]
+        mean, inv = _moments(src, o, n, np.float64(eps))
         m32 = np.float32(mean)
         i32 = np.float32(inv)
         mo[r] = m32
         io[r] = i32
         for j in range(n):
-            y[U(o + j)] = (x[U(o + j)] - m32) * i32 * sc[U(j)] + bi[U(j)]
+            y[U(o + j)] = (src[U(o + j)] - m32) * i32 * sc[U(j)] + bi[U(j)]
     return 0
 
 

@@ -176,3 +176,46 @@ def test_decomposed_layernorm_becomes_one_node(opset, square, affine):
                     inits, opset=opset)
     check_against_reference(mu, {"x": x}, use_ort=True, rtol=1e-4, atol=1e-4)
     assert "LayerNormalization" not in _ops(mu)
+
+
+def _residual_ln_model(rng, extra_outputs=(), sum_reader=False, skip_shape=(2, M, N), bias=True):
+    """``LayerNorm(MatMul(x, w) + skip)``; ``sum_reader`` also reads the sum (a pre-LN decoder's next residual)."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["mm"]), helper.make_node("Add", ["mm", "skip"], ["s"]),
+             helper.make_node("LayerNormalization", ["s", "gamma"] + (["beta"] if bias else []), ["y"],
+                              epsilon=1e-5)]
+    outs = [("y", F, None)] + [(o, F, None) for o in extra_outputs]
+    if sum_reader:
+        nodes.append(helper.make_node("Mul", ["s", "two"], ["z"]))
+        outs.append(("z", F, None))
+    inits = [("w", (rng.standard_normal((K, N)) / math.sqrt(K)).astype(F)), ("two", np.array(2.0, F)),
+             ("gamma", (1 + 0.1 * rng.standard_normal(N)).astype(F)), ("beta", rng.standard_normal(N).astype(F))]
+    return make_model(nodes, [("x", F, (2, M, K)), ("skip", F, skip_shape)], outs, inits)
+
+
+@pytest.mark.parametrize("sum_reader,bias", [(False, True), (True, True), (False, False)])
+def test_residual_add_folds_into_the_layernorm(sum_reader, bias):
+    rng = np.random.default_rng(7)
+    m = _residual_ln_model(rng, sum_reader=sum_reader, bias=bias)
+    skip = rng.standard_normal((2, M, N)).astype(F)
+    skip[1, 4, 6] = np.nan
+    outs = check_against_reference(m, {"x": _x(rng), "skip": skip}, use_ort=True, rtol=1e-4, atol=1e-4)
+    assert _ops(m) == ["MatMul", "AddLayerNormalization"] + (["Mul"] if sum_reader else [])
+    assert np.isnan(outs[0][1, 4]).all() and not np.isnan(outs[0][0]).any()
+    if sum_reader:
+        assert np.isnan(outs[1][1, 4, 6]) and np.isnan(outs[1]).sum() == 1
+
+
+def test_residual_add_kept_as_output_still_folds():
+    rng = np.random.default_rng(8)
+    m = _residual_ln_model(rng, extra_outputs=("s",))
+    check_against_reference(m, {"x": _x(rng), "skip": rng.standard_normal((2, M, N)).astype(F)}, use_ort=True,
+                            rtol=1e-4, atol=1e-4)
+    assert _ops(m) == ["MatMul", "AddLayerNormalization"]
+
+
+def test_broadcast_add_before_layernorm_is_not_folded():
+    rng = np.random.default_rng(9)
+    m = _residual_ln_model(rng, skip_shape=(1, M, N))
+    check_against_reference(m, {"x": _x(rng), "skip": rng.standard_normal((1, M, N)).astype(F)}, use_ort=True,
+                            rtol=1e-4, atol=1e-4)
+    assert _ops(m) == ["MatMul", "Add", "LayerNormalization"]

@@ -256,16 +256,20 @@ class LayerNormalization(Lowering):
             return
         axis = _axis(node, len(x.shape), -1)
         norm = tuple(x.shape[axis:])
-        n = math.prod(norm)
-        rows = x.size // n
         scale = self._param(inputs[1], norm, plan, 1.0)
         bias = self._param(inputs[2] if len(inputs) > 2 else None, norm, plan, 0.0)
+        self._emit(node, plan, x, None, scale, bias, outputs[0], list(outputs[1:3]), None, math.prod(norm))
+
+    @staticmethod
+    def _emit(node, plan, x, skip, scale, bias, y, stats, total, n):
+        """One ``f32_layer_norm`` row normalising runs of ``n`` elements; ``skip`` adds a residual first."""
+        rows = x.size // n
         mean, inv_std_dev = [o if o is not None else plan.temp((rows,), np.float32, "ln_stat")
-                             for o in (list(outputs[1:3]) + [None, None])[:2]]
+                             for o in (stats + [None, None])[:2]]
         tiles, per = plan.split(rows, 6 * n)
-        plan.add(node, K.f32_layer_norm, x=x, scale=scale, bias=bias, y=outputs[0], mean=mean,
-                 inv_std_dev=inv_std_dev, rows=rows, n=n, rows_per_tile=per, epsilon=node.attrs.get("epsilon", 1e-5),
-                 tiles=tiles, flops=6 * x.size)
+        plan.add(node, K.f32_layer_norm, x=x, skip=skip, scale=scale, bias=bias, y=y, mean=mean,
+                 inv_std_dev=inv_std_dev, sum=total, rows=rows, n=n, rows_per_tile=per,
+                 epsilon=node.attrs.get("epsilon", 1e-5), tiles=tiles, flops=(6 if skip is None else 7) * x.size)
 
     def _param(self, v, norm, plan, fill):
         """Scale or B as ``n`` floats: ``v`` itself, a broadcast copy of a smaller constant, or ``fill``."""
@@ -278,3 +282,29 @@ class LayerNormalization(Lowering):
 
 # The LayerNorm pass (passes/fuse_layernorm.py) creates this op in models of any opset.
 register_internal("LayerNormalization")(LayerNormalization)
+
+
+@register_internal("AddLayerNormalization")
+class AddLayerNormalization(LayerNormalization):
+    """``LayerNormalization(a + b)`` over the last axis, ``a`` and ``b`` of one shape; output 1, when named, is ``a + b``.
+
+    Created by the residual-LayerNorm pass (``passes/fuse_layernorm.py``):
+    inputs ``a, b, scale, bias``, attributes ``epsilon``. Not here: Mean and
+    InvStdDev outputs, broadcasting between ``a`` and ``b``.
+    """
+
+    def infer(self, node, inputs):
+        a, b = inputs[:2]
+        if tuple(a.shape) != tuple(b.shape):
+            raise node_error(node, f"inputs have shapes {list(a.shape)} and {list(b.shape)}, expected equal shapes")
+        y = super().infer(node, [a] + list(inputs[2:]))[0]
+        return [y] * len(node.outputs)
+
+    def lower(self, node, inputs, outputs, plan):
+        a, b = inputs[:2]
+        if a.size == 0:
+            return
+        norm = (a.shape[-1],)
+        scale, bias = self._param(inputs[2], norm, plan, 1.0), self._param(inputs[3], norm, plan, 0.0)
+        total = outputs[1] if len(outputs) > 1 else None
+        self._emit(node, plan, a, b, scale, bias, outputs[0], [], total, norm[0])

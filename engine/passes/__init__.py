@@ -7,7 +7,7 @@ from .fuse import fuse_epilogues
 from .fuse_attention import fuse_attention
 from .fuse_bias import fuse_matmul_bias
 from .fuse_gelu import fuse_gelu
-from .fuse_layernorm import fuse_layernorm
+from .fuse_layernorm import fuse_layernorm, fuse_residual_layernorm
 from .fuse_silu import fuse_silu
 
 
@@ -15,7 +15,8 @@ def run_passes(graph, batch_size, input_shapes, fuse=True):
     """Bind static shapes, infer/fold, fold BatchNorm into Conv, drop no-ops and dead nodes, fuse.
 
     Fusion recognises decomposed LayerNorm and attention, folds MatMul biases,
-    recognises Gelu and SiLU, then fuses activations/residuals into epilogues.
+    recognises Gelu and SiLU, fuses activations/residuals into epilogues, then
+    folds the residual adds left before LayerNorms into them.
     """
     bind_input_shapes(graph, batch_size, input_shapes)
     remove_identities(graph)
@@ -29,4 +30,5 @@ def run_passes(graph, batch_size, input_shapes, fuse=True):
         fuse_gelu(graph)
         fuse_silu(graph)
         fuse_epilogues(graph)
+        fuse_residual_layernorm(graph)
     return graph

@@ -10,6 +10,13 @@ with ``gamma``/``beta`` float32 constants over the last axis. The new node
 normalises over the last axis in one kernel; it is ONNX's own op at opset >=
 17 and the same lowering in tilerun's internal domain below that. Not here:
 normalisation over several axes, or a run-time gamma/beta (the primitives stay).
+
+``fuse_residual_layernorm`` then folds the residual add in front of a
+last-axis LayerNormalization (``LayerNorm(a + b)``, ``a`` and ``b`` computed
+tensors of one shape, constant gamma/beta) into one internal
+``AddLayerNormalization`` node: its kernel adds and normalises each row while
+it is in L1. When the sum is read elsewhere too (pre-LN decoders keep it as
+the next residual) the node writes it as a second output.
 """
 import numpy as np
 
@@ -97,3 +104,36 @@ def _replace(graph, x, eps, params, chain, last):
     ln = Node("LayerNormalization", f"{last.name}__layernorm", [x] + names, [last.outputs[0]],
               {"axis": -1, "epsilon": float(eps), "stash_type": 1}, domain)
     absorb(graph, ln, chain, last)
+
+
+def fuse_residual_layernorm(graph):
+    """Fold each ``Add`` that only feeds a last-axis LayerNormalization (or also other readers) into it, in place."""
+    producers, consumers = graph.producers(), graph.consumers()
+    for ln in [n for n in graph.nodes if n.op_type == "LayerNormalization" and n.domain in ("", INTERNAL_DOMAIN)]:
+        add = producers.get(ln.inputs[0])
+        if not _residual_add(graph, add, ln) or any(o for o in ln.outputs[1:]):
+            continue
+        total = add.outputs[0]
+        params = [n for n in ln.inputs[1:3] if n]
+        if any(not graph.values[p].is_const for p in params):
+            continue
+        keep_sum = total in graph.outputs or len(consumers.get(total, ())) > 1
+        node = Node("AddLayerNormalization", f"{ln.name}__residual", list(add.inputs) + (ln.inputs[1:3] + [""])[:2],
+                    ln.outputs[:1] + ([total] if keep_sum else []), {"epsilon": float(ln.attrs.get("epsilon", 1e-5))},
+                    INTERNAL_DOMAIN)
+        # At the Add's place: the node's other inputs are constants, and readers of the sum may come before the LayerNorm.
+        absorb(graph, node, [add, ln], add)
+        producers, consumers = graph.producers(), graph.consumers()
+
+
+def _residual_add(graph, add, ln):
+    """True for a float32 ``Add`` of two computed tensors of the LayerNorm input's shape, normalised on the last axis."""
+    if not is_op(add, "Add") or len(add.inputs) != 2:
+        return False
+    x = graph.values[ln.inputs[0]]
+    a, b = (graph.values[n] for n in add.inputs)
+    if x.shape is None or a.shape is None or b.shape is None:
+        return False
+    rank = len(x.shape)
+    return (x.dtype == np.float32 and rank >= 1 and int(ln.attrs.get("axis", -1)) % rank == rank - 1
+            and not a.is_const and not b.is_const and tuple(a.shape) == tuple(b.shape) == tuple(x.shape))
