@@ -8,7 +8,16 @@ and take every tap as a plain vector load from it; larger strides run plain
 loops. Bias, residual and activation come from the row's ``EPILOGUE``
 struct; Relu, Clip and HardSwish are applied on the vector (``kernels.conv._dw_out``),
 any other activation in a vectorized pass over the plane while it is in cache
-(``elementwise.activation_run``). Not here: groups of more than
+(``elementwise.activation_run``).
+
+``f32_conv_dw_cv`` reads the same row for one input channel per output
+channel, strides 1 and 2, no residual: vectors run across ``VW`` channels
+instead of along a row, which small planes (14x14, 7x7) cannot fill. A tile
+takes ``co_per_tile`` groups of ``VW`` channels of an image; each group is
+transposed into a zero-padded ``[row][column][VW]`` scratch grid, every tap
+of eight outputs is then one weight vector and eight input vectors, and the
+results are transposed back to the planes. ``w`` is packed as ``[group][tap][VW]``
+(``pack_dw_cv``, zero for channels past ``cout``). Not here: groups of more than
 one input channel, 3-D convolution.
 """
 import numba
@@ -20,7 +29,7 @@ from .conv import CONV, _conv_geometry, _dw_out
 from .conv_pack import BIG, _copy_run, _span
 from .elementwise import CLIP, HARD_SWISH, IDENTITY, RELU, activation_run
 from .gemm import EPILOGUE, ep_float, ep_int
-from .simd import VW, v_fma, v_load, v_load2_n, v_splat, v_store, v_store_n, v_zero
+from .simd import VW, v_fma, v_load, v_load2_n, v_load_n, v_splat, v_store, v_store_n, v_transpose_block, v_zero
 
 
 def _dw_scratch(a):
@@ -208,4 +217,114 @@ def f32_conv_dw(p, tile, scratch):
         else:
             _dw_plane(x, xo, wt, co * kh * kw, y, plane * npix, h, w, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl)
             _dw_epilogue(y, plane * npix, f32(p[R.res], BIG), bv, npix, act, aa, ab, has_res)
+    return 0
+
+
+def pack_dw_cv(w):
+    """Depthwise weights ``[C, 1, kh, kw]`` as ``[ceil(C/VW), kh*kw, VW]`` float32, zero past channel ``C``."""
+    w = np.asarray(w, np.float32).reshape(w.shape[0], -1)
+    c, taps = w.shape
+    out = np.zeros((-(-c // VW) * VW, taps), np.float32)
+    out[:c] = w
+    return np.ascontiguousarray(out.reshape(-1, VW, taps).transpose(0, 2, 1))
+
+
+CV_BLOCK = 8  # output pixels per register block of f32_conv_dw_cv
+
+
+@numba.njit(cache=True)
+def dw_cv_grid(h, w, oh_n, ow_n, kh, kw, sh, sw, pt, pl):
+    """``(rows, cols, scratch_floats)`` of ``f32_conv_dw_cv``'s padded grid, its slack, and its output grid."""
+    hp = max(h + pt, (oh_n - 1) * sh + kh)
+    wp = max(w + pl, (ow_n - 1) * sw + kw)
+    return hp, wp, (hp * wp + 2 * CV_BLOCK + kw) * VW + oh_n * ow_n * VW
+
+
+def _dw_cv_scratch(a):
+    return dw_cv_grid(a["in_h"], a["in_w"], a["out_h"], a["out_w"], a["kh"], a["kw"], a["sh"], a["sw"], a["pad_t"],
+                      a["pad_l"])[2] * 4
+
+
+@tile_kernel(CONV, scratch=_dw_cv_scratch)
+def f32_conv_dw_cv(p, tile, scratch):
+    R = CONV
+    n_img = p[R.n]
+    n_c, h, w, cout, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl = _conv_geometry(p)
+    ng = (cout + VW - 1) // VW
+    cpt = p[R.co_per_tile]
+    npix = oh_n * ow_n
+    taps = kh * kw
+    hp, wp, nf = dw_cv_grid(h, w, oh_n, ow_n, kh, kw, sh, sw, pt, pl)
+    grid = scratch
+    outg = scratch + (nf - npix * VW) * 4
+    xa, ya, wa, ba = p[R.x], p[R.y], p[R.w], p[R.bias]
+    y = f32(ya, BIG)
+    epa = slot_address(p, R.ep)
+    has_bias = ep_int(epa, EPILOGUE.has_c) != 0
+    act = ep_int(epa, EPILOGUE.act)
+    aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
+    vs = VW * 4  # bytes of one grid pixel
+    # The border stays zero: each group writes only the grid's interior.
+    for t in range(0, hp * wp * VW + (2 * CV_BLOCK + kw) * VW, VW):
+        v_store(grid + t * 4, v_zero())
+    for gi in range(tile * cpt, min(n_img * ng, tile * cpt + cpt)):
+        img = gi // ng
+        c0 = (gi - img * ng) * VW
+        nc = min(VW, cout - c0)
+        xo = (img * n_c + c0) * h * w
+        for ih in range(h):
+            for w0 in range(0, w, VW):
+                nw = min(VW, w - w0)
+                v_transpose_block(xa + (xo + ih * w + w0) * 4, h * w * 4, nc, nw,
+                                  grid + ((ih + pt) * wp + pl + w0) * vs, vs, nw, VW)
+        wg = wa + (c0 // VW) * taps * vs
+        b_v = v_load_n(ba + c0 * 4, nc) if has_bias else v_zero()
+        for oh in range(oh_n):
+            for o in range(0, ow_n, CV_BLOCK):
+                a0 = b_v
+                a1 = b_v
+                a2 = b_v
+                a3 = b_v
+                a4 = b_v
+                a5 = b_v
+                a6 = b_v
+                a7 = b_v
+                step = sw * vs
+                for ki in range(kh):
+                    row = grid + ((oh * sh + ki) * wp + o * sw) * vs
+                    for kj in range(kw):
+                        wv = v_load(wg + (ki * kw + kj) * vs)
+                        src = row + kj * vs
+                        a0 = v_fma(wv, v_load(src), a0)
+                        a1 = v_fma(wv, v_load(src + step), a1)
+                        a2 = v_fma(wv, v_load(src + 2 * step), a2)
+                        a3 = v_fma(wv, v_load(src + 3 * step), a3)
+                        a4 = v_fma(wv, v_load(src + 4 * step), a4)
+                        a5 = v_fma(wv, v_load(src + 5 * step), a5)
+                        a6 = v_fma(wv, v_load(src + 6 * step), a6)
+                        a7 = v_fma(wv, v_load(src + 7 * step), a7)
+                dst = outg + (oh * ow_n + o) * vs
+                nb = ow_n - o
+                v_store(dst, a0)
+                if nb > 1:
+                    v_store(dst + vs, a1)
+                if nb > 2:
+                    v_store(dst + 2 * vs, a2)
+                if nb > 3:
+                    v_store(dst + 3 * vs, a3)
+                if nb > 4:
+                    v_store(dst + 4 * vs, a4)
+                if nb > 5:
+                    v_store(dst + 5 * vs, a5)
+                if nb > 6:
+                    v_store(dst + 6 * vs, a6)
+                if nb > 7:
+                    v_store(dst + 7 * vs, a7)
+        yo = (img * cout + c0) * npix
+        for q0 in range(0, npix, VW):
+            nq = min(VW, npix - q0)
+            v_transpose_block(outg + q0 * vs, vs, nq, VW, ya + (yo + q0) * 4, npix * 4, nc, nq)
+        if act != IDENTITY:
+            for c in range(nc):
+                activation_run(act, y, yo + c * npix, yo + (c + 1) * npix, aa, ab)
     return 0

@@ -416,31 +416,6 @@ def pack_panels(b, ldb, rows_tab, k0, kc, ncols, dst, pstride):
                 v_store(out + jp * pstride + h * VW * 4, v_load_n(src + (jp * NR + h * VW) * 4, ncols - jp * NR - h * VW))
 
 
-def _transpose_rows(builder, rows):
-    """``MR`` vectors (row ``r``: ``VW`` consecutive k) as ``MR`` vectors in panel order (k-major, row-minor).
-
-    ``log2(MR)`` rounds of two-source shuffles: each round merges groups of
-    rows pairwise and halves the k span of every vector. Needs ``VW >= MR``.
-    """
-    vecs = [(v, [(r, k) for k in range(VW)]) for r, v in enumerate(rows)]  # (value, lane labels)
-    groups = [[x] for x in vecs]
-    while len(groups) > 1:
-        merged = []
-        for left, right in zip(groups[0::2], groups[1::2]):
-            out = []
-            for (lv, ll), (rv, rl) in zip(left, right):
-                ks = sorted({k for _, k in ll})
-                rows_in = sorted({r for r, _ in ll + rl})
-                pos = {lab: i for i, lab in enumerate(ll)} | {lab: VW + i for i, lab in enumerate(rl)}
-                for half in (ks[:len(ks) // 2], ks[len(ks) // 2:]):
-                    labels = [(r, k) for k in half for r in rows_in]
-                    mask = ir.Constant(ir.VectorType(simd.I32, VW), [pos[x] for x in labels])
-                    out.append((builder.shuffle_vector(lv, rv, mask), labels))
-            merged.append(out)
-        groups = merged
-    return [v for v, _ in sorted(groups[0], key=lambda x: x[1][0][1])]
-
-
 @intrinsic
 def _pack_a_vec(typingctx, src, sai, last, kv, dst):
     """Pack ``kv * VW`` k of ``MR`` rows (row ``r`` at ``src + min(r, last) * sai`` bytes, unit k stride) into ``dst``.
@@ -456,7 +431,7 @@ def _pack_a_vec(typingctx, src, sai, last, kv, dst):
 
         def step(j, acc):
             off = builder.mul(j, ir.Constant(i64t, 4 * VW))
-            vals = _transpose_rows(builder, [simd.vload(builder, builder.add(x, off)) for x in rows])
+            vals = simd.transpose(builder, [simd.vload(builder, builder.add(x, off)) for x in rows])
             out = builder.add(dst, builder.mul(off, ir.Constant(i64t, MR)))
             for q, v in enumerate(vals):
                 simd.vstore(builder, v, builder.add(out, ir.Constant(i64t, 4 * VW * q)))

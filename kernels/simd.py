@@ -10,11 +10,11 @@ cached kernels do not record the width they were built for.
 
 Two layers live here. IR helpers (``vload``, ``vstore``, ``masked_load``,
 ``masked_store``, ``splat``, ``fma``, ``vmax``, ``vmin``, ``vclamp_below``,
-``vclamp_above``, ``lane_mask``, ``prefetch``) emit ``llvmlite.ir`` into a
+``vclamp_above``, ``lane_mask``, ``prefetch``, ``transpose``) emit ``llvmlite.ir`` into a
 builder, for code generators such as the GEMM micro-kernel. Numba intrinsics
 on the ``F32Vec`` type (``v_load``, ``v_store``, ``v_load_n``, ``v_load2_n``,
 ``v_store_n``, ``v_splat``, ``v_fma``, ``v_add``, ``v_mul``, ``v_max``,
-``v_min``, ``v_clamp_below``, ``v_clamp_above``, ``v_zero``) let ordinary
+``v_min``, ``v_clamp_below``, ``v_clamp_above``, ``v_zero``, ``v_transpose_block``) let ordinary
 ``@njit`` kernels hold one host vector in a variable. Addresses are int64 byte
 addresses; unaligned access is allowed everywhere. ``vmax``/``vmin`` drop a
 NaN of their first operand; activation epilogues clamp with
@@ -144,6 +144,33 @@ def vclamp_above(builder, v, hi):
 
 # -- Numba-level vectors ------------------------------------------------------------------
 
+def transpose(builder, rows):
+    """``R`` vectors (row ``r``: ``VW`` consecutive elements) as ``R`` vectors in column order, ``R`` a power of 2 <= VW.
+
+    Output vector ``q`` holds columns ``q*VW/R .. (q+1)*VW/R - 1``, each as
+    ``R`` lanes (row 0 first): with ``R == VW`` a square transpose. Built
+    from ``log2(R)`` rounds of two-source shuffles that merge groups of rows
+    pairwise and halve the column span of every vector.
+    """
+    vw = rows[0].type.count
+    groups = [[(v, [(r, k) for k in range(vw)])] for r, v in enumerate(rows)]  # (value, lane labels)
+    while len(groups) > 1:
+        merged = []
+        for left, right in zip(groups[0::2], groups[1::2]):
+            out = []
+            for (lv, ll), (rv, rl) in zip(left, right):
+                ks = sorted({k for _, k in ll})
+                rows_in = sorted({r for r, _ in ll + rl})
+                pos = {lab: i for i, lab in enumerate(ll)} | {lab: vw + i for i, lab in enumerate(rl)}
+                for half in (ks[:len(ks) // 2], ks[len(ks) // 2:]):
+                    labels = [(r, k) for k in half for r in rows_in]
+                    mask = ir.Constant(ir.VectorType(I32, vw), [pos[x] for x in labels])
+                    out.append((builder.shuffle_vector(lv, rv, mask), labels))
+            merged.append(out)
+        groups = merged
+    return [v for v, _ in sorted(groups[0], key=lambda x: x[1][0][1])]
+
+
 class F32VecType(types.Type):
     """Numba type of one host vector of float32 (``VW`` lanes), held in a register."""
 
@@ -247,3 +274,28 @@ def v_zero(typingctx):
     """A vector of zeros."""
     return f32vec(), lambda ctx, b, sig, args: ir.Constant(vec(VW), [0.0] * VW)
 
+
+
+@intrinsic
+def v_transpose_block(typingctx, src, sstride, nrows, ncols, dst, dstride, nvec, nlanes):
+    """Transpose a ``VW x VW`` block of floats between two strided layouts (byte addresses and strides).
+
+    Reads row ``r`` (``r < VW``) at ``src + min(r, nrows-1) * sstride``, its
+    first ``ncols`` floats (the rest read as 0.0 and touch no memory); writes
+    column ``j`` for ``j < nvec`` at ``dst + j * dstride``, its first
+    ``nlanes`` lanes (row ``r`` in lane ``r``). Repeated rows keep every read
+    inside the caller's rows.
+    """
+    def codegen(ctx, b, sig, args):
+        src, sstride, nrows, ncols, dst, dstride, nvec, nlanes = args
+        last = b.sub(nrows, ir.Constant(I64, 1))
+        rmask, smask = lane_mask(b, ncols), lane_mask(b, nlanes)
+        rows = []
+        for r in range(VW):
+            rr = b.select(b.icmp_signed("<", ir.Constant(I64, r), last), ir.Constant(I64, r), last)
+            rows.append(masked_load(b, b.add(src, b.mul(rr, sstride)), rmask))
+        for j, v in enumerate(transpose(b, rows)):
+            with b.if_then(b.icmp_signed("<", ir.Constant(I64, j), nvec)):
+                masked_store(b, v, b.add(dst, b.mul(ir.Constant(I64, j), dstride)), smask)
+        return ctx.get_dummy_value()
+    return types.none(*([types.int64] * 8)), codegen

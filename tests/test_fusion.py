@@ -110,18 +110,22 @@ def test_matmul_constant_batched_b_packed():
     check_against_reference(m, {"a": a}, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("xshape,k,stride,pads,dil", [
-    ((1, 24, 40, 37), 3, 2, [1, 1, 1, 1], 1),     # stride 2, rows wider than a vector
-    ((1, 16, 21, 50), 3, 1, [1, 1, 1, 1], 1),     # stride 1, several vectors per row
-    ((2, 8, 15, 15), 5, 1, [2, 2, 2, 2], 2),      # dilated, padded
-    ((1, 32, 7, 7), 3, 1, [1, 1, 1, 1], 1),       # small planes (flat path)
-    ((1, 8, 17, 19), 3, 3, [0, 1, 2, 1], 1),      # stride 3: the plain path
+@pytest.mark.parametrize("xshape,k,stride,pads,dil,kernel", [
+    ((1, 24, 40, 37), 3, 2, [1, 1, 1, 1], 1, "f32_conv_dw_cv"),   # stride 2, channels not a multiple of a vector
+    ((1, 16, 21, 50), 3, 1, [1, 1, 1, 1], 1, "f32_conv_dw_cv"),   # stride 1, rows wider than a vector
+    ((2, 40, 14, 13), 5, 2, [2, 1, 2, 2], 1, "f32_conv_dw_cv"),   # two images, asymmetric pads, 5x5
+    ((1, 5, 7, 7), 5, 1, [2, 2, 2, 2], 1, "f32_conv_dw_cv"),      # fewer channels than a vector
+    ((1, 32, 7, 7), 3, 1, [1, 1, 1, 1], 1, "f32_conv_dw_cv"),     # small planes
+    ((1, 4, 60, 61), 3, 1, [1, 1, 1, 1], 1, "f32_conv_dw"),       # large planes: vectors along rows
+    ((2, 8, 15, 15), 5, 1, [2, 2, 2, 2], 2, "f32_conv_dw"),       # dilated, padded
+    ((1, 8, 17, 19), 3, 3, [0, 1, 2, 1], 1, "f32_conv_dw"),       # stride 3: the plain path
 ])
 @pytest.mark.parametrize("act", [None, "Clip6", "Sigmoid"])
-def test_depthwise_paths(xshape, k, stride, pads, dil, act):
+def test_depthwise_paths(xshape, k, stride, pads, dil, kernel, act):
     rng = np.random.default_rng(5)
     c = xshape[1]
     x = rng.standard_normal(xshape).astype(F)
+    x[-1, -1, 3, 4] = np.nan
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if act else "y"], group=c, strides=[stride] * 2,
                               pads=pads, dilations=[dil] * 2)]
     if act == "Clip6":
@@ -131,8 +135,10 @@ def test_depthwise_paths(xshape, k, stride, pads, dil, act):
     inits = [("w", rng.standard_normal((c, 1, k, k)).astype(F)), ("b", rng.standard_normal(c).astype(F)),
              ("lo", np.array(0, F)), ("hi", np.array(6, F))]
     m = make_model(nodes, [("x", F, x.shape)], [("y", F, None)], inits)
-    check_against_reference(m, {"x": x}, rtol=1e-4, atol=1e-4 * k * k)
-    assert [kern for _, kern in _rows(m)] == ["f32_conv_dw"]
+    # ORT as the oracle: the reference evaluator spreads a NaN over a dilated kernel's gaps.
+    y = check_against_reference(m, {"x": x}, rtol=1e-4, atol=1e-4 * k * k, use_ort=True)[0]
+    assert [kern for _, kern in _rows(m)] == [kernel]
+    assert np.isnan(y[-1, -1]).any() and not np.isnan(y[:, :-1]).any()
 
 
 @pytest.mark.parametrize("xshape,wshape,stride,pads", [
@@ -172,7 +178,7 @@ def test_mobilenet_block_fuses_to_three_convs():
              ("lo", np.array(0, F)), ("hi", np.array(6, F))]
     m = make_model(nodes, [("x", F, x.shape)], [("y", F, None)], inits, opset=13)
     check_against_reference(m, {"x": x}, rtol=1e-4, atol=1e-4)
-    assert [k for _, k in _rows(m)] == ["f32_conv_gemm", "f32_conv_dw", "f32_conv_gemm"]
+    assert [k for _, k in _rows(m)] == ["f32_conv_gemm", "f32_conv_dw_cv", "f32_conv_gemm"]
 
 
 @pytest.mark.parametrize("xshape,wshape,conv,pool", [

@@ -14,7 +14,7 @@ def test_mobilenet_v2_matches_onnxruntime():
     rows = check_cnn_on_one_and_all_cores(model)
     kinds, ops = {r.kernel.name for r in rows}, {r.op_type for r in rows}
     # Every Clip and residual Add runs inside a conv's epilogue, depthwise convs on their own kernel.
-    assert "f32_conv_dw" in kinds
+    assert "f32_conv_dw_cv" in kinds
     assert ops <= {"Conv", "GlobalAveragePool", "Gemm"}, ops
 
 

@@ -17,6 +17,7 @@ from tilerun.kernels import conv as K
 from tilerun.kernels import conv_pack as P
 from tilerun.kernels import depthwise as DW
 from tilerun.kernels.gemm import MR, REGISTER_ACTIVATIONS, epilogue
+from tilerun.kernels.simd import VW
 
 from .. import tiling
 from . import bf16
@@ -33,6 +34,8 @@ BAND_BYTES = 1 << 20  # conv rows a fused max pool's tile computes at most
 # Every band of a fused conv + max pool reads all the conv's weights: only
 # stems and early layers qualify.
 POOL_FUSE_WEIGHT_BYTES = 1 << 19
+# Largest input plane a depthwise conv takes with vectors across channels (f32_conv_dw_cv).
+DW_CV_MAX_PIXELS = 56 * 56
 _SOURCE = {"direct": K.DIRECT, "im2col": K.IM2COL}
 
 
@@ -157,6 +160,8 @@ class _ConvRows:
 
     def packed_weights(self, kernel):
         w, s, node = self.w, self.s, self.node
+        if kernel is DW.f32_conv_dw_cv:
+            return self.plan.weight(lambda: DW.pack_dw_cv(w), "conv_w", key=(node.name, "conv_dw_cv", w.shape))
         if kernel is DW.f32_conv_dw:
             return self.plan.weight(lambda: np.asarray(w, np.float32).reshape(s.cout, -1), "conv_w",
                                     key=(node.name, "conv_dw", w.shape))
@@ -169,8 +174,20 @@ class _ConvRows:
 
 def _emit_depthwise(r):
     s = r.s
+    if _channel_vectors(s, r.res):
+        groups = -(-s.cout // VW)
+        tiles, cpt = r.plan.split(s.n * groups, s.npix * s.kh * s.kw * VW)
+        r.conv_row(DW.f32_conv_dw_cv, r.x, r.y, tiles, bias=r.b, co_per_tile=cpt, n_cob=tiles)
+        return
     tiles, cpt = r.plan.split(s.n * s.cout, s.npix * s.kh * s.kw)
     r.conv_row(DW.f32_conv_dw, r.x, r.y, tiles, bias=r.b, res=r.res, co_per_tile=cpt, n_cob=tiles)
+
+
+def _channel_vectors(s, res):
+    """True when ``f32_conv_dw_cv`` takes the depthwise conv: one input channel per output channel, strides
+    1 and 2 on both axes, no dilation or residual, planes of at most ``DW_CV_MAX_PIXELS`` (its grid stays in L2)."""
+    return (s.c == s.cout and s.groups == s.c and s.sh == s.sw and s.sh <= 2 and s.dh == s.dw == 1 and res is None
+            and s.in_h * s.in_w <= DW_CV_MAX_PIXELS and VW >= 4)
 
 
 def _emit_gemm(r):
