@@ -17,7 +17,7 @@ streams past it from L2; each slice's sums are added to the block of ``C``
 left by the slice before. The slices depend only on ``K``, so every element
 of ``C`` is the same sum of the same fma chains whatever the tiling: results
 never depend on tile boundaries or thread count. The epilogue (bias,
-residual, Relu/Clip/LeakyRelu in registers; other activations and Gemm's
+residual, Relu/Clip/LeakyRelu/Sigmoid/SiLU/HardSwish in registers; other activations and Gemm's
 alpha/beta in a scalar pass over the block while it is in L1) runs after the
 last slice.
 
@@ -43,7 +43,8 @@ from numba.extending import intrinsic
 from . import simd
 from .abi import U, f32, i64, slot_address
 from .contract import declare_row, declare_struct, tile_kernel
-from .elementwise import CLIP, IDENTITY, LEAKY_RELU, RELU, activation_run
+from . import vact
+from .elementwise import CLIP, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SILU, activation_run
 from .simd import VW, v_load_n, v_store
 
 MR = 8          # rows of the register block
@@ -70,9 +71,11 @@ A_PREFETCH = 2048
 # epilogue steps it applies in registers, and GRID_MAP (columns scattered to
 # the rows of an image, see ``_micro``).
 LOAD, FAST_BIAS, FAST_RES, FAST_RELU, FAST_CLIP, FAST_LEAKY, GRID_MAP = 1, 2, 4, 8, 16, 32, 64
+FAST_SIGMOID, FAST_SILU, FAST_HARD_SWISH = 128, 256, 512  # through vact's called vector functions
 GMAP_INTS = 5 * NV  # int64s of a GRID_MAP column map
 # Activations the micro-kernel applies in registers, with their flag.
-REGISTER_ACTIVATIONS = {IDENTITY: 0, RELU: FAST_RELU, CLIP: FAST_CLIP, LEAKY_RELU: FAST_LEAKY}
+REGISTER_ACTIVATIONS = {IDENTITY: 0, RELU: FAST_RELU, CLIP: FAST_CLIP, LEAKY_RELU: FAST_LEAKY, SIGMOID: FAST_SIGMOID,
+                        SILU: FAST_SILU, HARD_SWISH: FAST_HARD_SWISH}
 
 EPILOGUE = declare_struct("EPILOGUE", floats=("alpha", "beta", "act_alpha", "act_beta"),
                           ints=("act", "has_c", "has_res", "fast"))
@@ -150,7 +153,8 @@ def _make_micro(nvr):
     ``flags``: LOAD adds the values in ``C`` to the sums; FAST_BIAS adds ``bias[r]``
     (float32 at ``bias + 4r``), FAST_RES a residual block at ``res`` (stride
     ``ldc``), then FAST_RELU, FAST_CLIP (bounds ``act_alpha``, ``act_beta`` of
-    the ``EPILOGUE`` struct at ``ep``) or FAST_LEAKY (slope ``act_alpha``) apply before the store. ``bias`` and ``res``
+    the ``EPILOGUE`` struct at ``ep``), FAST_LEAKY (slope ``act_alpha``), FAST_SIGMOID, FAST_SILU or
+    FAST_HARD_SWISH apply before the store. ``bias`` and ``res``
     must be readable even when their flag is off. Rows ``>= mv`` and columns
     ``>= nv`` are neither read from ``C`` nor written.
 
@@ -371,6 +375,9 @@ def _store_block(builder, acc, targets, c, mv, ep, bias, res, flags):
     vals = _maybe(builder, frelu, vals, lambda vs: [simd.vclamp_below(builder, v, zero) for v in vs])
     vals = _maybe(builder, fclip, vals, clip)
     vals = _maybe(builder, fleaky, vals, leaky)
+    for bit, name in ((FAST_SIGMOID, "sigmoid"), (FAST_SILU, "silu"), (FAST_HARD_SWISH, "hard_swish")):
+        vals = _maybe(builder, _flag(builder, flags, bit), vals,
+                      lambda vs, name=name: [vact.call(builder, name, v) for v in vs])
     for v, tq in zip(vals, targets):
         for x, mk in tq:
             if mk is None:

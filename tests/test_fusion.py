@@ -116,7 +116,7 @@ def test_matmul_constant_batched_b_packed():
     ((2, 40, 14, 13), 5, 2, [2, 1, 2, 2], 1, "f32_conv_dw_cv"),   # two images, asymmetric pads, 5x5
     ((1, 5, 7, 7), 5, 1, [2, 2, 2, 2], 1, "f32_conv_dw_cv"),      # fewer channels than a vector
     ((1, 32, 7, 7), 3, 1, [1, 1, 1, 1], 1, "f32_conv_dw_cv"),     # small planes
-    ((1, 4, 60, 61), 3, 1, [1, 1, 1, 1], 1, "f32_conv_dw"),       # large planes: vectors along rows
+    ((1, 4, 113, 114), 3, 1, [1, 1, 1, 1], 1, "f32_conv_dw"),     # large planes: vectors along rows
     ((2, 8, 15, 15), 5, 1, [2, 2, 2, 2], 2, "f32_conv_dw"),       # dilated, padded
     ((1, 8, 17, 19), 3, 3, [0, 1, 2, 1], 1, "f32_conv_dw"),       # stride 3: the plain path
 ])
@@ -207,7 +207,7 @@ def test_conv_maxpool_fused(xshape, wshape, conv, pool, act):
     assert [k for _, k in _rows(m)] == ["f32_pad_planes", "f32_conv_maxpool"]
 
 
-@pytest.mark.parametrize("case", ["sigmoid", "two_consumers", "narrow", "stride3"])
+@pytest.mark.parametrize("case", ["tanh", "two_consumers", "narrow", "stride3"])
 def test_conv_maxpool_not_fused(case):
     # Shapes and graphs the fused path does not take still run, as two ops.
     rng = np.random.default_rng(8)
@@ -215,8 +215,8 @@ def test_conv_maxpool_not_fused(case):
     x = rng.standard_normal(xshape).astype(F)
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1])]
     src = "c"
-    if case == "sigmoid":
-        nodes.append(helper.make_node("Sigmoid", ["c"], ["s"]))
+    if case == "tanh":  # an activation the micro-kernel does not apply in registers
+        nodes.append(helper.make_node("Tanh", ["c"], ["s"]))
         src = "s"
     nodes.append(helper.make_node("MaxPool", [src], ["y"], kernel_shape=[3, 3], strides=[3 if case == "stride3" else 2] * 2))
     outs = [("y", F, None)] + ([("c", F, None)] if case == "two_consumers" else [])

@@ -134,7 +134,7 @@ FUSED = {
     "conv3x3_hardsigmoid_grid_out": (lambda: _conv_act("HardSigmoid", hw=(40, 40)), "Conv", "f32_grid_out"),
     "conv3x3_relu_maxpool": (lambda: _conv_act("Relu", pool=True), "Conv", "f32_conv_maxpool"),
     "conv3x3_residual_relu": (lambda: _conv_act("Relu", hw=(40, 40), residual=True), "Conv", "f32_conv_gemm"),
-    "depthwise_relu": (lambda: _conv_act("Relu", c=8, cout=8, groups=8, hw=(60, 60)), "Conv", "f32_conv_dw"),
+    "depthwise_relu": (lambda: _conv_act("Relu", c=8, cout=8, groups=8, hw=(120, 120)), "Conv", "f32_conv_dw"),
     "depthwise_clip": (lambda: _conv_act("Clip", c=8, cout=8, groups=8), "Conv", "f32_conv_dw_cv"),
     "gemm_relu": (lambda: _gemm_act("Gemm", "Relu"), "Gemm", "f32_gemm"),
     "gemm_clip_alpha": (lambda: _gemm_act("Gemm", "Clip", alpha=0.5), "Gemm", "f32_gemm"),

@@ -35,7 +35,7 @@ BAND_BYTES = 1 << 20  # conv rows a fused max pool's tile computes at most
 # stems and early layers qualify.
 POOL_FUSE_WEIGHT_BYTES = 1 << 19
 # Largest input plane a depthwise conv takes with vectors across channels (f32_conv_dw_cv).
-DW_CV_MAX_PIXELS = 56 * 56
+DW_CV_MAX_PIXELS = 112 * 112
 _SOURCE = {"direct": K.DIRECT, "im2col": K.IM2COL}
 
 
