@@ -19,8 +19,6 @@ import numpy as np
 from .abi import U, f32, i64, param_f32
 from .contract import declare_row, tile_kernel
 from .mathfn import erf_f32, exp_f32
-from .simd import VW, v_load, v_load_n, v_store, v_store_n
-from .vact import v_sigmoid, v_silu
 
 RELU, LEAKY_RELU, CLIP, SIGMOID, TANH, HARD_SIGMOID, HARD_SWISH, IDENTITY, SILU, GELU, GELU_TANH = range(11)
 ADD, SUB, MUL, DIV, MAX, MIN, POW = range(7)
@@ -77,26 +75,6 @@ def _act_loop(y, lo, hi, op, alpha, beta):
         y[q] = _act(op, y[q], alpha, beta)
 
 
-@numba.njit(inline="always")
-def _sigmoid_run(a, lo, hi):
-    q = lo
-    while q + VW <= hi:
-        v_store(a + q * 4, v_sigmoid(v_load(a + q * 4)))
-        q += VW
-    if q < hi:
-        v_store_n(a + q * 4, v_sigmoid(v_load_n(a + q * 4, hi - q)), hi - q)
-
-
-@numba.njit(inline="always")
-def _silu_run(a, lo, hi):
-    q = lo
-    while q + VW <= hi:
-        v_store(a + q * 4, v_silu(v_load(a + q * 4)))
-        q += VW
-    if q < hi:
-        v_store_n(a + q * 4, v_silu(v_load_n(a + q * 4, hi - q)), hi - q)
-
-
 @numba.njit(nogil=True, cache=True)
 def activation_run(act, y, lo, hi, alpha, beta):
     """Apply activation ``act`` to ``y[lo:hi]`` in place: a fused epilogue's pass over a run in cache.
@@ -104,8 +82,7 @@ def activation_run(act, y, lo, hi, alpha, beta):
     Each code gets its own loop with the code a constant, so the branch is
     gone and the loop vectorizes (a per-element ``apply_activation`` on a
     runtime code stays scalar: SiLU's exp then costs several times the
-    conv); Sigmoid and SiLU run on whole host vectors (``vact``: the
-    auto-vectorizer picks half-width vectors on some hosts). Does nothing for ``IDENTITY``. Compiled once and called, not
+    conv). Does nothing for ``IDENTITY``. Compiled once and called, not
     inlined: inlined, its ten vector loops went into every epilogue of every
     conv and GEMM kernel and made a cold compile several times longer.
     """
@@ -116,7 +93,7 @@ def activation_run(act, y, lo, hi, alpha, beta):
     elif act == CLIP:
         _act_loop(y, lo, hi, CLIP, alpha, beta)
     elif act == SIGMOID:
-        _sigmoid_run(y.ctypes.data, lo, hi)
+        _act_loop(y, lo, hi, SIGMOID, alpha, beta)
     elif act == TANH:
         _act_loop(y, lo, hi, TANH, alpha, beta)
     elif act == HARD_SIGMOID:
@@ -124,7 +101,7 @@ def activation_run(act, y, lo, hi, alpha, beta):
     elif act == HARD_SWISH:
         _act_loop(y, lo, hi, HARD_SWISH, alpha, beta)
     elif act == SILU:
-        _silu_run(y.ctypes.data, lo, hi)
+        _act_loop(y, lo, hi, SILU, alpha, beta)
     elif act == GELU:
         _act_loop(y, lo, hi, GELU, alpha, beta)
     elif act == GELU_TANH:
