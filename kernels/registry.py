@@ -7,8 +7,8 @@ names are for tools, tests and tracing. Imports run one way: this module
 imports the families, the families import only ``abi``/``contract``/``simd``
 and each other, never this module.
 """
-from . import (affine, attention, compare, conv, conv_pack, depthwise, diagnostic, elementwise, gemm,  # noqa: F401
-               gemm_bf16, intarith, logical, movement, normalize, pool, pool2d, reduce, softmax, unary_math)
+from . import (affine, attention, compare, conv, conv_pack, depthwise, diagnostic, elementwise, excite,  # noqa: F401
+               gemm, gemm_bf16, intarith, logical, movement, normalize, pool, pool2d, reduce, softmax, unary_math)
 from .contract import declared_kernels
 
 

@@ -9,6 +9,7 @@ from .fuse_bias import fuse_matmul_bias
 from .fuse_gelu import fuse_gelu
 from .fuse_layernorm import fuse_layernorm, fuse_residual_layernorm
 from .fuse_silu import fuse_silu
+from .fuse_squeeze_excite import fuse_squeeze_excite
 
 
 def run_passes(graph, batch_size, input_shapes, fuse=True):
@@ -16,7 +17,8 @@ def run_passes(graph, batch_size, input_shapes, fuse=True):
 
     Fusion recognises decomposed LayerNorm and attention, folds MatMul biases,
     recognises Gelu and SiLU, fuses activations/residuals into epilogues, then
-    folds the residual adds left before LayerNorms into them.
+    folds the residual adds left before LayerNorms into them and
+    squeeze-and-excitation blocks into one op each.
     """
     bind_input_shapes(graph, batch_size, input_shapes)
     remove_identities(graph)
@@ -31,4 +33,5 @@ def run_passes(graph, batch_size, input_shapes, fuse=True):
         fuse_silu(graph)
         fuse_epilogues(graph)
         fuse_residual_layernorm(graph)
+        fuse_squeeze_excite(graph)
     return graph

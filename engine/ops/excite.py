@@ -1,0 +1,37 @@
+"""Lowering of ``SqueezeExcite``, tilerun's own op for a recognised squeeze-and-excitation block.
+
+The pass ``passes/fuse_squeeze_excite.py`` creates it in
+``registry.INTERNAL_DOMAIN`` with inputs ``[x, w1, b1, w2, b2]`` (constant
+1x1 conv weights ``[cr, c, 1, 1]`` and ``[c, cr, 1, 1]``, biases) and
+attributes ``act1``, ``act2`` (``elementwise`` activation codes) with their
+alphas and betas; ``y = x * act2(w2 @ act1(w1 @ mean(x) + b1) + b2)`` per
+channel. One ``f32_squeeze_excite`` tile per image.
+"""
+import numpy as np
+
+from tilerun.kernels.excite import f32_squeeze_excite
+
+from .base import F32, Lowering
+from .registry import register_internal
+
+
+@register_internal("SqueezeExcite")
+class SqueezeExcite(Lowering):
+    """Pool, two fully connected layers with their activations, and the channel gate, in one row."""
+
+    def infer(self, node, inputs):
+        return [(inputs[0].shape, F32)]
+
+    def lower(self, node, inputs, outputs, plan):
+        x, w1, b1, w2, b2 = inputs
+        n, c = x.shape[:2]
+        hw = int(np.prod(x.shape[2:], dtype=np.int64))
+        if x.size == 0:
+            return
+        cr = w1.shape[0]
+        a = node.attrs
+        w = [plan.weight(np.ascontiguousarray(v.const, np.float32).reshape(rows, cols), "se_w")
+             for v, rows, cols in ((w1, cr, c), (w2, c, cr))]
+        plan.add(node, f32_squeeze_excite, x=x, w1=w[0], b1=b1, w2=w[1], b2=b2, y=outputs[0], c=c, hw=hw, cr=cr,
+                 act1=a["act1"], act2=a["act2"], act1_alpha=a["act1_alpha"], act1_beta=a["act1_beta"],
+                 act2_alpha=a["act2_alpha"], act2_beta=a["act2_beta"], tiles=n, flops=n * (3 * c * hw + 4 * c * cr))
