@@ -30,8 +30,8 @@ class SqueezeExcite(Lowering):
             return
         cr = w1.shape[0]
         a = node.attrs
-        w = [plan.weight(np.ascontiguousarray(v.const, np.float32).reshape(rows, cols), "se_w")
+        w = [plan.weight(np.ascontiguousarray(np.asarray(v.const, np.float32).reshape(rows, cols).T), "se_w")
              for v, rows, cols in ((w1, cr, c), (w2, c, cr))]
-        plan.add(node, f32_squeeze_excite, x=x, w1=w[0], b1=b1, w2=w[1], b2=b2, y=outputs[0], c=c, hw=hw, cr=cr,
+        plan.add(node, f32_squeeze_excite, x=x, w1t=w[0], b1=b1, w2t=w[1], b2=b2, y=outputs[0], c=c, hw=hw, cr=cr,
                  act1=a["act1"], act2=a["act2"], act1_alpha=a["act1_alpha"], act1_beta=a["act1_beta"],
                  act2_alpha=a["act2_alpha"], act2_beta=a["act2_beta"], tiles=n, flops=n * (3 * c * hw + 4 * c * cr))
