@@ -12,11 +12,12 @@ any other activation in a vectorized pass over the plane while it is in cache
 
 ``f32_conv_dw_cv`` reads the same row for one input channel per output
 channel, strides 1 and 2, no residual: vectors run across ``VW`` channels
-instead of along a row, which small planes (14x14, 7x7) cannot fill. A tile
-takes ``co_per_tile`` groups of ``VW`` channels of an image; each group is
-transposed into a zero-padded ``[row][column][VW]`` scratch grid, every tap
-of eight outputs is then one weight vector and eight input vectors, and the
-results are transposed back to the planes. ``w`` is packed as ``[group][tap][VW]``
+instead of along a row, which small planes (14x14, 7x7) cannot fill. The
+units are output rows of each (image, group of ``VW`` channels), and a tile
+takes ``co_per_tile`` consecutive ones; the input rows a band of them needs
+are transposed into a zero-padded ``[row][column][VW]`` scratch grid, every
+tap of eight outputs is then one weight vector and eight input vectors, and
+the results are transposed back to the planes. ``w`` is packed as ``[group][tap][VW]``
 (``pack_dw_cv``, zero for channels past ``cout``). Not here: groups of more than
 one input channel, 3-D convolution.
 """
@@ -251,7 +252,7 @@ def f32_conv_dw_cv(p, tile, scratch):
     n_img = p[R.n]
     n_c, h, w, cout, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl = _conv_geometry(p)
     ng = (cout + VW - 1) // VW
-    cpt = p[R.co_per_tile]
+    rpt = p[R.co_per_tile]  # output rows per tile, counted over (image, channel group, row)
     npix = oh_n * ow_n
     taps = kh * kw
     hp, wp, nf = dw_cv_grid(h, w, oh_n, ow_n, kh, kw, sh, sw, pt, pl)
@@ -264,22 +265,34 @@ def f32_conv_dw_cv(p, tile, scratch):
     act = ep_int(epa, EPILOGUE.act)
     aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
     vs = VW * 4  # bytes of one grid pixel
-    # The border stays zero: each group writes only the grid's interior.
-    for t in range(0, hp * wp * VW + (2 * CV_BLOCK + kw) * VW, VW):
+    # Padding columns stay zero: every band writes only the interior columns (padding rows it zeroes
+    # itself). Only the rows this tile's bands reach are cleared.
+    used = min(hp, (min(rpt, oh_n) - 1) * sh + kh)
+    for t in range(0, used * wp * VW + (2 * CV_BLOCK + kw) * VW, VW):
         v_store(grid + t * 4, v_zero())
-    for gi in range(tile * cpt, min(n_img * ng, tile * cpt + cpt)):
+    u0 = tile * rpt
+    u1 = min(n_img * ng * oh_n, u0 + rpt)
+    for gi in range(u0 // oh_n, (u1 + oh_n - 1) // oh_n):
+        oh0 = max(u0 - gi * oh_n, 0)
+        oh1 = min(u1 - gi * oh_n, oh_n)
         img = gi // ng
         c0 = (gi - img * ng) * VW
         nc = min(VW, cout - c0)
         xo = (img * n_c + c0) * h * w
-        for ih in range(h):
+        top = oh0 * sh - pt  # input row of the band's first grid row
+        for r in range((oh1 - oh0 - 1) * sh + kh):
+            ih = top + r
+            gr = grid + (r * wp + pl) * vs
+            if ih < 0 or ih >= h:
+                for t in range(0, w * VW, VW):
+                    v_store(gr + t * 4, v_zero())
+                continue
             for w0 in range(0, w, VW):
                 nw = min(VW, w - w0)
-                v_transpose_block(xa + (xo + ih * w + w0) * 4, h * w * 4, nc, nw,
-                                  grid + ((ih + pt) * wp + pl + w0) * vs, vs, nw, VW)
+                v_transpose_block(xa + (xo + ih * w + w0) * 4, h * w * 4, nc, nw, gr + w0 * vs, vs, nw, VW)
         wg = wa + (c0 // VW) * taps * vs
         b_v = v_load_n(ba + c0 * 4, nc) if has_bias else v_zero()
-        for oh in range(oh_n):
+        for oh in range(oh0, oh1):
             for o in range(0, ow_n, CV_BLOCK):
                 a0 = b_v
                 a1 = b_v
@@ -291,7 +304,7 @@ def f32_conv_dw_cv(p, tile, scratch):
                 a7 = b_v
                 step = sw * vs
                 for ki in range(kh):
-                    row = grid + ((oh * sh + ki) * wp + o * sw) * vs
+                    row = grid + (((oh - oh0) * sh + ki) * wp + o * sw) * vs
                     for kj in range(kw):
                         wv = v_load(wg + (ki * kw + kj) * vs)
                         src = row + kj * vs
@@ -321,10 +334,11 @@ def f32_conv_dw_cv(p, tile, scratch):
                 if nb > 7:
                     v_store(dst + 7 * vs, a7)
         yo = (img * cout + c0) * npix
-        for q0 in range(0, npix, VW):
-            nq = min(VW, npix - q0)
+        p0, p1 = oh0 * ow_n, oh1 * ow_n
+        for q0 in range(p0, p1, VW):
+            nq = min(VW, p1 - q0)
             v_transpose_block(outg + q0 * vs, vs, nq, VW, ya + (yo + q0) * 4, npix * 4, nc, nq)
         if act != IDENTITY:
             for c in range(nc):
-                activation_run(act, y, yo + c * npix, yo + (c + 1) * npix, aa, ab)
+                activation_run(act, y, yo + c * npix + p0, yo + c * npix + p1, aa, ab)
     return 0

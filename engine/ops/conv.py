@@ -175,9 +175,12 @@ class _ConvRows:
 def _emit_depthwise(r):
     s = r.s
     if _channel_vectors(s, r.res):
-        groups = -(-s.cout // VW)
-        tiles, cpt = r.plan.split(s.n * groups, s.npix * s.kh * s.kw * VW)
-        r.conv_row(DW.f32_conv_dw_cv, r.x, r.y, tiles, bias=r.b, co_per_tile=cpt, n_cob=tiles)
+        # Whole channel groups per tile while there are enough of them; else bands of rows, each
+        # re-reading kh - sh rows of its neighbour's input.
+        groups = s.n * -(-s.cout // VW)
+        bands = max(1, min(s.out_h, -(-tiling.TILES_PER_WORKER * r.plan.num_workers // groups)))
+        tiles, rows = r.plan.split(groups * s.out_h, s.out_w * s.kh * s.kw * VW, granule=-(-s.out_h // bands))
+        r.conv_row(DW.f32_conv_dw_cv, r.x, r.y, tiles, bias=r.b, co_per_tile=rows, n_cob=tiles)
         return
     tiles, cpt = r.plan.split(s.n * s.cout, s.npix * s.kh * s.kw)
     r.conv_row(DW.f32_conv_dw, r.x, r.y, tiles, bias=r.b, res=r.res, co_per_tile=cpt, n_cob=tiles)
