@@ -136,7 +136,11 @@ def f32_instance_norm(p, tile, scratch):
     return 0
 
 
-@tile_kernel(LAYER_NORM)
+def _ln_scratch(a):
+    return a["n"] * 4
+
+
+@tile_kernel(LAYER_NORM, scratch=_ln_scratch)
 def f32_layer_norm(p, tile, scratch):
     rows, n, per = p[LAYER_NORM.rows], p[LAYER_NORM.n], p[LAYER_NORM.rows_per_tile]
     x = f32(p[LAYER_NORM.x], rows * n)
@@ -147,25 +151,28 @@ def f32_layer_norm(p, tile, scratch):
     mo = f32(p[LAYER_NORM.mean], rows)
     io = f32(p[LAYER_NORM.inv_std_dev], rows)
     # With a skip input the row normalised is x + skip, written first to the
-    # sum output (or to y, which the normalisation then overwrites in place)
-    # while the row is in L1: the residual add costs no pass of its own.
+    # sum output (or to a scratch row: written into y, the last loop's reads
+    # and writes would overlap and LLVM's overlap check would pick its scalar
+    # loop) while the row is in L1: the residual add costs no pass of its own.
     skip = p[LAYER_NORM.skip] != 0
+    has_sum = p[LAYER_NORM.sum] != 0
     sk = f32(p[LAYER_NORM.skip], rows * n)
     src = x
     if skip:
-        src = f32(p[LAYER_NORM.sum], rows * n) if p[LAYER_NORM.sum] != 0 else y
+        src = f32(p[LAYER_NORM.sum], rows * n) if has_sum else f32(scratch, n)
     for r in range(tile * per, min(rows, tile * per + per)):
         o = r * n
+        so = o if not skip or has_sum else 0
         if skip:
             for j in range(n):
-                src[U(o + j)] = x[U(o + j)] + sk[U(o + j)]
-        mean, inv = _moments(src, o, n, np.float64(eps))
+                src[U(so + j)] = x[U(o + j)] + sk[U(o + j)]
+        mean, inv = _moments(src, so, n, np.float64(eps))
         m32 = np.float32(mean)
         i32 = np.float32(inv)
         mo[r] = m32
         io[r] = i32
         for j in range(n):
-            y[U(o + j)] = (src[U(o + j)] - m32) * i32 * sc[U(j)] + bi[U(j)]
+            y[U(o + j)] = (src[U(so + j)] - m32) * i32 * sc[U(j)] + bi[U(j)]
     return 0
 
 
