@@ -40,10 +40,9 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from . import simd
+from . import simd, vact
 from .abi import U, f32, i64, slot_address
 from .contract import declare_row, declare_struct, tile_kernel
-from . import vact
 from .elementwise import CLIP, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SILU, activation_run
 from .simd import VW, v_load_n, v_store
 

@@ -130,13 +130,13 @@ _F32V = simd.vec(BV)
 
 
 def _dot(builder, acc, a, b):
-    fn = simd._declare(builder, "llvm.x86.avx512bf16.dpbf16ps.512", _F32V, [_F32V, _BF32, _BF32])
+    fn = simd.declare(builder, "llvm.x86.avx512bf16.dpbf16ps.512", _F32V, [_F32V, _BF32, _BF32])
     return builder.call(fn, [acc, a, b])
 
 
 def _to_pairs(builder, lo, hi):
     """``lo``, ``hi`` (float vectors) as 32 BF16 values: lanes of ``lo`` first (one ``vcvtne2ps2bf16``)."""
-    fn = simd._declare(builder, "llvm.x86.avx512bf16.cvtne2ps2bf16.512", _BF32, [_F32V, _F32V])
+    fn = simd.declare(builder, "llvm.x86.avx512bf16.cvtne2ps2bf16.512", _BF32, [_F32V, _F32V])
     return builder.bitcast(builder.call(fn, [hi, lo]), _I32V)
 
 
@@ -243,7 +243,7 @@ def _load_lanes(typingctx, prev, addr, s, e):
         prev, addr, s, e = args
         mask = b.and_(simd.lane_mask(b, e, BV), b.not_(simd.lane_mask(b, s, BV)))
         base = b.sub(addr, b.mul(s, ir.Constant(simd.I64, 4)))
-        fn = simd._declare(b, f"llvm.masked.load.v{BV}f32.p0", _F32V,
+        fn = simd.declare(b, f"llvm.masked.load.v{BV}f32.p0", _F32V,
                            [_F32V.as_pointer(), simd.I32, ir.VectorType(ir.IntType(1), BV), _F32V])
         return b.call(fn, [b.inttoptr(base, _F32V.as_pointer()), ir.Constant(simd.I32, 4), mask, prev])
     return f32vec(f32vec, types.int64, types.int64, types.int64), codegen

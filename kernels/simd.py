@@ -59,7 +59,8 @@ def _ptr(builder, addr, ty):
     return builder.inttoptr(addr, ty.as_pointer())
 
 
-def _declare(builder, name, ret, args):
+def declare(builder, name, ret, args):
+    """The function ``name`` (an LLVM intrinsic) of type ``ret(args)`` in the builder's module, declared once."""
     fn = builder.module.globals.get(name)
     if fn is None:
         fn = ir.Function(builder.module, ir.FunctionType(ret, args), name)
@@ -88,7 +89,7 @@ def lane_mask(builder, count, n=VW):
 def masked_load(builder, addr, mask, n=VW):
     """Load lanes of ``mask`` from ``addr``; the others read as 0.0 and touch no memory."""
     vt = vec(n)
-    fn = _declare(builder, f"llvm.masked.load.v{n}f32.p0", vt,
+    fn = declare(builder, f"llvm.masked.load.v{n}f32.p0", vt,
                   [vt.as_pointer(), I32, ir.VectorType(ir.IntType(1), n), vt])
     return builder.call(fn, [_ptr(builder, addr, vt), ir.Constant(I32, 4), mask, ir.Constant(vt, [0.0] * n)])
 
@@ -96,7 +97,7 @@ def masked_load(builder, addr, mask, n=VW):
 def masked_store(builder, v, addr, mask):
     """Store the lanes of ``v`` selected by ``mask`` at ``addr``; others untouched."""
     vt = v.type
-    fn = _declare(builder, f"llvm.masked.store.v{vt.count}f32.p0", ir.VoidType(),
+    fn = declare(builder, f"llvm.masked.store.v{vt.count}f32.p0", ir.VoidType(),
                   [vt, vt.as_pointer(), I32, ir.VectorType(ir.IntType(1), vt.count)])
     builder.call(fn, [v, _ptr(builder, addr, vt), ir.Constant(I32, 4), mask])
 
@@ -104,7 +105,7 @@ def masked_store(builder, v, addr, mask):
 def prefetch(builder, addr):
     """Hint the cache line at byte address ``addr`` into L1 (never faults)."""
     i8p = ir.IntType(8).as_pointer()
-    fn = _declare(builder, "llvm.prefetch.p0", ir.VoidType(), [i8p, I32, I32, I32])
+    fn = declare(builder, "llvm.prefetch.p0", ir.VoidType(), [i8p, I32, I32, I32])
     builder.call(fn, [builder.inttoptr(addr, i8p), ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
 
 
@@ -118,7 +119,7 @@ def splat(builder, scalar, n=VW):
 def fma(builder, a, b, c):
     """``a * b + c`` with one rounding (``llvm.fma``), lane-wise."""
     vt = a.type
-    fn = _declare(builder, f"llvm.fma.v{vt.count}f32", vt, [vt, vt, vt])
+    fn = declare(builder, f"llvm.fma.v{vt.count}f32", vt, [vt, vt, vt])
     return builder.call(fn, [a, b, c])
 
 
@@ -273,7 +274,6 @@ def v_fma(typingctx, a, b_, c):
 def v_zero(typingctx):
     """A vector of zeros."""
     return f32vec(), lambda ctx, b, sig, args: ir.Constant(vec(VW), [0.0] * VW)
-
 
 
 @intrinsic

@@ -27,7 +27,7 @@ def _exp(b, x):
     # The upper clamp stays below 2**128 (exp_f32's 88.72 reaches inf), so 1 + exp is finite for the reciprocal.
     vt = x.type
     x = simd.vmin(b, simd.vmax(b, x, _c(vt, -87.33)), _c(vt, 88.3))
-    floor = simd._declare(b, f"llvm.floor.v{vt.count}f32", vt, [vt])
+    floor = simd.declare(b, f"llvm.floor.v{vt.count}f32", vt, [vt])
     n = b.call(floor, [simd.fma(b, x, _c(vt, 1.44269504), _c(vt, 0.5))])
     r = simd.fma(b, n, _c(vt, 2.12194440e-4), simd.fma(b, n, _c(vt, -0.693359375), x))
     q = simd.fma(b, _c(vt, 1.9875691500e-4), r, _c(vt, 1.3981999507e-3))
@@ -44,7 +44,7 @@ def _recip(b, d):
     vt = d.type
     if vt.count != 16 or simd.LANES != 16:
         return b.fdiv(_c(vt, 1.0), d)
-    est = simd._declare(b, "llvm.x86.avx512.rcp14.ps.512", vt, [vt, vt, ir.IntType(16)])
+    est = simd.declare(b, "llvm.x86.avx512.rcp14.ps.512", vt, [vt, vt, ir.IntType(16)])
     r = b.call(est, [d, _c(vt, 0.0), ir.Constant(ir.IntType(16), -1)])
     return b.fmul(r, simd.fma(b, b.fsub(_c(vt, -0.0), d), r, _c(vt, 2.0)))
 
