@@ -15,7 +15,8 @@ channel, strides 1 and 2, no residual: vectors run across ``VW`` channels
 instead of along a row, which small planes (14x14, 7x7) cannot fill. The
 units are output rows of each (image, group of ``VW`` channels), and a tile
 takes ``co_per_tile`` consecutive ones; the input rows a band of them needs
-are transposed into a zero-padded ``[row][column][VW]`` scratch grid, every
+(bands of about ``CV_GRID_BYTES`` of grid, so large planes stay in L2) are
+transposed into a zero-padded ``[row][column][VW]`` scratch grid, every
 tap of eight outputs is then one weight vector and eight input vectors, and
 the results are transposed back to the planes. ``w`` is packed as ``[group][tap][VW]``
 (``pack_dw_cv``, zero for channels past ``cout``). Not here: groups of more than
@@ -231,6 +232,7 @@ def pack_dw_cv(w):
 
 
 CV_BLOCK = 8  # output pixels per register block of f32_conv_dw_cv
+CV_GRID_BYTES = 96 * 1024  # padded input grid of one band, at most (one band row past it when kh is large)
 
 
 @numba.njit(cache=True)
@@ -244,6 +246,64 @@ def dw_cv_grid(h, w, oh_n, ow_n, kh, kw, sh, sw, pt, pl):
 def _dw_cv_scratch(a):
     return dw_cv_grid(a["in_h"], a["in_w"], a["out_h"], a["out_w"], a["kh"], a["kw"], a["sh"], a["sw"], a["pad_t"],
                       a["pad_l"])[2] * 4
+
+
+@numba.njit(inline="always")
+def _dw_cv_band(xa, xo, h, w, nc, wg, b_v, grid, outg, wp, oh0, oh1, ow_n, kh, kw, sh, sw, pt, pl):
+    """Output rows ``[oh0, oh1)`` of one channel group into ``outg`` (``[row - oh0][col][VW]``), via ``grid``."""
+    vs = VW * 4
+    top = oh0 * sh - pt  # input row of the band's first grid row
+    for r in range((oh1 - oh0 - 1) * sh + kh):
+        ih = top + r
+        gr = grid + (r * wp + pl) * vs
+        if ih < 0 or ih >= h:
+            for t in range(0, w * VW, VW):
+                v_store(gr + t * 4, v_zero())
+            continue
+        for w0 in range(0, w, VW):
+            nw = min(VW, w - w0)
+            v_transpose_block(xa + (xo + ih * w + w0) * 4, h * w * 4, nc, nw, gr + w0 * vs, vs, nw, VW)
+    for oh in range(oh0, oh1):
+        for o in range(0, ow_n, CV_BLOCK):
+            a0 = b_v
+            a1 = b_v
+            a2 = b_v
+            a3 = b_v
+            a4 = b_v
+            a5 = b_v
+            a6 = b_v
+            a7 = b_v
+            step = sw * vs
+            for ki in range(kh):
+                row = grid + (((oh - oh0) * sh + ki) * wp + o * sw) * vs
+                for kj in range(kw):
+                    wv = v_load(wg + (ki * kw + kj) * vs)
+                    src = row + kj * vs
+                    a0 = v_fma(wv, v_load(src), a0)
+                    a1 = v_fma(wv, v_load(src + step), a1)
+                    a2 = v_fma(wv, v_load(src + 2 * step), a2)
+                    a3 = v_fma(wv, v_load(src + 3 * step), a3)
+                    a4 = v_fma(wv, v_load(src + 4 * step), a4)
+                    a5 = v_fma(wv, v_load(src + 5 * step), a5)
+                    a6 = v_fma(wv, v_load(src + 6 * step), a6)
+                    a7 = v_fma(wv, v_load(src + 7 * step), a7)
+            dst = outg + ((oh - oh0) * ow_n + o) * vs
+            nb = ow_n - o
+            v_store(dst, a0)
+            if nb > 1:
+                v_store(dst + vs, a1)
+            if nb > 2:
+                v_store(dst + 2 * vs, a2)
+            if nb > 3:
+                v_store(dst + 3 * vs, a3)
+            if nb > 4:
+                v_store(dst + 4 * vs, a4)
+            if nb > 5:
+                v_store(dst + 5 * vs, a5)
+            if nb > 6:
+                v_store(dst + 6 * vs, a6)
+            if nb > 7:
+                v_store(dst + 7 * vs, a7)
 
 
 @tile_kernel(CONV, scratch=_dw_cv_scratch)
@@ -267,78 +327,30 @@ def f32_conv_dw_cv(p, tile, scratch):
     vs = VW * 4  # bytes of one grid pixel
     # Padding columns stay zero: every band writes only the interior columns (padding rows it zeroes
     # itself). Only the rows this tile's bands reach are cleared.
-    used = min(hp, (min(rpt, oh_n) - 1) * sh + kh)
+    # Bands of at most ``band`` output rows keep the grid near CV_GRID_BYTES (L2-resident) on large planes.
+    band = max(1, (CV_GRID_BYTES // (wp * vs) - kh) // sh + 1)
+    used = min(hp, (min(rpt, oh_n, band) - 1) * sh + kh)
     for t in range(0, used * wp * VW + (2 * CV_BLOCK + kw) * VW, VW):
         v_store(grid + t * 4, v_zero())
     u0 = tile * rpt
     u1 = min(n_img * ng * oh_n, u0 + rpt)
     for gi in range(u0 // oh_n, (u1 + oh_n - 1) // oh_n):
-        oh0 = max(u0 - gi * oh_n, 0)
-        oh1 = min(u1 - gi * oh_n, oh_n)
         img = gi // ng
         c0 = (gi - img * ng) * VW
         nc = min(VW, cout - c0)
         xo = (img * n_c + c0) * h * w
-        top = oh0 * sh - pt  # input row of the band's first grid row
-        for r in range((oh1 - oh0 - 1) * sh + kh):
-            ih = top + r
-            gr = grid + (r * wp + pl) * vs
-            if ih < 0 or ih >= h:
-                for t in range(0, w * VW, VW):
-                    v_store(gr + t * 4, v_zero())
-                continue
-            for w0 in range(0, w, VW):
-                nw = min(VW, w - w0)
-                v_transpose_block(xa + (xo + ih * w + w0) * 4, h * w * 4, nc, nw, gr + w0 * vs, vs, nw, VW)
         wg = wa + (c0 // VW) * taps * vs
         b_v = v_load_n(ba + c0 * 4, nc) if has_bias else v_zero()
-        for oh in range(oh0, oh1):
-            for o in range(0, ow_n, CV_BLOCK):
-                a0 = b_v
-                a1 = b_v
-                a2 = b_v
-                a3 = b_v
-                a4 = b_v
-                a5 = b_v
-                a6 = b_v
-                a7 = b_v
-                step = sw * vs
-                for ki in range(kh):
-                    row = grid + (((oh - oh0) * sh + ki) * wp + o * sw) * vs
-                    for kj in range(kw):
-                        wv = v_load(wg + (ki * kw + kj) * vs)
-                        src = row + kj * vs
-                        a0 = v_fma(wv, v_load(src), a0)
-                        a1 = v_fma(wv, v_load(src + step), a1)
-                        a2 = v_fma(wv, v_load(src + 2 * step), a2)
-                        a3 = v_fma(wv, v_load(src + 3 * step), a3)
-                        a4 = v_fma(wv, v_load(src + 4 * step), a4)
-                        a5 = v_fma(wv, v_load(src + 5 * step), a5)
-                        a6 = v_fma(wv, v_load(src + 6 * step), a6)
-                        a7 = v_fma(wv, v_load(src + 7 * step), a7)
-                dst = outg + (oh * ow_n + o) * vs
-                nb = ow_n - o
-                v_store(dst, a0)
-                if nb > 1:
-                    v_store(dst + vs, a1)
-                if nb > 2:
-                    v_store(dst + 2 * vs, a2)
-                if nb > 3:
-                    v_store(dst + 3 * vs, a3)
-                if nb > 4:
-                    v_store(dst + 4 * vs, a4)
-                if nb > 5:
-                    v_store(dst + 5 * vs, a5)
-                if nb > 6:
-                    v_store(dst + 6 * vs, a6)
-                if nb > 7:
-                    v_store(dst + 7 * vs, a7)
-        yo = (img * cout + c0) * npix
-        p0, p1 = oh0 * ow_n, oh1 * ow_n
-        for q0 in range(p0, p1, VW):
-            nq = min(VW, p1 - q0)
-            v_transpose_block(outg + q0 * vs, vs, nq, VW, ya + (yo + q0) * 4, npix * 4, nc, nq)
-        if act != IDENTITY:
-            for c in range(nc):
-                activation_run(act, y, yo + c * npix + p0, yo + c * npix + p1, aa, ab)
+        g_hi = min(u1 - gi * oh_n, oh_n)
+        for oh0 in range(max(u0 - gi * oh_n, 0), g_hi, band):
+            oh1 = min(g_hi, oh0 + band)
+            _dw_cv_band(xa, xo, h, w, nc, wg, b_v, grid, outg, wp, oh0, oh1, ow_n, kh, kw, sh, sw, pt, pl)
+            yo = (img * cout + c0) * npix
+            p0, p1 = oh0 * ow_n, oh1 * ow_n
+            for q0 in range(p0, p1, VW):
+                nq = min(VW, p1 - q0)
+                v_transpose_block(outg + (q0 - p0) * vs, vs, nq, VW, ya + (yo + q0) * 4, npix * 4, nc, nq)
+            if act != IDENTITY:
+                for c in range(nc):
+                    activation_run(act, y, yo + c * npix + p0, yo + c * npix + p1, aa, ab)
     return 0
