@@ -19,7 +19,6 @@ from onnx import helper, numpy_helper, version_converter
 from .arguments import check_count, check_input_shapes
 from .errors import ArgumentError, ModelError
 from .importer import import_model
-from .ir import Value
 from .load import load_model, model_opset
 from .passes import run_passes
 from .passes.batch_generic import free_reshape_batch

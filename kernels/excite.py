@@ -11,21 +11,12 @@ few microseconds of work with a hand-off between: here they are one. The
 activations are ``elementwise`` codes applied by ``apply_activation``. Not
 here: spatial (non-global) gating, more than two fully connected layers.
 """
-import numba
 import numpy as np
 
 from .abi import U, f32, param_f32
 from .contract import declare_row, tile_kernel
 from .elementwise import apply_activation
-
-
-@numba.njit(fastmath={"reassoc", "nsz"})
-def _plane_sum(x, base, n):
-    # float64 sum, reassociated so it vectorizes; the order depends only on n.
-    s = 0.0
-    for i in range(n):
-        s += x[U(base + i)]
-    return s
+from .reduce import row_sum
 
 SQUEEZE_EXCITE = declare_row("SQUEEZE_EXCITE", inputs=("x", "w1t", "b1", "w2t", "b2"), outputs=("y",),
                              ints=("c", "hw", "cr", "act1", "act2"),
@@ -52,7 +43,7 @@ def f32_squeeze_excite(p, tile, scratch):
     for j in range(cr):
         hid[j] = b1[j]
     for ch in range(c):
-        m = np.float32(_plane_sum(x, ch * hw, hw) / hw)
+        m = np.float32(row_sum(x, ch * hw, hw) / hw)
         for j in range(cr):
             hid[U(j)] += w1[U(ch * cr + j)] * m
     for ch in range(c):

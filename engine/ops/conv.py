@@ -190,7 +190,7 @@ def _channel_vectors(s, res):
     """True when ``f32_conv_dw_cv`` takes the depthwise conv: one input channel per output channel, strides
     1 and 2 on both axes, no dilation or residual, planes of at most ``DW_CV_MAX_PIXELS`` (its grid stays in L2)."""
     return (s.c == s.cout and s.groups == s.c and s.sh == s.sw and s.sh <= 2 and s.dh == s.dw == 1 and res is None
-            and s.in_h * s.in_w <= DW_CV_MAX_PIXELS and VW >= 4)
+            and s.in_h * s.in_w <= DW_CV_MAX_PIXELS)
 
 
 def _emit_gemm(r):
