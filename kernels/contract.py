@@ -56,10 +56,11 @@ def declare_row(name, inputs=(), outputs=(), ints=(), floats=(), structs=()):
     optional = frozenset(s.rstrip(OPTIONAL) for s in tuple(inputs) + tuple(outputs) if s.endswith(OPTIONAL))
     names = ins + outs + list(ints) + list(floats)
     values = list(range(len(names)))
+    start = len(values)
     for prefix, st in dict(structs).items():
-        start = len(values)
         names += [prefix] + [f"{prefix}_{f}" for f in st._fields]
         values += [start] + [start + off for off in st]
+        start += st._size
     if len(set(names)) != len(names) or set(names) & RESERVED:
         raise ContractError(f"row {name}: a slot name is declared twice or reserved ({sorted(RESERVED)}): {names}")
     cls = namedtuple(name, names)

@@ -13,8 +13,9 @@ Two layers live here. IR helpers (``vload``, ``vstore``, ``masked_load``,
 ``vclamp_above``, ``lane_mask``, ``prefetch``, ``transpose``) emit ``llvmlite.ir`` into a
 builder, for code generators such as the GEMM micro-kernel. Numba intrinsics
 on the ``F32Vec`` type (``v_load``, ``v_store``, ``v_load_n``, ``v_load2_n``,
-``v_store_n``, ``v_splat``, ``v_fma``, ``v_add``, ``v_mul``, ``v_max``,
-``v_min``, ``v_clamp_below``, ``v_clamp_above``, ``v_zero``, ``v_transpose_block``) let ordinary
+``v_store_n``, ``v_splat``, ``v_fma``, ``v_add``, ``v_sub``, ``v_mul``, ``v_max``,
+``v_min``, ``v_clamp_below``, ``v_clamp_above``, ``v_zero``, ``v_even``, ``v_odd``, ``v_interleave4``,
+``v_transpose_block``) let ordinary
 ``@njit`` kernels hold one host vector in a variable. Addresses are int64 byte
 addresses; unaligned access is allowed everywhere. ``vmax``/``vmin`` drop a
 NaN of their first operand; activation epilogues clamp with
@@ -248,6 +249,7 @@ def _binary(emit):
 
 v_add = _binary(lambda b, x, y: b.fadd(x, y))
 v_mul = _binary(lambda b, x, y: b.fmul(x, y))
+v_sub = _binary(lambda b, x, y: b.fsub(x, y))
 v_max = _binary(vmax)
 v_min = _binary(vmin)
 v_clamp_below = _binary(vclamp_below)
@@ -258,6 +260,7 @@ v_even.__doc__ = "The even lanes of ``a`` then ``b`` (lane ``i`` of ``[a, b]`` a
 v_odd.__doc__ = "The odd lanes of ``a`` then ``b`` (lane ``i`` of ``[a, b]`` at ``2i + 1``)."
 v_add.__doc__ = "Lane-wise sum of two vectors."
 v_mul.__doc__ = "Lane-wise product of two vectors."
+v_sub.__doc__ = "Lane-wise difference ``a - b``."
 v_max.__doc__ = "Lane-wise max (``a if a > b else b``)."
 v_min.__doc__ = "Lane-wise min (``a if a < b else b``)."
 v_clamp_below.__doc__ = "Lane-wise ``b if a < b else a``: ``max(a, b)`` that keeps a NaN of ``a`` (activations)."
@@ -274,6 +277,15 @@ def v_fma(typingctx, a, b_, c):
 def v_zero(typingctx):
     """A vector of zeros."""
     return f32vec(), lambda ctx, b, sig, args: ir.Constant(vec(VW), [0.0] * VW)
+
+
+@intrinsic
+def v_interleave4(typingctx, a, b_, c, d):
+    """Four vectors as their 4 x ``VW`` transpose: output ``q`` holds lanes ``q*VW/4 .. (q+1)*VW/4 - 1`` of
+    ``a, b, c, d`` interleaved (``a[k], b[k], c[k], d[k]`` for each lane ``k``). ``v_even``/``v_odd`` undo it."""
+    def codegen(ctx, b, sig, args):
+        return ctx.make_tuple(b, sig.return_type, transpose(b, list(args)))
+    return types.UniTuple(f32vec, 4)(f32vec, f32vec, f32vec, f32vec), codegen
 
 
 @intrinsic

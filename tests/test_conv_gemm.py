@@ -5,6 +5,7 @@ from onnx import helper
 
 import tilerun
 from oracle import check_against_reference, make_model
+from tilerun.ops import conv_paths
 
 F = np.float32
 
@@ -140,8 +141,9 @@ def test_conv_grid_straight_to_image(xshape, wshape, attrs, act):
     ((1, 32, 7, 7), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}),    # equal cost, channel tiles: no grid copy-out
     ((1, 64, 14, 14), (48, 64, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # the same at stride 2
 ])
-def test_conv_small_plane_packs_pixels(xshape, wshape, attrs):
-    # Small planes pack the image's pixels' columns, not the padded grid's.
+def test_conv_small_plane_packs_pixels(xshape, wshape, attrs, monkeypatch):
+    # Small planes pack the image's pixels' columns, not the padded grid's (the direct path: Winograd off).
+    monkeypatch.setattr(conv_paths, "WINOGRAD", False)
     m = conv_case(xshape, wshape, act=("Relu", {}), **attrs)
     with tilerun.compile_model(m) as eng:
         assert "f32_pack_pixels" in [r.kernel.name for r in eng.plan.rows]

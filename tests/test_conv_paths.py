@@ -57,3 +57,26 @@ def test_column_cost_counts_half_width_last_panel():
     assert column_cost(NR) == NR // VW
     assert column_cost(VW) == 1  # a last panel of at most one vector runs the half-width kernel
     assert column_cost(NR + 1) == NR // VW + 1
+
+
+@pytest.mark.parametrize("s, wins", [
+    (shape(), True),                                     # ResNet-50's first stage
+    (shape(c=512, cout=512, hw=14), True),               # 16 tiles of 4x4: enough columns
+    (shape(c=128, cout=32, hw=13), True),                # 13x13: 4 x 4 tiles, the last row and column cropped
+    (shape(c=512, cout=512, hw=7), False),               # 7x7: too few tiles for 36 GEMMs to pay
+    (shape(s=2), False), (shape(k=5, pad=2), False), (shape(groups=2), False),
+    (shape(c=8), False),                                 # too few input channels
+])
+def test_winograd_takes_large_3x3_stride_1_convs(s, wins):
+    assert (choose_path(s, True, 2, winograd_epilogue=True).kind == "winograd") == wins
+    assert choose_path(s, True, 2, winograd_epilogue=False).kind != "winograd"  # e.g. a Sigmoid epilogue
+
+
+def test_winograd_splits_channels_only_when_column_blocks_are_too_few():
+    one_block = choose_path(shape(c=256, cout=256, hw=14), True, 2, winograd_epilogue=True)
+    assert one_block.n_pb == 1 and one_block.n_cob >= 2  # one column block: both workers need channel blocks
+    many = choose_path(shape(c=64, cout=64, hw=112), True, 2, winograd_epilogue=True)
+    # 28 x 28 tiles in VW-column units: blocks of at most NR columns, as many per worker.
+    assert many.n_pb * NR >= 28 * 28 and many.n_pb % 2 == 0 and many.n_cob == 1
+    seven = choose_path(shape(c=64, cout=64, hw=56), True, 2, winograd_epilogue=True)
+    assert (seven.n_pb, seven.n_cob) == (8, 1)  # 14 units of 16 columns: 7 per worker, not blocks of 4 and 3

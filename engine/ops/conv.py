@@ -16,6 +16,7 @@ import numpy as np
 from tilerun.kernels import conv as K
 from tilerun.kernels import conv_pack as P
 from tilerun.kernels import depthwise as DW
+from tilerun.kernels import winograd as W
 from tilerun.kernels.gemm import MR, REGISTER_ACTIVATIONS, epilogue
 from tilerun.kernels.simd import VW
 
@@ -23,7 +24,7 @@ from .. import tiling
 from . import bf16
 from ..errors import node_error
 from .base import F32, Lowering, const_input, expect_dtype, expect_rank
-from .conv_paths import ConvShape, choose_path
+from .conv_paths import ConvShape, choose_path, winograd_wins
 from .gemm import fused_activation
 from .pool import pool_geometry
 from .window import window_geometry
@@ -102,9 +103,9 @@ class Conv(Lowering):
         """Whether this conv can compute max pool ``pool`` on its own output (``f32_conv_maxpool``).
 
         Only the shapes that path takes: a 2-D grid conv (group 1, strides <= 2,
-        not a plain 1x1) with rows of at least 16 pixels and its epilogue in
-        registers, weights of at most ``POOL_FUSE_WEIGHT_BYTES``, and a max pool
-        without dilation or Indices, column stride <= 2.
+        not a plain 1x1, not one Winograd takes) with rows of at least 16 pixels
+        and its epilogue in registers, weights of at most ``POOL_FUSE_WEIGHT_BYTES``,
+        and a max pool without dilation or Indices, column stride <= 2.
         """
         act = node.fused.activation
         if act is not None and fused_activation(node)[0] not in REGISTER_ACTIVATIONS:
@@ -121,6 +122,9 @@ class Conv(Lowering):
             return False
         if xs[3] < 16 or any(int(d) != 1 for d in pool.attrs.get("dilations") or [1]):
             return False
+        if fused_activation(node)[0] in W.EPILOGUE_ACTIVATIONS and winograd_wins(
+                conv_shape(node, tuple(graph.values[node.inputs[0]].shape), tuple(w.shape))):
+            return False  # Winograd and a separate pool beat the direct conv with the pool fused
         return int(pool.attrs.get("storage_order", 0)) == 0 and int((pool.attrs.get("strides") or [1, 1])[-1]) <= 2
 
     def lower(self, node, inputs, outputs, plan):
@@ -134,7 +138,8 @@ class Conv(Lowering):
         epi = epilogue(1.0, 1.0, act, aa, ab, b is not None, res is not None, row_bias=True)
         if bf16.conv_applies(plan, s):
             return bf16.emit_conv(node, plan, s, x, w.const, b, res, y, epi, _pad_planes)
-        path = choose_path(s, epi["fast"] >= 0, plan.num_workers, node.fused.pool is not None)
+        path = choose_path(s, epi["fast"] >= 0, plan.num_workers, node.fused.pool is not None,
+                           act in W.EPILOGUE_ACTIVATIONS)
         emit = _EMITTERS.get(path.kind, _emit_gemm)
         emit(_ConvRows(node, plan, s, path, x, w.const, b, res, y, epi))
 
@@ -162,6 +167,8 @@ class _ConvRows:
         w, s, node = self.w, self.s, self.node
         if kernel is DW.f32_conv_dw_cv:
             return self.plan.weight(lambda: DW.pack_dw_cv(w), "conv_w", key=(node.name, "conv_dw_cv", w.shape))
+        if kernel is W.f32_conv_winograd:
+            return self.plan.weight(lambda: W.pack_weights(w), "conv_w", key=(node.name, "winograd", w.shape))
         if kernel is DW.f32_conv_dw:
             return self.plan.weight(lambda: np.asarray(w, np.float32).reshape(s.cout, -1), "conv_w",
                                     key=(node.name, "conv_dw", w.shape))
@@ -260,26 +267,41 @@ def _emit_conv_maxpool(r):
              flops=r.flops)
 
 
+def _emit_winograd(r):
+    s, g, path = r.s, r.path.grid, r.path
+    xp = _emit_padding(r, W.SLACK)
+    r.plan.add(r.node, W.f32_conv_winograd, x=xp, u=r.packed_weights(W.f32_conv_winograd), bias=r.b, res=r.res,
+               y=r.y, n=s.n, c=s.c, cout=s.cout, out_h=s.out_h, out_w=s.out_w, hq=g.hq, wq=g.wq,
+               tiles_h=(g.hq - 2) // 4, tw4=(g.wq - 2) // 4, n_cb=path.n_pb, n_cob=path.n_cob, ep=r.epi,
+               gemm_ep=epilogue(), tiles=s.n * path.n_pb * path.n_cob, flops=r.flops)
+
+
 _EMITTERS = {"depthwise": _emit_depthwise, "grid": _emit_grid, "grid_pixels": _emit_grid_pixels,
-             "conv_maxpool": _emit_conv_maxpool}
+             "conv_maxpool": _emit_conv_maxpool, "winograd": _emit_winograd}
 
 
 def _pad_planes(r):
     """Emit ``f32_pad_planes`` into the grid's padded planes; returns them and the tap-offset table ``koffs``."""
     s, g, plan = r.s, r.path.grid, r.plan
     # The last grid panel reads up to NR - 1 columns past the grid, from the last plane's tail.
-    slack = 2 * K.NR + g.wq
+    xp = _emit_padding(r, 2 * K.NR + g.wq)
+    ci, ki, kj = np.meshgrid(np.arange(s.cin_g), np.arange(s.kh), np.arange(s.kw), indexing="ij")
+    rd, cd = ki * s.dh, kj * s.dw
+    phase = (rd % s.sh) * g.col_phases + cd % s.sw
+    offs = ci * g.plane_stride + phase * g.hq * g.wq + rd // s.sh * g.wq + cd // s.sw
+    return xp, plan.weight(offs.reshape(-1).astype(np.int64), "conv_koffs")
+
+
+def _emit_padding(r, slack):
+    """Emit ``f32_pad_planes`` into new zero-padded planes of the path's grid, ``slack`` zeros after the last."""
+    s, g, plan = r.s, r.path.grid, r.plan
     xp = plan.temp((s.n * s.c * g.plane_stride + slack,), np.float32, "conv_padded")
     # A plane's cost is what it reads as well as what it writes (a stride-2 1x1 conv reads four times more).
     tiles, per = plan.split(s.n * s.c, g.plane_stride + s.in_h * s.in_w)
     plan.add(r.node, P.f32_pad_planes, x=r.x, xp=xp, planes=s.n * s.c, in_h=s.in_h, in_w=s.in_w, hq=g.hq, wq=g.wq,
              pad_t=s.pad_t, pad_l=s.pad_l, planes_per_tile=per, slack=slack, sh=s.sh, sw=s.sw,
              row_phases=g.row_phases, col_phases=g.col_phases, tiles=tiles, flops=s.n * s.c * g.plane_stride)
-    ci, ki, kj = np.meshgrid(np.arange(s.cin_g), np.arange(s.kh), np.arange(s.kw), indexing="ij")
-    rd, cd = ki * s.dh, kj * s.dw
-    phase = (rd % s.sh) * g.col_phases + cd % s.sw
-    offs = ci * g.plane_stride + phase * g.hq * g.wq + rd // s.sh * g.wq + cd // s.sw
-    return xp, plan.weight(offs.reshape(-1).astype(np.int64), "conv_koffs")
+    return xp
 
 
 def _pack_cols(r, x, koffs, ncols, ldb, ig_stride):

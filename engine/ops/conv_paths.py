@@ -13,6 +13,9 @@ and the GEMM tiles, which ``ops/conv.py`` turns into rows. Paths:
 * ``grid_pixels`` — a small plane whose grid costs more register blocks than
   its pixels: the pixels' columns are packed once, without the grid's extras.
 * ``conv_maxpool`` — a grid conv whose max pool is fused (``Conv.absorbs``).
+* ``winograd`` — a 3x3 stride-1 conv of one group on a plane large enough
+  that F(4x4, 3x3)'s four times fewer multiply-adds win (``winograd_wins``):
+  ``kernels/winograd.py``; ``n_pb`` blocks of at most ``NR`` tile columns per image.
 
 ``pack_cols``: tiles split output channels, so the GEMM's ``B`` is packed once
 by its own row for all of them. This module emits nothing and reads no graph.
@@ -25,6 +28,10 @@ from tilerun.kernels.simd import VW
 from .. import tiling
 
 SMALL_PIX = 8 * NR  # at most this many output pixels: tile over output channels
+WINOGRAD = True  # False: every conv takes the direct paths (benchmarks compare the two)
+WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_COLUMNS = 16
+WINO_IN_CYCLES, WINO_OUT_CYCLES = 400, 250
 
 
 @dataclass(frozen=True)
@@ -121,13 +128,59 @@ def _gemm_tiles(images, cout_g, npix, kk, workers):
     return tiling.conv_gemm_tiles(images, cout_g, npix, kk, workers, MR, NR, SMALL_PIX)
 
 
-def choose_path(s, fast_epilogue, workers, pool=False):
+def winograd_tiles(s):
+    """``(tiles_h, tw4)``: rows of 4x4 output tiles and tiles per row rounded up to a vector load's ``VW // 4``."""
+    seg = VW // 4
+    return -(-s.out_h // 4), -(-(-(-s.out_w // 4)) // seg) * seg
+
+
+def winograd_wins(s):
+    """True when F(4x4, 3x3) takes conv ``s``: 3x3, stride 1, no dilation, one group, at least
+    ``WINOGRAD_MIN_CHANNELS`` channels in and out, and per image at least ``WINOGRAD_MIN_COLUMNS`` tile columns
+    (a tile is 16 pixels; on fewer, a 7x7 plane, the 36 GEMMs are too narrow to beat the direct path)."""
+    if not WINOGRAD or (s.kh, s.kw, s.sh, s.sw, s.dh, s.dw, s.groups) != (3, 3, 1, 1, 1, 1, 1):
+        return False
+    th, tw4 = winograd_tiles(s)
+    return min(s.c, s.cout) >= WINOGRAD_MIN_CHANNELS and th * tw4 >= WINOGRAD_MIN_COLUMNS
+
+
+def _winograd_path(s, workers):
+    """Column blocks per image, and the output-channel split that leaves the busiest worker least to do.
+
+    Columns go in units of ``VW``, at most ``NR`` per block, dealt evenly over a
+    number of blocks that is a multiple of the workers (where there are enough
+    units), so no worker gets a whole block more. A channel split repeats the
+    input transform in every part: cycles per ``NR`` columns, roughly,
+    ``WINO_IN_CYCLES`` per input channel, 36 per channel pair (the 36 GEMMs)
+    and ``WINO_OUT_CYCLES`` per output channel.
+    """
+    th, tw4 = winograd_tiles(s)
+    units = -(-th * tw4 // VW)
+    per_block = NR // VW
+    ncb = -(-units // per_block)
+    if s.n * units >= workers:
+        while (s.n * ncb) % workers and ncb < units:
+            ncb += 1
+    nblk = -(-s.cout // MR)
+    part = s.c * WINO_IN_CYCLES
+    rest = s.cout * (36 * s.c + WINO_OUT_CYCLES)
+
+    def busiest(ncob):
+        return -(-s.n * ncb * ncob // workers) * (part + rest / ncob)
+    ncob = min(range(1, min(nblk, 4) + 1), key=busiest)
+    return ConvPath("winograd", ncb, n_cob=ncob, grid=GridGeometry(1, 1, 4 * th + 2, 4 * tw4 + 2))
+
+
+def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
     """The ``ConvPath`` of ``ConvShape`` ``s``.
 
     ``fast_epilogue``: the epilogue runs in the micro-kernel's registers.
     ``pool``: a max pool was fused (legal only where ``Conv.absorbs`` said so).
+    ``winograd_epilogue``: the epilogue is one the Winograd kernel applies.
     """
     images = s.n * s.groups
+    if winograd_epilogue and not pool and winograd_wins(s):
+        return _winograd_path(s, workers)
     plain_1x1 = (s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.pad_t == s.pad_l == 0
                  and (s.out_h, s.out_w) == (s.in_h, s.in_w))
     if s.cin_g > 1 and not plain_1x1 and max(s.sh, s.sw) <= 2:
