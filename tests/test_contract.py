@@ -12,7 +12,7 @@ import pytest
 import tilerun
 from tilerun.errors import ModelError
 from tilerun.ir import Graph, Node, Value
-from tilerun.kernels.contract import ContractError, declare_row, float_bits
+from tilerun.kernels.contract import ContractError, declare_row, declare_struct, float_bits
 from tilerun.kernels.elementwise import UNARY, f32_relu
 from tilerun.kernels.registry import all_kernels, kernel
 from tilerun.models import LIGHT_MODELS, light_model_path
@@ -99,3 +99,10 @@ def test_kernel_cache_is_keyed_on_every_kernel_and_scheduler_source(tmp_path, mo
     changed = cache_stamp.tilerun_source_stamp()
     extra.write_text("X = 33\n")  # another size: mtimes of two quick writes may be equal
     assert cache_stamp.tilerun_source_stamp() != changed
+
+
+def test_a_second_struct_starts_where_the_first_ends():
+    st = declare_struct("PAIR", ints=("k",), floats=("f",))
+    row = declare_row("TWO_STRUCTS", inputs=("x",), ints=("n",), structs={"a": st, "b": st})
+    assert (row.a, row.a_f, row.a_k, row.b, row.b_f, row.b_k) == (2, 2, 3, 4, 4, 5)
+    assert type(row)._size == 6
