@@ -1,7 +1,8 @@
-"""Modern CNN graphs (MobileNetV3-small, EfficientNet-B0, RegNetY-400MF): tilerun vs ONNX Runtime.
+"""Modern CNN graphs (MobileNetV3-small, EfficientNet-B0, RegNetY-400MF) and the light models: tilerun vs ORT.
 
 ``python benchmarks/modern_cnn.py [names...] [--rounds N] [--windows N]`` prints,
-per model, from one process:
+per model (default: the modern graphs; any of ``tilerun.models.LIGHT_MODELS``
+may be named too, run with seeded random weights), from one process:
 
 * latency at 1 and 2 threads, tilerun and ORT alternating in blocks
   (``interleave.alternate``): medians and tilerun / ORT ratios, and tilerun's
@@ -26,11 +27,14 @@ import time
 os.environ.setdefault("NUMBA_CACHE_DIR", str(pathlib.Path(__file__).resolve().parents[1] / ".numba_cache"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+import onnx  # noqa: E402
+
 import tilerun  # noqa: E402
 from interleave import alternate  # noqa: E402
 from test_throughput import measure  # noqa: E402
 from tilerun.commands.common import ort_feeds, ort_session  # noqa: E402
-from tilerun.models import MODERN_CNNS, random_inputs  # noqa: E402
+from tilerun.models import (LIGHT_MODELS, MODERN_CNNS, light_model_path, random_inputs,  # noqa: E402
+                            randomize_weights)
 
 WINDOW_S = 0.5
 
@@ -111,7 +115,12 @@ def main(argv=None):
     ap.add_argument("--tput-rounds", type=int, default=3, help="throughput rounds (default 3)")
     args = ap.parse_args(argv)
     for name in args.names:
-        model = MODERN_CNNS[name](seed=0)
+        if name in MODERN_CNNS:
+            model = MODERN_CNNS[name](seed=0)
+        elif name in LIGHT_MODELS:
+            model = randomize_weights(onnx.load(light_model_path(name)), seed=0)
+        else:
+            ap.error(f"unknown model {name!r}: expected one of {sorted(MODERN_CNNS) + LIGHT_MODELS}")
         x = random_inputs(model, seed=0)
         print(f"\n== {name}", flush=True)
         lat = latency(model, x, args.rounds, args.block)

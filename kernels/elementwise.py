@@ -19,6 +19,7 @@ import numpy as np
 from .abi import U, f32, i64, param_f32
 from .contract import declare_row, tile_kernel
 from .mathfn import erf_f32, exp_f32
+from .vact import sigmoid_run, silu_run
 
 RELU, LEAKY_RELU, CLIP, SIGMOID, TANH, HARD_SIGMOID, HARD_SWISH, IDENTITY, SILU, GELU, GELU_TANH = range(11)
 ADD, SUB, MUL, DIV, MAX, MIN, POW = range(7)
@@ -93,7 +94,7 @@ def activation_run(act, y, lo, hi, alpha, beta):
     elif act == CLIP:
         _act_loop(y, lo, hi, CLIP, alpha, beta)
     elif act == SIGMOID:
-        _act_loop(y, lo, hi, SIGMOID, alpha, beta)
+        sigmoid_run(y, lo, hi)
     elif act == TANH:
         _act_loop(y, lo, hi, TANH, alpha, beta)
     elif act == HARD_SIGMOID:
@@ -101,7 +102,7 @@ def activation_run(act, y, lo, hi, alpha, beta):
     elif act == HARD_SWISH:
         _act_loop(y, lo, hi, HARD_SWISH, alpha, beta)
     elif act == SILU:
-        _act_loop(y, lo, hi, SILU, alpha, beta)
+        silu_run(y, lo, hi)
     elif act == GELU:
         _act_loop(y, lo, hi, GELU, alpha, beta)
     elif act == GELU_TANH:

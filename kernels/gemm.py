@@ -376,7 +376,7 @@ def _store_block(builder, acc, targets, c, mv, ep, bias, res, flags):
     vals = _maybe(builder, fleaky, vals, leaky)
     for bit, name in ((FAST_SIGMOID, "sigmoid"), (FAST_SILU, "silu"), (FAST_HARD_SWISH, "hard_swish")):
         vals = _maybe(builder, _flag(builder, flags, bit), vals,
-                      lambda vs, name=name: [vact.call(builder, name, v) for v in vs])
+                      lambda vs, name=name: vact.call(builder, name, vs))
     for v, tq in zip(vals, targets):
         for x, mk in tq:
             if mk is None:

@@ -12,7 +12,7 @@ Two layers live here. IR helpers (``vload``, ``vstore``, ``masked_load``,
 ``masked_store``, ``splat``, ``fma``, ``vmax``, ``vmin``, ``vclamp_below``,
 ``vclamp_above``, ``lane_mask``, ``prefetch``, ``transpose``) emit ``llvmlite.ir`` into a
 builder, for code generators such as the GEMM micro-kernel. Numba intrinsics
-on the ``F32Vec`` type (``v_load``, ``v_store``, ``v_load_n``, ``v_load2_n``,
+on the ``F32Vec`` type (``v_load``, ``v_store``, ``v_load_n``, ``v_load_lanes``, ``v_load2_n``,
 ``v_store_n``, ``v_splat``, ``v_fma``, ``v_add``, ``v_sub``, ``v_mul``, ``v_max``,
 ``v_min``, ``v_clamp_below``, ``v_clamp_above``, ``v_zero``, ``v_even``, ``v_odd``, ``v_interleave4``,
 ``v_transpose_block``) let ordinary
@@ -219,6 +219,17 @@ def v_store_n(typingctx, addr, v, n):
         masked_store(b, args[1], args[0], lane_mask(b, args[2]))
         return ctx.get_dummy_value()
     return types.none(types.int64, f32vec, types.int64), codegen
+
+
+@intrinsic
+def v_load_lanes(typingctx, addr, lo, hi):
+    """Lanes ``lo <= i < hi`` of the ``VW`` floats at ``addr``, the others 0.0 (they touch no memory: ``addr``
+    may lie before the caller's data when ``lo > 0``)."""
+    def codegen(ctx, b, sig, args):
+        lanes = ir.Constant(ir.VectorType(I64, VW), list(range(VW)))
+        mask = b.and_(b.icmp_signed(">=", lanes, splat(b, args[1])), b.icmp_signed("<", lanes, splat(b, args[2])))
+        return masked_load(b, args[0], mask)
+    return f32vec(types.int64, types.int64, types.int64), codegen
 
 
 @intrinsic

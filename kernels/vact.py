@@ -8,14 +8,19 @@ about an ulp. A kernel picks one form for a whole op, so results still never
 depend on the tiling. The IR lives in one small function per activation and module, called rather
 than inlined: the GEMM micro-kernel applies them to every vector of its
 register block, and inlining them there would multiply the kernels' compile
-time. Not here: Tanh, Gelu, and loops over arrays (``elementwise``'s scalar
-loops of the same arithmetic vectorize as they are).
+time. ``silu_run`` and ``sigmoid_run`` apply them to runs of an array
+(``elementwise.activation_run``), four vectors per call. Not here: Tanh,
+Gelu, loops of other activations (``elementwise``'s scalar loops vectorize
+as they are).
 """
+import numba
 import numpy as np
 from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from . import simd
-from .simd import I32
+from .simd import I32, VW, f32vec, v_load_n, v_store_n
 
 
 def _c(vt, x):
@@ -25,7 +30,9 @@ def _c(vt, x):
 def _exp(b, x):
     # mathfn.exp_f32's range reduction and polynomial with fused multiply-adds; a NaN comes out as some number.
     # The upper clamp stays below 2**128 (exp_f32's 88.72 reaches inf), so 1 + exp is finite for the reciprocal.
+    # On AVX-512 the 2**n factor is one vscalefps, which takes n as a float.
     vt = x.type
+    scalef = vt.count == 16 and simd.LANES == 16
     x = simd.vmin(b, simd.vmax(b, x, _c(vt, -87.33)), _c(vt, 88.3))
     floor = simd.declare(b, f"llvm.floor.v{vt.count}f32", vt, [vt])
     n = b.call(floor, [simd.fma(b, x, _c(vt, 1.44269504), _c(vt, 0.5))])
@@ -34,6 +41,9 @@ def _exp(b, x):
     for k in (8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
         q = simd.fma(b, q, r, _c(vt, k))
     e = b.fadd(simd.fma(b, b.fmul(q, r), r, r), _c(vt, 1.0))
+    if scalef:
+        fn = simd.declare(b, "llvm.x86.avx512.mask.scalef.ps.512", vt, [vt, vt, vt, ir.IntType(16), I32])
+        return b.call(fn, [e, n, _c(vt, 0.0), ir.Constant(ir.IntType(16), -1), ir.Constant(I32, 4)])
     it = ir.VectorType(I32, vt.count)
     bits = b.shl(b.add(b.fptosi(n, it), ir.Constant(it, [127] * vt.count)), ir.Constant(it, [23] * vt.count))
     return b.fmul(e, b.bitcast(bits, vt))
@@ -75,15 +85,81 @@ def _hard_swish(b, v):
 _BODIES = {"sigmoid": _sigmoid, "silu": _silu, "hard_swish": _hard_swish}
 
 
-def call(builder, name, v):
-    """``name``'s activation (``sigmoid``, ``silu``, ``hard_swish``) of vector ``v``, through a called IR function."""
-    vt = v.type
-    fname = f"tilerun.vact.{name}.v{vt.count}"
-    fn = builder.module.globals.get(fname)
+GROUP = 4  # vectors per call: independent chains the core overlaps (one vector's exp is a long dependent chain)
+
+
+def call(builder, name, vs):
+    """``name``'s activation (``sigmoid``, ``silu``, ``hard_swish``) of each vector in ``vs``, through called IR
+    functions taking ``GROUP`` vectors at a time (a last, smaller group gets its own function)."""
+    out = []
+    for g in range(0, len(vs), GROUP):
+        part = vs[g:g + GROUP]
+        fn = _function(builder.module, name, part[0].type, len(part))
+        ret = builder.call(fn, part)
+        out += [builder.extract_value(ret, i) for i in range(len(part))]
+    return out
+
+
+def _function(module, name, vt, n):
+    fname = f"tilerun.vact.{name}.v{vt.count}x{n}"
+    fn = module.globals.get(fname)
     if fn is None:
-        fn = ir.Function(builder.module, ir.FunctionType(vt, [vt]), fname)
+        fn = ir.Function(module, ir.FunctionType(ir.LiteralStructType([vt] * n), [vt] * n), fname)
         fn.linkage = "internal"
         fn.attributes.add("noinline")
         fb = ir.IRBuilder(fn.append_basic_block("entry"))
-        fb.ret(_BODIES[name](fb, fn.args[0]))
-    return builder.call(fn, [v])
+        ret = ir.Constant(ir.LiteralStructType([vt] * n), ir.Undefined)
+        for i, v in enumerate(fn.args):
+            ret = fb.insert_value(ret, _BODIES[name](fb, v), i)
+        fb.ret(ret)
+    return fn
+
+
+def _intrinsic4(name):
+    @intrinsic
+    def apply4(typingctx, a, b_, c, d):
+        def codegen(ctx, b, sig, args):
+            return ctx.make_tuple(b, sig.return_type, call(b, name, list(args)))
+        return types.UniTuple(f32vec, 4)(f32vec, f32vec, f32vec, f32vec), codegen
+    apply4.__doc__ = f"``{name}`` of four vectors (a tuple of four), for ``@njit`` kernels."
+    return apply4
+
+
+v_sigmoid4 = _intrinsic4("sigmoid")
+v_silu4 = _intrinsic4("silu")
+
+
+@numba.njit(inline="always")
+def _run(y, lo, hi, silu):
+    a = y.ctypes.data
+    q = lo
+    while q + 4 * VW <= hi:
+        at = a + q * 4
+        v0, v1, v2, v3 = v_load_n(at, VW), v_load_n(at + VW * 4, VW), v_load_n(at + 8 * VW, VW), \
+            v_load_n(at + 12 * VW, VW)
+        if silu:
+            v0, v1, v2, v3 = v_silu4(v0, v1, v2, v3)
+        else:
+            v0, v1, v2, v3 = v_sigmoid4(v0, v1, v2, v3)
+        v_store_n(at, v0, VW)
+        v_store_n(at + VW * 4, v1, VW)
+        v_store_n(at + 8 * VW, v2, VW)
+        v_store_n(at + 12 * VW, v3, VW)
+        q += 4 * VW
+    while q < hi:
+        v = v_load_n(a + q * 4, hi - q)
+        v = v_silu4(v, v, v, v)[0] if silu else v_sigmoid4(v, v, v, v)[0]
+        v_store_n(a + q * 4, v, hi - q)
+        q += VW
+
+
+@numba.njit(inline="always")
+def silu_run(y, lo, hi):
+    """SiLU of ``y[lo:hi]`` in place, four vectors at a time."""
+    _run(y, lo, hi, True)
+
+
+@numba.njit(inline="always")
+def sigmoid_run(y, lo, hi):
+    """Sigmoid of ``y[lo:hi]`` in place, four vectors at a time."""
+    _run(y, lo, hi, False)

@@ -8,12 +8,13 @@ Cin`` by ``Cin x tiles``, 36 x 16 multiply-adds per tile and channel pair
 against the direct path's 9 x 16. ``U = G g G^T`` is packed once, at compile
 time, as the GEMM core's ``MR``-row panels per position (``pack_weights``).
 
-The input is ``f32_pad_planes``' zero-padded planes, ``hq = 4*tiles_h + 2``
-rows of ``wq = 4*tiles_w + 2`` floats per channel. Tiles are numbered as GEMM
-columns ``ty * tw4 + tx`` with a row of tiles rounded up to ``tw4``, a
-multiple of ``SEG`` (the tiles one vector load spans): every group of
-``SEG`` columns lies in one row of tiles, so a vector of ``VW`` columns is
-four plain loads and a deinterleave (``v_even``/``v_odd``) away, whatever
+The input is read in place: the zero padding (and the rows and columns
+the last tiles cover past the image) are lanes a masked load leaves at zero,
+so no padded copy is made and nothing outside the input is read. Tiles are
+numbered as GEMM columns ``ty * tw4 + tx`` with a row of tiles rounded up to
+``tw4``, a multiple of ``SEG`` (the tiles one vector load spans): every group
+of ``SEG`` columns lies in one row of tiles, so a vector of ``VW`` columns is
+eight masked loads and a deinterleave (``v_even``/``v_odd``) away, whatever
 the plane's width. A tile of work is (image, block of at most ``NR``
 columns, block of output channels), the ``VW``-column units and the
 ``MR``-row blocks dealt evenly over ``n_cb`` and ``n_cob`` blocks: it transforms its columns of every input channel into
@@ -22,9 +23,8 @@ for ``CO_BLOCK`` channels at a time into scratch, and transforms those back
 with the row's ``ep`` epilogue (bias, residual, and Relu, Clip or HardSwish,
 applied on the vector: the lowering takes no other activation here).
 
-Columns past the plane's tiles read padding or the next row and are never
-stored; the padded planes need ``SLACK`` floats after the last one. The
-transforms add rounding of about 2e-5 of the output's scale (unit-variance
+Columns past the plane's tiles compute whatever their clamped reads give
+and are never stored. The transforms add rounding of about 2e-5 of the output's scale (unit-variance
 data); ``tests/test_winograd.py`` bounds it against ONNX Runtime.
 Not here: strides, dilations, groups, other kernel sizes (the direct paths of
 ``kernels.conv``), choosing when this path wins (``ops.conv_paths``).
@@ -38,18 +38,18 @@ from .conv import _dw_out
 from .conv_pack import BIG
 from .elementwise import CLIP, HARD_SWISH, IDENTITY, RELU
 from .gemm import EPILOGUE, MR, NR, ep_float, ep_int, gemm_tile, scratch_floats
-from .simd import (VW, v_add, v_even, v_fma, v_interleave4, v_load, v_mul, v_odd, v_splat, v_store, v_sub,
-                   v_zero)
+from .simd import (VW, v_add, v_even, v_fma, v_interleave4, v_load, v_load_lanes, v_mul, v_odd, v_splat,
+                   v_store, v_sub, v_zero)
 
 POS = 36  # transformed positions of a 6x6 input block
 SEG = VW // 4  # tiles one vector load spans (4 floats each)
-SLACK = 4 * SEG + 4  # floats read past a plane's last row by the loads of its last tiles
 CO_BLOCK = 64  # output channels per pass of the 36 GEMMs: their products, 36 x CO_BLOCK x NR floats, stay in L2
 GEMM_SCRATCH = scratch_floats()
 EPILOGUE_ACTIVATIONS = (IDENTITY, RELU, CLIP, HARD_SWISH)  # the activations _dw_out applies on the vector
 
 WINOGRAD = declare_row("WINOGRAD", inputs=("x", "u", "bias?", "res?"), outputs=("y",),
-                       ints=("n", "c", "cout", "out_h", "out_w", "hq", "wq", "tiles_h", "tw4", "n_cb", "n_cob"),
+                       ints=("n", "c", "cout", "in_h", "in_w", "out_h", "out_w", "pad_t", "pad_l", "tiles_h", "tw4",
+                             "n_cb", "n_cob"),
                        structs={"ep": EPILOGUE, "gemm_ep": EPILOGUE})
 
 _BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
@@ -117,11 +117,16 @@ def _at(m0, m1, m2, m3, m4, m5):
 
 
 @numba.njit(inline="always")
-def _phases(a0, a1, a2, a3):
-    """Input columns ``4t + c`` (``c`` = 0..5) of ``VW`` tiles whose ``SEG``-tile segments start at ``a0..a3``."""
-    l0, l1, l2, l3 = v_load(a0), v_load(a1), v_load(a2), v_load(a3)
+def _phases(a0, a1, a2, a3, lo0, lo1, lo2, lo3, hi0, hi1, hi2, hi3):
+    """Input columns ``4t + c`` (``c`` = 0..5) of ``VW`` tiles whose ``SEG``-tile segments start at ``a0..a3``.
+
+    Segment ``q`` reads its floats ``lo_q <= i < hi_q`` (those inside the input row), zeros elsewhere.
+    """
+    l0, l1 = v_load_lanes(a0, lo0, hi0), v_load_lanes(a1, lo1, hi1)
+    l2, l3 = v_load_lanes(a2, lo2, hi2), v_load_lanes(a3, lo3, hi3)
     e01, e23, o01, o23 = v_even(l0, l1), v_even(l2, l3), v_odd(l0, l1), v_odd(l2, l3)
-    n0, n1, n2, n3 = v_load(a0 + 16), v_load(a1 + 16), v_load(a2 + 16), v_load(a3 + 16)
+    n0, n1 = v_load_lanes(a0 + 16, lo0 - 4, hi0 - 4), v_load_lanes(a1 + 16, lo1 - 4, hi1 - 4)
+    n2, n3 = v_load_lanes(a2 + 16, lo2 - 4, hi2 - 4), v_load_lanes(a3 + 16, lo3 - 4, hi3 - 4)
     f01, f23, g01, g23 = v_even(n0, n1), v_even(n2, n3), v_odd(n0, n1), v_odd(n2, n3)
     return (v_even(e01, e23), v_even(o01, o23), v_odd(e01, e23), v_odd(o01, o23), v_even(f01, f23),
             v_even(g01, g23))
@@ -147,21 +152,29 @@ def _load6(at, stride):
 
 
 @numba.njit(inline="always")
-def _segment_offset(col, tw4, tiles_h, wq):
-    """Float offset in a padded plane of the first input column of GEMM column ``col``'s tile (rows clamped)."""
-    ty = min(col // tw4, tiles_h - 1)
-    return 4 * (ty * wq + col - (col // tw4) * tw4)
+def _segment(col, tw4, pad_t, pad_l, w):
+    """First input row and column of GEMM column ``col``'s tile, and the floats ``lo <= i < hi`` from that
+    column that lie inside the row: ``(row, column, lo, hi)``."""
+    ty = col // tw4
+    x0 = 4 * (col - ty * tw4) - pad_l
+    return 4 * ty - pad_t, x0, -x0, w - x0
 
 
 @numba.njit(inline="always")
-def _transform_input(xp, plane, wq, o0, o1, o2, o3, s, v, vstride):
-    """``B^T d B`` of input channel plane ``plane`` for the ``VW`` tiles whose segments start at ``o0..o3``.
+def _transform_input(x, plane, h, w, s0, s1, s2, s3, s, v, vstride):
+    """``B^T d B`` of input channel plane ``plane`` (float offset) for the ``VW`` tiles of segments ``s0..s3``
+    (``_segment``), the input's zero padding read as masked-off lanes.
 
     Writes position ``xi`` at ``v + xi * vstride`` (bytes).
     """
     for r in range(6):
-        row = xp + (plane + r * wq) * 4
-        d0, d1, d2, d3, d4, d5 = _phases(row + o0 * 4, row + o1 * 4, row + o2 * 4, row + o3 * 4)
+        y0, y1, y2, y3 = s0[0] + r, s1[0] + r, s2[0] + r, s3[0] + r
+        in0, in1, in2, in3 = 0 <= y0 < h, 0 <= y1 < h, 0 <= y2 < h, 0 <= y3 < h
+        d0, d1, d2, d3, d4, d5 = _phases(
+            x + (plane + y0 * w + s0[1]) * 4, x + (plane + y1 * w + s1[1]) * 4,
+            x + (plane + y2 * w + s2[1]) * 4, x + (plane + y3 * w + s3[1]) * 4,
+            s0[2], s1[2], s2[2], s3[2], s0[3] if in0 else 0, s1[3] if in1 else 0, s2[3] if in2 else 0,
+            s3[3] if in3 else 0)
         k0, k1, k2, k3, k4, k5 = _bt(d0, d1, d2, d3, d4, d5)
         _store6(s, r, k0, k1, k2, k3, k4, k5)
     for c in range(6):
@@ -186,10 +199,11 @@ def _store_segment(ya, plane, col, i, z, ncols, tw4, oh_n, ow_n, resa, has_res, 
         _dw_out(ya, at, z, min(left, VW), resa, has_res, act, lo_v, hi_v)
 
 
-@tile_kernel(WINOGRAD, scratch=_scratch)
+@tile_kernel(WINOGRAD, reads_in_bounds=True, scratch=_scratch)
 def f32_conv_winograd(p, tile, scratch):
     R = WINOGRAD
-    n_c, cout, oh_n, ow_n, hq, wq = p[R.c], p[R.cout], p[R.out_h], p[R.out_w], p[R.hq], p[R.wq]
+    n_c, cout, oh_n, ow_n, h, w = p[R.c], p[R.cout], p[R.out_h], p[R.out_w], p[R.in_h], p[R.in_w]
+    pt, pl = p[R.pad_t], p[R.pad_l]
     th, tw4, ncb, ncob = p[R.tiles_h], p[R.tw4], p[R.n_cb], p[R.n_cob]
     epa, gepa = slot_address(p, R.ep), slot_address(p, R.gemm_ep)
     act = ep_int(epa, EPILOGUE.act)
@@ -210,16 +224,15 @@ def f32_conv_winograd(p, tile, scratch):
     v = scratch + GEMM_SCRATCH * 4
     m = v + POS * n_c * NR * 4
     s = m + POS * CO_BLOCK * NR * 4
-    pq = hq * wq
     # Input: every channel's tiles of this column block, transformed into B panels [xi][ci][NR].
     for g in range(groups):
         col = c0 + g * VW
-        o0 = _segment_offset(col, tw4, th, wq)
-        o1 = _segment_offset(col + SEG, tw4, th, wq)
-        o2 = _segment_offset(col + 2 * SEG, tw4, th, wq)
-        o3 = _segment_offset(col + 3 * SEG, tw4, th, wq)
+        s0 = _segment(col, tw4, pt, pl, w)
+        s1 = _segment(col + SEG, tw4, pt, pl, w)
+        s2 = _segment(col + 2 * SEG, tw4, pt, pl, w)
+        s3 = _segment(col + 3 * SEG, tw4, pt, pl, w)
         for ci in range(n_c):
-            _transform_input(p[R.x], (img * n_c + ci) * pq, wq, o0, o1, o2, o3, s, v + (ci * NR + g * VW) * 4,
+            _transform_input(p[R.x], (img * n_c + ci) * h * w, h, w, s0, s1, s2, s3, s, v + (ci * NR + g * VW) * 4,
                              n_c * NR * 4)
     mstride = CO_BLOCK * NR * 4
     for co0 in range(co_first, co_last, CO_BLOCK):

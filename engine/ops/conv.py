@@ -24,7 +24,7 @@ from .. import tiling
 from . import bf16
 from ..errors import node_error
 from .base import F32, Lowering, const_input, expect_dtype, expect_rank
-from .conv_paths import ConvShape, choose_path, winograd_wins
+from .conv_paths import ConvShape, choose_path, winograd_tiles, winograd_wins
 from .gemm import fused_activation
 from .pool import pool_geometry
 from .window import window_geometry
@@ -268,12 +268,12 @@ def _emit_conv_maxpool(r):
 
 
 def _emit_winograd(r):
-    s, g, path = r.s, r.path.grid, r.path
-    xp = _emit_padding(r, W.SLACK)
-    r.plan.add(r.node, W.f32_conv_winograd, x=xp, u=r.packed_weights(W.f32_conv_winograd), bias=r.b, res=r.res,
-               y=r.y, n=s.n, c=s.c, cout=s.cout, out_h=s.out_h, out_w=s.out_w, hq=g.hq, wq=g.wq,
-               tiles_h=(g.hq - 2) // 4, tw4=(g.wq - 2) // 4, n_cb=path.n_pb, n_cob=path.n_cob, ep=r.epi,
-               gemm_ep=epilogue(), tiles=s.n * path.n_pb * path.n_cob, flops=r.flops)
+    s, path = r.s, r.path
+    th, tw4 = winograd_tiles(s)
+    r.plan.add(r.node, W.f32_conv_winograd, x=r.x, u=r.packed_weights(W.f32_conv_winograd), bias=r.b, res=r.res,
+               y=r.y, n=s.n, c=s.c, cout=s.cout, in_h=s.in_h, in_w=s.in_w, out_h=s.out_h, out_w=s.out_w,
+               pad_t=s.pad_t, pad_l=s.pad_l, tiles_h=th, tw4=tw4, n_cb=path.n_pb,
+               n_cob=path.n_cob, ep=r.epi, gemm_ep=epilogue(), tiles=s.n * path.n_pb * path.n_cob, flops=r.flops)
 
 
 _EMITTERS = {"depthwise": _emit_depthwise, "grid": _emit_grid, "grid_pixels": _emit_grid_pixels,
@@ -284,24 +284,18 @@ def _pad_planes(r):
     """Emit ``f32_pad_planes`` into the grid's padded planes; returns them and the tap-offset table ``koffs``."""
     s, g, plan = r.s, r.path.grid, r.plan
     # The last grid panel reads up to NR - 1 columns past the grid, from the last plane's tail.
-    xp = _emit_padding(r, 2 * K.NR + g.wq)
-    ci, ki, kj = np.meshgrid(np.arange(s.cin_g), np.arange(s.kh), np.arange(s.kw), indexing="ij")
-    rd, cd = ki * s.dh, kj * s.dw
-    phase = (rd % s.sh) * g.col_phases + cd % s.sw
-    offs = ci * g.plane_stride + phase * g.hq * g.wq + rd // s.sh * g.wq + cd // s.sw
-    return xp, plan.weight(offs.reshape(-1).astype(np.int64), "conv_koffs")
-
-
-def _emit_padding(r, slack):
-    """Emit ``f32_pad_planes`` into new zero-padded planes of the path's grid, ``slack`` zeros after the last."""
-    s, g, plan = r.s, r.path.grid, r.plan
+    slack = 2 * K.NR + g.wq
     xp = plan.temp((s.n * s.c * g.plane_stride + slack,), np.float32, "conv_padded")
     # A plane's cost is what it reads as well as what it writes (a stride-2 1x1 conv reads four times more).
     tiles, per = plan.split(s.n * s.c, g.plane_stride + s.in_h * s.in_w)
     plan.add(r.node, P.f32_pad_planes, x=r.x, xp=xp, planes=s.n * s.c, in_h=s.in_h, in_w=s.in_w, hq=g.hq, wq=g.wq,
              pad_t=s.pad_t, pad_l=s.pad_l, planes_per_tile=per, slack=slack, sh=s.sh, sw=s.sw,
              row_phases=g.row_phases, col_phases=g.col_phases, tiles=tiles, flops=s.n * s.c * g.plane_stride)
-    return xp
+    ci, ki, kj = np.meshgrid(np.arange(s.cin_g), np.arange(s.kh), np.arange(s.kw), indexing="ij")
+    rd, cd = ki * s.dh, kj * s.dw
+    phase = (rd % s.sh) * g.col_phases + cd % s.sw
+    offs = ci * g.plane_stride + phase * g.hq * g.wq + rd // s.sh * g.wq + cd // s.sw
+    return xp, plan.weight(offs.reshape(-1).astype(np.int64), "conv_koffs")
 
 
 def _pack_cols(r, x, koffs, ncols, ldb, ig_stride):

@@ -168,7 +168,7 @@ def _winograd_path(s, workers):
     def busiest(ncob):
         return -(-s.n * ncb * ncob // workers) * (part + rest / ncob)
     ncob = min(range(1, min(nblk, 4) + 1), key=busiest)
-    return ConvPath("winograd", ncb, n_cob=ncob, grid=GridGeometry(1, 1, 4 * th + 2, 4 * tw4 + 2))
+    return ConvPath("winograd", ncb, n_cob=ncob)
 
 
 def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
