@@ -17,8 +17,9 @@ units are output rows of each (image, group of ``VW`` channels), and a tile
 takes ``co_per_tile`` consecutive ones; the input rows a band of them needs
 (bands of about ``CV_GRID_BYTES`` of grid, so large planes stay in L2) are
 transposed into a zero-padded ``[row][column][VW]`` scratch grid, every
-tap of eight outputs is then one weight vector and eight input vectors, and
-the results are transposed back to the planes. ``w`` is packed as ``[group][tap][VW]``
+tap of eight outputs is then one weight vector and eight input vectors, the
+activation runs on the band of results in scratch, and they are transposed
+back to the planes. ``w`` is packed as ``[group][tap][VW]``
 (``pack_dw_cv``, zero for channels past ``cout``). Not here: groups of more than
 one input channel, 3-D convolution.
 """
@@ -318,8 +319,8 @@ def f32_conv_dw_cv(p, tile, scratch):
     hp, wp, nf = dw_cv_grid(h, w, oh_n, ow_n, kh, kw, sh, sw, pt, pl)
     grid = scratch
     outg = scratch + (nf - npix * VW) * 4
+    og = f32(outg, npix * VW)
     xa, ya, wa, ba = p[R.x], p[R.y], p[R.w], p[R.bias]
-    y = f32(ya, BIG)
     epa = slot_address(p, R.ep)
     has_bias = ep_int(epa, EPILOGUE.has_c) != 0
     act = ep_int(epa, EPILOGUE.act)
@@ -347,10 +348,9 @@ def f32_conv_dw_cv(p, tile, scratch):
             _dw_cv_band(xa, xo, h, w, nc, wg, b_v, grid, outg, wp, oh0, oh1, ow_n, kh, kw, sh, sw, pt, pl)
             yo = (img * cout + c0) * npix
             p0, p1 = oh0 * ow_n, oh1 * ow_n
+            if act != IDENTITY:  # on the band while it is in L1, one run across all its channels
+                activation_run(act, og, 0, (p1 - p0) * VW, aa, ab)
             for q0 in range(p0, p1, VW):
                 nq = min(VW, p1 - q0)
                 v_transpose_block(outg + (q0 - p0) * vs, vs, nq, VW, ya + (yo + q0) * 4, npix * 4, nc, nq)
-            if act != IDENTITY:
-                for c in range(nc):
-                    activation_run(act, y, yo + c * npix + p0, yo + c * npix + p1, aa, ab)
     return 0
