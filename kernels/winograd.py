@@ -8,24 +8,25 @@ Cin`` by ``Cin x tiles``, 36 x 16 multiply-adds per tile and channel pair
 against the direct path's 9 x 16. ``U = G g G^T`` is packed once, at compile
 time, as the GEMM core's ``MR``-row panels per position (``pack_weights``).
 
-The input is read in place: the zero padding (and the rows and columns
-the last tiles cover past the image) are lanes a masked load leaves at zero,
-so no padded copy is made and nothing outside the input is read. Tiles are
+The input is read in place: the zero padding (and the rows and columns the
+last tiles cover past the image) are lanes a masked load leaves at zero, so
+no padded copy is made and nothing outside the input is read. Tiles are
 numbered as GEMM columns ``ty * tw4 + tx`` with a row of tiles rounded up to
-``tw4``, a multiple of ``SEG`` (the tiles one vector load spans): every group
-of ``SEG`` columns lies in one row of tiles, so a vector of ``VW`` columns is
-eight masked loads and a deinterleave (``v_even``/``v_odd``) away, whatever
-the plane's width. A tile of work is (image, block of at most ``NR``
-columns, block of output channels), the ``VW``-column units and the
-``MR``-row blocks dealt evenly over ``n_cb`` and ``n_cob`` blocks: it transforms its columns of every input channel into
-scratch in the packed-panel layout the GEMM core reads, runs the 36 GEMMs
-for ``CO_BLOCK`` channels at a time into scratch, and transforms those back
-with the row's ``ep`` epilogue (bias, residual, and Relu, Clip or HardSwish,
-applied on the vector: the lowering takes no other activation here).
+``tw4``, a multiple of ``SEG`` (the tiles one vector load spans): every
+group of ``SEG`` columns lies in one row of tiles, so a vector of ``VW``
+columns is eight masked loads and a deinterleave (``v_even``/``v_odd``)
+away, whatever the plane's width. A tile of work is (image, block of at
+most ``NR`` columns, block of output channels), the ``VW``-column units and
+the ``MR``-row blocks dealt evenly over ``n_cb`` and ``n_cob`` blocks. It
+transforms its columns of every input channel into scratch in the
+packed-panel layout the GEMM core reads, runs the 36 GEMMs for ``CO_BLOCK``
+channels at a time into scratch, and transforms those back with the row's
+``ep`` epilogue (bias, residual, and Relu, Clip or HardSwish, applied on the
+vector: the lowering takes no other activation here).
 
-Columns past the plane's tiles compute whatever their clamped reads give
-and are never stored. The transforms add rounding of about 2e-5 of the output's scale (unit-variance
-data); ``tests/test_winograd.py`` bounds it against ONNX Runtime.
+Columns past the plane's tiles are computed from zeros and never stored.
+The transforms add rounding of about 1e-5 of the output's scale
+(unit-variance data); ``tests/test_winograd.py`` bounds it.
 Not here: strides, dilations, groups, other kernel sizes (the direct paths of
 ``kernels.conv``), choosing when this path wins (``ops.conv_paths``).
 """
@@ -74,7 +75,8 @@ def pack_weights(w):
 
 
 def reference(x, w):
-    """F(4x4, 3x3) of one unpadded plane stack in float64 numpy (``x [Cin, 4t+2, 4u+2]``): the tests' model of the kernel."""
+    """F(4x4, 3x3) of a plane stack ``x [Cin, 4t+2, 4u+2]`` (padding included) in float64 numpy: the kernel's
+    algorithm without its rounding, for tests."""
     cin, h, wd = x.shape
     out = np.zeros((w.shape[0], h - 2, wd - 2))
     u = np.einsum("ki,ocij,lj->ockl", _G, np.asarray(w, np.float64), _G)
@@ -87,7 +89,8 @@ def reference(x, w):
 
 
 def scratch_bytes(cin):
-    """Per-worker scratch of a ``WINOGRAD`` row: the GEMM core's, the transformed input and products, a 6x6 staging block."""
+    """Per-worker scratch bytes of a ``WINOGRAD`` row: the GEMM core's, the transformed input and products, and a
+    6x6 block of staged vectors."""
     return (GEMM_SCRATCH + POS * cin * NR + POS * CO_BLOCK * NR + POS * VW) * 4
 
 

@@ -78,3 +78,28 @@ def test_small_ops_are_one_tile_and_chains_stay_on_one_worker():
     pairs = [(a, b) for a, b in zip(ev[:-1], ev[1:]) if a[1] in single and b[1] in single]
     same = sum(1 for a, b in pairs if a[0] == b[0])
     assert pairs and same >= 0.75 * len(pairs), (same, len(pairs))
+
+
+@pytest.mark.parametrize("side,act", [(14, "silu"), (14, "sigmoid"), (56, "silu")])
+def test_depthwise_activation_on_the_band_matches_onnxruntime(side, act):
+    # f32_conv_dw_cv applies Sigmoid / SiLU to its band of results before transposing them out:
+    # NaN, +inf and -inf inputs give what the unfused ops give (SiLU(-inf) = NaN, Sigmoid(-inf) = 0).
+    from onnx import helper, numpy_helper
+    rng = np.random.default_rng(4)
+    c = 40  # two full channel groups and a ragged third
+    w = numpy_helper.from_array((rng.standard_normal((c, 1, 3, 3)) * 0.3).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), "b")
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=c, pads=[1, 1, 1, 1]),
+             helper.make_node("Sigmoid", ["c"], ["s" if act == "silu" else "y"])]
+    if act == "silu":
+        nodes.append(helper.make_node("Mul", ["c", "s"], ["y"]))
+    g = helper.make_graph(nodes, "dw", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, c, side, side])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], [w, b])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = (rng.standard_normal((1, c, side, side)) * 4).astype(np.float32)
+    x[0, 1, 5, 5], x[0, 17, 2, 3], x[0, 33, 7, 1] = np.nan, np.inf, -np.inf
+    ref = reference_outputs(model, {"x": x}, use_ort=True)[0]
+    with tilerun.compile_model(model) as eng:
+        (y,) = eng.run([x])
+        assert [r.kernel.name for r in eng.plan.rows] == ["f32_conv_dw_cv"]
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
