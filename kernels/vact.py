@@ -5,8 +5,8 @@ The arithmetic of the scalar forms (``mathfn.exp_f32``,
 instructions and, on AVX-512, a reciprocal estimate refined by one Newton
 step in place of the division: results differ from the scalar loops' by
 about an ulp. A kernel picks one form for a whole op, so results still never
-depend on the tiling. The IR lives in one small function per activation and module, called rather
-than inlined: the GEMM micro-kernel applies them to every vector of its
+depend on the tiling. The IR lives in small functions (one per activation, number of vectors and
+module), called rather than inlined: the GEMM micro-kernel applies them to every vector of its
 register block, and inlining them there would multiply the kernels' compile
 time. ``silu_run`` and ``sigmoid_run`` apply them to runs of an array
 (``elementwise.activation_run``), four vectors per call. Not here: Tanh,
@@ -20,7 +20,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from . import simd
-from .simd import I32, VW, f32vec, v_load_n, v_store_n
+from .simd import I32, VW, f32vec, v_load, v_load_n, v_store, v_store_n
 
 
 def _c(vt, x):
@@ -133,20 +133,20 @@ v_silu4 = _intrinsic4("silu")
 def _run(y, lo, hi, silu):
     a = y.ctypes.data
     q = lo
+    step = VW * 4  # bytes of one vector
     while q + 4 * VW <= hi:
         at = a + q * 4
-        v0, v1, v2, v3 = v_load_n(at, VW), v_load_n(at + VW * 4, VW), v_load_n(at + 8 * VW, VW), \
-            v_load_n(at + 12 * VW, VW)
+        v0, v1, v2, v3 = v_load(at), v_load(at + step), v_load(at + 2 * step), v_load(at + 3 * step)
         if silu:
             v0, v1, v2, v3 = v_silu4(v0, v1, v2, v3)
         else:
             v0, v1, v2, v3 = v_sigmoid4(v0, v1, v2, v3)
-        v_store_n(at, v0, VW)
-        v_store_n(at + VW * 4, v1, VW)
-        v_store_n(at + 8 * VW, v2, VW)
-        v_store_n(at + 12 * VW, v3, VW)
+        v_store(at, v0)
+        v_store(at + step, v1)
+        v_store(at + 2 * step, v2)
+        v_store(at + 3 * step, v3)
         q += 4 * VW
-    while q < hi:
+    while q < hi:  # the last vectors one at a time, the last one masked
         v = v_load_n(a + q * 4, hi - q)
         v = v_silu4(v, v, v, v)[0] if silu else v_sigmoid4(v, v, v, v)[0]
         v_store_n(a + q * 4, v, hi - q)
