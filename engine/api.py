@@ -362,7 +362,13 @@ def _runtime_shape(topology, num_cores, scheduler, num_streams, hint):
     if num_cores is not None and num_cores > len(detected.cores):
         warnings.warn(f"num_cores={num_cores}, but only {len(detected.cores)} cores are usable: "
                       f"using {len(detected.cores)}", UserWarning, stacklevel=3)
-    topo = detected.limit(num_cores)
+    # Engines on fewer cores than the machine's take the cores the live engines use least: two 1-core
+    # engines serving side by side (ORT's "two sessions of one thread") then run on two cores, not one.
+    busy = {}
+    for eng in list(_LIVE):
+        for core in eng.topology.cores:
+            busy[core] = busy.get(core, 0) + 1
+    topo = detected.limit(num_cores, busy)
     h_scheduler, h_streams, _ = choose(hint, len(topo.cores), batchable=lambda: False)
     mode = check_scheduler(scheduler or h_scheduler or "single_stream")
     if num_streams is None and scheduler is None:

@@ -20,13 +20,16 @@ class Topology:
         """This process's usable cores and their domains, read from the OS (``topology.detect``)."""
         return detect()
 
-    def limit(self, num_cores):
-        """The first ``num_cores`` cores, keeping domains whole where possible."""
+    def limit(self, num_cores, busy=None):
+        """``num_cores`` cores, keeping domains whole where possible: the first ones, or with ``busy`` (a mapping
+        core -> engines already pinned there) the least busy ones, the first of them on a tie."""
         if num_cores is None or num_cores >= len(self.cores):
             return self
         if num_cores < 1:
             raise ValueError(f"num_cores must be at least 1, given {num_cores}")
-        keep = self.cores[:num_cores]
+        busy = busy or {}
+        order = sorted(range(len(self.cores)), key=lambda i: (busy.get(self.cores[i], 0), i))
+        keep = tuple(self.cores[i] for i in sorted(order[:num_cores]))
         domains = tuple(d for d in (tuple(c for c in dom if c in keep) for dom in self.domains) if d)
         return Topology(keep, domains)
 

@@ -208,3 +208,20 @@ def test_failing_request_fails_only_its_future(mode):
         with pytest.raises(tilerun.RequestError):
             eng.run([x, bad])
         np.testing.assert_array_equal(eng.run([x, good])[0], np.maximum(x, 0)[good])
+
+
+def test_engines_on_fewer_cores_take_the_least_used_cores():
+    # Two 1-core engines alive together run on two different cores (each engine pins its workers), and
+    # the second still computes what the first does; a core freed by a closed engine is taken again.
+    cores = topology.detect().cores
+    if len(cores) < 2:
+        pytest.skip("needs two usable cores")
+    x = np.random.default_rng(0).standard_normal((1, 3, 24, 24)).astype(F)
+    with tilerun.compile_model(small_convnet(), num_cores=1) as a:
+        with tilerun.compile_model(small_convnet(), num_cores=1) as b:
+            assert a.topology.cores != b.topology.cores
+            np.testing.assert_array_equal(a.run([x])[0], b.run([x])[0])
+            first_free = a.topology.cores
+        with tilerun.compile_model(small_convnet(), num_cores=1) as c:
+            assert c.topology.cores != first_free  # b's core is free again: c does not share a's
+    assert Topology(cores[:2], ((cores[0], cores[1]),)).limit(1, {cores[0]: 1}).cores == (cores[1],)
