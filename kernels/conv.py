@@ -217,7 +217,11 @@ def f32_grid_out(p, tile, scratch):
     return 0
 
 
-# The vector epilogue of a grid or depthwise output run (kernels.depthwise imports it).
+# The activations _dw_out applies on the vector (others run in a pass over the output).
+DW_OUT_ACTIVATIONS = (IDENTITY, RELU, CLIP, HARD_SWISH)
+
+
+# The vector epilogue of a grid, depthwise or Winograd output run (kernels.depthwise and kernels.winograd import it).
 @numba.njit(inline="always")
 def _dw_out(ya, at, v, n, resa, has_res, act, lo_v, hi_v):
     if has_res:

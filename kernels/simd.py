@@ -144,8 +144,6 @@ def vclamp_above(builder, v, hi):
     return builder.select(builder.fcmp_ordered(">", v, hi), hi, v)
 
 
-# -- Numba-level vectors ------------------------------------------------------------------
-
 def transpose(builder, rows):
     """``R`` vectors (row ``r``: ``VW`` consecutive elements) as ``R`` vectors in column order, ``R`` a power of 2 <= VW.
 
@@ -172,6 +170,8 @@ def transpose(builder, rows):
         groups = merged
     return [v for v, _ in sorted(groups[0], key=lambda x: x[1][0][1])]
 
+
+# -- Numba-level vectors ------------------------------------------------------------------
 
 class F32VecType(types.Type):
     """Numba type of one host vector of float32 (``VW`` lanes), held in a register."""

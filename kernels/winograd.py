@@ -35,9 +35,8 @@ import numpy as np
 
 from .abi import f32, slot_address
 from .contract import declare_row, tile_kernel
-from .conv import _dw_out
+from .conv import DW_OUT_ACTIVATIONS, _dw_out
 from .conv_pack import BIG
-from .elementwise import CLIP, HARD_SWISH, IDENTITY, RELU
 from .gemm import EPILOGUE, MR, NR, ep_float, ep_int, gemm_tile, scratch_floats
 from .simd import (VW, v_add, v_even, v_fma, v_interleave4, v_load, v_load_lanes, v_mul, v_odd, v_splat,
                    v_store, v_sub, v_zero)
@@ -46,7 +45,7 @@ POS = 36  # transformed positions of a 6x6 input block
 SEG = VW // 4  # tiles one vector load spans (4 floats each)
 CO_BLOCK = 64  # output channels per pass of the 36 GEMMs: their products, 36 x CO_BLOCK x NR floats, stay in L2
 GEMM_SCRATCH = scratch_floats()
-EPILOGUE_ACTIVATIONS = (IDENTITY, RELU, CLIP, HARD_SWISH)  # the activations _dw_out applies on the vector
+EPILOGUE_ACTIVATIONS = DW_OUT_ACTIVATIONS  # the lowering takes only these for this kernel
 
 WINOGRAD = declare_row("WINOGRAD", inputs=("x", "u", "bias?", "res?"), outputs=("y",),
                        ints=("n", "c", "cout", "in_h", "in_w", "out_h", "out_w", "pad_t", "pad_l", "tiles_h", "tw4",

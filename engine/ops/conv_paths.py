@@ -130,8 +130,8 @@ def _gemm_tiles(images, cout_g, npix, kk, workers):
 
 def winograd_tiles(s):
     """``(tiles_h, tw4)``: rows of 4x4 output tiles and tiles per row rounded up to a vector load's ``VW // 4``."""
-    seg = VW // 4
-    return -(-s.out_h // 4), -(-(-(-s.out_w // 4)) // seg) * seg
+    seg, tw = VW // 4, -(-s.out_w // 4)
+    return -(-s.out_h // 4), -(-tw // seg) * seg
 
 
 def winograd_wins(s):
