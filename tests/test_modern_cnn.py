@@ -103,3 +103,35 @@ def test_depthwise_activation_on_the_band_matches_onnxruntime(side, act):
         (y,) = eng.run([x])
         assert [r.kernel.name for r in eng.plan.rows] == ["f32_conv_dw_cv"]
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_vector_sigmoid_and_silu_error_bounds():
+    """``kernels.vact``'s Sigmoid/SiLU against float64 over the whole float32 range its docstring bounds."""
+    import numba
+    from tilerun.kernels import vact
+
+    @numba.njit
+    def apply(y, silu):
+        if silu:
+            vact.silu_run(y, 0, y.size)
+        else:
+            vact.sigmoid_run(y, 0, y.size)
+
+    x = np.concatenate([np.linspace(-100, 100, 400_003), [np.nan, np.inf, -np.inf, -87.0, -88.0, 89.0]])
+    x = x.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        exact = 1 / (1 + np.exp(-x.astype(np.float64)))
+        ref = x * exact
+    sig, silu = x.copy(), x.copy()
+    apply(sig, False)
+    apply(silu, True)
+    fin = np.isfinite(x)
+    assert np.abs(sig[fin] - exact[fin]).max() < 1.5e-7
+    small = fin & (np.abs(x) <= 16)
+    assert (np.abs(sig[small] - exact[small]) / exact[small]).max() < 1e-6
+    normal = fin & (np.abs(ref) > 1e-30)  # float32 values well above the denormals
+    assert (np.abs(silu[normal] - ref[normal]) / np.abs(ref[normal])).max() < 4e-6
+    # NaN in, NaN out; the infinities as float32's x * (1 / (1 + exp(-x))): SiLU(-inf) = -inf * 0
+    assert np.isnan(sig[-6]) and np.isnan(silu[-6])
+    assert sig[-5] == 1 and silu[-5] == np.inf and sig[-4] == 0 and np.isnan(silu[-4])
+    assert sig[-2] == 0 and sig[-1] == 1
