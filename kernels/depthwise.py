@@ -20,7 +20,7 @@ transposed into a zero-padded ``[row][column][VW]`` scratch grid, every
 tap of eight outputs is then one weight vector and eight input vectors, the
 activation runs on the band of results in scratch, and they are transposed
 back to the planes. ``w`` is packed as ``[group][tap][VW]``
-(``pack_dw_cv``, zero for channels past ``cout``). Not here: groups of more than
+(``pack_channel_blocks``, zero for channels past ``cout``). Not here: groups of more than
 one input channel, 3-D convolution.
 """
 import numba
@@ -31,7 +31,7 @@ from .contract import tile_kernel
 from .conv import CONV, _conv_geometry, _dw_out
 from .conv_pack import BIG, _copy_run, _span
 from .elementwise import CLIP, HARD_SWISH, IDENTITY, RELU, activation_run
-from .gemm import EPILOGUE, ep_float, ep_int
+from .gemm import ep_fields
 from .simd import VW, v_fma, v_load, v_load2_n, v_load_n, v_splat, v_store, v_store_n, v_transpose_block, v_zero
 
 
@@ -193,11 +193,7 @@ def f32_conv_dw(p, tile, scratch):
     wt = f32(p[R.w], BIG)
     y = f32(p[R.y], BIG)
     bias = f32(p[R.bias], BIG)
-    epa = slot_address(p, R.ep)
-    has_bias = ep_int(epa, EPILOGUE.has_c) != 0
-    has_res = ep_int(epa, EPILOGUE.has_res) != 0
-    act = ep_int(epa, EPILOGUE.act)
-    aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
+    has_bias, has_res, act, aa, ab = ep_fields(slot_address(p, R.ep))
     # Relu, Clip and HardSwish run on the vector; any other activation in a pass over the plane.
     vec_act = act == RELU or act == CLIP or act == IDENTITY or act == HARD_SWISH
     lo = tile * cpt
@@ -223,13 +219,14 @@ def f32_conv_dw(p, tile, scratch):
     return 0
 
 
-def pack_dw_cv(w):
-    """Depthwise weights ``[C, 1, kh, kw]`` as ``[ceil(C/VW), kh*kw, VW]`` float32, zero past channel ``C``."""
+def pack_channel_blocks(w, block):
+    """Conv weights ``[C, ...]`` as ``[ceil(C/block), taps, block]`` float32 (``taps`` the rest of a channel's
+    weights, in order), zero past channel ``C``: one vector or ``block`` broadcasts per tap."""
     w = np.asarray(w, np.float32).reshape(w.shape[0], -1)
     c, taps = w.shape
-    out = np.zeros((-(-c // VW) * VW, taps), np.float32)
+    out = np.zeros((-(-c // block) * block, taps), np.float32)
     out[:c] = w
-    return np.ascontiguousarray(out.reshape(-1, VW, taps).transpose(0, 2, 1))
+    return np.ascontiguousarray(out.reshape(-1, block, taps).transpose(0, 2, 1))
 
 
 CV_BLOCK = 8  # output pixels per register block of f32_conv_dw_cv
@@ -321,10 +318,7 @@ def f32_conv_dw_cv(p, tile, scratch):
     outg = scratch + (nf - npix * VW) * 4
     og = f32(outg, npix * VW)
     xa, ya, wa, ba = p[R.x], p[R.y], p[R.w], p[R.bias]
-    epa = slot_address(p, R.ep)
-    has_bias = ep_int(epa, EPILOGUE.has_c) != 0
-    act = ep_int(epa, EPILOGUE.act)
-    aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
+    has_bias, _, act, aa, ab = ep_fields(slot_address(p, R.ep))
     vs = VW * 4  # bytes of one grid pixel
     # Padding columns stay zero: every band writes only the interior columns (padding rows it zeroes
     # itself). Only the rows this tile's bands reach are cleared.

@@ -111,6 +111,13 @@ def ep_int(epa, field):
     return i64(epa + 8 * field, 1)[0]
 
 
+@numba.njit(inline="always")
+def ep_fields(epa):
+    """``(has_c, has_res, act, act_alpha, act_beta)`` of the ``EPILOGUE`` struct at ``epa`` (direct kernels' view)."""
+    return (ep_int(epa, EPILOGUE.has_c) != 0, ep_int(epa, EPILOGUE.has_res) != 0, ep_int(epa, EPILOGUE.act),
+            ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta))
+
+
 def _gemm_scratch(args):
     return scratch_floats(args["k"]) * 4
 

@@ -8,8 +8,8 @@ imports the families, the families import only ``abi``/``contract``/``simd``
 and each other, never this module.
 """
 from . import (affine, attention, compare, conv, conv_pack, depthwise, diagnostic, elementwise, excite,  # noqa: F401
-               gemm, gemm_bf16, intarith, logical, movement, normalize, pool, pool2d, reduce, softmax, unary_math,
-               winograd)
+               gemm, gemm_bf16, intarith, logical, movement, normalize, pool, pool2d, reduce, softmax, stem,
+               unary_math, winograd)
 from .contract import declared_kernels
 
 

@@ -1,6 +1,7 @@
 """Oracles for tests: run a model in tilerun and in onnx's reference evaluator / ONNX Runtime.
 
-``make_model`` builds a one-or-more-node model with ``onnx.helper``;
+``make_model`` builds a one-or-more-node model with ``onnx.helper`` (``conv_graph``
+one conv with its epilogue);
 ``check_against_reference`` compiles it with tilerun on 1 and on every core,
 runs both on the same inputs and compares with the reference evaluator (or
 ONNX Runtime), and asserts the two tilerun runs are bit-identical.
@@ -22,6 +23,36 @@ def make_model(nodes, inputs, outputs, initializers=(), opset=17):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model
+
+
+def conv_graph(xshape, cout, pads=(1, 1, 1, 1), act=None, bias=True, residual=False, seed=0, k=3, strides=(1, 1)):
+    """Conv ``k x k`` (+ residual Add) (+ activation; ``"SiLU"`` is ``x * Sigmoid(x)``); returns ``(model, feeds)``."""
+    F = np.float32
+    rng = np.random.default_rng(seed)
+    c = xshape[1]
+    w = (rng.standard_normal((cout, c, k, k)) / np.sqrt(k * k * c)).astype(F)
+    inits = [("w", w)] + ([("b", rng.standard_normal(cout).astype(F))] if bias else [])
+    oh = (xshape[2] + pads[0] + pads[2] - k) // strides[0] + 1
+    ow = (xshape[3] + pads[1] + pads[3] - k) // strides[1] + 1
+    nodes = [helper.make_node("Conv", ["x", "w"] + (["b"] if bias else []), ["c"], kernel_shape=[k, k],
+                              strides=list(strides), pads=list(pads))]
+    inputs, feeds, last = [("x", F, xshape)], {"x": rng.standard_normal(xshape).astype(F)}, "c"
+    if residual:
+        inputs.append(("r", F, (xshape[0], cout, oh, ow)))
+        feeds["r"] = rng.standard_normal((xshape[0], cout, oh, ow)).astype(F)
+        nodes.append(helper.make_node("Add", ["c", "r"], ["s"]))
+        last = "s"
+    if act == "SiLU":
+        nodes += [helper.make_node("Sigmoid", [last], ["g"]), helper.make_node("Mul", [last, "g"], ["y"])]
+        last = "y"
+    elif act == "Clip":  # bounds as constant inputs (opset 11 and later)
+        inits += [("lo", np.array(-0.5, F)), ("hi", np.array(0.75, F))]
+        nodes.append(helper.make_node("Clip", [last, "lo", "hi"], ["y"]))
+        last = "y"
+    elif act:
+        nodes.append(helper.make_node(act, [last], ["y"]))
+        last = "y"
+    return make_model(nodes, inputs, [(last, F, None)], inits, opset=17), feeds
 
 
 def reference_outputs(model, feeds, use_ort=False):

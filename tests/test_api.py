@@ -62,7 +62,7 @@ def test_non_contiguous_input_is_accepted():
 
 
 def test_stem_input_read_in_place_or_copied():
-    # A conv stem's padding pass reads the caller's array itself (no copy into
+    # A conv stem (kernels.stem, masked loads) reads the caller's array itself (no copy into
     # the arena); a strided or misaligned array is copied instead, and every
     # request reads its own input whichever way the one before was bound.
     rng = np.random.default_rng(2)

@@ -11,36 +11,11 @@ import pytest
 from onnx import helper
 
 import tilerun
-from oracle import make_model, reference_outputs
+from oracle import conv_graph, make_model, reference_outputs
 from tilerun.kernels import winograd as W
 from tilerun.ops import conv_paths
 
 F = np.float32
-
-
-def conv_graph(xshape, cout, pads=(1, 1, 1, 1), act=None, bias=True, residual=False, seed=0):
-    """Conv 3x3 (+ residual Add) (+ activation); returns ``(model, feeds)``."""
-    rng = np.random.default_rng(seed)
-    c = xshape[1]
-    w = (rng.standard_normal((cout, c, 3, 3)) / np.sqrt(9 * c)).astype(F)
-    inits = [("w", w)] + ([("b", rng.standard_normal(cout).astype(F))] if bias else [])
-    oh, ow = xshape[2] + pads[0] + pads[2] - 2, xshape[3] + pads[1] + pads[3] - 2
-    nodes = [helper.make_node("Conv", ["x", "w"] + (["b"] if bias else []), ["c"], kernel_shape=[3, 3],
-                              pads=list(pads))]
-    inputs, feeds, last = [("x", F, xshape)], {"x": rng.standard_normal(xshape).astype(F)}, "c"
-    if residual:
-        inputs.append(("r", F, (xshape[0], cout, oh, ow)))
-        feeds["r"] = rng.standard_normal((xshape[0], cout, oh, ow)).astype(F)
-        nodes.append(helper.make_node("Add", ["c", "r"], ["s"]))
-        last = "s"
-    if act == "Clip":  # bounds as constant inputs (opset 11 and later)
-        inits += [("lo", np.array(-0.5, F)), ("hi", np.array(0.75, F))]
-        nodes.append(helper.make_node("Clip", [last, "lo", "hi"], ["y"]))
-        last = "y"
-    elif act:
-        nodes.append(helper.make_node(act, [last], ["y"]))
-        last = "y"
-    return make_model(nodes, inputs, [(last, F, None)], inits, opset=17), feeds
 
 
 def run(model, feeds, cores):

@@ -16,6 +16,7 @@ import numpy as np
 from tilerun.kernels import conv as K
 from tilerun.kernels import conv_pack as P
 from tilerun.kernels import depthwise as DW
+from tilerun.kernels import stem as ST
 from tilerun.kernels import winograd as W
 from tilerun.kernels.gemm import MR, REGISTER_ACTIVATIONS, epilogue
 from tilerun.kernels.simd import VW
@@ -166,7 +167,9 @@ class _ConvRows:
     def packed_weights(self, kernel):
         w, s, node = self.w, self.s, self.node
         if kernel is DW.f32_conv_dw_cv:
-            return self.plan.weight(lambda: DW.pack_dw_cv(w), "conv_w", key=(node.name, "conv_dw_cv", w.shape))
+            return self.plan.weight(lambda: DW.pack_channel_blocks(w, VW), "conv_w", key=(node.name, "conv_dw_cv", w.shape))
+        if kernel is ST.f32_conv_stem:
+            return self.plan.weight(lambda: DW.pack_channel_blocks(w, ST.CO_BLOCK), "conv_w", key=(node.name, "conv_stem", w.shape))
         if kernel is W.f32_conv_winograd:
             return self.plan.weight(lambda: W.pack_weights(w), "conv_w", key=(node.name, "winograd", w.shape))
         if kernel is DW.f32_conv_dw:
@@ -276,7 +279,13 @@ def _emit_winograd(r):
                n_cob=path.n_cob, ep=r.epi, gemm_ep=epilogue(), tiles=s.n * path.n_pb * path.n_cob, flops=r.flops)
 
 
-_EMITTERS = {"depthwise": _emit_depthwise, "grid": _emit_grid, "grid_pixels": _emit_grid_pixels,
+def _emit_stem(r):
+    s = r.s
+    tiles, rows = r.plan.split(s.n * s.out_h, s.out_w * s.cout * s.k)
+    r.conv_row(ST.f32_conv_stem, r.x, r.y, tiles, bias=r.b, res=r.res, co_per_tile=rows, n_cob=tiles)
+
+
+_EMITTERS = {"depthwise": _emit_depthwise, "stem": _emit_stem, "grid": _emit_grid, "grid_pixels": _emit_grid_pixels,
              "conv_maxpool": _emit_conv_maxpool, "winograd": _emit_winograd}
 
 

@@ -13,6 +13,9 @@ and the GEMM tiles, which ``ops/conv.py`` turns into rows. Paths:
 * ``grid_pixels`` — a small plane whose grid costs more register blocks than
   its pixels: the pixels' columns are packed once, without the grid's extras.
 * ``conv_maxpool`` — a grid conv whose max pool is fused (``Conv.absorbs``).
+* ``stem`` — one group of at most ``STEM_MAX_CIN`` input channels, column
+  stride 1 or 2, no dilation and no fused pool: ``kernels/stem.py``'s direct
+  conv, tiles of output rows.
 * ``winograd`` — a 3x3 stride-1 conv of one group on a plane large enough
   that F(4x4, 3x3)'s four times fewer multiply-adds win (``winograd_wins``):
   ``kernels/winograd.py``; ``n_pb`` blocks of at most ``NR`` tile columns per image.
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 
 from tilerun.kernels.gemm import MR, NR
 from tilerun.kernels.simd import VW
+from tilerun.kernels.stem import STEM_MAX_CIN
 
 from .. import tiling
 
@@ -181,6 +185,8 @@ def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
     images = s.n * s.groups
     if winograd_epilogue and not pool and winograd_wins(s):
         return _winograd_path(s, workers)
+    if s.groups == 1 and 1 < s.c <= STEM_MAX_CIN and s.sw <= 2 and s.dh == s.dw == 1 and not pool:
+        return ConvPath("stem")
     plain_1x1 = (s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.pad_t == s.pad_l == 0
                  and (s.out_h, s.out_w) == (s.in_h, s.in_w))
     if s.cin_g > 1 and not plain_1x1 and max(s.sh, s.sw) <= 2:
