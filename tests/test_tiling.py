@@ -62,3 +62,12 @@ def test_many_groups_share_the_tile_cap():
     groups, workers = 26, 2
     npb, _, ncob = conv_gemm_tiles(groups, 8, 28 * 28, 72, workers, MR, NR, SMALL_PIX)
     assert groups * npb * ncob <= groups * -(-TILES_PER_WORKER * workers // groups)
+
+
+def test_one_worker_gets_one_tile_per_op():
+    # Nothing to balance on one worker: any amount of work stays one tile (each tile costs a claim).
+    from tilerun.tiling import MIN_TILE_COST, split, split_even, tile_cap
+    assert tile_cap(1) == 1 and tile_cap(2) > 2
+    assert split(1000, 100 * MIN_TILE_COST, 1) == (1, 1000)
+    assert split_even(1000, 100 * MIN_TILE_COST, 1, 8) == 1
+    assert split(1000, 100 * MIN_TILE_COST, 2)[0] > 2

@@ -188,7 +188,7 @@ def _emit_depthwise(r):
         # Whole channel groups per tile while there are enough of them; else bands of rows, each
         # re-reading kh - sh rows of its neighbour's input.
         groups = s.n * -(-s.cout // VW)
-        bands = max(1, min(s.out_h, -(-tiling.TILES_PER_WORKER * r.plan.num_workers // groups)))
+        bands = max(1, min(s.out_h, -(-tiling.tile_cap(r.plan.num_workers) // groups)))
         tiles, rows = r.plan.split(groups * s.out_h, s.out_w * s.kh * s.kw * VW, granule=-(-s.out_h // bands))
         r.conv_row(DW.f32_conv_dw_cv, r.x, r.y, tiles, bias=r.b, co_per_tile=rows, n_cob=tiles)
         return
