@@ -44,7 +44,7 @@ from . import simd, vact
 from .abi import U, f32, i64, slot_address
 from .contract import declare_row, declare_struct, tile_kernel
 from .elementwise import CLIP, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SILU, activation_run
-from .simd import VW, v_load_n, v_store
+from .simd import VW, v_fma, v_load, v_load_n, v_splat, v_store, v_store_n, v_zero
 
 MR = 8          # rows of the register block
 NV = 2          # host vectors per row of the register block
@@ -498,6 +498,58 @@ def _grid_map(gm, g, nv, gw, gd):
     return base
 
 
+@numba.njit(inline="always")
+def _gemv_row(a, sak, b, bpk, n, kk, c):
+    """``c[0:n] = a[0:kk] @ B`` for one row ``a`` (float stride ``sak``) over ``NR``-column panels of ``B``
+    (``bpk`` floats apart, zero-padded): four panels at a time, eight independent fma chains.
+
+    The micro-kernel spends ``MR`` rows of fmas on a one-row block, seven of them
+    repeating the first, and is bound by them; here every fma is used, so one
+    row streams the panels as fast as memory delivers them. Each column is the
+    same fma chain over ``k`` as the micro-kernel's whole-``K`` block, so the
+    sums are bit-identical.
+    """
+    vs = VW * 4
+    pb = bpk * 4
+    npan = (n + NR - 1) // NR
+    j = 0
+    while j + 4 <= npan:
+        p0 = b + j * pb
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = v_zero()
+        for k in range(kk):
+            av = v_splat(f32(a + k * sak * 4, 1)[0])
+            q = p0 + k * NR * 4
+            a0 = v_fma(av, v_load(q), a0)
+            a1 = v_fma(av, v_load(q + vs), a1)
+            a2 = v_fma(av, v_load(q + pb), a2)
+            a3 = v_fma(av, v_load(q + pb + vs), a3)
+            a4 = v_fma(av, v_load(q + 2 * pb), a4)
+            a5 = v_fma(av, v_load(q + 2 * pb + vs), a5)
+            a6 = v_fma(av, v_load(q + 3 * pb), a6)
+            a7 = v_fma(av, v_load(q + 3 * pb + vs), a7)
+        o = c + j * NR * 4
+        left = n - j * NR
+        v_store_n(o, a0, left)
+        v_store_n(o + vs, a1, left - VW)
+        v_store_n(o + 2 * vs, a2, left - 2 * VW)
+        v_store_n(o + 3 * vs, a3, left - 3 * VW)
+        v_store_n(o + 4 * vs, a4, left - 4 * VW)
+        v_store_n(o + 5 * vs, a5, left - 5 * VW)
+        v_store_n(o + 6 * vs, a6, left - 6 * VW)
+        v_store_n(o + 7 * vs, a7, left - 7 * VW)
+        j += 4
+    for jp in range(j, npan):  # the last panels one at a time
+        p0 = b + jp * pb
+        a0 = a1 = v_zero()
+        for k in range(kk):
+            av = v_splat(f32(a + k * sak * 4, 1)[0])
+            a0 = v_fma(av, v_load(p0 + k * NR * 4), a0)
+            a1 = v_fma(av, v_load(p0 + k * NR * 4 + vs), a1)
+        left = n - jp * NR
+        v_store_n(c + jp * NR * 4, a0, left)
+        v_store_n(c + jp * NR * 4 + vs, a1, left - VW)
+
+
 @numba.njit(nogil=True)
 def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, cadd, sci, scj, res, whole_k,
               gw=0, gd=0, g0=0):
@@ -526,6 +578,12 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     cav = f32(cadd, big)
     rv = f32(res, big)
     fast = ep_int(epa, EPILOGUE.fast)
+    if m == 1 and bpk > 0 and whole_k and gw == 0 and fast <= 0 and NV == 2:
+        # One row over packed panels (a batch-1 fully connected layer): every fma used.
+        _gemv_row(a, sak, b, bpk, n, kk, c)
+        if fast < 0:
+            _epilogue(cv, 0, ldc, 1, n, epa, cav, 0, sci, scj, rv)
+        return 0
     in_place = sai == 1 and sak == MR and sblk == kk * MR
     kc_max = KC if in_place else KC_PLAIN_A
     # One row block over packed B panels reuses no panel: skip the K slices and
