@@ -167,9 +167,11 @@ class _ConvRows:
     def packed_weights(self, kernel):
         w, s, node = self.w, self.s, self.node
         if kernel is DW.f32_conv_dw_cv:
-            return self.plan.weight(lambda: DW.pack_channel_blocks(w, VW), "conv_w", key=(node.name, "conv_dw_cv", w.shape))
+            return self.plan.weight(lambda: DW.pack_channel_blocks(w, VW), "conv_w",
+                                    key=(node.name, "conv_dw_cv", w.shape))
         if kernel is ST.f32_conv_stem:
-            return self.plan.weight(lambda: DW.pack_channel_blocks(w, ST.CO_BLOCK), "conv_w", key=(node.name, "conv_stem", w.shape))
+            return self.plan.weight(lambda: DW.pack_channel_blocks(w, ST.CO_BLOCK), "conv_w",
+                                    key=(node.name, "conv_stem", w.shape))
         if kernel is W.f32_conv_winograd:
             return self.plan.weight(lambda: W.pack_weights(w), "conv_w", key=(node.name, "winograd", w.shape))
         if kernel is DW.f32_conv_dw:
