@@ -6,14 +6,15 @@ on AVX-512, ``1/(1 + exp(-x))`` as a reciprocal estimate refined by one
 Newton step: about 16 vector instructions a vector. Sigmoid's error
 against the exact value is below 1.5e-7 absolute, and below 4e-6 relative
 (1e-6 for ``|x| <= 16``: the rounding of ``-x * log2(e)``); the scalar
-loops (``mathfn.exp_f32``) differ from it by about as much. A kernel picks one form for a whole op, so results still never
-depend on the tiling. The IR lives in small functions (one per activation, number of vectors and
-module), called rather than inlined: the GEMM micro-kernel applies them to every vector of its
-register block, and inlining them there would multiply the kernels' compile
-time. ``silu_run`` and ``sigmoid_run`` apply them to runs of an array
-(``elementwise.activation_run``), four vectors per call. Not here: Tanh,
-Gelu, loops of other activations (``elementwise``'s scalar loops vectorize
-as they are).
+loops (``mathfn.exp_f32``) differ from it by about as much. A kernel picks
+one form for a whole op, so results still never depend on the tiling. The
+IR lives in small functions (one per activation, number of vectors and
+module), called rather than inlined: the GEMM micro-kernel applies them to
+every vector of its register block, and inlining them there would multiply
+the kernels' compile time. ``silu_run`` and ``sigmoid_run`` apply them to
+runs of an array (``elementwise.activation_run``), four vectors per call.
+Not here: Tanh, Gelu, loops of other activations (``elementwise``'s scalar
+loops vectorize as they are).
 """
 import numba
 import numpy as np
