@@ -44,7 +44,7 @@ from .abi import f32, slot_address
 from .contract import declare_row, tile_kernel
 from .conv_pack import BIG, _GEOMETRY, _im2col
 from .elementwise import CLIP, HARD_SWISH, IDENTITY, RELU, activation_run
-from .gemm import EPILOGUE, MR, NR, ep_float, ep_int, gemm_tile, scratch_floats
+from .gemm import EPILOGUE, MR, NR, ep_fields, gemm_tile, scratch_floats
 from .pool2d import maxpool_rows
 from .simd import VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load_n, v_mul, v_splat, v_store_n, v_zero
 
@@ -196,9 +196,7 @@ def f32_grid_out(p, tile, scratch):
     bias = f32(p[R.bias], BIG)
     epa = slot_address(p, R.ep)
     y = f32(p[R.y], BIG)
-    act = ep_int(epa, EPILOGUE.act)
-    has_bias, has_res = ep_int(epa, EPILOGUE.has_c) != 0, ep_int(epa, EPILOGUE.has_res) != 0
-    aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
+    has_bias, has_res, act, aa, ab = ep_fields(epa)
     vec_act = act == RELU or act == CLIP or act == IDENTITY or act == HARD_SWISH
     lo_v = v_splat(aa)
     hi_v = v_splat(ab)

@@ -23,10 +23,10 @@ import numpy as np
 from .abi import f32, slot_address
 from .contract import tile_kernel
 from .conv import CONV, _conv_geometry, _dw_out
-from .conv_pack import BIG, _copy_run
+from .conv_pack import BIG, _copy_run, _copy_run2, _span
 from .elementwise import CLIP, HARD_SWISH, IDENTITY, RELU, SIGMOID, SILU, activation_run
 from .gemm import ep_fields
-from .simd import VW, v_even, v_fma, v_load, v_load_n, v_odd, v_splat, v_store_n, v_zero
+from .simd import VW, v_fma, v_load, v_splat, v_store_n, v_zero
 from .vact import v_sigmoid4, v_silu4
 
 STEM_MAX_CIN = 4
@@ -55,19 +55,16 @@ def _stem_scratch(a):
 
 @numba.njit(inline="always")
 def _load_row(dst, src, w, pl, sw, wph):
-    """Input row ``src`` (``w`` floats) as its ``sw`` phase rows at ``dst`` (stride 2: even, odd columns)."""
-    if sw == 1:
-        _copy_run(dst + pl * 4, src, w)
-        return
-    for c0 in range(0, w, 2 * VW):
-        n = w - c0
-        lo = v_load_n(src + c0 * 4, n)
-        hi = v_load_n(src + (c0 + VW) * 4, n - VW)
-        ne = (min(n, 2 * VW) + 1) // 2  # even columns of the chunk
-        pe = c0 + pl  # padded column of the chunk's first (even) column
-        v_store_n(dst + ((pe % 2) * wph + pe // 2) * 4, v_even(lo, hi), ne)
-        po = pe + 1
-        v_store_n(dst + ((po % 2) * wph + po // 2) * 4, v_odd(lo, hi), min(n, 2 * VW) - ne)
+    """Input row ``src`` (``w`` floats) as its ``sw`` phase rows at ``dst``: phase ``b`` holds padded columns
+    ``b, b + sw, ...``, the padding left at zero (the spans and copies of ``kernels.conv_pack``)."""
+    for b in range(sw):
+        lo, end = _span(b - pl, sw, w, wph)
+        if lo < end:
+            at, n = src + (lo * sw + b - pl) * 4, end - lo
+            if sw == 1:
+                _copy_run(dst + lo * 4, at, n)
+            else:
+                _copy_run2(dst + (b * wph + lo) * 4, at, n)
 
 
 @numba.njit(inline="always")

@@ -37,7 +37,7 @@ from .abi import f32, slot_address
 from .contract import declare_row, tile_kernel
 from .conv import DW_OUT_ACTIVATIONS, _dw_out
 from .conv_pack import BIG
-from .gemm import EPILOGUE, MR, NR, ep_float, ep_int, gemm_tile, scratch_floats
+from .gemm import EPILOGUE, MR, NR, ep_fields, gemm_tile, scratch_floats
 from .simd import (VW, v_add, v_even, v_fma, v_interleave4, v_load, v_load_lanes, v_mul, v_odd, v_splat,
                    v_store, v_sub, v_zero)
 
@@ -208,9 +208,8 @@ def f32_conv_winograd(p, tile, scratch):
     pt, pl = p[R.pad_t], p[R.pad_l]
     th, tw4, ncb, ncob = p[R.tiles_h], p[R.tw4], p[R.n_cb], p[R.n_cob]
     epa, gepa = slot_address(p, R.ep), slot_address(p, R.gemm_ep)
-    act = ep_int(epa, EPILOGUE.act)
-    has_bias, has_res = ep_int(epa, EPILOGUE.has_c) != 0, ep_int(epa, EPILOGUE.has_res) != 0
-    lo_v, hi_v = v_splat(ep_float(epa, EPILOGUE.act_alpha)), v_splat(ep_float(epa, EPILOGUE.act_beta))
+    has_bias, has_res, act, aa, ab = ep_fields(epa)
+    lo_v, hi_v = v_splat(aa), v_splat(ab)
     bias = f32(p[R.bias], BIG)
     cob = tile % ncob
     cb = (tile // ncob) % ncb
