@@ -151,8 +151,8 @@ def _flag(builder, flags, bit):
     return builder.icmp_unsigned("!=", builder.and_(flags, ir.Constant(i64t, bit)), ir.Constant(i64t, 0))
 
 
-def _make_micro(nvr):
-    """The micro-kernel intrinsic on register blocks of ``MR`` rows x ``nvr`` vectors.
+def _make_micro(nvr, mr=MR):
+    """The micro-kernel intrinsic on register blocks of ``mr`` rows x ``nvr`` vectors.
 
     C[r, 0:nv] (op)= sum_k A[r, k] * B[k, 0:nvr*VW] for r < mv (byte addresses, float strides).
 
@@ -178,14 +178,14 @@ def _make_micro(nvr):
         a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags, gmap = args
         i64t, f32t = simd.I64, simd.F32
         four = ir.Constant(i64t, 4)
-        rows = [_row_addr(builder, a, r, mv, sai) for r in range(MR)]
+        rows = [_row_addr(builder, a, r, mv, sai) for r in range(mr)]
         caddr = [builder.add(c, builder.add(builder.mul(builder.mul(ir.Constant(i64t, r), ldc), four),
-                                            ir.Constant(i64t, 4 * VW * h))) for r in range(MR) for h in range(nvr)]
+                                            ir.Constant(i64t, 4 * VW * h))) for r in range(mr) for h in range(nvr)]
 
         def masks():
             # Lanes of the block's valid columns, none for rows past mv.
             out = []
-            for r in range(MR):
+            for r in range(mr):
                 live = builder.icmp_signed("<", ir.Constant(i64t, r), mv)
                 for h in range(nvr):
                     cnt = builder.select(live, builder.sub(nv, ir.Constant(i64t, h * VW)), ir.Constant(i64t, 0))
@@ -194,14 +194,14 @@ def _make_micro(nvr):
 
         # Full blocks (the common case) load and store without masks: computing
         # 2*MR masks costs as much as a short K loop.
-        full = builder.and_(builder.icmp_signed("==", mv, ir.Constant(i64t, MR)),
+        full = builder.and_(builder.icmp_signed("==", mv, ir.Constant(i64t, mr)),
                             builder.icmp_signed("==", nv, ir.Constant(i64t, nvr * VW)))
         # The sums start from zero and C (a later K slice) is added after the
         # loop: its lines, hinted into L1 now, arrive while the loop runs
         # instead of stalling its start (C is L3-resident on big GEMMs).
         for x in caddr:
             simd.prefetch(builder, x)
-        init = [ir.Constant(simd.vec(), [0.0] * VW)] * (MR * nvr)
+        init = [ir.Constant(simd.vec(), [0.0] * VW)] * (mr * nvr)
 
         def step(k, acc, packed):
             bk = builder.add(b, builder.mul(builder.mul(k, ldb), four))
@@ -214,11 +214,11 @@ def _make_micro(nvr):
             # Packed A (MR-row panels, all weights) puts row r at a constant
             # offset from one pointer: MR row pointers held across the loop
             # spilled to the stack at MR = 12 (seen in the assembly).
-            ak = builder.add(a, builder.mul(k, ir.Constant(i64t, 4 * MR))) if packed else None
+            ak = builder.add(a, builder.mul(k, ir.Constant(i64t, 4 * mr))) if packed else None
             if packed:  # weights stream from memory on their first panel: ask for them A_PREFETCH bytes ahead
                 simd.prefetch(builder, builder.add(ak, ir.Constant(i64t, A_PREFETCH)))
             koff = None if packed else builder.mul(builder.mul(k, sak), four)
-            for r in range(MR):
+            for r in range(mr):
                 addr = builder.add(ak, ir.Constant(i64t, 4 * r)) if packed else builder.add(rows[r], koff)
                 s = builder.load(builder.inttoptr(addr, f32t.as_pointer()), align=4)
                 sv = simd.splat(builder, s)
@@ -228,7 +228,7 @@ def _make_micro(nvr):
 
         # Not unrolled: LLVM's loop is already 3 uops of overhead.
         packed = builder.and_(builder.icmp_signed("==", sai, ir.Constant(i64t, 1)),
-                              builder.icmp_signed("==", sak, ir.Constant(i64t, MR)))
+                              builder.icmp_signed("==", sak, ir.Constant(i64t, mr)))
         with builder.if_else(packed) as (in_panels, strided):
             with in_panels:
                 _, acc_p = _kloop(builder, ir.Constant(i64t, 0), init, 1, kk, lambda k, acc: step(k, acc, True))
@@ -242,7 +242,7 @@ def _make_micro(nvr):
             m = [builder.load(builder.inttoptr(builder.add(gmap, ir.Constant(i64t, 8 * q)), i64t.as_pointer()))
                  for q in range(GMAP_INTS)]
             out = []
-            for r in range(MR):
+            for r in range(mr):
                 live = builder.icmp_signed("<", ir.Constant(i64t, r), mv)
                 none = ir.Constant(ir.VectorType(ir.IntType(1), VW), [0] * VW)
                 row = builder.mul(builder.mul(ir.Constant(i64t, r), ldc), four)
@@ -256,17 +256,17 @@ def _make_micro(nvr):
 
         with builder.if_else(_flag(builder, flags, GRID_MAP)) as (mapped, plain):
             with mapped:
-                _store_block(builder, acc, grid_targets(), c, mv, ep, bias, res, flags)
+                _store_block(builder, acc, grid_targets(), c, mv, ep, bias, res, flags, mr)
             with plain:
                 with builder.if_else(full) as (whole, ragged):
                     with whole:
-                        _store_block(builder, acc, [[(x, None)] for x in caddr], c, mv, ep, bias, res, flags)
+                        _store_block(builder, acc, [[(x, None)] for x in caddr], c, mv, ep, bias, res, flags, mr)
                     with ragged:
                         _store_block(builder, acc, [[(x, mk)] for x, mk in zip(caddr, masks())], c, mv, ep, bias,
-                                     res, flags)
+                                     res, flags, mr)
         return ir.Constant(i64t, 0)
 
-    micro.__name__ = micro.__qualname__ = f"_micro_{nvr}v"
+    micro.__name__ = micro.__qualname__ = f"_micro_{mr}x{nvr}v"
     return intrinsic(micro)
 
 
@@ -274,6 +274,8 @@ _micro = _make_micro(NV)
 # Half-width blocks for a last panel of at most VW columns: the FMAs of the
 # empty vector are skipped (14x14 planes: 196 pixels = 6 panels + 4 columns).
 _micro_half = _make_micro(1)
+# Seven-row blocks for GEMMs whose rows are the pixels of a 7x7 (or 14x14) plane: 49 = 7 x 7.
+micro_7rows = _make_micro(NV, 7)
 
 
 def _kloop(builder, k0, acc0, unroll, kk, step):
@@ -325,7 +327,7 @@ def _merge(builder, xs, x_block, ys, y_block):
     return out
 
 
-def _store_block(builder, acc, targets, c, mv, ep, bias, res, flags):
+def _store_block(builder, acc, targets, c, mv, ep, bias, res, flags, mr=MR):
     # ``targets[q]``: the (address, lane mask or None) pairs vector q of the
     # block is read from and stored to; several pairs have disjoint masks.
     # Same operation order as the scalar epilogue (acc + bias + res, then the
@@ -343,10 +345,10 @@ def _store_block(builder, acc, targets, c, mv, ep, bias, res, flags):
 
     def add_bias(vals):
         out = []
-        for r in range(MR):
+        for r in range(mr):
             bv = simd.splat(builder, builder.load(builder.inttoptr(
                 _row_addr(builder, bias, r, mv, ir.Constant(i64t, 1)), f32t.as_pointer()), align=4))
-            per = len(vals) // MR  # vectors per row: NV, or 1 in the half-width kernel
+            per = len(vals) // mr  # vectors per row: NV, or 1 in the half-width kernel
             out += [builder.fadd(v, bv) for v in vals[r * per:(r + 1) * per]]
         return out
 

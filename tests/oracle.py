@@ -66,6 +66,19 @@ def reference_outputs(model, feeds, use_ort=False):
     return ReferenceEvaluator(model).run(None, feeds)
 
 
+def assert_kernel_matches_ort(model, feeds, kernel, taken=True, cores=(1, 2)):
+    """Run ``model`` at each core count: ``kernel`` is in its plan exactly when ``taken``, and the output
+    matches ONNX Runtime's (tolerance scaled by the largest finite output) with NaN where ORT has NaN."""
+    ref = reference_outputs(model, feeds, use_ort=True)[0]
+    for n in cores:
+        with tilerun.compile_model(model, num_cores=n) as eng:
+            y = eng.run(list(feeds.values()))[0]
+            kernels = [r.kernel.name for r in eng.plan.rows]
+        assert (kernel in kernels) == taken, kernels
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(ref[np.isfinite(ref)]).max())))
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+
+
 def run_tilerun(model, arrays, num_cores=None, **kw):
     """Compile ``model`` with tilerun and run it once on ``arrays``."""
     with tilerun.compile_model(model, num_cores=num_cores, **kw) as eng:

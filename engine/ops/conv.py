@@ -18,14 +18,14 @@ from tilerun.kernels import conv_pack as P
 from tilerun.kernels import depthwise as DW
 from tilerun.kernels import stem as ST
 from tilerun.kernels import winograd as W
-from tilerun.kernels.gemm import MR, REGISTER_ACTIVATIONS, epilogue
+from tilerun.kernels.gemm import MR, REGISTER_ACTIVATIONS, epilogue, pack_b
 from tilerun.kernels.simd import VW
 
 from .. import tiling
 from . import bf16
 from ..errors import node_error
 from .base import F32, Lowering, const_input, expect_dtype, expect_rank
-from .conv_paths import ConvShape, choose_path, winograd_tiles, winograd_wins
+from .conv_paths import ConvShape, choose_path, pixel_rows_block, winograd_tiles, winograd_wins
 from .gemm import fused_activation
 from .pool import pool_geometry
 from .window import window_geometry
@@ -174,6 +174,9 @@ class _ConvRows:
                                     key=(node.name, "conv_stem", w.shape))
         if kernel is W.f32_conv_winograd:
             return self.plan.weight(lambda: W.pack_weights(w), "conv_w", key=(node.name, "winograd", w.shape))
+        if kernel is K.f32_conv_pixel_rows:
+            return self.plan.weight(lambda: pack_b(np.asarray(w, np.float32).reshape(s.cout, -1).T), "conv_w",
+                                    key=(node.name, "pixel_rows", w.shape))
         if kernel is DW.f32_conv_dw:
             return self.plan.weight(lambda: np.asarray(w, np.float32).reshape(s.cout, -1), "conv_w",
                                     key=(node.name, "conv_dw", w.shape))
@@ -287,8 +290,13 @@ def _emit_stem(r):
     r.conv_row(ST.f32_conv_stem, r.x, r.y, tiles, bias=r.b, res=r.res, co_per_tile=rows, n_cob=tiles)
 
 
+def _emit_pixel_rows(r):
+    """``f32_conv_pixel_rows``: weights packed as ``NR``-channel panels of ``W`` transposed (``gemm.pack_b``)."""
+    r.conv_row(K.f32_conv_pixel_rows, r.x, r.y, r.gemm_tiles, bias=r.b, res=r.res, pix_block=pixel_rows_block(r.s.npix))
+
+
 _EMITTERS = {"depthwise": _emit_depthwise, "stem": _emit_stem, "grid": _emit_grid, "grid_pixels": _emit_grid_pixels,
-             "conv_maxpool": _emit_conv_maxpool, "winograd": _emit_winograd}
+             "conv_maxpool": _emit_conv_maxpool, "winograd": _emit_winograd, "pixel_rows": _emit_pixel_rows}
 
 
 def _pad_planes(r):

@@ -16,6 +16,12 @@ and the GEMM tiles, which ``ops/conv.py`` turns into rows. Paths:
 * ``stem`` — one group of at most ``STEM_MAX_CIN`` input channels, column
   stride 1 or 2, no dilation and no fused pool: ``kernels/stem.py``'s direct
   conv, tiles of output rows.
+* ``pixel_rows`` — a plain 1x1 conv of one group on a small plane whose
+  pixels fill vectors badly (7x7: 49 pixels take 64 lanes): the GEMM runs
+  with the pixels as rows (register blocks of 7 or 8) and the output channels
+  along the vectors, and each block of channels is transposed into the image
+  (``kernels/conv.py``'s ``f32_conv_pixel_rows``), when its register blocks
+  cost at most ``PIXEL_ROWS_SHARE`` of the direct path's.
 * ``winograd`` — a 3x3 stride-1 conv of one group on a plane large enough
   that F(4x4, 3x3)'s four times fewer multiply-adds win (``winograd_wins``):
   ``kernels/winograd.py``; ``n_pb`` blocks of at most ``NR`` tile columns per image.
@@ -36,6 +42,9 @@ WINOGRAD = True  # False: every conv takes the direct paths (benchmarks compare 
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_COLUMNS = 16
 WINO_IN_CYCLES, WINO_OUT_CYCLES = 400, 250
+# pixel_rows must save this much of the direct path's fmas to repay its transposes
+# (7x7 planes: 0.77; 14x14: 0.94, where it measured no faster).
+PIXEL_ROWS_SHARE = 0.85
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,24 @@ def _gemm_tiles(images, cout_g, npix, kk, workers):
     return tiling.conv_gemm_tiles(images, cout_g, npix, kk, workers, MR, NR, SMALL_PIX)
 
 
+def pixel_rows_block(npix):
+    """Rows (pixels) of ``pixel_rows``' register block: 7 or 8, whichever pads ``npix`` less (8 on a tie)."""
+    return min((MR, 7), key=lambda r: -(-npix // r) * r)
+
+
+def _pixel_rows_path(s, workers):
+    """``pixel_rows`` with its ``NR``-channel panels dealt evenly over tiles, or None where it does not win."""
+    if s.groups != 1 or s.npix > SMALL_PIX:
+        return None
+    rb = pixel_rows_block(s.npix)
+    npan = -(-s.cout // NR)
+    direct = -(-s.cout // MR) * MR * column_cost(s.npix)
+    if -(-s.npix // rb) * rb * npan * (NR // VW) > PIXEL_ROWS_SHARE * direct:
+        return None
+    cap = -(-tiling.tile_cap(workers) // s.n)
+    return ConvPath("pixel_rows", n_cob=tiling.split_even(npan, s.npix * s.k * NR, workers, 1, cap), pix_panels=npan)
+
+
 def winograd_tiles(s):
     """``(tiles_h, tw4)``: rows of 4x4 output tiles and tiles per row rounded up to a vector load's ``VW // 4``."""
     seg, tw = VW // 4, -(-s.out_w // 4)
@@ -189,6 +216,8 @@ def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
         return ConvPath("stem")
     plain_1x1 = (s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.pad_t == s.pad_l == 0
                  and (s.out_h, s.out_w) == (s.in_h, s.in_w))
+    if plain_1x1 and (path := _pixel_rows_path(s, workers)) is not None:
+        return path
     if s.cin_g > 1 and not plain_1x1 and max(s.sh, s.sw) <= 2:
         grid = GridGeometry.of(s)
         if pool:
