@@ -6,7 +6,9 @@ may be named too, run with seeded random weights), from one process:
 
 * latency at 1 and 2 threads, tilerun and ORT alternating in blocks
   (``interleave.alternate``): medians and tilerun / ORT ratios, and tilerun's
-  2-core / 1-core ratio;
+  2-core / 1-core ratio; OpenVINO FP32 joins the alternation when the
+  ``openvino`` package is installed (``pip install openvino``: a benchmark
+  peer, never a tilerun dependency; ``--no-openvino`` leaves it out);
 * stability at 2 threads: ``--windows`` consecutive 0.5 s windows of each
   engine (tilerun's windows, then ORT's, repeated in halves so drifting load
   hits both), the median latency of each window, and the spread (max / min)
@@ -22,6 +24,7 @@ import os
 import pathlib
 import statistics
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(pathlib.Path(__file__).resolve().parents[1] / ".numba_cache"))
@@ -45,6 +48,24 @@ def _ort(model, threads, x):
     return lambda: s.run(None, feeds)
 
 
+def _openvino(model, threads, x):
+    """A call of ``model`` compiled by OpenVINO for its CPU at ``threads`` threads in FP32 (latency hint,
+    one stream), or None when ``openvino`` is not installed."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "model.onnx")
+        onnx.save(model, path)
+        compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                         "INFERENCE_PRECISION_HINT": "f32",
+                                                         "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
+    req = compiled.create_infer_request()
+    feeds = dict(enumerate(x))
+    return lambda: req.infer(feeds)
+
+
 def _windows(fn, n, seconds=WINDOW_S):
     """Median latency (s) of each of ``n`` consecutive ``seconds``-long windows of back-to-back calls."""
     out = []
@@ -58,16 +79,20 @@ def _windows(fn, n, seconds=WINDOW_S):
     return out
 
 
-def latency(model, x, rounds, block):
-    """``{threads: (tilerun s, ort s)}`` medians at 1 and 2 threads, all four alternating."""
+def latency(model, x, rounds, block, openvino=True):
+    """``{threads: (tilerun s, ort s, openvino s or None)}`` medians at 1 and 2 threads, all alternating."""
     engs = {t: tilerun.compile_model(model, num_cores=t) for t in (1, 2)}
     fns = []
     for t in (1, 2):
         fns += [lambda e=engs[t]: e.run(x), _ort(model, t, x)]
+        ov = _openvino(model, t, x) if openvino else None
+        if ov is not None:
+            fns.append(ov)
     med = alternate(fns, rounds, block)
     for e in engs.values():
         e.close()
-    return {1: (med[0], med[1]), 2: (med[2], med[3])}
+    per = len(fns) // 2
+    return {t: tuple(med[i * per:(i + 1) * per]) + (None,) * (3 - per) for i, t in enumerate((1, 2))}
 
 
 def stability(model, x, n_windows):
@@ -113,6 +138,7 @@ def main(argv=None):
     ap.add_argument("--windows", type=int, default=20, help="0.5 s stability windows per engine (default 20)")
     ap.add_argument("--tput-seconds", type=float, default=1.0, help="seconds per throughput round (default 1)")
     ap.add_argument("--tput-rounds", type=int, default=3, help="throughput rounds (default 3)")
+    ap.add_argument("--no-openvino", action="store_true", help="leave OpenVINO out of the latency rounds")
     args = ap.parse_args(argv)
     for name in args.names:
         if name in MODERN_CNNS:
@@ -123,9 +149,10 @@ def main(argv=None):
             ap.error(f"unknown model {name!r}: expected one of {sorted(MODERN_CNNS) + LIGHT_MODELS}")
         x = random_inputs(model, seed=0)
         print(f"\n== {name}", flush=True)
-        lat = latency(model, x, args.rounds, args.block)
-        for t, (tr, ort) in lat.items():
-            print(f"latency x{t}: tilerun {tr * 1e3:.2f} ms  ort {ort * 1e3:.2f} ms  tilerun/ort {tr / ort:.2f}")
+        lat = latency(model, x, args.rounds, args.block, not args.no_openvino)
+        for t, (tr, ort, ov) in lat.items():
+            peer = f"  openvino {ov * 1e3:.2f} ms  tilerun/openvino {tr / ov:.2f}" if ov else ""
+            print(f"latency x{t}: tilerun {tr * 1e3:.2f} ms  ort {ort * 1e3:.2f} ms  tilerun/ort {tr / ort:.2f}{peer}")
         print(f"tilerun 2 cores / 1 core: {lat[2][0] / lat[1][0]:.2f}   ort: {lat[2][1] / lat[1][1]:.2f}", flush=True)
         if args.windows:
             tw, ow = stability(model, x, args.windows)

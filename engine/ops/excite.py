@@ -5,11 +5,12 @@ The pass ``passes/fuse_squeeze_excite.py`` creates it in
 1x1 conv weights ``[cr, c, 1, 1]`` and ``[c, cr, 1, 1]``, biases) and
 attributes ``act1``, ``act2`` (``elementwise`` activation codes) with their
 alphas and betas; ``y = x * act2(w2 @ act1(w1 @ mean(x) + b1) + b2)`` per
-channel. One ``f32_squeeze_excite`` tile per image.
+channel: ``f32_se_pool`` into a temporary of ``n x c`` means, then
+``f32_squeeze_excite``, both tiled over (image, channel) planes.
 """
 import numpy as np
 
-from tilerun.kernels.excite import f32_squeeze_excite
+from tilerun.kernels.excite import f32_se_pool, f32_squeeze_excite
 
 from .base import F32, Lowering
 from .registry import register_internal
@@ -17,7 +18,7 @@ from .registry import register_internal
 
 @register_internal("SqueezeExcite")
 class SqueezeExcite(Lowering):
-    """Pool, two fully connected layers with their activations, and the channel gate, in one row."""
+    """Pool (one row), then two fully connected layers with their activations and the channel gate (another)."""
 
     def infer(self, node, inputs):
         return [(inputs[0].shape, F32)]
@@ -32,6 +33,13 @@ class SqueezeExcite(Lowering):
         a = node.attrs
         w = [plan.weight(np.ascontiguousarray(np.asarray(v.const, np.float32).reshape(rows, cols).T), "se_w")
              for v, rows, cols in ((w1, cr, c), (w2, c, cr))]
-        plan.add(node, f32_squeeze_excite, x=x, w1t=w[0], b1=b1, w2t=w[1], b2=b2, y=outputs[0], c=c, hw=hw, cr=cr,
-                 act1=a["act1"], act2=a["act2"], act1_alpha=a["act1_alpha"], act1_beta=a["act1_beta"],
-                 act2_alpha=a["act2_alpha"], act2_beta=a["act2_beta"], tiles=n, flops=n * (3 * c * hw + 4 * c * cr))
+        means = plan.temp((n * c,), np.float32, "se_means")
+        tiles, per = plan.split(n * c, hw)
+        plan.add(node, f32_se_pool, x=x, means=means, planes=n * c, hw=hw, planes_per_tile=per, tiles=tiles,
+                 flops=n * c * hw)
+        # Each tile recomputes its images' hidden layer (c * cr) besides gating its planes.
+        tiles, per = plan.split(n * c, 2 * hw + cr)
+        plan.add(node, f32_squeeze_excite, x=x, means=means, w1t=w[0], b1=b1, w2t=w[1], b2=b2, y=outputs[0],
+                 planes=n * c, c=c, hw=hw, cr=cr, act1=a["act1"], act2=a["act2"], act1_alpha=a["act1_alpha"],
+                 act1_beta=a["act1_beta"], act2_alpha=a["act2_alpha"], act2_beta=a["act2_beta"],
+                 planes_per_tile=per, tiles=tiles, flops=n * (2 * c * hw + 4 * c * cr))
