@@ -32,16 +32,18 @@ scratch ``wq`` wide and pools them there, so the conv output never goes to
 memory; neighbouring tiles recompute the ``pool_kh - pool_sh`` rows they
 share. Group 1 and a register epilogue only.
 
-``f32_conv_pixel_rows`` (row ``CONV``): a plain 1x1 conv of one group on a
-small plane, run with the pixels as the GEMM's rows and the output channels
-along the vectors, so a 7x7 plane's 49 pixels are 7 register blocks of
-``pix_block`` = 7 rows instead of 4 vectors of 16 lanes (64 for 49). ``w``
-is ``W`` transposed in ``NR``-column panels (``gemm.pack_b``), ``pix_panels``
-of them; tile = (image, run of panels dealt evenly over ``n_cob``). Each
-panel's ``[pixels][NR]`` block is computed in scratch over the whole depth
-(the micro-kernel reads the input in place: row stride 1, depth stride the
-plane), transposed into the image, then bias, residual and activation run
-over its planes in cache.
+``f32_conv_pixel_rows`` (row ``CONV``): a plain 1x1 conv of one group, run
+with the pixels as the GEMM's rows and the output channels along the
+vectors: a 7x7 plane's 49 pixels are 7 register blocks of ``pix_block`` = 7
+rows instead of 4 vectors of 16 lanes (64 for 49), and the input is read in
+place by the micro-kernel's broadcasts (row stride 1, depth stride the
+plane) instead of being packed, which deep convs with few output channels
+repay. ``w`` is ``W`` transposed in ``NR``-column panels
+(``gemm.pack_b``), ``pix_panels`` of them; the units are (panel, chunk of
+``PIXEL_CHUNK`` pixels), and tile = (image, run of units dealt evenly over
+``n_cob``). Each unit's ``[pixels][NR]`` block is computed in scratch over
+the whole depth, transposed into the image, then bias, residual and
+activation run over its rows of the planes in cache.
 
 Not here: the kernels that pack ``B`` ahead of the GEMM (``f32_pad_planes``,
 ``f32_pack_pixels``, ``f32_pack_cols``, ``f32_im2col``: ``kernels.conv_pack``),
@@ -162,8 +164,11 @@ def f32_conv_gemm(p, tile, scratch):
     return 0
 
 
+PIXEL_CHUNK = 448  # pixels f32_conv_pixel_rows computes into scratch at a time: a multiple of 7, 8 and VW
+
+
 def _pixel_rows_scratch(a):
-    return -(-a["out_h"] * a["out_w"] // a["pix_block"]) * a["pix_block"] * NR * 4
+    return min(-(-a["out_h"] * a["out_w"] // a["pix_block"]) * a["pix_block"], PIXEL_CHUNK) * NR * 4
 
 
 @tile_kernel(CONV, scratch=_pixel_rows_scratch)
@@ -172,6 +177,8 @@ def f32_conv_pixel_rows(p, tile, scratch):
     n_c, h, w, cout, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl = _conv_geometry(p)
     npan, ncob, rb = p[R.pix_panels], p[R.n_cob], p[R.pix_block]
     npix = oh_n * ow_n
+    nch = (npix + PIXEL_CHUNK - 1) // PIXEL_CHUNK
+    units = npan * nch
     img = tile // ncob
     cob = tile - img * ncob
     xa = p[R.x] + img * n_c * npix * 4
@@ -182,33 +189,36 @@ def f32_conv_pixel_rows(p, tile, scratch):
     hi_v = v_splat(ab)
     bias = f32(p[R.bias], BIG)
     y = f32(p[R.y], BIG)
-    for jp in range(cob * npan // ncob, (cob + 1) * npan // ncob):
+    for u in range(cob * units // ncob, (cob + 1) * units // ncob):  # (channel panel, pixel chunk) units
+        jp = u // nch
+        q0 = (u - jp * nch) * PIXEL_CHUNK
+        q1 = min(npix, q0 + PIXEL_CHUNK)
         co0 = jp * NR
         nv = min(NR, cout - co0)
         wp = p[R.w] + jp * n_c * NR * 4
-        # The block [pixels][NR output channels]: rb pixels (GEMM rows) at a time over the whole depth.
-        for i0 in range(0, npix, rb):
-            cb = scratch + i0 * NR * 4
+        # The chunk's [pixels][NR output channels] block: rb pixels (GEMM rows) at a time over the whole depth.
+        for i0 in range(q0, q1, rb):
+            cb = scratch + (i0 - q0) * NR * 4
             if rb == 7:
-                micro_7rows(xa + i0 * 4, 1, npix, wp, NR, cb, NR, n_c, min(rb, npix - i0), nv, epa, cb, cb, 0, 0)
+                micro_7rows(xa + i0 * 4, 1, npix, wp, NR, cb, NR, n_c, min(rb, q1 - i0), nv, epa, cb, cb, 0, 0)
             else:
-                _micro(xa + i0 * 4, 1, npix, wp, NR, cb, NR, n_c, min(rb, npix - i0), nv, epa, cb, cb, 0, 0)
+                _micro(xa + i0 * 4, 1, npix, wp, NR, cb, NR, n_c, min(rb, q1 - i0), nv, epa, cb, cb, 0, 0)
         at0 = (img * cout + co0) * npix
         for c in range(0, nv, VW):
             nc = min(VW, nv - c)
-            for q0 in range(0, npix, VW):
-                nq = min(VW, npix - q0)
-                v_transpose_block(scratch + (q0 * NR + c) * 4, NR * 4, nq, nc, p[R.y] + (at0 + c * npix + q0) * 4,
-                                  npix * 4, nc, nq)
+            for b0 in range(q0, q1, VW):
+                nq = min(VW, q1 - b0)
+                v_transpose_block(scratch + ((b0 - q0) * NR + c) * 4, NR * 4, nq, nc,
+                                  p[R.y] + (at0 + c * npix + b0) * 4, npix * 4, nc, nq)
         for co in range(co0, co0 + nv):
             b_v = v_splat(bias[co] if has_bias else np.float32(0))
             at = (img * cout + co) * npix
-            for q in range(0, npix, VW):
-                v = v_add(v_load_n(p[R.y] + (at + q) * 4, npix - q), b_v)
-                _dw_out(p[R.y], (at + q) * 4, v, npix - q, p[R.res], has_res, act if vec_act else IDENTITY, lo_v,
+            for q in range(q0, q1, VW):
+                v = v_add(v_load_n(p[R.y] + (at + q) * 4, q1 - q), b_v)
+                _dw_out(p[R.y], (at + q) * 4, v, q1 - q, p[R.res], has_res, act if vec_act else IDENTITY, lo_v,
                         hi_v)
-        if not vec_act:
-            activation_run(act, y, at0, at0 + nv * npix, aa, ab)
+            if not vec_act:
+                activation_run(act, y, at + q0, at + q1, aa, ab)
     return 0
 
 

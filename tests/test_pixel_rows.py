@@ -1,9 +1,10 @@
-"""1x1 convolutions on small planes with the pixels as GEMM rows (``f32_conv_pixel_rows``), against ONNX Runtime.
+"""1x1 convolutions with the pixels as GEMM rows (``f32_conv_pixel_rows``), against ONNX Runtime.
 
 Shapes cover 7-row and 8-row register blocks, a last row block and a last
-channel panel that are ragged, two images, the channel panels split over 2
-workers, the epilogue (bias, residual, activations in the store and in a
-pass), NaN and infinities, and the planes where the path is not taken.
+channel panel that are ragged, several pixel chunks with a ragged last one,
+two images, the units split over 2 workers, the epilogue (bias, residual,
+activations in the store and in a pass), NaN and infinities, and the shapes
+where the path is and is not taken.
 """
 import numpy as np
 import pytest
@@ -25,10 +26,11 @@ def assert_matches_ort(model, feeds):
 @pytest.mark.parametrize("xshape, cout", [
     ((1, 96, 7, 7), 576),     # MobileNetV3's last stage: 49 pixels = 7 blocks of 7 rows
     ((1, 320, 7, 7), 1280),   # EfficientNet-B0's head conv: 40 channel panels
-    ((2, 40, 7, 7), 232),     # two images, a last panel of 8 channels
-    ((1, 24, 5, 8), 64),      # 40 pixels: 8-row blocks
-    ((1, 33, 1, 17), 80),     # 17 pixels: a last row block of 3, a last panel of 16 channels
-    ((1, 17, 1, 7), 40),      # a single row block
+    ((2, 160, 7, 7), 232),    # two images, a last panel of 8 channels
+    ((1, 128, 5, 8), 64),     # 40 pixels: 8-row blocks
+    ((1, 132, 1, 17), 80),    # 17 pixels: a last row block of 3, a last panel of 16 channels
+    ((1, 68, 1, 7), 40),      # a single row block
+    ((2, 256, 30, 31), 64),   # deep input, few outputs: chunks of 448 pixels (the last of 34), 2 panels, 2 images
 ])
 def test_pixel_rows_matches_ort(xshape, cout):
     assert_matches_ort(*pointwise(xshape, cout))
@@ -37,15 +39,15 @@ def test_pixel_rows_matches_ort(xshape, cout):
 @pytest.mark.parametrize("act", [None, "Relu", "Clip", "HardSwish", "SiLU", "Sigmoid", "LeakyRelu"])
 @pytest.mark.parametrize("residual", [False, True])
 def test_pixel_rows_epilogue(act, residual):
-    assert_matches_ort(*pointwise((1, 48, 7, 7), 96, act=act, residual=residual))
+    assert_matches_ort(*pointwise((1, 192, 7, 7), 96, act=act, residual=residual))
 
 
 def test_pixel_rows_without_bias():
-    assert_matches_ort(*pointwise((1, 64, 7, 7), 160, bias=False))
+    assert_matches_ort(*pointwise((1, 256, 7, 7), 160, bias=False))
 
 
 def test_pixel_rows_propagates_nan_and_infinities():
-    model, feeds = pointwise((1, 32, 7, 7), 64, act="Relu")
+    model, feeds = pointwise((1, 128, 7, 7), 64, act="Relu")
     x = feeds["x"]
     x[0, 3, 2, 4] = np.nan
     x[0, 5, 6, 6] = np.inf
@@ -53,10 +55,15 @@ def test_pixel_rows_propagates_nan_and_infinities():
     assert_matches_ort(model, feeds)
 
 
-@pytest.mark.parametrize("hw, taken", [(7, True), (14, False), (28, False), (8, False)])
-def test_pixel_rows_only_where_vectors_of_pixels_waste_lanes(hw, taken):
-    """7x7: 49 pixels fill 4 vectors of 16 (77%); 14x14 (94%), 28x28 and 8x8 (100%) stay on the direct path."""
-    s = ConvShape(1, 192, hw, hw, 1152, hw, hw, 1, 1, 1, 1, 1, 1, 0, 0, 1)
+@pytest.mark.parametrize("c, cout, hw, taken", [
+    (192, 1152, 7, True),     # 49 pixels fill 4 vectors of 16 (77%)
+    (192, 1152, 14, False),   # 94%, and more output to transpose than input to pack
+    (192, 1152, 8, False),    # 100%
+    (256, 64, 56, True),      # ResNet-50's 256->64: packing 256 input planes costs more than transposing 64
+    (64, 256, 56, False),     # and the other way round
+])
+def test_pixel_rows_where_it_costs_less(c, cout, hw, taken):
+    s = ConvShape(1, c, hw, hw, cout, hw, hw, 1, 1, 1, 1, 1, 1, 0, 0, 1)
     assert (choose_path(s, True, 2).kind == "pixel_rows") == taken
 
 

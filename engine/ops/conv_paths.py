@@ -16,12 +16,13 @@ and the GEMM tiles, which ``ops/conv.py`` turns into rows. Paths:
 * ``stem`` — one group of at most ``STEM_MAX_CIN`` input channels, column
   stride 1 or 2, no dilation and no fused pool: ``kernels/stem.py``'s direct
   conv, tiles of output rows.
-* ``pixel_rows`` — a plain 1x1 conv of one group on a small plane whose
-  pixels fill vectors badly (7x7: 49 pixels take 64 lanes): the GEMM runs
-  with the pixels as rows (register blocks of 7 or 8) and the output channels
-  along the vectors, and each block of channels is transposed into the image
-  (``kernels/conv.py``'s ``f32_conv_pixel_rows``), when its register blocks
-  cost at most ``PIXEL_ROWS_SHARE`` of the direct path's.
+* ``pixel_rows`` — a plain 1x1 conv of one group run with the pixels as the
+  GEMM's rows (register blocks of 7 or 8) and the output channels along the
+  vectors, each block transposed into the image (``kernels/conv.py``'s
+  ``f32_conv_pixel_rows``), where ``pixel_rows_cost`` puts it at most
+  ``PIXEL_ROWS_SHARE`` of the direct path's: planes whose pixels fill
+  vectors badly (7x7: 49 pixels take 64 lanes), and deep convs with few
+  output channels, whose direct path packs more input than this one transposes output.
 * ``winograd`` — a 3x3 stride-1 conv of one group on a plane large enough
   that F(4x4, 3x3)'s four times fewer multiply-adds win (``winograd_wins``):
   ``kernels/winograd.py``; ``n_pb`` blocks of at most ``NR`` tile columns per image.
@@ -31,6 +32,7 @@ by its own row for all of them. This module emits nothing and reads no graph.
 """
 from dataclasses import dataclass
 
+from tilerun.kernels.conv import PIXEL_CHUNK
 from tilerun.kernels.gemm import MR, NR
 from tilerun.kernels.simd import VW
 from tilerun.kernels.stem import STEM_MAX_CIN
@@ -42,9 +44,10 @@ WINOGRAD = True  # False: every conv takes the direct paths (benchmarks compare 
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_COLUMNS = 16
 WINO_IN_CYCLES, WINO_OUT_CYCLES = 400, 250
-# pixel_rows must save this much of the direct path's fmas to repay its transposes
-# (7x7 planes: 0.77; 14x14: 0.94, where it measured no faster).
-PIXEL_ROWS_SHARE = 0.85
+# pixel_rows_cost: what moving one vector of floats costs in fmas (single-core kernel times, data in cache:
+# 256->64 at 56x56 with and without its transposes, the direct path with packed and with plain input).
+PACK_FMAS, TRANSPOSE_FMAS = 10, 24
+PIXEL_ROWS_SHARE = 0.95
 
 
 @dataclass(frozen=True)
@@ -146,17 +149,29 @@ def pixel_rows_block(npix):
     return min((MR, 7), key=lambda r: -(-npix // r) * r)
 
 
-def _pixel_rows_path(s, workers):
-    """``pixel_rows`` with its ``NR``-channel panels dealt evenly over tiles, or None where it does not win."""
-    if s.groups != 1 or s.npix > SMALL_PIX:
-        return None
+def pixel_rows_cost(s):
+    """``(pixel_rows, direct)``: fmas of a plain 1x1 conv's register blocks on each path, plus the vectors the
+    direct path packs (its input, unless it has at most two row blocks) and pixel_rows transposes (its output)."""
     rb = pixel_rows_block(s.npix)
-    npan = -(-s.cout // NR)
-    direct = -(-s.cout // MR) * MR * column_cost(s.npix)
-    if -(-s.npix // rb) * rb * npan * (NR // VW) > PIXEL_ROWS_SHARE * direct:
+    direct = s.k * -(-s.cout // MR) * MR * column_cost(s.npix)
+    if s.cout > 2 * MR:
+        direct += PACK_FMAS * s.k * s.npix / VW
+    rows = s.k * -(-s.npix // rb) * rb * -(-s.cout // NR) * (NR // VW) + TRANSPOSE_FMAS * s.cout * s.npix / VW
+    return rows, direct
+
+
+def _pixel_rows_path(s, workers):
+    """``pixel_rows`` with its (panel, pixel chunk) units dealt evenly over tiles, or None where it does not win."""
+    if s.groups != 1:
         return None
+    rows, direct = pixel_rows_cost(s)
+    if rows > PIXEL_ROWS_SHARE * direct:
+        return None
+    npan = -(-s.cout // NR)
+    units = npan * -(-s.npix // PIXEL_CHUNK)
     cap = -(-tiling.tile_cap(workers) // s.n)
-    return ConvPath("pixel_rows", n_cob=tiling.split_even(npan, s.npix * s.k * NR, workers, 1, cap), pix_panels=npan)
+    return ConvPath("pixel_rows", n_cob=tiling.split_even(units, min(s.npix, PIXEL_CHUNK) * s.k * NR, workers, 1, cap),
+                    pix_panels=npan)
 
 
 def winograd_tiles(s):
