@@ -57,7 +57,7 @@ from .abi import f32, slot_address
 from .contract import declare_row, tile_kernel
 from .conv_pack import BIG, _GEOMETRY, _im2col
 from .elementwise import CLIP, HARD_SWISH, IDENTITY, RELU, activation_run
-from .gemm import EPILOGUE, MR, NR, _micro, ep_fields, gemm_tile, micro_7rows, scratch_floats
+from .gemm import EPILOGUE, MR, NR, micro, ep_fields, gemm_tile, micro_7rows, scratch_floats
 from .pool2d import maxpool_rows
 from .simd import (VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load_n, v_mul, v_splat, v_store_n,
                    v_transpose_block, v_zero)
@@ -184,7 +184,7 @@ def f32_conv_pixel_rows(p, tile, scratch):
     xa = p[R.x] + img * n_c * npix * 4
     epa = slot_address(p, R.ep)
     has_bias, has_res, act, aa, ab = ep_fields(epa)
-    vec_act = act == RELU or act == CLIP or act == IDENTITY or act == HARD_SWISH
+    vec_act = dw_out_applies(act)
     lo_v = v_splat(aa)
     hi_v = v_splat(ab)
     bias = f32(p[R.bias], BIG)
@@ -202,7 +202,7 @@ def f32_conv_pixel_rows(p, tile, scratch):
             if rb == 7:
                 micro_7rows(xa + i0 * 4, 1, npix, wp, NR, cb, NR, n_c, min(rb, q1 - i0), nv, epa, cb, cb, 0, 0)
             else:
-                _micro(xa + i0 * 4, 1, npix, wp, NR, cb, NR, n_c, min(rb, q1 - i0), nv, epa, cb, cb, 0, 0)
+                micro(xa + i0 * 4, 1, npix, wp, NR, cb, NR, n_c, min(rb, q1 - i0), nv, epa, cb, cb, 0, 0)
         at0 = (img * cout + co0) * npix
         for c in range(0, nv, VW):
             nc = min(VW, nv - c)
@@ -269,7 +269,7 @@ def f32_grid_out(p, tile, scratch):
     epa = slot_address(p, R.ep)
     y = f32(p[R.y], BIG)
     has_bias, has_res, act, aa, ab = ep_fields(epa)
-    vec_act = act == RELU or act == CLIP or act == IDENTITY or act == HARD_SWISH
+    vec_act = dw_out_applies(act)
     lo_v = v_splat(aa)
     hi_v = v_splat(ab)
     npix = oh_n * ow_n
@@ -289,6 +289,12 @@ def f32_grid_out(p, tile, scratch):
 
 # The activations _dw_out applies on the vector (others run in a pass over the output).
 DW_OUT_ACTIVATIONS = (IDENTITY, RELU, CLIP, HARD_SWISH)
+
+
+@numba.njit(inline="always")
+def dw_out_applies(act):
+    """Whether ``_dw_out`` applies activation ``act`` on the vector (``DW_OUT_ACTIVATIONS``); else a pass does."""
+    return act == RELU or act == CLIP or act == IDENTITY or act == HARD_SWISH
 
 
 # The vector epilogue of a grid, depthwise or Winograd output run (kernels.depthwise and kernels.winograd import it).

@@ -28,9 +28,9 @@ import numpy as np
 
 from .abi import f32, slot_address
 from .contract import tile_kernel
-from .conv import CONV, _conv_geometry, _dw_out
+from .conv import CONV, _conv_geometry, _dw_out, dw_out_applies
 from .conv_pack import BIG, _copy_run, _span
-from .elementwise import CLIP, HARD_SWISH, IDENTITY, RELU, activation_run
+from .elementwise import IDENTITY, activation_run
 from .gemm import ep_fields
 from .simd import VW, v_fma, v_load, v_load2_n, v_load_n, v_splat, v_store, v_store_n, v_transpose_block, v_zero
 
@@ -195,7 +195,7 @@ def f32_conv_dw(p, tile, scratch):
     bias = f32(p[R.bias], BIG)
     has_bias, has_res, act, aa, ab = ep_fields(slot_address(p, R.ep))
     # Relu, Clip and HardSwish run on the vector; any other activation in a pass over the plane.
-    vec_act = act == RELU or act == CLIP or act == IDENTITY or act == HARD_SWISH
+    vec_act = dw_out_applies(act)
     lo = tile * cpt
     hi = min(n_img * cout, lo + cpt)
     if sw <= 2:

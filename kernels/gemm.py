@@ -1,6 +1,6 @@
 """FP32 matrix-multiply kernels: the register-blocked GEMM core, Gemm/MatMul tiles.
 
-The micro-kernel ``_micro`` is LLVM vector IR (emitted through an intrinsic
+The micro-kernel ``micro`` is LLVM vector IR (emitted through an intrinsic
 with the helpers of :mod:`.simd`): an ``MR x NR`` block of ``C`` lives in
 vector registers across a ``k`` loop, each step loading ``NV`` vectors of a
 ``B`` panel row, broadcasting ``MR`` values of ``A`` and issuing ``llvm.fma``.
@@ -68,7 +68,7 @@ A_PREFETCH = 2048
 
 # Micro-kernel flags: add the C block in memory (a later K slice), the
 # epilogue steps it applies in registers, and GRID_MAP (columns scattered to
-# the rows of an image, see ``_micro``).
+# the rows of an image, see ``micro``).
 LOAD, FAST_BIAS, FAST_RES, FAST_RELU, FAST_CLIP, FAST_LEAKY, GRID_MAP = 1, 2, 4, 8, 16, 32, 64
 FAST_SIGMOID, FAST_SILU, FAST_HARD_SWISH = 128, 256, 512  # through vact's called vector functions
 GMAP_INTS = 5 * NV  # int64s of a GRID_MAP column map
@@ -270,7 +270,7 @@ def _make_micro(nvr, mr=MR):
     return intrinsic(micro)
 
 
-_micro = _make_micro(NV)
+micro = _make_micro(NV)
 # Half-width blocks for a last panel of at most VW columns: the FMAs of the
 # empty vector are skipped (14x14 planes: 196 pixels = 6 panels + 4 columns).
 _micro_half = _make_micro(1)
@@ -668,7 +668,7 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
                             rblk = res + (i0 * ldc + cj) * 4 if fl & FAST_RES else cblk
                             ai = ab + (ib * ablk if pack_a else (ic // MR + ib) * ablk) * 4
                             if nv > VW:
-                                _micro(ai, asai, asak, bp, lb, cblk, ldc, kc, mv, nv, epa, bias, rblk, fl,
+                                micro(ai, asai, asak, bp, lb, cblk, ldc, kc, mv, nv, epa, bias, rblk, fl,
                                        gmap + jp * GMAP_INTS * 8)
                             else:
                                 _micro_half(ai, asai, asak, bp, lb, cblk, ldc, kc, mv, nv, epa, bias, rblk, fl,
