@@ -213,10 +213,8 @@ def f32_conv_pixel_rows(p, tile, scratch):
         for co in range(co0, co0 + nv):
             b_v = v_splat(bias[co] if has_bias else np.float32(0))
             at = (img * cout + co) * npix
-            for q in range(q0, q1, VW):
-                v = v_add(v_load_n(p[R.y] + (at + q) * 4, q1 - q), b_v)
-                _dw_out(p[R.y], (at + q) * 4, v, q1 - q, p[R.res], has_res, act if vec_act else IDENTITY, lo_v,
-                        hi_v)
+            _out_run(p[R.y] + (at + q0) * 4, p[R.y], (at + q0) * 4, q1 - q0, b_v, p[R.res], has_res,
+                     act if vec_act else IDENTITY, lo_v, hi_v)
             if not vec_act:
                 activation_run(act, y, at + q0, at + q1, aa, ab)
     return 0
@@ -277,11 +275,8 @@ def f32_grid_out(p, tile, scratch):
         co = plane % cout
         b_v = v_splat(bias[co] if has_bias else np.float32(0))
         for oh in range(oh_n):
-            src = p[R.grid] + (plane * ngrid + oh * wp) * 4
-            at = (plane * npix + oh * ow_n) * 4
-            for o in range(0, ow_n, VW):
-                v = v_add(v_load_n(src + o * 4, ow_n - o), b_v)
-                _dw_out(p[R.y], at + o * 4, v, ow_n - o, p[R.res], has_res, act if vec_act else IDENTITY, lo_v, hi_v)
+            _out_run(p[R.grid] + (plane * ngrid + oh * wp) * 4, p[R.y], (plane * npix + oh * ow_n) * 4, ow_n, b_v,
+                     p[R.res], has_res, act if vec_act else IDENTITY, lo_v, hi_v)
         if not vec_act:
             activation_run(act, y, plane * npix, plane * npix + npix, aa, ab)
     return 0
@@ -295,6 +290,14 @@ DW_OUT_ACTIVATIONS = (IDENTITY, RELU, CLIP, HARD_SWISH)
 def dw_out_applies(act):
     """Whether ``_dw_out`` applies activation ``act`` on the vector (``DW_OUT_ACTIVATIONS``); else a pass does."""
     return act == RELU or act == CLIP or act == IDENTITY or act == HARD_SWISH
+
+
+@numba.njit(inline="always")
+def _out_run(src, ya, at, n, b_v, resa, has_res, act, lo_v, hi_v):
+    """``n`` floats from ``src`` plus the bias vector ``b_v`` through ``_dw_out`` to byte offset ``at`` of ``ya``
+    (``src`` may be those same floats)."""
+    for o in range(0, n, VW):
+        _dw_out(ya, at + o * 4, v_add(v_load_n(src + o * 4, n - o), b_v), n - o, resa, has_res, act, lo_v, hi_v)
 
 
 # The vector epilogue of a grid, depthwise or Winograd output run (kernels.depthwise and kernels.winograd import it).

@@ -22,9 +22,9 @@ import numpy as np
 
 from .abi import f32, slot_address
 from .contract import tile_kernel
-from .conv import CONV, _conv_geometry, _dw_out
+from .conv import CONV, _conv_geometry, _dw_out, dw_out_applies
 from .conv_pack import BIG, _copy_run, _copy_run2, _span
-from .elementwise import CLIP, HARD_SWISH, IDENTITY, RELU, SIGMOID, SILU, activation_run
+from .elementwise import IDENTITY, SIGMOID, SILU, activation_run
 from .gemm import ep_fields
 from .simd import VW, v_fma, v_load, v_splat, v_store_n, v_zero
 from .vact import v_sigmoid4, v_silu4
@@ -105,7 +105,7 @@ def f32_conv_stem(p, tile, scratch):
     lo_v = v_splat(aa)
     hi_v = v_splat(ab)
     reg_act = (act == SILU or act == SIGMOID) and not has_res
-    out_act = act if act == RELU or act == CLIP or act == HARD_SWISH else IDENTITY
+    out_act = act if dw_out_applies(act) else IDENTITY
     slots, wph, nf = stem_ring(n_c, w, ow_n, kh, kw, sw, pl)
     cbytes = sw * wph * 4  # one channel's phase rows in a slot
     for t in range(0, nf, VW):  # padding cells are never written: zero once per tile
