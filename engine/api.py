@@ -9,8 +9,10 @@ here. ``Engine.run`` checks every input against the signature before any
 kernel runs, takes a free slot (callers are served in arrival order), copies
 the inputs into that slot's arena for the request's plan (or binds the
 caller's array in place, see ``_bind_inputs``), sleeps until the workers
-finished the request and returns fresh output arrays. Every slot has its own
-arena per plan; the packed weights are shared by every slot and plan.
+finished the request and returns fresh output arrays. A multi_stream request
+that starts while another is in flight runs the plan tiled for its share of
+the workers (``ShapePlan.loaded``). Every slot has its own arena per shape;
+the packed weights are shared by every slot and plan.
 With ``TILERUN_DEBUG=1`` (or ``2``) set at compile time, every request is
 served the way ``Engine.trace`` serves it and its trace's report is printed.
 An engine survives ``fork()``: in the child it starts workers of its own on
@@ -31,7 +33,7 @@ import numpy as np
 
 from tilerun.scheduler import executor
 from tilerun.scheduler import topology as cpu_topology
-from tilerun.scheduler.policies import Closed, check_num_streams
+from tilerun.scheduler.policies import Closed, check_num_streams, request_widths
 from tilerun.scheduler.runtime import Runtime
 from tilerun.scheduler.trace import Trace
 
@@ -120,7 +122,7 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
                             f"{dict(zip(sig.names, sig.dims))}")
     plans = PlanCache(graph, sig, len(topo.cores), n_streams, plan_cache_size,
                       reimport=lambda: import_model(*load_for_import(model)[:2]), reread=reread,
-                      precision=used_precision)
+                      precision=used_precision, widths=request_widths(mode, topo, n_streams, work_stealing))
     log.debug("runtime: %s, %d stream(s), %d worker(s) on cores %s", mode.value, n_streams, len(topo.cores),
               list(topo.cores))
     config = Config(hint, mode.value, n_streams, auto_batch, float(batch_timeout_ms),
@@ -168,7 +170,7 @@ class Engine:
         sp = plans.get(tuple(sig.dims)) if sig.fixed else None
         self.plan = sp.plan if sp is not None else None
         self.output_shapes, self.output_dtypes = plans.output_shapes, plans.output_dtypes
-        self._scratch = [aligned_bytes(self.plan.scratch_bytes if self.plan else ALIGN) for _ in topo.cores]
+        self._scratch = [aligned_bytes(sp.scratch_bytes if sp is not None else ALIGN) for _ in topo.cores]
         self._retired = []  # scratch a worker may still hold while a bigger one replaces it
         self._runtime = Runtime(num_streams, topo, mode, [s.ctypes.data for s in self._scratch], work_stealing)
         self._batcher = None
@@ -246,10 +248,9 @@ class Engine:
         Under ``TILERUN_DEBUG`` the trace's report (per op, or per tile at 2) goes to stderr.
         """
         sp = self._shape_plan(arrays)
-        cap = int(sp.plan.tables["n_tiles"].sum())
         t = time.perf_counter_ns()
-        outputs, (events, start_ns) = self._serve(arrays, np.zeros((cap, executor.N_EV), np.int64), sp)
-        trace = Trace(sp.plan.rows, events, time.perf_counter_ns() - t, outputs, start_ns)
+        outputs, (events, start_ns, rows) = self._serve(arrays, np.zeros((sp.max_tiles, executor.N_EV), np.int64), sp)
+        trace = Trace(rows, events, time.perf_counter_ns() - t, outputs, start_ns)
         if self._debug:
             sys.stderr.write(trace.report(self._debug) + "\n")
         return trace
@@ -257,7 +258,7 @@ class Engine:
     def _shape_plan(self, arrays):
         """The ``ShapePlan`` of a request's inputs, built on first use; grows the workers' scratch for it."""
         sp = self._plans.get(_shapes(arrays), arrays)
-        need = sp.plan.scratch_bytes
+        need = sp.scratch_bytes
         with self._lock:
             if need > self._scratch[0].nbytes:
                 # Workers read their scratch address per slot visit: a request started after
@@ -277,24 +278,25 @@ class Engine:
         except Closed:
             raise RequestError("engine was closed while the request waited for a free stream") from None
         try:
-            _, params, ins, outs, job = sp.bound(slot)
-            self._bind_inputs(params, ins, sp.in_place, [arrays[i] for i in sp.input_index])
-            failed, used, start_ns = self._runtime.execute(slot, job, trace)
+            # A request that starts beside another runs the plan tiled for its share of the workers.
+            b = sp.bound(slot, loaded=sp.loaded is not sp.plan and self._runtime.slots.in_use() > 1)
+            self._bind_inputs(b.params, b.ins, b.in_place, [arrays[i] for i in sp.input_index])
+            failed, used, start_ns = self._runtime.execute(slot, b.job, trace)
             if failed is not None:
-                raise RequestError(self._fault(sp, sp.plan.rows[failed], slot, arrays))
-            outputs = [sp.constants[n].copy() if v is None else v.copy() for n, v in zip(self.output_names, outs)]
-            return outputs, (None if trace is None else (trace[:used], start_ns))
+                raise RequestError(self._fault(b, b.plan.rows[failed], arrays))
+            outputs = [sp.constants[n].copy() if v is None else v.copy() for n, v in zip(self.output_names, b.outs)]
+            return outputs, (None if trace is None else (trace[:used], start_ns, b.plan.rows))
         finally:
             self._runtime.release(slot)
 
-    def _fault(self, sp, row, slot, arrays):
-        """The message of a request failed by ``row``'s kernel; its ``explain`` says what was wrong, if it can."""
+    def _fault(self, b, row, arrays):
+        """The message of a request (bound as ``b``) failed by ``row``'s kernel; ``explain`` says why, if it can."""
         what = f"kernel {row.kernel.name} reported a fault"
         if row.explain is not None:
             def read(name):  # a graph input may have been read in place: the request's own array holds it
                 if name in self.input_names:
                     return arrays[self.input_names.index(name)]
-                return sp.plan.view(sp.bound(slot)[0], name)
+                return b.plan.view(b.arena, name)
             try:
                 what = row.explain(read) or what
             except Exception:  # the explanation is a courtesy: the fault itself is reported regardless

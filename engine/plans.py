@@ -238,42 +238,68 @@ def _fixed_mismatch(name, dims, given, axis):
     return msg
 
 
-class ShapePlan:
-    """One plan (for one set of input shapes) and its per-slot bindings, made on a slot's first request."""
+Binding = collections.namedtuple("Binding", "arena params ins outs job plan in_place")
+Binding.__doc__ = "One plan bound to one slot's arena: its parameter rows, input/output views and executor job."
 
-    def __init__(self, graph, plan, n_slots, n_workers, names):
-        self.plan = plan
+
+class ShapePlan:
+    """The plans for one set of input shapes and their per-slot bindings, made on a slot's first request.
+
+    ``plan`` tiles every op for all the workers that may serve a lone request;
+    ``loaded`` tiles it for the share of workers a request gets while every
+    slot is busy (``policies.request_widths``), or is ``plan`` itself where
+    that share is the same. Both bind onto the slot's one arena (sized for the
+    larger): a slot runs one request at a time.
+    """
+
+    def __init__(self, graph, plans, n_slots, n_workers, names):
+        self.plan, self.loaded = plans[0], plans[-1]
+        self._plans = plans
         self.constants = {o: graph.values[o].const for o in graph.outputs if graph.values[o].is_const}
-        self.in_place = [plan.in_place_inputs(n) for n in graph.inputs]
         # The request's arrays this plan reads (value inputs are folded into it as constants).
         self.input_index = [names.index(n) for n in graph.inputs]
         self._inputs, self._outputs = list(graph.inputs), list(graph.outputs)
         self._n_workers = n_workers
-        self._slots = [None] * n_slots
+        self._arenas = [None] * n_slots
+        self._bindings = {}  # (slot, index in plans) -> Binding
 
-    def bound(self, slot):
-        """``(arena, params, in views, out views, job)`` of ``slot`` (a slot serves one request at a time)."""
-        b = self._slots[slot]
+    @property
+    def scratch_bytes(self):
+        """Per-worker scratch the larger of the plans needs."""
+        return max(p.scratch_bytes for p in self._plans)
+
+    @property
+    def max_tiles(self):
+        """Most tiles one request of these shapes runs (a trace's capacity)."""
+        return max(int(p.tables["n_tiles"].sum()) for p in self._plans)
+
+    def bound(self, slot, loaded=False):
+        """The ``Binding`` of ``plan`` (or of ``loaded``) in ``slot``."""
+        key = (slot, len(self._plans) - 1 if loaded else 0)
+        b = self._bindings.get(key)
         if b is None:
-            plan = self.plan
-            arena = aligned_bytes(plan.arena_size)
+            plan = self._plans[key[1]]
+            if self._arenas[slot] is None:
+                self._arenas[slot] = aligned_bytes(max(p.arena_size for p in self._plans))
+            arena = self._arenas[slot]
             params = plan.bind(arena)
             ins = [plan.view(arena, n) for n in self._inputs]
             outs = [None if n in self.constants else plan.view(arena, n) for n in self._outputs]
             job = Job(plan.tables, params.ctypes.data + 8 * plan.tables["param_offsets"][:-1], self._n_workers)
-            b = self._slots[slot] = (arena, params, ins, outs, job)
+            in_place = [plan.in_place_inputs(n) for n in self._inputs]
+            b = self._bindings[key] = Binding(arena, params, ins, outs, job, plan, in_place)
         return b
 
     def arena_bytes(self):
-        """Bytes of the arenas bound so far (one per slot that ran this shape)."""
-        return sum(b[0].nbytes for b in self._slots if b is not None)
+        """Bytes of the arenas bound so far (one per slot that ran these shapes)."""
+        return sum(a.nbytes for a in self._arenas if a is not None)
 
 
 class PlanCache:
     """``ShapePlan``s by input shapes: built on first use from the imported graph, the ``capacity`` latest kept."""
 
     def __init__(self, graph, signature, num_workers, n_slots, capacity=8, fuse=True, reimport=None, reread=None,
-                 precision="fp32"):
+                 precision="fp32", widths=None):
         self._graph, self.signature = graph, signature
         # A static model's one plan is built on the imported graph itself, releasing each unpacked weight
         # once packed (peak memory); ``reimport`` gives a fresh graph if that build finds value inputs.
@@ -289,6 +315,8 @@ class PlanCache:
         self.output_dtypes = [graph.values[o].dtype for o in graph.outputs]
         self._make_batch_generic(graph)
         self._num_workers, self._n_slots, self._fuse = num_workers, n_slots, fuse
+        # Workers a request's ops are tiled for, alone and while every slot is busy.
+        self._widths = tuple(dict.fromkeys(widths or (num_workers,)))
         self.precision = precision
         self.capacity = capacity
         self.weight_cache = {}  # packed weights shared by every shape's plan
@@ -393,14 +421,15 @@ class PlanCache:
         t1 = time.perf_counter()
         # Packed weights are shared by node and shape; where input values are folded in they may be
         # computed from those values, so such a plan packs its own.
-        plan = lower_graph(graph, self._num_workers, {} if self.value_inputs else self.weight_cache,
-                           release_consts=in_place, precision=self.precision)
+        plans = lower_graph(graph, self._widths, {} if self.value_inputs else self.weight_cache,
+                            release_consts=in_place, precision=self.precision)
+        plan = plans[0]
         log.debug("shapes %s: passes %.3f s (%d nodes left), lowering %.3f s", [list(s) for s in shapes], t1 - t0,
                   len(graph.nodes), time.perf_counter() - t1)
         log.debug("plan: %d rows, %d tiles, arena %.1f MiB per stream, weights %.1f MiB, scratch %d KiB per worker",
                   len(plan.rows), sum(r.n_tiles for r in plan.rows), plan.arena_size / 2**20,
                   sum(w.nbytes for w in plan.weights.values()) / 2**20, plan.scratch_bytes // 1024)
-        return ShapePlan(graph, plan, self._n_slots, self._num_workers, names)
+        return ShapePlan(graph, plans, self._n_slots, self._num_workers, names)
 
     def after_fork(self):
         """In a fork()ed child: locks another thread of the parent may have held start afresh."""

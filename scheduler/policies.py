@@ -10,6 +10,8 @@ worker, which slots it serves, home slot first (``worker_orders``):
   no core idles while a request has a ready tile. ``work_stealing=False``
   gives fixed partitions (each worker serves only its own slots), the way
   DeepSparse and OpenVINO streams work, to compare against.
+  ``request_widths``: a request is tiled for every worker when it starts
+  alone, for its share when others are in flight.
 * ``elastic``: one slot per NUMA node / L3 domain, served only by that
   domain's workers: at most one request per domain, no tile crosses domains.
 
@@ -78,6 +80,27 @@ def worker_orders(mode, topo, n_slots, work_stealing=True):
     return order
 
 
+def request_widths(mode, topo, n_slots, work_stealing=True):
+    """``(alone, loaded)``: the workers a request's ops are tiled for when it runs alone and when every slot is busy.
+
+    A request can use every worker that serves its slot; with every slot busy,
+    each worker serves its home slot first, so a request has about its share.
+    Tiling for more workers than will run the request only adds hand-offs
+    and per-tile set-up.
+
+    * ``single_stream``: all workers, alone and loaded (there is one slot).
+    * ``multi_stream``: all workers alone (idle workers steal), ``workers //
+      slots`` (at least 1) loaded; without work stealing, that share always.
+    * ``elastic``: the largest domain's workers, always (no tile crosses domains).
+    """
+    n_workers = len(topo.cores)
+    if mode is Scheduler.elastic:
+        width = max(len(d) for d in topo.domains[:n_slots])
+        return width, width
+    loaded = max(1, n_workers // n_slots)
+    return (n_workers if work_stealing else loaded), loaded
+
+
 class Closed(RuntimeError):
     """The slot queue was closed while a caller waited for a slot."""
 
@@ -107,6 +130,10 @@ class SlotQueue:
             slot = self._free.pop(0)
             self._cv.notify_all()
             return slot
+
+    def in_use(self):
+        """Slots held by requests right now (a snapshot: others may come and go meanwhile)."""
+        return self.n_slots - len(self._free)
 
     def release(self, slot):
         """Give ``slot`` back."""

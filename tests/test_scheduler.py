@@ -95,10 +95,52 @@ def test_multi_stream_matches_reference_and_single_stream():
         np.testing.assert_array_equal(a.run([x])[0], b.run([x])[0])
 
 
+def test_request_widths_follow_the_workers_a_request_can_have():
+    """Alone a multi_stream request is tiled for every worker, beside others for its share; elastic for its domain."""
+    from tilerun.scheduler.policies import Scheduler, request_widths
+    four = Topology((0, 1, 2, 3), ((0, 1, 2, 3),))
+    two_l3 = Topology((0, 1, 2, 3, 4, 5), ((0, 1, 2, 3), (4, 5)))
+    assert request_widths(Scheduler.single_stream, four, 1) == (4, 4)
+    assert request_widths(Scheduler.multi_stream, four, 2) == (4, 2)
+    assert request_widths(Scheduler.multi_stream, four, 8) == (4, 1)
+    assert request_widths(Scheduler.multi_stream, four, 2, work_stealing=False) == (2, 2)
+    assert request_widths(Scheduler.elastic, two_l3, 2) == (4, 4)
+    assert request_widths(Scheduler.elastic, two_l3, 1) == (4, 4)
+
+
+@pytest.mark.parametrize("model", ["small_convnet", "mobilenet_v3_small"])
+def test_a_request_beside_another_runs_its_share_and_the_same_bits(model):
+    """multi_stream on 2 cores: a lone request splits ops over both workers; one that starts while another
+    request holds the other slot runs the tiles a 1-core engine runs, with the same bits."""
+    from tilerun.models import mobilenet_v3_small
+    cores = topology.detect().cores
+    if len(cores) < 2:
+        pytest.skip("needs two usable cores")
+    proto = small_convnet() if model == "small_convnet" else mobilenet_v3_small(seed=0, size=96)
+    x = np.random.default_rng(4).standard_normal(
+        [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]).astype(F)
+    with tilerun.compile_model(proto, scheduler="multi_stream", num_streams=2, num_cores=2) as eng:
+        alone = eng.trace([x])
+        held = eng._runtime.acquire()  # another request's slot
+        try:
+            beside = eng.trace([x])
+        finally:
+            eng._runtime.release(held)
+    with tilerun.compile_model(proto, num_cores=1) as one:
+        one_core = [r.n_tiles for r in one.plan.rows]
+    assert sum(r.n_tiles for r in alone.rows) > sum(one_core), "a lone request should split ops over both workers"
+    assert [r.n_tiles for r in beside.rows] == one_core
+    assert len(beside.events) == sum(one_core)
+    np.testing.assert_array_equal(beside.outputs[0], alone.outputs[0])
+
+
 def test_elastic_one_request_per_domain_and_both_busy():
     """Traced requests on two one-core domains: no two overlap in a domain, tiles never cross domains."""
     x = np.random.default_rng(3).standard_normal((1, 3, 24, 24)).astype(F)
+    with tilerun.compile_model(small_convnet(), num_cores=1) as one:
+        one_core = [r.n_tiles for r in one.plan.rows]
     with compile_for("elastic") as eng:
+        assert [r.n_tiles for r in eng.plan.rows] == one_core, "one-core domains tile as a 1-core engine"
         domain_of = {w: d for w, core in enumerate(eng.topology.cores)
                      for d, cores in enumerate(eng.topology.domains) if core in cores}
         with concurrent.futures.ThreadPoolExecutor(6) as ex:
