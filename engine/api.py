@@ -278,10 +278,12 @@ class Engine:
         except Closed:
             raise RequestError("engine was closed while the request waited for a free stream") from None
         try:
-            # A request that starts beside another runs the plan tiled for its share of the workers.
-            b = sp.bound(slot, loaded=sp.loaded is not sp.plan and self._runtime.slots.in_use() > 1)
+            # A request that starts beside another runs the plan tiled for its share of the workers,
+            # on those workers only: a worker that helped it would keep its own next request waiting.
+            loaded = sp.loaded is not sp.plan and self._runtime.slots.in_use() > 1
+            b = sp.bound(slot, loaded)
             self._bind_inputs(b.params, b.ins, b.in_place, [arrays[i] for i in sp.input_index])
-            failed, used, start_ns = self._runtime.execute(slot, b.job, trace)
+            failed, used, start_ns = self._runtime.execute(slot, b.job, trace, own_only=loaded)
             if failed is not None:
                 raise RequestError(self._fault(b, b.plan.rows[failed], arrays))
             outputs = [sp.constants[n].copy() if v is None else v.copy() for n, v in zip(self.output_names, b.outs)]

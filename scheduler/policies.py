@@ -11,7 +11,8 @@ worker, which slots it serves, home slot first (``worker_orders``):
   gives fixed partitions (each worker serves only its own slots), the way
   DeepSparse and OpenVINO streams work, to compare against.
   ``request_widths``: a request is tiled for every worker when it starts
-  alone, for its share when others are in flight.
+  alone; when others are in flight, for its share, and then (with no more
+  slots than workers) only its own workers serve it.
 * ``elastic``: one slot per NUMA node / L3 domain, served only by that
   domain's workers: at most one request per domain, no tile crosses domains.
 

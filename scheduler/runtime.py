@@ -46,6 +46,10 @@ class Runtime:
         self.n_slots = n_slots
         self._cores = tuple(topo.cores)
         self.order = worker_orders(mode, topo, n_slots, work_stealing)
+        self.n_own = (worker_orders(mode, topo, n_slots, False) >= 0).sum(axis=1)  # each worker's own slots
+        # ``own_only`` holds where every worker owns one slot at most: with more slots, a worker's
+        # own requests would queue behind each other while another worker idled.
+        self._own_only_ok = n_slots <= len(topo.cores)
         self.scratch = np.array(scratch_addrs, np.int64)  # workers read their entry per slot visit
         self.tiles_run = np.zeros(len(self._cores), np.int64)
         self._fresh_state()
@@ -65,7 +69,7 @@ class Runtime:
             self.pool = None
 
     def _serve(self, w):
-        self.tiles_run[w] = executor.serve(w, self.order[w], self._g, self._ctl, self.scratch)
+        self.tiles_run[w] = executor.serve(w, self.order[w], int(self.n_own[w]), self._g, self._ctl, self.scratch)
 
     def acquire(self):
         """A free slot, in caller arrival order (raises ``policies.Closed`` after ``close``)."""
@@ -82,8 +86,11 @@ class Runtime:
         """Give ``slot`` back for the next request."""
         self.slots.release(slot)
 
-    def execute(self, slot, job, trace=None):
+    def execute(self, slot, job, trace=None, own_only=False):
         """Run ``job`` in ``slot``; returns ``(failed_row or None, trace events used, start ns)``.
+
+        ``own_only``: only the workers that own ``slot`` serve it (a job tiled for their share),
+        where no worker owns several slots.
 
         ``trace`` is an optional ``(capacity, executor.N_EV)`` int64 array that
         receives one event per tile run; start ns is the request's start on the
@@ -92,7 +99,8 @@ class Runtime:
         if job.n_ops == 0:
             return None, 0, 0
         addr, cap = (trace.ctypes.data, trace.shape[0]) if trace is not None else (0, 0)
-        executor.start(self._g, self._ctl, slot, job.fields, job.state, job.tables["deps"], addr, cap)
+        executor.start(self._g, self._ctl, slot, job.fields, job.state, job.tables["deps"], addr, cap,
+                       int(own_only and self._own_only_ok))
         err = executor.wait(self._ctl, slot)
         used = min(int(self._ctl[slot, executor.TRACE_N]), cap)
         return (int(err) - 1 if err else None), used, int(self._ctl[slot, executor.T0])

@@ -111,7 +111,7 @@ def test_request_widths_follow_the_workers_a_request_can_have():
 @pytest.mark.parametrize("model", ["small_convnet", "mobilenet_v3_small"])
 def test_a_request_beside_another_runs_its_share_and_the_same_bits(model):
     """multi_stream on 2 cores: a lone request splits ops over both workers; one that starts while another
-    request holds the other slot runs the tiles a 1-core engine runs, with the same bits."""
+    request holds the other slot runs the tiles a 1-core engine runs, all on its own worker, with the same bits."""
     from tilerun.models import mobilenet_v3_small
     cores = topology.detect().cores
     if len(cores) < 2:
@@ -121,9 +121,9 @@ def test_a_request_beside_another_runs_its_share_and_the_same_bits(model):
         [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]).astype(F)
     with tilerun.compile_model(proto, scheduler="multi_stream", num_streams=2, num_cores=2) as eng:
         alone = eng.trace([x])
-        held = eng._runtime.acquire()  # another request's slot
+        held = eng._runtime.acquire()  # another request's slot: slot 0, worker 0's own
         try:
-            beside = eng.trace([x])
+            beside = eng.trace([x])  # in slot 1, worker 1's own
         finally:
             eng._runtime.release(held)
     with tilerun.compile_model(proto, num_cores=1) as one:
@@ -131,6 +131,8 @@ def test_a_request_beside_another_runs_its_share_and_the_same_bits(model):
     assert sum(r.n_tiles for r in alone.rows) > sum(one_core), "a lone request should split ops over both workers"
     assert [r.n_tiles for r in beside.rows] == one_core
     assert len(beside.events) == sum(one_core)
+    assert set(beside.events[:, 0].tolist()) == {1}, "worker 0, whose own slot is taken, must not help"
+    assert set(alone.events[:, 0].tolist()) == {0, 1}
     np.testing.assert_array_equal(beside.outputs[0], alone.outputs[0])
 
 
