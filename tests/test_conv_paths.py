@@ -53,6 +53,22 @@ def test_small_planes_split_channels_not_pixels():
     assert npb == 1 and ncob > 1
 
 
+def test_direct_tiles_of_two_row_blocks_read_their_input_in_place():
+    """A plain 1x1 conv split over channels packs its input by a row of its own only when a tile has more
+    than two row blocks (fewer read it in place, every tile at once)."""
+    few = choose_path(shape(c=96, cout=96, hw=14, k=1, pad=0), True, 2)   # 12 blocks over 10 tiles
+    many = choose_path(shape(c=512, cout=512, hw=7, k=1, pad=0, groups=2), True, 2)  # 32 blocks a group
+    assert few.kind == "direct" and few.n_cob > 1 and not few.pack_cols
+    assert many.kind == "direct" and -(-256 // MR) > 2 * many.n_cob and many.pack_cols
+
+
+@pytest.mark.parametrize("cout", [96, 40])
+def test_direct_channel_split_without_packing_matches_ort(cout):
+    from oracle import assert_kernel_matches_ort, conv_graph
+    model, feeds = conv_graph((1, 96, 14, 14), cout, (0, 0, 0, 0), k=1, act="Relu", residual=True)
+    assert_kernel_matches_ort(model, feeds, "f32_pack_cols", taken=False)
+
+
 def test_column_cost_counts_half_width_last_panel():
     assert column_cost(NR) == NR // VW
     assert column_cost(VW) == 1  # a last panel of at most one vector runs the half-width kernel

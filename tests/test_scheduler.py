@@ -132,7 +132,6 @@ def test_a_request_beside_another_runs_its_share_and_the_same_bits(model):
     assert [r.n_tiles for r in beside.rows] == one_core
     assert len(beside.events) == sum(one_core)
     assert set(beside.events[:, 0].tolist()) == {1}, "worker 0, whose own slot is taken, must not help"
-    assert set(alone.events[:, 0].tolist()) == {0, 1}
     np.testing.assert_array_equal(beside.outputs[0], alone.outputs[0])
 
 

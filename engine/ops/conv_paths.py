@@ -28,7 +28,8 @@ and the GEMM tiles, which ``ops/conv.py`` turns into rows. Paths:
   ``kernels/winograd.py``; ``n_pb`` blocks of at most ``NR`` tile columns per image.
 
 ``pack_cols``: tiles split output channels, so the GEMM's ``B`` is packed once
-by its own row for all of them. This module emits nothing and reads no graph.
+by its own row for all of them (a plain 1x1 conv's tiles of at most two row
+blocks read ``B`` in place instead). This module emits nothing and reads no graph.
 """
 from dataclasses import dataclass
 
@@ -253,4 +254,8 @@ def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
     if s.cin_g == 1:
         return ConvPath("depthwise")
     npb, npan, ncob = _gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
-    return ConvPath("direct" if plain_1x1 else "im2col", npb, npan, ncob, pack_cols=ncob > 1)
+    if plain_1x1:
+        # Tiles of at most two row blocks read B in place (gemm_tile): a shared packing pass would run
+        # alone, before any of them, over input that the other cores wrote.
+        return ConvPath("direct", npb, npan, ncob, pack_cols=ncob > 1 and -(-s.cout_g // MR) > 2 * ncob)
+    return ConvPath("im2col", npb, npan, ncob, pack_cols=ncob > 1)
