@@ -56,7 +56,7 @@ import numpy as np
 from .abi import f32, slot_address
 from .contract import declare_row, tile_kernel
 from .conv_pack import BIG, _GEOMETRY, _im2col
-from .elementwise import CLIP, HARD_SWISH, IDENTITY, RELU, activation_run
+from .elementwise import ACT_RUN_MIN, CLIP, HARD_SWISH, IDENTITY, RELU, activation_run
 from .gemm import EPILOGUE, MR, NR, micro, ep_fields, gemm_tile, micro_7rows, scratch_floats
 from .pool2d import maxpool_rows
 from .simd import (VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load_n, v_mul, v_splat, v_store_n,
@@ -210,13 +210,16 @@ def f32_conv_pixel_rows(p, tile, scratch):
                 nq = min(VW, q1 - b0)
                 v_transpose_block(scratch + ((b0 - q0) * NR + c) * 4, NR * 4, nq, nc,
                                   p[R.y] + (at0 + c * npix + b0) * 4, npix * 4, nc, nq)
+        # Whole planes are consecutive outputs: their activation runs in passes of at least ACT_RUN_MIN.
+        run0 = (img * cout + co0) * npix + q0
         for co in range(co0, co0 + nv):
             b_v = v_splat(bias[co] if has_bias else np.float32(0))
             at = (img * cout + co) * npix
             _out_run(p[R.y] + (at + q0) * 4, p[R.y], (at + q0) * 4, q1 - q0, b_v, p[R.res], has_res,
                      act if vec_act else IDENTITY, lo_v, hi_v)
-            if not vec_act:
-                activation_run(act, y, at + q0, at + q1, aa, ab)
+            if not vec_act and (q1 - q0 < npix or at + q1 - run0 >= ACT_RUN_MIN or co == co0 + nv - 1):
+                activation_run(act, y, run0, at + q1, aa, ab)
+                run0 = at + npix + q0
     return 0
 
 
@@ -271,14 +274,17 @@ def f32_grid_out(p, tile, scratch):
     lo_v = v_splat(aa)
     hi_v = v_splat(ab)
     npix = oh_n * ow_n
-    for plane in range(tile * per, min(n_img * cout, tile * per + per)):
+    hi = min(n_img * cout, tile * per + per)
+    run0 = tile * per * npix  # outputs still waiting for a pass of the activation (runs of ACT_RUN_MIN)
+    for plane in range(tile * per, hi):
         co = plane % cout
         b_v = v_splat(bias[co] if has_bias else np.float32(0))
         for oh in range(oh_n):
             _out_run(p[R.grid] + (plane * ngrid + oh * wp) * 4, p[R.y], (plane * npix + oh * ow_n) * 4, ow_n, b_v,
                      p[R.res], has_res, act if vec_act else IDENTITY, lo_v, hi_v)
-        if not vec_act:
-            activation_run(act, y, plane * npix, plane * npix + npix, aa, ab)
+        if not vec_act and ((plane + 1) * npix - run0 >= ACT_RUN_MIN or plane == hi - 1):
+            activation_run(act, y, run0, (plane + 1) * npix, aa, ab)
+            run0 = (plane + 1) * npix
     return 0
 
 

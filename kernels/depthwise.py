@@ -30,7 +30,7 @@ from .abi import f32, slot_address
 from .contract import tile_kernel
 from .conv import CONV, _conv_geometry, _dw_out, dw_out_applies
 from .conv_pack import BIG, _copy_run, _span
-from .elementwise import IDENTITY, activation_run
+from .elementwise import ACT_RUN_MIN, IDENTITY, activation_run
 from .gemm import ep_fields
 from .simd import VW, v_fma, v_load, v_load2_n, v_load_n, v_splat, v_store, v_store_n, v_transpose_block, v_zero
 
@@ -202,6 +202,7 @@ def f32_conv_dw(p, tile, scratch):
         hp, wp, nf, _ = dw_pad_shape(h, w, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl)
         for t in range(0, nf, VW):
             v_store_n(scratch + t * 4, v_zero(), nf - t)
+    run0 = lo * npix  # outputs still waiting for a pass of the activation (runs of ACT_RUN_MIN)
     for plane in range(lo, hi):
         img = plane // cout
         co = plane - img * cout
@@ -211,8 +212,9 @@ def f32_conv_dw(p, tile, scratch):
             _dw_padded(p[R.x], xo, wt, co * kh * kw, p[R.y], plane * npix, p[R.res], scratch, scratch + nf * 4, h, w,
                        wp, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl, bv, act if vec_act else IDENTITY, aa, ab,
                        has_res)
-            if not vec_act:
-                activation_run(act, y, plane * npix, plane * npix + npix, aa, ab)
+            if not vec_act and ((plane + 1) * npix - run0 >= ACT_RUN_MIN or plane == hi - 1):
+                activation_run(act, y, run0, (plane + 1) * npix, aa, ab)
+                run0 = (plane + 1) * npix
         else:
             _dw_plane(x, xo, wt, co * kh * kw, y, plane * npix, h, w, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl)
             _dw_epilogue(y, plane * npix, f32(p[R.res], BIG), bv, npix, act, aa, ab, has_res)

@@ -42,6 +42,16 @@ def test_pixel_rows_epilogue(act, residual):
     assert_matches_ort(*pointwise((1, 192, 7, 7), 96, act=act, residual=residual))
 
 
+@pytest.mark.parametrize("xshape, cout", [
+    ((2, 192, 7, 7), 96),      # whole planes: one pass per channel panel (32 x 49 outputs)
+    ((1, 512, 10, 10), 64),    # whole planes of 100: a pass every 21 channels and one for the rest
+    ((2, 256, 30, 31), 64),    # chunks of 448 pixels: a pass per channel and chunk
+])
+@pytest.mark.parametrize("act", ["SiLU", "Sigmoid"])
+def test_pixel_rows_activation_passes_over_consecutive_planes(xshape, cout, act):
+    assert_matches_ort(*pointwise(xshape, cout, act=act))
+
+
 def test_pixel_rows_without_bias():
     assert_matches_ort(*pointwise((1, 256, 7, 7), 160, bias=False))
 
