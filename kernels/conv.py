@@ -40,7 +40,8 @@ place by the micro-kernel's broadcasts (row stride 1, depth stride the
 plane) instead of being packed, which deep convs with few output channels
 repay. ``w`` is ``W`` transposed in ``NR``-column panels
 (``gemm.pack_b``), ``pix_panels`` of them; the units are (panel, chunk of
-``PIXEL_CHUNK`` pixels), and tile = (image, run of units dealt evenly over
+the plane's pixels: ``pix_chunks`` of at most ``PIXEL_CHUNK``, in whole
+register blocks), and tile = (image, run of units dealt evenly over
 ``n_cob``). Each unit's ``[pixels][NR]`` block is computed in scratch over
 the whole depth, transposed into the image, then bias, residual and
 activation run over its rows of the planes in cache.
@@ -68,7 +69,7 @@ IM2COL, DIRECT, FROM_COLS, GRID, GRID_COLS = 0, 1, 2, 3, 4  # where f32_conv_gem
 
 CONV = declare_row("CONV", inputs=("x", "w", "bias?", "res?", "koffs?"), outputs=("y",),
                    ints=_GEOMETRY + ("groups", "cout_g", "cin_g", "co_per_tile", "pix_panels", "n_cob", "n_pb",
-                                     "source", "pix_block", "hq", "wq", "plane_stride", "to_image"),
+                                     "source", "pix_block", "pix_chunks", "hq", "wq", "plane_stride", "to_image"),
                    structs={"ep": EPILOGUE})
 CONV_MAXPOOL = declare_row("CONV_MAXPOOL", inputs=("x", "w", "bias?", "koffs"), outputs=("y",),
                            ints=("n", "c", "cout", "out_h", "out_w", "wq", "plane_stride", "k", "pool_kh",
@@ -175,9 +176,9 @@ def _pixel_rows_scratch(a):
 def f32_conv_pixel_rows(p, tile, scratch):
     R = CONV
     n_c, h, w, cout, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl = _conv_geometry(p)
-    npan, ncob, rb = p[R.pix_panels], p[R.n_cob], p[R.pix_block]
+    npan, ncob, rb, nch = p[R.pix_panels], p[R.n_cob], p[R.pix_block], p[R.pix_chunks]
     npix = oh_n * ow_n
-    nch = (npix + PIXEL_CHUNK - 1) // PIXEL_CHUNK
+    chunk = ((npix + nch - 1) // nch + rb - 1) // rb * rb
     units = npan * nch
     img = tile // ncob
     cob = tile - img * ncob
@@ -191,8 +192,8 @@ def f32_conv_pixel_rows(p, tile, scratch):
     y = f32(p[R.y], BIG)
     for u in range(cob * units // ncob, (cob + 1) * units // ncob):  # (channel panel, pixel chunk) units
         jp = u // nch
-        q0 = (u - jp * nch) * PIXEL_CHUNK
-        q1 = min(npix, q0 + PIXEL_CHUNK)
+        q0 = (u - jp * nch) * chunk
+        q1 = min(npix, q0 + chunk)
         co0 = jp * NR
         nv = min(NR, cout - co0)
         wp = p[R.w] + jp * n_c * NR * 4

@@ -86,3 +86,13 @@ def test_pixel_rows_splits_channel_panels_over_workers():
     s = ConvShape(1, 320, 7, 7, 1280, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 1)
     assert choose_path(s, True, 1).n_cob == 1
     assert choose_path(s, True, 2).n_cob > 1
+    assert choose_path(s, True, 2).pix_chunks == 1
+
+
+def test_pixel_rows_splits_the_plane_when_panels_are_too_few():
+    """576->96 at 7x7 (MobileNetV3): 3 channel panels would go 2 against 1 on 2 workers; halves of the plane
+    make 6 units. One worker keeps the plane whole."""
+    s = ConvShape(1, 576, 7, 7, 96, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 1)
+    assert choose_path(s, True, 1).pix_chunks == 1
+    two = choose_path(s, True, 2)
+    assert two.kind == "pixel_rows" and two.pix_chunks == 2 and two.n_cob > 1

@@ -157,7 +157,7 @@ class _ConvRows:
         """Add one ``CONV`` row (``f32_conv_gemm`` / ``f32_conv_dw``); unset ints are 0."""
         s, path = self.s, self.path
         values = dict(groups=s.groups, cout_g=s.cout_g, cin_g=s.cin_g, co_per_tile=0, pix_panels=path.pix_panels,
-                      n_cob=path.n_cob, n_pb=path.n_pb, source=0, pix_block=PIX_BLOCK, hq=0, wq=0,
+                      n_cob=path.n_cob, n_pb=path.n_pb, source=0, pix_block=PIX_BLOCK, pix_chunks=1, hq=0, wq=0,
                       plane_stride=0, to_image=0)
         values.update(ints)
         self.plan.add(self.node, kernel, x=x, w=self.packed_weights(kernel), bias=bias, res=res, koffs=koffs,
@@ -292,7 +292,8 @@ def _emit_stem(r):
 
 def _emit_pixel_rows(r):
     """``f32_conv_pixel_rows``: weights packed as ``NR``-channel panels of ``W`` transposed (``gemm.pack_b``)."""
-    r.conv_row(K.f32_conv_pixel_rows, r.x, r.y, r.gemm_tiles, bias=r.b, res=r.res, pix_block=pixel_rows_block(r.s.npix))
+    r.conv_row(K.f32_conv_pixel_rows, r.x, r.y, r.gemm_tiles, bias=r.b, res=r.res, pix_block=pixel_rows_block(r.s.npix),
+               pix_chunks=r.path.pix_chunks)
 
 
 _EMITTERS = {"depthwise": _emit_depthwise, "stem": _emit_stem, "grid": _emit_grid, "grid_pixels": _emit_grid_pixels,

@@ -129,6 +129,7 @@ class ConvPath:
     pack_cols: bool = False
     to_image: bool = False
     grid: GridGeometry = None
+    pix_chunks: int = 1
 
     @property
     def tiles(self):
@@ -169,10 +170,15 @@ def _pixel_rows_path(s, workers):
     if rows > PIXEL_ROWS_SHARE * direct:
         return None
     npan = -(-s.cout // NR)
-    units = npan * -(-s.npix // PIXEL_CHUNK)
+    nch = -(-s.npix // PIXEL_CHUNK)
+    if workers > 1 and s.n * npan * nch < 2 * workers:
+        # Too few (panel, chunk) units to share evenly (3 panels on 2 workers: 2 against 1): smaller
+        # chunks of whole register blocks.
+        nch = min(-(-s.npix // pixel_rows_block(s.npix)), -(-2 * workers // (s.n * npan)))
+    chunk = -(-s.npix // nch)
     cap = -(-tiling.tile_cap(workers) // s.n)
-    return ConvPath("pixel_rows", n_cob=tiling.split_even(units, min(s.npix, PIXEL_CHUNK) * s.k * NR, workers, 1, cap),
-                    pix_panels=npan)
+    return ConvPath("pixel_rows", n_cob=tiling.split_even(npan * nch, chunk * s.k * NR, workers, 1, cap),
+                    pix_panels=npan, pix_chunks=nch)
 
 
 def winograd_tiles(s):
