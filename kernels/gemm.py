@@ -395,8 +395,23 @@ def _store_block(builder, acc, targets, c, mv, ep, bias, res, flags, mr=MR):
 
 
 @numba.njit(inline="always")
-def _epilogue(cv, co, ldc, mv, nv, epa, cadd, cao, sci, scj, res):
-    """``C = act(alpha*C + beta*Cadd + res)`` on an ``mv x nv`` block just computed."""
+def rows_activation(cv, co, ldc, mv, n, epa):
+    """The epilogue's activation on ``mv`` rows of ``n`` floats of ``C`` (row ``i`` at ``co + i * ldc``).
+
+    Callers apply it once a row block's sweep over its panels is done: one
+    pass per row rather than per ``NR`` columns (a pass's set-up costs more
+    than 32 GELUs).
+    """
+    act = ep_int(epa, EPILOGUE.act)
+    aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
+    for i in range(mv):
+        activation_run(act, cv, co + i * ldc, co + i * ldc + n, aa, ab)
+
+
+@numba.njit(inline="always")
+def _epilogue(cv, co, ldc, mv, nv, epa, cadd, cao, sci, scj, res, with_act):
+    """``C = alpha*C + beta*Cadd + res`` on an ``mv x nv`` block just computed, then its activation
+    if ``with_act`` (else the caller applies it with ``rows_activation``)."""
     alpha, beta = ep_float(epa, EPILOGUE.alpha), ep_float(epa, EPILOGUE.beta)
     aa, ab = ep_float(epa, EPILOGUE.act_alpha), ep_float(epa, EPILOGUE.act_beta)
     act, has_c, has_res = ep_int(epa, EPILOGUE.act), ep_int(epa, EPILOGUE.has_c) != 0, ep_int(epa, EPILOGUE.has_res) != 0
@@ -410,7 +425,8 @@ def _epilogue(cv, co, ldc, mv, nv, epa, cadd, cao, sci, scj, res):
             if has_res:
                 v += res[q]
             cv[q] = v
-        activation_run(act, cv, r, r + nv, aa, ab)
+        if with_act:
+            activation_run(act, cv, r, r + nv, aa, ab)
 
 
 @numba.njit(inline="always")
@@ -584,7 +600,7 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
         # One row over packed panels (a batch-1 fully connected layer): every fma used.
         _gemv_row(a, sak, b, bpk, n, kk, c)
         if fast < 0:
-            _epilogue(cv, 0, ldc, 1, n, epa, cav, 0, sci, scj, rv)
+            _epilogue(cv, 0, ldc, 1, n, epa, cav, 0, sci, scj, rv, True)
         return 0
     in_place = sai == 1 and sak == MR and sblk == kk * MR
     kc_max = KC if in_place else KC_PLAIN_A
@@ -674,7 +690,13 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
                                 _micro_half(ai, asai, asak, bp, lb, cblk, ldc, kc, mv, nv, epa, bias, rblk, fl,
                                             gmap + jp * GMAP_INTS * 8)
                             if last and fast < 0:
-                                _epilogue(cv, i0 * ldc + j0, ldc, mv, nv, epa, cav, i0 * sci + j0 * scj, sci, scj, rv)
+                                _epilogue(cv, i0 * ldc + j0, ldc, mv, nv, epa, cav, i0 * sci + j0 * scj, sci, scj, rv,
+                                          False)
+                    if last and fast < 0:  # the activation once per row of the swept panels
+                        c0 = jc * NR
+                        for ib in range(ig, min(nib, ig + grp)):
+                            i0 = ic + ib * MR
+                            rows_activation(cv, i0 * ldc + c0, ldc, min(MR, m - i0), min(n, c0 + jn * NR) - c0, epa)
     return 0
 
 

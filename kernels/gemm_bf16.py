@@ -47,7 +47,8 @@ from numba.extending import intrinsic
 from . import simd
 from .abi import f32, i64, slot_address
 from .contract import declare_row, tile_kernel
-from .gemm import EPILOGUE, FAST_BIAS, FAST_RES, LOAD, MR, _epilogue, _kloop, _merge, _store_block, ep_int
+from .gemm import (EPILOGUE, FAST_BIAS, FAST_RES, LOAD, MR, _epilogue, _kloop, _merge, _store_block, ep_int,
+                   rows_activation)
 from .simd import f32vec, v_load
 
 BV = 16              # float32 lanes of one AVX-512 vector (the only width these kernels exist for)
@@ -292,8 +293,11 @@ def _block(a, sar, sak, ablk, m, b, bpan, n, kp, c, ldc, epa, cadd, sci, scj, re
             else:
                 _micro_bf16_half(ai, sar, sak, bp, cblk, ldc, kp, mv, nv, epa, bias, rblk, fl)
             if last and fast < 0:
+                # Row blocks outer: the activation once per row after its sweep over the panels.
                 _epilogue(f32(c, big), i0 * ldc + j0, ldc, mv, nv, epa, f32(cadd, big), i0 * sci + j0 * scj, sci,
-                          scj, f32(res, big))
+                          scj, f32(res, big), not rows_outer)
+                if rows_outer and jp == npan - 1:
+                    rows_activation(f32(c, big), i0 * ldc, ldc, mv, n, epa)
 
 
 def _gemm_scratch(args):
