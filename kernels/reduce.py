@@ -71,6 +71,68 @@ def _reduce_init(op):
     return 0.0
 
 
+@numba.njit(fastmath={"reassoc", "nsz"})
+def _sum_of(x, base, n, op):
+    """Sum of ``x[base:base+n]`` (R_SUM, R_MEAN), of squares (R_SUMSQ, R_L2) or of magnitudes (R_L1), in float64."""
+    s = 0.0
+    if op == R_SUMSQ or op == R_L2:
+        for i in range(n):
+            v = np.float64(x[U(base + i)])
+            s += v * v
+    elif op == R_L1:
+        for i in range(n):
+            s += abs(np.float64(x[U(base + i)]))
+    else:
+        for i in range(n):
+            s += x[U(base + i)]
+    return s
+
+
+@numba.njit
+def _row_extreme(x, base, n, is_min):
+    """Max (min) of ``x[base:base+n]`` as float64, NaN if any element is NaN; -inf (+inf) for ``n == 0``.
+
+    NaN is tracked apart from the comparisons, so both loops vectorize.
+    """
+    a = np.float32(np.inf if is_min else -np.inf)
+    nan = False
+    if is_min:
+        for k in range(n):
+            v = x[U(base + k)]
+            a = v if v < a else a
+            nan |= v != v
+    else:
+        for k in range(n):
+            v = x[U(base + k)]
+            a = v if v > a else a
+            nan |= v != v
+    return np.nan if nan else np.float64(a)
+
+
+@numba.njit(inline="always")
+def _row_reduce(x, base, n, op):
+    """``(accumulated value, max)`` of one contiguous row for ``op``, as the strided loop of ``f32_reduce`` gets
+    them (the max only for R_LOGSUMEXP), with the accumulator in a register: the reduction over the last axis."""
+    m = -np.inf
+    if op == R_MAX or op == R_MIN or op == R_LOGSUMEXP:
+        a = _row_extreme(x, base, n, op == R_MIN)
+        if op != R_LOGSUMEXP:
+            return a, m
+        m = a
+        a = 0.0
+        for k in range(n):
+            a += np.exp(np.float64(x[U(base + k)]) - m)
+        return a, m
+    if op == R_PROD:
+        a = 1.0
+        for k in range(n):
+            a *= np.float64(x[U(base + k)])
+        return a, m
+    if op == R_LOGSUM:
+        return row_sum(x, base, n), m
+    return _sum_of(x, base, n, op), m
+
+
 @tile_kernel(REDUCE, scratch=lambda args: 16 * max(args["inner"], 1))
 def f32_reduce(p, tile, scratch):
     """``y[o, i] = reduce_k x[o, k, i]`` for the reduction ``op`` (an ``R_*`` code)."""
@@ -80,6 +142,10 @@ def f32_reduce(p, tile, scratch):
     acc = _f64(scratch, 2 * inner)
     for o in range(tile * per, min(outer, tile * per + per)):
         base = o * n * inner
+        if inner == 1:  # a contiguous row: the accumulator in a register
+            a, m = _row_reduce(x, base, n, op)
+            y[U(o)] = np.float32(_finish(a, m, n, op))
+            continue
         for i in range(inner):
             acc[i] = _reduce_init(op)
             acc[inner + i] = -np.inf
@@ -109,18 +175,22 @@ def f32_reduce(p, tile, scratch):
                 else:
                     acc[i] = a + v
         for i in range(inner):
-            a = acc[i]
-            if op == R_MEAN:
-                a = a / n
-            elif op == R_L2:
-                a = np.sqrt(a)
-            elif op == R_LOGSUM:
-                a = np.log(a)
-            elif op == R_LOGSUMEXP:
-                m = acc[inner + i]
-                a = np.log(a) + m if m > -np.inf else m
-            y[U(o * inner + i)] = np.float32(a)
+            y[U(o * inner + i)] = np.float32(_finish(acc[i], acc[inner + i], n, op))
     return 0
+
+
+@numba.njit(inline="always")
+def _finish(a, m, n, op):
+    """The result of ``op`` from its accumulated value ``a`` (and max ``m`` for R_LOGSUMEXP) over ``n`` elements."""
+    if op == R_MEAN:
+        return a / n
+    if op == R_L2:
+        return np.sqrt(a)
+    if op == R_LOGSUM:
+        return np.log(a)
+    if op == R_LOGSUMEXP:  # an infinite max is the result (exp(inf - inf) would make it NaN)
+        return np.log(a) + m if -np.inf < m < np.inf else m
+    return a
 
 
 @tile_kernel(ARG_REDUCE, scratch=lambda args: 8 * max(args["inner"], 1))

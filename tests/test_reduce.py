@@ -24,6 +24,18 @@ def test_reductions_over_axis_sets(axes, keepdims):
     check_against_reference(m, {"x": x}, rtol=1e-4, atol=1e-4)
 
 
+def test_reductions_over_the_last_axis_propagate_nan_and_infinities():
+    """Contiguous rows (the register-accumulator loops): a row with NaN, with -inf, with +inf."""
+    x = (np.random.default_rng(4).random((6, 37)) + 0.5).astype(F)
+    x[1, 3] = np.nan
+    x[2, 7] = -np.inf
+    x[3, 5] = np.inf
+    nodes = [helper.make_node(op, ["x", "axes"], [op], keepdims=0) for op in OPS]
+    m = make_model(nodes, [("x", F, x.shape)], [(op, F, None) for op in OPS], [("axes", np.array([-1], np.int64))],
+                   opset=18)
+    check_against_reference(m, {"x": x}, rtol=1e-5, atol=1e-5)
+
+
 def test_reduce_noop_and_empty_axes():
     x = np.random.default_rng(1).standard_normal((2, 3)).astype(F)
     nodes = [helper.make_node("ReduceSum", ["x"], ["noop"], noop_with_empty_axes=1),
