@@ -73,7 +73,8 @@ def _reduce_init(op):
 
 @numba.njit(fastmath={"reassoc", "nsz"})
 def _sum_of(x, base, n, op):
-    """Sum of ``x[base:base+n]`` (R_SUM, R_MEAN), of squares (R_SUMSQ, R_L2) or of magnitudes (R_L1), in float64."""
+    """Sum of ``x[base:base+n]`` (R_SUM, R_MEAN, R_LOGSUM), of squares (R_SUMSQ, R_L2) or of magnitudes (R_L1),
+    in float64."""
     s = 0.0
     if op == R_SUMSQ or op == R_L2:
         for i in range(n):
@@ -128,8 +129,6 @@ def _row_reduce(x, base, n, op):
         for k in range(n):
             a *= np.float64(x[U(base + k)])
         return a, m
-    if op == R_LOGSUM:
-        return row_sum(x, base, n), m
     return _sum_of(x, base, n, op), m
 
 

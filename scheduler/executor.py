@@ -27,8 +27,8 @@ that worker is not serving this slot, or the op has waited ``STEAL_AFTER_NS``:
 the schedule stays work-conserving. The exception is a request started
 ``own_only`` (tiled for its slot's own workers because every slot was busy):
 only those serve it, so a worker between two requests of its own does not
-take a tile of another's and keep its next request waiting. No Python runs per tile, per op or per
-request on the workers.
+take a tile of another's and keep its next request waiting. No Python runs
+per tile, per op or per request on the workers.
 
 Idle workers: with a request in flight, a worker with nothing to claim spins
 for ``SPIN_NS``, then sleeps on a futex until a release makes more than one
