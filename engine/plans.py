@@ -262,16 +262,9 @@ class ShapePlan:
         self._n_workers = n_workers
         self._arenas = [None] * n_slots
         self._bindings = {}  # (slot, index in plans) -> Binding
-
-    @property
-    def scratch_bytes(self):
-        """Per-worker scratch the larger of the plans needs."""
-        return max(p.scratch_bytes for p in self._plans)
-
-    @property
-    def max_tiles(self):
-        """Most tiles one request of these shapes runs (a trace's capacity)."""
-        return max(int(p.tables["n_tiles"].sum()) for p in self._plans)
+        self.scratch_bytes = max(p.scratch_bytes for p in plans)  # per worker, for the larger plan
+        self.max_tiles = max(int(p.tables["n_tiles"].sum()) for p in plans)  # a trace's capacity
+        self._arena_size = max(p.arena_size for p in plans)
 
     def bound(self, slot, loaded=False):
         """The ``Binding`` of ``plan`` (or of ``loaded``) in ``slot``."""
@@ -280,7 +273,7 @@ class ShapePlan:
         if b is None:
             plan = self._plans[key[1]]
             if self._arenas[slot] is None:
-                self._arenas[slot] = aligned_bytes(max(p.arena_size for p in self._plans))
+                self._arenas[slot] = aligned_bytes(self._arena_size)
             arena = self._arenas[slot]
             params = plan.bind(arena)
             ins = [plan.view(arena, n) for n in self._inputs]

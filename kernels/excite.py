@@ -14,8 +14,7 @@ vectorize with a fixed order. The four ops a squeeze-excitation block
 exports as (pool, two 1x1 convs on a 1x1 map, the channel Mul) each ran on a
 few microseconds of work with a hand-off between: here they are two rows,
 both split over channels, so no worker waits through a whole block's pool
-and gating (one row of one tile per image left the other worker idle for
-all of it: 0.85 ms of EfficientNet-B0's 8.1 at 2 cores). The activations
+and gating (one tile per image left the other worker idle for all of it). The activations
 are ``elementwise`` codes applied by ``apply_activation``. Not here: spatial
 (non-global) gating, more than two fully connected layers.
 """

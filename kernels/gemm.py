@@ -65,6 +65,9 @@ PREFETCH_ROWS = 8  # rows of B the micro-kernel prefetches ahead
 # Bytes of a packed A the micro-kernel prefetches ahead (64 k-steps): the
 # weights of a layer come from memory, evicted by the layers between two requests.
 A_PREFETCH = 2048
+# A plain B is read in place, not packed, by tiles of at most this many row blocks: each of its
+# panels is then read once or twice, and copying it would cost as much as using it.
+B_IN_PLACE_BLOCKS = 2
 
 # Micro-kernel flags: add the C block in memory (a later K slice), the
 # epilogue steps it applies in registers, and GRID_MAP (columns scattered to
@@ -618,9 +621,8 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     pack_a = not in_place and npan >= 4 and nk * kc_max >= kk
     mc_n = MC if pack_a or m * kc_max * 4 > A_SLICE_BYTES else m
     apack = scratch + KC_PLAIN_A * NC * 4
-    # With one or two row blocks a packed panel is read once or twice: copying
-    # it costs as much as using it, so full panels of a plain B are read in place.
-    b_in_place = bpk == 0 and m <= 2 * MR
+    # Full panels of a plain B are read in place by few row blocks (B_IN_PLACE_BLOCKS).
+    b_in_place = bpk == 0 and m <= B_IN_PLACE_BLOCKS * MR
     npc = NC // NR
     gmap = apack + MC * KC_PLAIN_A * 4
     gm = i64(gmap, GMAP_INTS * npc)

@@ -36,9 +36,8 @@ tile ready (a lone single-tile op goes to its releaser, which takes it next)
 or the next ``start``; with none in flight it yields for ``YIELD_NS`` first.
 It does not yield-loop through a request: on a VM whose vCPUs the host
 time-slices, a yielding vCPU still looks busy to the host and takes the time
-the vCPU running the tile everyone waits for needs (RegNetY-400MF at 2 cores
-in such periods: 1.22-1.34 of ORT in 2 of 14 alternating processes before,
-at most 1.07 in 13 of 14 after; MobileNetV3-small median 1.27 -> 1.20).
+the vCPU running the tile everyone waits for needs (measured in
+``benchmarks/README.md``, sixth session).
 
 Safe reuse of a slot: a worker announces itself in ``RUNNING`` before it
 touches a slot and re-checks ``ACTIVE`` after; ``wait`` returns only when the
@@ -86,6 +85,14 @@ def new_op_state(n_ops, n_workers):
 
 
 @numba.njit(nogil=True, cache=True)
+def _announce(g):
+    """New ops may be ready: move ``SEQ`` on (a worker about to sleep then does not) and wake the sleepers."""
+    atomic_add(g, SEQ, 1)
+    if atomic_load(g, SLEEPERS) > 0:
+        futex_wake(g, SEQ, 1 << 30)
+
+
+@numba.njit(nogil=True, cache=True)
 def start(g, ctl, slot, job, s, deps_init, trace_addr, trace_cap, own_only):
     """Load ``job`` into ``slot``, make its root ops ready, activate it and wake workers.
 
@@ -119,9 +126,7 @@ def start(g, ctl, slot, job, s, deps_init, trace_addr, trace_cap, own_only):
     c[OWN_ONLY] = own_only
     atomic_add(c, GEN, 1)
     atomic_store(c, ACTIVE, 1)  # publishes everything above to the workers
-    atomic_add(g, SEQ, 1)
-    if atomic_load(g, SLEEPERS) > 0:
-        futex_wake(g, SEQ, 1 << 30)
+    _announce(g)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -141,14 +146,6 @@ def stop(g):
     atomic_store(g, STOP, 1)
     atomic_add(g, SEQ, 1)
     futex_wake(g, SEQ, 1 << 30)
-
-
-@numba.njit(nogil=True, cache=True)
-def _announce(g):
-    """New ops may be ready: move ``SEQ`` on (a worker about to sleep then does not) and wake the sleepers."""
-    atomic_add(g, SEQ, 1)
-    if atomic_load(g, SLEEPERS) > 0:
-        futex_wake(g, SEQ, 1 << 30)
 
 
 @numba.njit(nogil=True, cache=True)

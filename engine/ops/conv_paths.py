@@ -34,7 +34,7 @@ blocks read ``B`` in place instead). This module emits nothing and reads no grap
 from dataclasses import dataclass
 
 from tilerun.kernels.conv import PIXEL_CHUNK
-from tilerun.kernels.gemm import MR, NR
+from tilerun.kernels.gemm import B_IN_PLACE_BLOCKS, MR, NR
 from tilerun.kernels.simd import VW
 from tilerun.kernels.stem import STEM_MAX_CIN
 
@@ -261,7 +261,8 @@ def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
         return ConvPath("depthwise")
     npb, npan, ncob = _gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
     if plain_1x1:
-        # Tiles of at most two row blocks read B in place (gemm_tile): a shared packing pass would run
-        # alone, before any of them, over input that the other cores wrote.
-        return ConvPath("direct", npb, npan, ncob, pack_cols=ncob > 1 and -(-s.cout_g // MR) > 2 * ncob)
+        # Tiles of at most B_IN_PLACE_BLOCKS row blocks read B in place (gemm_tile): a shared packing pass
+        # would run alone, before any of them, over input that the other cores wrote.
+        return ConvPath("direct", npb, npan, ncob,
+                        pack_cols=ncob > 1 and -(-s.cout_g // MR) > B_IN_PLACE_BLOCKS * ncob)
     return ConvPath("im2col", npb, npan, ncob, pack_cols=ncob > 1)
