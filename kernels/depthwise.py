@@ -17,7 +17,9 @@ units are output rows of each (image, group of ``VW`` channels), and a tile
 takes ``co_per_tile`` consecutive ones; the input rows a band of them needs
 (bands of about ``CV_GRID_BYTES`` of grid, so large planes stay in L2) are
 transposed into a zero-padded ``[row][column][VW]`` scratch grid, every
-tap of eight outputs is then one weight vector and eight input vectors, the
+tap of eight outputs is then one weight vector and eight input vectors (for
+3- and 5-wide kernels at column stride 1 or 2 a kernel row's taps unroll, and
+the input vectors neighbouring outputs share are loaded once), the
 activation runs on the band of results in scratch, and they are transposed
 back to the planes. ``w`` is packed as ``[group][tap][VW]``
 (``pack_channel_blocks``, zero for channels past ``cout``). Not here: groups of more than
@@ -263,6 +265,24 @@ def _dw_cv_band(xa, xo, h, w, nc, wg, b_v, grid, outg, wp, oh0, oh1, ow_n, kh, k
         for w0 in range(0, w, VW):
             nw = min(VW, w - w0)
             v_transpose_block(xa + (xo + ih * w + w0) * 4, h * w * 4, nc, nw, gr + w0 * vs, vs, nw, VW)
+    # kw and sw as constants: each tap loop unrolls, and the loads that neighbouring outputs share
+    # (output j, tap kj read grid column sw*j + kj) are loaded once per kernel row.
+    if kw == 3 and sw == 1:
+        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, 3, sh, 1)
+    elif kw == 3 and sw == 2:
+        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, 3, sh, 2)
+    elif kw == 5 and sw == 1:
+        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, 5, sh, 1)
+    elif kw == 5 and sw == 2:
+        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, 5, sh, 2)
+    else:
+        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, kw, sh, sw)
+
+
+@numba.njit(inline="always")
+def _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, kw, sh, sw):
+    """Output rows ``[oh0, oh1)`` of the band from its padded grid, ``CV_BLOCK`` outputs at a time."""
+    vs = VW * 4
     for oh in range(oh0, oh1):
         for o in range(0, ow_n, CV_BLOCK):
             a0 = b_v
@@ -273,20 +293,19 @@ def _dw_cv_band(xa, xo, h, w, nc, wg, b_v, grid, outg, wp, oh0, oh1, ow_n, kh, k
             a5 = b_v
             a6 = b_v
             a7 = b_v
-            step = sw * vs
             for ki in range(kh):
                 row = grid + (((oh - oh0) * sh + ki) * wp + o * sw) * vs
                 for kj in range(kw):
                     wv = v_load(wg + (ki * kw + kj) * vs)
                     src = row + kj * vs
                     a0 = v_fma(wv, v_load(src), a0)
-                    a1 = v_fma(wv, v_load(src + step), a1)
-                    a2 = v_fma(wv, v_load(src + 2 * step), a2)
-                    a3 = v_fma(wv, v_load(src + 3 * step), a3)
-                    a4 = v_fma(wv, v_load(src + 4 * step), a4)
-                    a5 = v_fma(wv, v_load(src + 5 * step), a5)
-                    a6 = v_fma(wv, v_load(src + 6 * step), a6)
-                    a7 = v_fma(wv, v_load(src + 7 * step), a7)
+                    a1 = v_fma(wv, v_load(src + sw * vs), a1)
+                    a2 = v_fma(wv, v_load(src + 2 * sw * vs), a2)
+                    a3 = v_fma(wv, v_load(src + 3 * sw * vs), a3)
+                    a4 = v_fma(wv, v_load(src + 4 * sw * vs), a4)
+                    a5 = v_fma(wv, v_load(src + 5 * sw * vs), a5)
+                    a6 = v_fma(wv, v_load(src + 6 * sw * vs), a6)
+                    a7 = v_fma(wv, v_load(src + 7 * sw * vs), a7)
             dst = outg + ((oh - oh0) * ow_n + o) * vs
             nb = ow_n - o
             v_store(dst, a0)
@@ -304,6 +323,7 @@ def _dw_cv_band(xa, xo, h, w, nc, wg, b_v, grid, outg, wp, oh0, oh1, ow_n, kh, k
                 v_store(dst + 6 * vs, a6)
             if nb > 7:
                 v_store(dst + 7 * vs, a7)
+
 
 
 @tile_kernel(CONV, scratch=_dw_cv_scratch)

@@ -119,6 +119,7 @@ def test_matmul_constant_batched_b_packed():
     ((1, 32, 7, 7), 3, 1, [1, 1, 1, 1], 1, "f32_conv_dw_cv"),     # small planes
     ((1, 20, 100, 97), 3, 1, [1, 1, 1, 1], 1, "f32_conv_dw_cv"),  # large planes: several row bands per group
     ((1, 17, 90, 90), 5, 2, [2, 2, 2, 2], 1, "f32_conv_dw_cv"),   # the same at stride 2, 5x5
+    ((1, 20, 23, 23), 7, 1, [3, 3, 3, 3], 1, "f32_conv_dw_cv"),   # 7x7: the tap loop not specialized
     ((1, 4, 113, 114), 3, 1, [1, 1, 1, 1], 1, "f32_conv_dw"),     # large planes: vectors along rows
     ((2, 8, 15, 15), 5, 1, [2, 2, 2, 2], 2, "f32_conv_dw"),       # dilated, padded
     ((1, 8, 17, 19), 3, 3, [0, 1, 2, 1], 1, "f32_conv_dw"),       # stride 3: the plain path
