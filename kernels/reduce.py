@@ -17,6 +17,7 @@ from numba import types
 
 from .abi import U, _view, f32, i64
 from .contract import declare_row, tile_kernel
+from .mathfn import exp_f32
 
 # Reduce* op codes (``REDUCE.op``).
 R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_SUMSQ, R_L1, R_L2, R_LOGSUM, R_LOGSUMEXP = range(10)
@@ -89,11 +90,21 @@ def _sum_of(x, base, n, op):
     return s
 
 
+@numba.njit(fastmath={"reassoc", "nsz"})
+def _exp_sum(x, base, n, m):
+    """Sum of ``exp(x[k] - m)`` over ``x[base:base+n]`` for a finite max ``m``: float32 exps (``mathfn.exp_f32``,
+    so the loop vectorizes), summed in float64."""
+    s = 0.0
+    for k in range(n):
+        s += np.float64(exp_f32(x[U(base + k)] - m))
+    return s
+
+
 @numba.njit
 def _row_extreme(x, base, n, is_min):
     """Max (min) of ``x[base:base+n]`` as float64, NaN if any element is NaN; -inf (+inf) for ``n == 0``.
 
-    NaN is tracked apart from the comparisons, so both loops vectorize.
+    NaN is tracked apart from the comparisons: one pass, with no branch on it.
     """
     a = np.float32(np.inf if is_min else -np.inf)
     nan = False
@@ -119,11 +130,7 @@ def _row_reduce(x, base, n, op):
         a = _row_extreme(x, base, n, op == R_MIN)
         if op != R_LOGSUMEXP:
             return a, m
-        m = a
-        a = 0.0
-        for k in range(n):
-            a += np.exp(np.float64(x[U(base + k)]) - m)
-        return a, m
+        return (_exp_sum(x, base, n, np.float32(a)) if -np.inf < a < np.inf else 0.0), a
     if op == R_PROD:
         a = 1.0
         for k in range(n):
@@ -132,7 +139,7 @@ def _row_reduce(x, base, n, op):
     return _sum_of(x, base, n, op), m
 
 
-@tile_kernel(REDUCE, scratch=lambda args: 16 * max(args["inner"], 1))
+@tile_kernel(REDUCE, reads_in_bounds=True, scratch=lambda args: 16 * max(args["inner"], 1))
 def f32_reduce(p, tile, scratch):
     """``y[o, i] = reduce_k x[o, k, i]`` for the reduction ``op`` (an ``R_*`` code)."""
     outer, n, inner, per, op = p[REDUCE.outer], p[REDUCE.n], p[REDUCE.inner], p[REDUCE.rows_per_tile], p[REDUCE.op]
