@@ -131,37 +131,37 @@ def _unary(p, tile, op):
     return 0
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_relu(p, tile, scratch):
     return _unary(p, tile, RELU)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_leaky_relu(p, tile, scratch):
     return _unary(p, tile, LEAKY_RELU)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_clip(p, tile, scratch):
     return _unary(p, tile, CLIP)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_sigmoid(p, tile, scratch):
     return _unary(p, tile, SIGMOID)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_tanh(p, tile, scratch):
     return _unary(p, tile, TANH)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_hard_sigmoid(p, tile, scratch):
     return _unary(p, tile, HARD_SIGMOID)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_hard_swish(p, tile, scratch):
     return _unary(p, tile, HARD_SWISH)
 
@@ -234,37 +234,37 @@ def _binary(p, tile, op):
     return 0
 
 
-@tile_kernel(BINARY)
+@tile_kernel(BINARY, reads_in_bounds=True)
 def f32_add(p, tile, scratch):
     return _binary(p, tile, ADD)
 
 
-@tile_kernel(BINARY)
+@tile_kernel(BINARY, reads_in_bounds=True)
 def f32_sub(p, tile, scratch):
     return _binary(p, tile, SUB)
 
 
-@tile_kernel(BINARY)
+@tile_kernel(BINARY, reads_in_bounds=True)
 def f32_mul(p, tile, scratch):
     return _binary(p, tile, MUL)
 
 
-@tile_kernel(BINARY)
+@tile_kernel(BINARY, reads_in_bounds=True)
 def f32_div(p, tile, scratch):
     return _binary(p, tile, DIV)
 
 
-@tile_kernel(BINARY)
+@tile_kernel(BINARY, reads_in_bounds=True)
 def f32_max(p, tile, scratch):
     return _binary(p, tile, MAX)
 
 
-@tile_kernel(BINARY)
+@tile_kernel(BINARY, reads_in_bounds=True)
 def f32_min(p, tile, scratch):
     return _binary(p, tile, MIN)
 
 
-@tile_kernel(BINARY)
+@tile_kernel(BINARY, reads_in_bounds=True)
 def f32_pow(p, tile, scratch):
     return _binary(p, tile, POW)
 

@@ -72,92 +72,92 @@ def _unary_math(p, tile, op):
     return 0
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_abs(p, tile, scratch):
     return _unary_math(p, tile, ABS)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_neg(p, tile, scratch):
     return _unary_math(p, tile, NEG)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_exp(p, tile, scratch):
     return _unary_math(p, tile, EXP)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_log(p, tile, scratch):
     return _unary_math(p, tile, LOG)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_sqrt(p, tile, scratch):
     return _unary_math(p, tile, SQRT)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_reciprocal(p, tile, scratch):
     return _unary_math(p, tile, RECIPROCAL)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_floor(p, tile, scratch):
     return _unary_math(p, tile, FLOOR)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_ceil(p, tile, scratch):
     return _unary_math(p, tile, CEIL)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_erf(p, tile, scratch):
     return _unary_math(p, tile, ERF)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_sin(p, tile, scratch):
     return _unary_math(p, tile, SIN)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_cos(p, tile, scratch):
     return _unary_math(p, tile, COS)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_softplus(p, tile, scratch):
     return _unary_math(p, tile, SOFTPLUS)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_elu(p, tile, scratch):
     return _unary_math(p, tile, ELU)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_selu(p, tile, scratch):
     return _unary_math(p, tile, SELU)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_sign(p, tile, scratch):
     return _unary_math(p, tile, SIGN)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_gelu(p, tile, scratch):
     return _unary_math(p, tile, GELU)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_gelu_tanh(p, tile, scratch):
     return _unary_math(p, tile, GELU_TANH)
 
 
-@tile_kernel(UNARY)
+@tile_kernel(UNARY, reads_in_bounds=True)
 def f32_round(p, tile, scratch):
     return _unary_math(p, tile, ROUND)
 
