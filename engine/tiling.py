@@ -7,7 +7,7 @@ per worker, which XNNPACK found balances load without drowning the counters.
 Small ops stay whole: one tile, which the executor runs on the worker that
 finished its producer. On one worker every op is one tile (``tile_cap``):
 there is nothing to balance, and each tile costs a claim and its kernel's
-set-up (MobileNetV3-small at one core: 2.28 -> 2.18 ms).
+set-up.
 
 ``HANDOFF_NS`` is what splitting one op over two cores adds to a request's
 critical path: ``benchmarks/handoff.py`` times a chain of 200 Relu ops on 128
