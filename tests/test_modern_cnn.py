@@ -34,24 +34,28 @@ def test_modern_cnn_full_size(name):
     np.testing.assert_allclose(y, ref, rtol=1e-3, atol=1e-4 * float(np.abs(ref).max()))
 
 
-def _conv_silu_graph(extra_consumer):
+def _conv_silu_graph(extra_consumer, residual=False):
     from onnx import helper, numpy_helper
     rng = np.random.default_rng(0)
     w = numpy_helper.from_array(rng.standard_normal((8, 4, 3, 3)).astype(np.float32), "w")
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+    wr = numpy_helper.from_array(rng.standard_normal((8, 4, 1, 1)).astype(np.float32), "wr")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c0" if residual else "c"], pads=[1, 1, 1, 1]),
              helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["s", "c"], ["y"])]
+    if residual:  # Conv -> Add(another conv's output) -> SiLU
+        nodes += [helper.make_node("Conv", ["x", "wr"], ["r0"]), helper.make_node("Add", ["c0", "r0"], ["c"])]
     outs = [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)]
     if extra_consumer:
         nodes.append(helper.make_node("Relu", ["c"], ["r"]))
         outs.append(helper.make_tensor_value_info("r", onnx.TensorProto.FLOAT, None))
     g = helper.make_graph(nodes, "silu", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4, 9, 9])],
-                          outs, [w])
+                          outs, [w, wr])
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
 
 
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("extra_consumer", [False, True])
-def test_silu_fuses_only_when_the_conv_output_feeds_nothing_else(extra_consumer):
-    model = _conv_silu_graph(extra_consumer)
+def test_silu_fuses_only_when_the_conv_output_feeds_nothing_else(extra_consumer, residual):
+    model = _conv_silu_graph(extra_consumer, residual)
     x = np.random.default_rng(1).standard_normal((1, 4, 9, 9)).astype(np.float32)
     x[0, 0, 4, 4] = np.nan
     ref = reference_outputs(model, {"x": x}, use_ort=True)
@@ -61,6 +65,7 @@ def test_silu_fuses_only_when_the_conv_output_feeds_nothing_else(extra_consumer)
     for o, r in zip(out, ref):
         np.testing.assert_allclose(o, r, rtol=1e-5, atol=1e-5)  # NaN where the reference has NaN
     assert ("Sigmoid" in ops) == extra_consumer, ops
+    assert "Add" not in ops, ops  # the residual add is in the conv's epilogue, before the SiLU
 
 
 def test_small_ops_are_one_tile_and_chains_stay_on_one_worker():

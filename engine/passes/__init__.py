@@ -3,7 +3,7 @@ from .static_shapes import bind_input_shapes
 from .infer import infer_and_fold
 from .simplify import remove_identities, remove_dead_nodes
 from .fold_batchnorm import fold_batchnorm
-from .fuse import fuse_epilogues
+from .fuse import fuse_epilogues, fuse_residuals
 from .fuse_attention import fuse_attention
 from .fuse_bias import fuse_matmul_bias
 from .fuse_gelu import fuse_gelu
@@ -16,7 +16,7 @@ def run_passes(graph, batch_size, input_shapes, fuse=True):
     """Bind static shapes, infer/fold, fold BatchNorm into Conv, drop no-ops and dead nodes, fuse.
 
     Fusion recognises decomposed LayerNorm and attention, folds MatMul biases,
-    recognises Gelu and SiLU, fuses activations/residuals into epilogues, then
+    recognises Gelu, fuses residual adds, then SiLU and other activations into epilogues, then
     folds the residual adds left before LayerNorms into them and
     squeeze-and-excitation blocks into one op each.
     """
@@ -30,6 +30,7 @@ def run_passes(graph, batch_size, input_shapes, fuse=True):
         fuse_attention(graph)
         fuse_matmul_bias(graph)
         fuse_gelu(graph)
+        fuse_residuals(graph)
         fuse_silu(graph)
         fuse_epilogues(graph)
         fuse_residual_layernorm(graph)

@@ -51,9 +51,17 @@ def activation_of(node, graph):
     return None
 
 
-def fuse_epilogues(graph):
-    """Apply residual-add, activation and max-pool fusion, in place."""
+def fuse_residuals(graph):
+    """Fold each residual ``Add`` into the Conv producing one of its inputs, in place.
+
+    Runs before the activation fusions (this module's and ``fuse_silu``), so an
+    activation after the add, the epilogue's last step, fuses onto the same Conv.
+    """
     _fuse(graph, _residual_step)
+
+
+def fuse_epilogues(graph):
+    """Apply activation and max-pool fusion, in place (after ``fuse_residuals``)."""
     _fuse(graph, _activation_step)
     _fuse(graph, _maxpool_step)
 

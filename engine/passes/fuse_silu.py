@@ -4,7 +4,9 @@ Exporters (torch's ``silu``, EfficientNet's swish) write SiLU as two nodes,
 ``s = Sigmoid(x)`` and ``y = Mul(x, s)``: two passes over the tensor and two
 hand-offs. When ``x`` comes from an epilogue producer (``fuse.PRODUCERS``)
 without an activation and feeds only those two nodes, the producer gets
-``fused.activation = ("Silu", 0, 0)`` and writes ``y`` itself. Not done here:
+``fused.activation = ("Silu", 0, 0)`` and writes ``y`` itself; a Conv that
+already took a residual add (``fuse.fuse_residuals`` runs first) qualifies, so
+``Conv -> Add -> SiLU`` is one Conv. Not done here:
 a SiLU whose input has other consumers or no fusable producer stays as two
 nodes; ``x * HardSigmoid(x)`` is left alone (exporters write HardSwish).
 """
