@@ -2,7 +2,8 @@
 
 ``compile_model`` runs the path of a model — load, import, passes, lowering to
 a plan — and starts the runtime: one pinned worker per core serving the
-engine's request slots in the chosen scheduling mode. Symbolic dims stay
+engine's request slots in the chosen scheduling mode (one core with one slot:
+no worker, the caller runs its request). Symbolic dims stay
 dynamic: a request of shapes not seen before gets its plan built on first use
 (``plans.PlanCache``); a model whose dims are all fixed gets its one plan
 here. ``Engine.run`` checks every input against the signature before any
@@ -71,6 +72,8 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
     ``{"seq": (1, 512)}``.
     ``num_cores``: how many of the usable cores get a pinned worker (None:
     all of them; more than there are uses them all, with a ``UserWarning``).
+    One core with one stream starts no worker: each request runs on the
+    thread that calls ``run`` (as a one-thread ONNX Runtime session does).
     ``scheduler`` is ``"single_stream"`` (one request at a time over all
     cores), ``"multi_stream"`` (``num_streams`` concurrent requests, default
     one per core; idle workers help other in-flight requests unless

@@ -6,7 +6,10 @@ and the FIFO queue of free slots. A ``Job`` is one plan as one slot runs it
 (its tables, that slot's parameter rows, an op-state matrix). A request is
 ``acquire`` → fill the slot's arena → ``execute(slot, job)`` (start + sleep
 until done) → read outputs → ``release``. Requests in different slots may run
-different jobs (plans of different shapes).
+different jobs (plans of different shapes). A runtime of one worker and one
+slot starts no thread: ``execute`` runs the request on the caller's thread
+(``executor.run_here``), as a one-thread ONNX Runtime session does, instead
+of waking a worker and then being woken by it.
 
 Fork: the workers are threads of the process that made the runtime, and a
 fork()ed child has none of them (and may have inherited a slot queue whose
@@ -54,7 +57,9 @@ class Runtime:
         self.tiles_run = np.zeros(len(self._cores), np.int64)
         self._fresh_state()
         self._closed = False
-        self.pool = WorkerPool(self._cores, self._serve)
+        self.inline = n_slots == 1 and len(self._cores) == 1
+        self.pool = None
+        self._start_workers()
         _LIVE.add(self)
 
     def _fresh_state(self):
@@ -73,13 +78,13 @@ class Runtime:
 
     def acquire(self):
         """A free slot, in caller arrival order (raises ``policies.Closed`` after ``close``)."""
-        if self.pool is None:  # first request in a fork()ed child
+        if self.pool is None and not self.inline:  # first request in a fork()ed child
             self._start_workers()
         return self.slots.acquire()
 
     def _start_workers(self):
         with self._pool_lock:
-            if self.pool is None and not self._closed:
+            if self.pool is None and not self._closed and not self.inline:
                 self.pool = WorkerPool(self._cores, self._serve)
 
     def release(self, slot):
@@ -101,6 +106,8 @@ class Runtime:
         addr, cap = (trace.ctypes.data, trace.shape[0]) if trace is not None else (0, 0)
         executor.start(self._g, self._ctl, slot, job.fields, job.state, job.tables["deps"], addr, cap,
                        int(own_only and self._own_only_ok))
+        if self.inline:
+            self.tiles_run[0] += executor.run_here(0, slot, self._g, self._ctl, self.scratch)
         err = executor.wait(self._ctl, slot)
         used = min(int(self._ctl[slot, executor.TRACE_N]), cap)
         return (int(err) - 1 if err else None), used, int(self._ctl[slot, executor.T0])

@@ -14,7 +14,7 @@ from onnx import helper
 
 import tilerun
 from tilerun.scheduler import Topology, topology
-from oracle import make_model
+from oracle import make_model, reference_outputs
 
 F = np.float32
 SCHEDULERS = ["single_stream", "multi_stream", "elastic"]
@@ -253,9 +253,38 @@ def test_failing_request_fails_only_its_future(mode):
         np.testing.assert_array_equal(eng.run([x, good])[0], np.maximum(x, 0)[good])
 
 
+def _worker_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("tilerun-worker")]
+
+
+def test_one_worker_one_slot_engine_runs_requests_on_the_callers_thread():
+    # No worker thread to wake and be woken by: run, run_async and a failing request all run on the
+    # calling thread, with the tiles and results of the 1-core plan. Two slots on one core keep a worker.
+    x = np.random.default_rng(9).standard_normal((1, 3, 24, 24)).astype(F)
+    before = len(_worker_threads())
+    with tilerun.compile_model(small_convnet(), num_cores=1) as eng:
+        assert len(_worker_threads()) == before
+        want = reference_outputs(small_convnet(), {"x": x})[0]
+        np.testing.assert_allclose(eng.run([x])[0], want, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(eng.run_async([x]).result(timeout=30)[0], eng.run([x])[0])
+        trace = eng.trace([x])
+        assert len(trace.events) == sum(r.n_tiles for r in eng.plan.rows)
+        assert set(trace.events[:, 0]) == {0}
+    with tilerun.compile_model(gather_model(), num_cores=1) as eng:
+        xg = np.ones((64, 8), F)
+        with pytest.raises(tilerun.RequestError, match="Gather"):
+            eng.run([xg, np.array([0, 64, 1, 2], np.int64)])
+        np.testing.assert_array_equal(eng.run([xg, np.array([1, 2, 3, 4], np.int64)])[0], xg[1:5])
+    with tilerun.compile_model(small_convnet(), num_cores=1, scheduler="multi_stream", num_streams=2) as eng:
+        assert len(_worker_threads()) == before + 1
+        np.testing.assert_allclose(eng.run([x])[0], want, rtol=1e-4, atol=1e-4)
+    assert len(_worker_threads()) == before
+
+
 def test_engines_on_fewer_cores_take_the_least_used_cores():
-    # Two 1-core engines alive together run on two different cores (each engine pins its workers), and
-    # the second still computes what the first does; a core freed by a closed engine is taken again.
+    # Two 1-core engines alive together get two different cores (where their workers are pinned; a 1-core
+    # single-stream engine runs on its caller's thread), and the second still computes what the first does;
+    # a core freed by a closed engine is taken again.
     cores = topology.detect().cores
     if len(cores) < 2:
         pytest.skip("needs two usable cores")
