@@ -325,7 +325,6 @@ def _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, kw, sh, sw):
                 v_store(dst + 7 * vs, a7)
 
 
-
 @tile_kernel(CONV, scratch=_dw_cv_scratch)
 def f32_conv_dw_cv(p, tile, scratch):
     R = CONV

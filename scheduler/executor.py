@@ -252,9 +252,10 @@ def run_here(w, slot, g, ctl, scratch):
     """Run the request ``start`` put in ``slot`` on the calling thread, as worker ``w``; returns the tiles run.
 
     For an engine whose only worker is the caller: with no other thread
-    claiming tiles, every op is done (or one failed) when this returns. On a
-    VM, waking a sleeping caller after its request took 100-500 us; ONNX
-    Runtime runs a one-thread session on the caller too.
+    claiming tiles, every op is done (or one failed) when this returns. A
+    caller that slept instead had to be woken when its request ended, which on
+    a VM waits for the host to run a halted vCPU (``benchmarks/README.md``,
+    eighth session); ONNX Runtime runs a one-thread session on the caller too.
     """
     c = ctl[slot]
     n_ops = c[N_OPS]
