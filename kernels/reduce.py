@@ -18,6 +18,7 @@ from numba import types
 from .abi import U, _view, f32, i64
 from .contract import declare_row, tile_kernel
 from .mathfn import exp_f32
+from .simd import VW, v_lanes_extreme, v_load, v_max, v_min
 
 # Reduce* op codes (``REDUCE.op``).
 R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_SUMSQ, R_L1, R_L2, R_LOGSUM, R_LOGSUMEXP = range(10)
@@ -101,24 +102,51 @@ def _exp_sum(x, base, n, m):
 
 
 @numba.njit
+def _has_nan(x, base, n):
+    """True when ``x[base:base+n]`` holds a NaN (an or over the row, which vectorizes)."""
+    nan = False
+    for k in range(n):
+        v = x[U(base + k)]
+        nan |= v != v
+    return nan
+
+
+@numba.njit
 def _row_extreme(x, base, n, is_min):
     """Max (min) of ``x[base:base+n]`` as float64, NaN if any element is NaN; -inf (+inf) for ``n == 0``.
 
-    NaN is tracked apart from the comparisons: one pass, with no branch on it.
+    NaN is found by its own pass; the extreme is then taken four vectors at a
+    time (LLVM does not vectorize a scalar compare-select loop).
     """
+    if _has_nan(x, base, n):
+        return np.nan
     a = np.float32(np.inf if is_min else -np.inf)
-    nan = False
-    if is_min:
-        for k in range(n):
-            v = x[U(base + k)]
+    k = 0
+    if n >= 4 * VW:
+        at = x.ctypes.data + base * 4
+        s = VW * 4
+        m0, m1, m2, m3 = v_load(at), v_load(at + s), v_load(at + 2 * s), v_load(at + 3 * s)
+        k = 4 * VW
+        while k + 4 * VW <= n:
+            q = at + k * 4
+            if is_min:
+                m0, m1, m2, m3 = (v_min(m0, v_load(q)), v_min(m1, v_load(q + s)), v_min(m2, v_load(q + 2 * s)),
+                                  v_min(m3, v_load(q + 3 * s)))
+            else:
+                m0, m1, m2, m3 = (v_max(m0, v_load(q)), v_max(m1, v_load(q + s)), v_max(m2, v_load(q + 2 * s)),
+                                  v_max(m3, v_load(q + 3 * s)))
+            k += 4 * VW
+        if is_min:
+            a = v_lanes_extreme(v_min(v_min(m0, m1), v_min(m2, m3)), True)
+        else:
+            a = v_lanes_extreme(v_max(v_max(m0, m1), v_max(m2, m3)), False)
+    for j in range(k, n):
+        v = x[U(base + j)]
+        if is_min:
             a = v if v < a else a
-            nan |= v != v
-    else:
-        for k in range(n):
-            v = x[U(base + k)]
+        else:
             a = v if v > a else a
-            nan |= v != v
-    return np.nan if nan else np.float64(a)
+    return np.float64(a)
 
 
 @numba.njit(inline="always")

@@ -15,7 +15,7 @@ builder, for code generators such as the GEMM micro-kernel. Numba intrinsics
 on the ``F32Vec`` type (``v_load``, ``v_store``, ``v_load_n``, ``v_load_lanes``, ``v_load2_n``,
 ``v_store_n``, ``v_splat``, ``v_fma``, ``v_add``, ``v_sub``, ``v_mul``, ``v_max``,
 ``v_min``, ``v_clamp_below``, ``v_clamp_above``, ``v_zero``, ``v_even``, ``v_odd``, ``v_interleave4``,
-``v_transpose_block``) let ordinary
+``v_transpose_block``, ``v_lanes_extreme``) let ordinary
 ``@njit`` kernels hold one host vector in a variable. Addresses are int64 byte
 addresses; unaligned access is allowed everywhere. ``vmax``/``vmin`` drop a
 NaN of their first operand; activation epilogues clamp with
@@ -274,6 +274,19 @@ v_mul.__doc__ = "Lane-wise product of two vectors."
 v_sub.__doc__ = "Lane-wise difference ``a - b``."
 v_max.__doc__ = "Lane-wise max (``a if a > b else b``)."
 v_min.__doc__ = "Lane-wise min (``a if a < b else b``)."
+
+
+@intrinsic
+def v_lanes_extreme(typingctx, v, is_min):
+    """The largest (``is_min``: smallest) lane of ``v`` as a float32; for vectors without NaN."""
+    def codegen(ctx, b, sig, args):
+        vt = args[0].type
+        out = []
+        for name in ("fmax", "fmin"):
+            fn = declare(b, f"llvm.vector.reduce.{name}.v{vt.count}f32", F32, [vt])
+            out.append(b.call(fn, [args[0]]))
+        return b.select(b.icmp_signed("!=", args[1], ir.Constant(args[1].type, 0)), out[1], out[0])
+    return types.float32(f32vec, types.boolean), codegen
 v_clamp_below.__doc__ = "Lane-wise ``b if a < b else a``: ``max(a, b)`` that keeps a NaN of ``a`` (activations)."
 v_clamp_above.__doc__ = "Lane-wise ``b if a > b else a``: ``min(a, b)`` that keeps a NaN of ``a`` (activations)."
 

@@ -24,12 +24,14 @@ def test_reductions_over_axis_sets(axes, keepdims):
     check_against_reference(m, {"x": x}, rtol=1e-4, atol=1e-4)
 
 
-def test_reductions_over_the_last_axis_propagate_nan_and_infinities():
-    """Contiguous rows (the register-accumulator loops): a row with NaN, with -inf, with +inf."""
-    x = (np.random.default_rng(4).random((6, 37)) + 0.5).astype(F)
-    x[1, 3] = np.nan
+@pytest.mark.parametrize("width", [37, 203])
+def test_reductions_over_the_last_axis_propagate_nan_and_infinities(width):
+    """Contiguous rows (the register-accumulator loops): a row with NaN, with -inf, with +inf. Rows of 203
+    take Max/Min four vectors at a time, with the +inf in the scalar tail."""
+    x = (np.random.default_rng(4).random((6, width)) + 0.5).astype(F)
+    x[1, width - 34] = np.nan
     x[2, 7] = -np.inf
-    x[3, 5] = np.inf
+    x[3, width - 4] = np.inf
     nodes = [helper.make_node(op, ["x", "axes"], [op], keepdims=0) for op in OPS]
     m = make_model(nodes, [("x", F, x.shape)], [(op, F, None) for op in OPS], [("axes", np.array([-1], np.int64))],
                    opset=18)
