@@ -111,6 +111,11 @@ def _has_nan(x, base, n):
     return nan
 
 
+@numba.njit(inline="always")
+def _v_extreme(a, b, is_min):
+    return v_min(a, b) if is_min else v_max(a, b)
+
+
 @numba.njit
 def _row_extreme(x, base, n, is_min):
     """Max (min) of ``x[base:base+n]`` as float64, NaN if any element is NaN; -inf (+inf) for ``n == 0``.
@@ -126,26 +131,17 @@ def _row_extreme(x, base, n, is_min):
         at = x.ctypes.data + base * 4
         s = VW * 4
         m0, m1, m2, m3 = v_load(at), v_load(at + s), v_load(at + 2 * s), v_load(at + 3 * s)
-        k = 4 * VW
-        while k + 4 * VW <= n:
+        for k in range(4 * VW, n - 4 * VW + 1, 4 * VW):
             q = at + k * 4
-            if is_min:
-                m0, m1, m2, m3 = (v_min(m0, v_load(q)), v_min(m1, v_load(q + s)), v_min(m2, v_load(q + 2 * s)),
-                                  v_min(m3, v_load(q + 3 * s)))
-            else:
-                m0, m1, m2, m3 = (v_max(m0, v_load(q)), v_max(m1, v_load(q + s)), v_max(m2, v_load(q + 2 * s)),
-                                  v_max(m3, v_load(q + 3 * s)))
-            k += 4 * VW
-        if is_min:
-            a = v_lanes_extreme(v_min(v_min(m0, m1), v_min(m2, m3)), True)
-        else:
-            a = v_lanes_extreme(v_max(v_max(m0, m1), v_max(m2, m3)), False)
+            m0 = _v_extreme(m0, v_load(q), is_min)
+            m1 = _v_extreme(m1, v_load(q + s), is_min)
+            m2 = _v_extreme(m2, v_load(q + 2 * s), is_min)
+            m3 = _v_extreme(m3, v_load(q + 3 * s), is_min)
+        k = n - n % (4 * VW)
+        a = v_lanes_extreme(_v_extreme(_v_extreme(m0, m1, is_min), _v_extreme(m2, m3, is_min), is_min), is_min)
     for j in range(k, n):
         v = x[U(base + j)]
-        if is_min:
-            a = v if v < a else a
-        else:
-            a = v if v > a else a
+        a = v if (v < a if is_min else v > a) else a
     return np.float64(a)
 
 

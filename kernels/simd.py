@@ -274,6 +274,8 @@ v_mul.__doc__ = "Lane-wise product of two vectors."
 v_sub.__doc__ = "Lane-wise difference ``a - b``."
 v_max.__doc__ = "Lane-wise max (``a if a > b else b``)."
 v_min.__doc__ = "Lane-wise min (``a if a < b else b``)."
+v_clamp_below.__doc__ = "Lane-wise ``b if a < b else a``: ``max(a, b)`` that keeps a NaN of ``a`` (activations)."
+v_clamp_above.__doc__ = "Lane-wise ``b if a > b else a``: ``min(a, b)`` that keeps a NaN of ``a`` (activations)."
 
 
 @intrinsic
@@ -287,8 +289,6 @@ def v_lanes_extreme(typingctx, v, is_min):
             out.append(b.call(fn, [args[0]]))
         return b.select(b.icmp_signed("!=", args[1], ir.Constant(args[1].type, 0)), out[1], out[0])
     return types.float32(f32vec, types.boolean), codegen
-v_clamp_below.__doc__ = "Lane-wise ``b if a < b else a``: ``max(a, b)`` that keeps a NaN of ``a`` (activations)."
-v_clamp_above.__doc__ = "Lane-wise ``b if a > b else a``: ``min(a, b)`` that keeps a NaN of ``a`` (activations)."
 
 
 @intrinsic

@@ -248,6 +248,19 @@ def _run_slot(w, slot, g, c, s, params, fn_addr, n_tiles, cons_ptr, cons_idx, sc
 
 
 @numba.njit(nogil=True, cache=True)
+def _visit(w, slot, g, c, scratch, pos):
+    """Worker ``w`` in ``slot`` (control row ``c``) from ready-list position ``pos``: ``_run_slot`` on the
+    request's tables, marked in ``SERVING`` meanwhile; returns (tiles run, new position)."""
+    n_ops = c[N_OPS]
+    atomic_store(g, SERVING + w, slot)
+    out = _run_slot(w, slot, g, c, i64_2d(c[ST_ADDR], CHUNK + g.size - SERVING, max(n_ops, 1)),
+                    i64(c[PARAMS], n_ops), i64(c[FN_ADDR], n_ops), i64(c[N_TILES], n_ops),
+                    i64(c[CONS_PTR], n_ops + 1), i64(c[CONS_IDX], 1 << 40), scratch, pos)
+    atomic_store(g, SERVING + w, -1)
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
 def run_here(w, slot, g, ctl, scratch):
     """Run the request ``start`` put in ``slot`` on the calling thread, as worker ``w``; returns the tiles run.
 
@@ -258,13 +271,8 @@ def run_here(w, slot, g, ctl, scratch):
     eighth session); ONNX Runtime runs a one-thread session on the caller too.
     """
     c = ctl[slot]
-    n_ops = c[N_OPS]
     atomic_add(c, RUNNING, 1)
-    atomic_store(g, SERVING + w, slot)
-    ran, _ = _run_slot(w, slot, g, c, i64_2d(c[ST_ADDR], CHUNK + g.size - SERVING, max(n_ops, 1)),
-                       i64(c[PARAMS], n_ops), i64(c[FN_ADDR], n_ops), i64(c[N_TILES], n_ops),
-                       i64(c[CONS_PTR], n_ops + 1), i64(c[CONS_IDX], 1 << 40), scratch[w], 0)
-    atomic_store(g, SERVING + w, -1)
+    ran, _ = _visit(w, slot, g, c, scratch[w], 0)
     atomic_add(c, RUNNING, -1)
     return ran
 
@@ -281,7 +289,6 @@ def serve(w, order, n_own, g, ctl, scratch):
     so the engine can grow it between requests. Returns the tiles it ran.
     """
     n_slots = ctl.shape[0]
-    n_workers = g.size - SERVING
     pos = np.zeros(n_slots, np.int64)
     gen = np.full(n_slots, -1, np.int64)
     total = 0
@@ -304,13 +311,7 @@ def serve(w, order, n_own, g, ctl, scratch):
                 if gen[slot] != g_now:
                     gen[slot] = g_now
                     pos[slot] = 0
-                atomic_store(g, SERVING + w, slot)
-                n_ops = c[N_OPS]
-                ran, pos[slot] = _run_slot(w, slot, g, c, i64_2d(c[ST_ADDR], CHUNK + n_workers, max(n_ops, 1)),
-                                           i64(c[PARAMS], n_ops), i64(c[FN_ADDR], n_ops), i64(c[N_TILES], n_ops),
-                                           i64(c[CONS_PTR], n_ops + 1), i64(c[CONS_IDX], 1 << 40), scratch[w],
-                                           pos[slot])
-                atomic_store(g, SERVING + w, -1)
+                ran, pos[slot] = _visit(w, slot, g, c, scratch[w], pos[slot])
             atomic_add(c, RUNNING, -1)
             if ran:
                 break  # back to the home slot first
