@@ -68,6 +68,8 @@ A_PREFETCH = 2048
 # A plain B is read in place, not packed, by tiles of at most this many row blocks: each of its
 # panels is then read once or twice, and copying it would cost as much as using it.
 B_IN_PLACE_BLOCKS = 2
+# Deepest plain B that gemm_tile's shallow case (_shallow_rows) reads in place for every row block.
+SHALLOW_K = 64
 
 # Micro-kernel flags: add the C block in memory (a later K slice), the
 # epilogue steps it applies in registers, and GRID_MAP (columns scattered to
@@ -572,6 +574,42 @@ def _gemv_row(a, sak, b, bpk, n, kk, c):
 
 
 @numba.njit(nogil=True)
+def _shallow_rows(a, m, b, ldb, n, kk, c, ldc, scratch, epa, cadd, sci, res, fl):
+    """``gemm_tile``'s shallow case: ``A`` in ``MR``-row panels, a plain ``B`` of at most ``SHALLOW_K`` rows, the
+    whole epilogue in registers (``fl`` its FAST_* flags).
+
+    Full panels of ``B`` are read in place and a ragged last one is packed once
+    into ``scratch``; row blocks sweep ``NC`` columns at a time (that part of
+    ``B`` stays in L1/L2). A few dozen ``k`` steps per register block leave
+    the loop around the micro-kernel as the cost, so it is kept this small.
+    """
+    nfull = n // NR
+    tail = n - nfull * NR
+    if tail > 0:
+        pack_panels(b + nfull * NR * 4, ldb, 0, 0, kk, tail, scratch, kk * NR * 4)
+    nib = (m + MR - 1) // MR
+    for jc in range(0, n, NC):
+        je = min(n, jc + NC)
+        for ib in range(nib):
+            i0 = ib * MR
+            mv = min(MR, m - i0)
+            ai = a + i0 * kk * 4
+            bias = cadd + i0 * sci * 4
+            for j0 in range(jc, je, NR):
+                nv = min(NR, n - j0)
+                cblk = c + (i0 * ldc + j0) * 4
+                rblk = res + (i0 * ldc + j0) * 4 if fl & FAST_RES else cblk
+                bb = bias if fl & FAST_BIAS else cblk
+                if nv == NR:
+                    micro(ai, 1, MR, b + j0 * 4, ldb, cblk, ldc, kk, mv, nv, epa, bb, rblk, fl, 0)
+                elif nv > VW:
+                    micro(ai, 1, MR, scratch, NR, cblk, ldc, kk, mv, nv, epa, bb, rblk, fl, 0)
+                else:
+                    _micro_half(ai, 1, MR, scratch, NR, cblk, ldc, kk, mv, nv, epa, bb, rblk, fl, 0)
+    return 0
+
+
+@numba.njit(nogil=True)
 def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, cadd, sci, scj, res, whole_k,
               gw=0, gd=0, g0=0):
     """C[0:m, 0:n] = epilogue(A[0:m, :kk] @ B[:kk, 0:n]); byte addresses, float strides.
@@ -593,6 +631,8 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
     and ``res`` are the image (row stride ``ldc``, ``C[0, 0]`` its first
     pixel), pixels in the extra columns are dropped, and the epilogue must be
     the micro-kernel's (``fast >= 0``). Needs ``gw >= VW`` and ``scratch_floats()``.
+    A plain ``B`` of at most ``SHALLOW_K`` rows under panels of ``A`` with the
+    epilogue in registers takes ``_shallow_rows``.
     """
     big = 1 << 40
     cv = f32(c, big)
@@ -606,6 +646,8 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
             _epilogue(cv, 0, ldc, 1, n, epa, cav, 0, sci, scj, rv, True)
         return 0
     in_place = sai == 1 and sak == MR and sblk == kk * MR
+    if in_place and bpk == 0 and gw == 0 and fast >= 0 and kk <= SHALLOW_K:
+        return _shallow_rows(a, m, b, ldb, n, kk, c, ldc, scratch, epa, cadd, sci, res, fast)
     kc_max = KC if in_place else KC_PLAIN_A
     # One row block over packed B panels reuses no panel: skip the K slices and
     # stream each panel once, end to end (A is then read in place). The caller

@@ -120,6 +120,33 @@ def test_conv_residual_activation(dw, act):
         assert eng.plan.rows[-1].kernel.name in ("f32_conv_gemm", "f32_conv_dw", "f32_grid_out")
 
 
+@pytest.mark.parametrize("cin,cout,hw", [
+    (16, 20, 12),  # 144 pixels: four full panels read in place, a ragged last one of 16 (half width), ragged rows
+    (24, 13, 11),  # 121 pixels: a ragged last panel of 25, wider than one vector
+    (64, 9, 9),    # the deepest input read in place for every row block
+    (65, 16, 12),  # one channel deeper: the packed path
+])
+@pytest.mark.parametrize("silu", [False, True])
+def test_conv_1x1_shallow_input(cin, cout, hw, silu):
+    # A 1x1 conv of a shallow input with its epilogue in registers reads the full column panels of
+    # its input in place for every row block (gemm._shallow_rows); the residual, SiLU and NaNs ride along.
+    rng = np.random.default_rng(cin)
+    x = rng.standard_normal((1, cin, hw, hw)).astype(F)
+    x[0, 3, 2, 5] = np.nan
+    r = rng.standard_normal((1, cout, hw, hw)).astype(F)
+    w = (rng.standard_normal((cout, cin, 1, 1)) * 0.3).astype(F)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"]), helper.make_node("Add", ["c", "r"], ["s"])]
+    nodes += ([helper.make_node("Sigmoid", ["s"], ["g"]), helper.make_node("Mul", ["s", "g"], ["y"])] if silu
+              else [helper.make_node("Relu", ["s"], ["y"])])
+    m = make_model(nodes, [("x", F, x.shape), ("r", F, r.shape)], [("y", F, None)],
+                   [("w", w), ("b", rng.standard_normal(cout).astype(F))])
+    _check(m, {"x": x, "r": r}, np.sqrt(cin))
+    with tilerun.compile_model(m, num_cores=1) as eng:
+        assert [r.kernel.name for r in eng.plan.rows] == ["f32_conv_gemm"]
+        y = eng.run({"x": x, "r": r})[0]
+    assert np.isnan(y[0, :, 2, 5]).all() and np.isfinite(np.delete(y.reshape(cout, -1), 2 * hw + 5, axis=1)).all()
+
+
 @pytest.mark.parametrize("xshape,wshape,attrs", [
     ((1, 32, 20, 19), (24, 32, 3, 3), {"pads": [1, 1, 1, 1]}),                  # K in two slices, read back mapped
     ((1, 6, 40, 37), (10, 6, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2]}),  # stride 2
