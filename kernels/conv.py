@@ -43,8 +43,10 @@ repay. ``w`` is ``W`` transposed in ``NR``-column panels
 the plane's pixels: ``pix_chunks`` of at most ``PIXEL_CHUNK``, in whole
 register blocks), and tile = (image, run of units dealt evenly over
 ``n_cob``). Each unit's ``[pixels][NR]`` block is computed in scratch over
-the whole depth, transposed into the image, then bias, residual and
-activation run over its rows of the planes in cache.
+the depth (in equal slices of at most ``PIXEL_ROWS_KC``), transposed into
+the image, then bias, residual and activation run over its rows of the
+planes in cache. A 3x3 (or strided) conv on a small plane arrives here as
+the 1x1 conv over its im2col matrix (``tilerun.ops.conv_paths.as_1x1``).
 
 Not here: the kernels that pack ``B`` ahead of the GEMM (``f32_pad_planes``,
 ``f32_pack_pixels``, ``f32_pack_cols``, ``f32_im2col``: ``kernels.conv_pack``),
@@ -58,7 +60,7 @@ from .abi import f32, slot_address
 from .contract import declare_row, tile_kernel
 from .conv_pack import BIG, _GEOMETRY, _im2col
 from .elementwise import ACT_RUN_MIN, CLIP, HARD_SWISH, IDENTITY, RELU, activation_run
-from .gemm import EPILOGUE, MR, NR, micro, ep_fields, gemm_tile, micro_7rows, scratch_floats
+from .gemm import EPILOGUE, LOAD, MR, NR, micro, ep_fields, gemm_tile, micro_7rows, scratch_floats
 from .pool2d import maxpool_rows
 from .simd import (VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load_n, v_mul, v_splat, v_store_n,
                    v_transpose_block, v_zero)
@@ -165,6 +167,8 @@ def f32_conv_gemm(p, tile, scratch):
     return 0
 
 
+# Depth of one slice of f32_conv_pixel_rows' weight panel: NR columns of it fill 256 KiB of L2.
+PIXEL_ROWS_KC = 2048
 PIXEL_CHUNK = 448  # pixels f32_conv_pixel_rows computes into scratch at a time: a multiple of 7, 8 and VW
 
 
@@ -197,13 +201,20 @@ def f32_conv_pixel_rows(p, tile, scratch):
         co0 = jp * NR
         nv = min(NR, cout - co0)
         wp = p[R.w] + jp * n_c * NR * 4
-        # The chunk's [pixels][NR output channels] block: rb pixels (GEMM rows) at a time over the whole depth.
-        for i0 in range(q0, q1, rb):
-            cb = scratch + (i0 - q0) * NR * 4
-            if rb == 7:
-                micro_7rows(xa + i0 * 4, 1, npix, wp, NR, cb, NR, n_c, min(rb, q1 - i0), nv, epa, cb, cb, 0, 0)
-            else:
-                micro(xa + i0 * 4, 1, npix, wp, NR, cb, NR, n_c, min(rb, q1 - i0), nv, epa, cb, cb, 0, 0)
+        # The chunk's [pixels][NR output channels] block: rb pixels (GEMM rows) at a time, over equal slices of at
+        # most PIXEL_ROWS_KC of the depth (a deeper panel, whole, would stream from L3 once per row block).
+        kc = (n_c + (n_c + PIXEL_ROWS_KC - 1) // PIXEL_ROWS_KC - 1) // ((n_c + PIXEL_ROWS_KC - 1) // PIXEL_ROWS_KC)
+        for k0 in range(0, n_c, kc):
+            kn = min(kc, n_c - k0)
+            fl = LOAD if k0 > 0 else 0
+            for i0 in range(q0, q1, rb):
+                cb = scratch + (i0 - q0) * NR * 4
+                ak = xa + (i0 + k0 * npix) * 4
+                bk = wp + k0 * NR * 4
+                if rb == 7:
+                    micro_7rows(ak, 1, npix, bk, NR, cb, NR, kn, min(rb, q1 - i0), nv, epa, cb, cb, fl, 0)
+                else:
+                    micro(ak, 1, npix, bk, NR, cb, NR, kn, min(rb, q1 - i0), nv, epa, cb, cb, fl, 0)
         at0 = (img * cout + co0) * npix
         for c in range(0, nv, VW):
             nc = min(VW, nv - c)

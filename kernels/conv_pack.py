@@ -6,7 +6,8 @@ the input with its zero padding into ``[N*C, phases, hq, wq]`` planes, the
 into its even and odd phases (padded row ``2i + a`` is row ``i`` of phase
 ``a``). ``f32_pack_pixels`` (``PACK_PIXELS``) writes FROM_COLS columns of the
 image's pixels from the padded planes (the grid rows without their extra
-columns); ``f32_pack_cols`` (``PACK_COLS``) packs image-group ``ig``'s ``B``,
+columns), or with ``plain`` the ``[k][pixels]`` matrix ``f32_conv_pixel_rows``
+reads as the input of a 1x1 conv; ``f32_pack_cols`` (``PACK_COLS``) packs image-group ``ig``'s ``B``,
 starting ``ig * ig_stride`` floats into ``x``, row ``k`` at ``k * ldb``
 floats (``ldb > 0``) or at ``koffs[k]`` (``ldb == 0``); ``f32_im2col``
 (``IM2COL_ROW``) builds the im2col columns of a pixel block. Columns are in
@@ -27,7 +28,8 @@ BIG = 1 << 40  # views are unchecked; the lowering guarantees every index is in 
 _GEOMETRY = ("n", "c", "in_h", "in_w", "cout", "out_h", "out_w", "kh", "kw", "sh", "sw", "dh", "dw", "pad_t",
              "pad_l")
 PACK_PIXELS = declare_row("PACK_PIXELS", inputs=("x", "koffs"), outputs=("cols",),
-                          ints=("n_ig", "k", "out_h", "out_w", "wq", "ig_stride", "rows_per_tile", "n_row_tiles"))
+                          ints=("n_ig", "k", "out_h", "out_w", "wq", "ig_stride", "rows_per_tile", "n_row_tiles",
+                                "plain"))
 PACK_COLS = declare_row("PACK_COLS", inputs=("x", "koffs?"), outputs=("cols",),
                         ints=("n_ig", "ncols", "k", "ldb", "ig_stride", "panels_per_tile", "n_panel_tiles"))
 PAD_PLANES = declare_row("PAD_PLANES", inputs=("x",), outputs=("xp",),
@@ -136,12 +138,17 @@ def f32_pack_pixels(p, tile, scratch):
     ig = tile // nt
     k0 = (tile - ig * nt) * per
     tab = i64(p[R.koffs], kk)
+    plain = p[R.plain]
     for k in range(k0, min(kk, k0 + per)):
-        # Row k of B for the image's pixels: the grid row without its extra columns, then in panels.
+        # Row k of B for the image's pixels: the grid row without its extra columns, then in panels
+        # (or, ``plain``, straight to row k of a ``[k][pixels]`` matrix).
         src = p[R.x] + (ig * igs + tab[k]) * 4
+        row = p[R.cols] + (ig * kk + k) * npix * 4 if plain else scratch
         for r in range(oh_n):
             for o in range(0, ow_n, VW):
-                v_store_n(scratch + (r * ow_n + o) * 4, v_load_n(src + (r * wq + o) * 4, ow_n - o), ow_n - o)
+                v_store_n(row + (r * ow_n + o) * 4, v_load_n(src + (r * wq + o) * 4, ow_n - o), ow_n - o)
+        if plain:
+            continue
         dst = p[R.cols] + ((ig * npan) * kk + k) * NR * 4
         for jp in range(npan):
             for h in range(0, NR, VW):

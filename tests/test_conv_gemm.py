@@ -176,6 +176,21 @@ def test_conv_small_plane_packs_pixels(xshape, wshape, attrs, monkeypatch):
         assert "f32_pack_pixels" in [r.kernel.name for r in eng.plan.rows]
 
 
+@pytest.mark.parametrize("xshape,wshape,attrs,cores", [
+    ((1, 64, 7, 7), (64, 64, 3, 3), {"pads": [1, 1, 1, 1]}, 1),                      # 49 pixels: 7 blocks of 7 rows
+    ((2, 256, 7, 7), (96, 256, 3, 3), {"pads": [1, 1, 1, 1]}, 2),                    # depth 2304: two panel slices
+    ((1, 64, 14, 14), (96, 64, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, 1),  # stride 2 onto 7x7
+    ((1, 128, 14, 14), (96, 128, 1, 1), {"strides": [2, 2]}, 2),                     # 1x1 stride 2 onto 7x7
+])
+def test_conv_small_plane_pixels_as_rows(xshape, wshape, attrs, cores, monkeypatch):
+    # A small output plane whose pixels fill register rows better than vectors: the im2col matrix is written
+    # plain and run as a 1x1 conv with the pixels as the GEMM's rows (the grid_pixel_rows path).
+    monkeypatch.setattr(conv_paths, "WINOGRAD", False)
+    m = conv_case(xshape, wshape, act=("Relu", {}), **attrs)
+    with tilerun.compile_model(m, num_cores=cores) as eng:
+        assert [r.kernel.name for r in eng.plan.rows] == ["f32_pad_planes", "f32_pack_pixels", "f32_conv_pixel_rows"]
+
+
 @pytest.mark.parametrize("xshape,wshape,attrs", [
     ((1, 32, 14, 14), (40, 32, 1, 1), {"strides": [2, 2]}),                  # 1x1 stride 2 onto a 7x7 image
     ((2, 16, 12, 9), (24, 16, 3, 1), {"pads": [1, 0, 1, 0]}),                # a kernel one column wide

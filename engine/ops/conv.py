@@ -25,7 +25,7 @@ from .. import tiling
 from . import bf16
 from ..errors import node_error
 from .base import F32, Lowering, const_input, expect_dtype, expect_rank
-from .conv_paths import ConvShape, choose_path, pixel_rows_block, winograd_tiles, winograd_wins
+from .conv_paths import ConvShape, as_1x1, choose_path, pixel_rows_block, winograd_tiles, winograd_wins
 from .gemm import fused_activation
 from .pool import pool_geometry
 from .window import window_geometry
@@ -248,8 +248,21 @@ def _emit_grid_pixels(r):
     nt, per = r.plan.split(s.k, 2 * s.npix)  # each element is copied twice (through a row in scratch)
     r.plan.add(r.node, P.f32_pack_pixels, x=xp, koffs=koffs, cols=cols, n_ig=s.n * s.groups, k=s.k, out_h=s.out_h,
                out_w=s.out_w, wq=g.wq, ig_stride=s.cin_g * g.plane_stride, rows_per_tile=per, n_row_tiles=nt,
-               tiles=s.n * s.groups * nt, flops=s.n * s.groups * s.k * s.npix)
+               plain=0, tiles=s.n * s.groups * nt, flops=s.n * s.groups * s.k * s.npix)
     r.conv_row(K.f32_conv_gemm, cols, r.y, r.gemm_tiles, bias=r.b, res=r.res, source=K.FROM_COLS)
+
+
+def _emit_grid_pixel_rows(r):
+    """The im2col matrix ``[k][pixels]`` of each image (``f32_pack_pixels``, plain), then ``f32_conv_pixel_rows``
+    on it as the input of the 1x1 conv ``as_1x1(s)``, with this conv's weights, bias, residual and activation."""
+    s, g = r.s, r.path.grid
+    xp, koffs = _pad_planes(r)
+    cols = r.plan.temp((s.n * s.k * s.npix,), np.float32, "conv_im2col")
+    nt, per = r.plan.split(s.k, 2 * s.npix)
+    r.plan.add(r.node, P.f32_pack_pixels, x=xp, koffs=koffs, cols=cols, n_ig=s.n, k=s.k, out_h=s.out_h,
+               out_w=s.out_w, wq=g.wq, ig_stride=s.c * g.plane_stride, rows_per_tile=per, n_row_tiles=nt, plain=1,
+               tiles=s.n * nt, flops=s.n * s.k * s.npix)
+    _emit_pixel_rows(_ConvRows(r.node, r.plan, as_1x1(s), r.path, cols, r.w, r.b, r.res, r.y, r.epi))
 
 
 def _emit_conv_maxpool(r):
@@ -297,7 +310,8 @@ def _emit_pixel_rows(r):
 
 
 _EMITTERS = {"depthwise": _emit_depthwise, "stem": _emit_stem, "grid": _emit_grid, "grid_pixels": _emit_grid_pixels,
-             "conv_maxpool": _emit_conv_maxpool, "winograd": _emit_winograd, "pixel_rows": _emit_pixel_rows}
+             "grid_pixel_rows": _emit_grid_pixel_rows, "conv_maxpool": _emit_conv_maxpool,
+             "winograd": _emit_winograd, "pixel_rows": _emit_pixel_rows}
 
 
 def _pad_planes(r):

@@ -12,6 +12,9 @@ and the GEMM tiles, which ``ops/conv.py`` turns into rows. Paths:
   (``to_image``), else onto the grid and copied out by ``f32_grid_out``.
 * ``grid_pixels`` — a small plane whose grid costs more register blocks than
   its pixels: the pixels' columns are packed once, without the grid's extras.
+* ``grid_pixel_rows`` — such a plane where ``pixel_rows`` wins on the 1x1
+  conv over its im2col matrix (``as_1x1``; a 7x7 output's 49 pixels are 7
+  row blocks of 7 instead of 64 columns): the matrix is written once, plain.
 * ``conv_maxpool`` — a grid conv whose max pool is fused (``Conv.absorbs``).
 * ``stem`` — one group of at most ``STEM_MAX_CIN`` input channels, column
   stride 1 or 2, no dilation and no fused pool: ``kernels/stem.py``'s direct
@@ -146,27 +149,34 @@ def _gemm_tiles(images, cout_g, npix, kk, workers):
     return tiling.conv_gemm_tiles(images, cout_g, npix, kk, workers, MR, NR, SMALL_PIX)
 
 
+def as_1x1(s):
+    """The plain 1x1 conv of one group whose input is ``s``'s im2col matrix ``[k][pixels]`` per image."""
+    return ConvShape(s.n, s.k, s.out_h, s.out_w, s.cout, s.out_h, s.out_w, 1, 1, 1, 1, 1, 1, 0, 0, 1)
+
+
 def pixel_rows_block(npix):
     """Rows (pixels) of ``pixel_rows``' register block: 7 or 8, whichever pads ``npix`` less (8 on a tie)."""
     return min((MR, 7), key=lambda r: -(-npix // r) * r)
 
 
-def pixel_rows_cost(s):
+def pixel_rows_cost(s, packed=False):
     """``(pixel_rows, direct)``: fmas of a plain 1x1 conv's register blocks on each path, plus the vectors the
-    direct path packs (its input, unless it has at most two row blocks) and pixel_rows transposes (its output)."""
+    direct path packs (its input, unless it has at most two row blocks, or ``packed``: the input is packed on
+    both paths) and pixel_rows transposes (its output)."""
     rb = pixel_rows_block(s.npix)
     direct = s.k * -(-s.cout // MR) * MR * column_cost(s.npix)
-    if s.cout > 2 * MR:
+    if s.cout > 2 * MR and not packed:
         direct += PACK_FMAS * s.k * s.npix / VW
     rows = s.k * -(-s.npix // rb) * rb * -(-s.cout // NR) * (NR // VW) + TRANSPOSE_FMAS * s.cout * s.npix / VW
     return rows, direct
 
 
-def _pixel_rows_path(s, workers):
-    """``pixel_rows`` with its (panel, pixel chunk) units dealt evenly over tiles, or None where it does not win."""
+def _pixel_rows_path(s, workers, packed=False):
+    """``pixel_rows`` with its (panel, pixel chunk) units dealt evenly over tiles, or None where it does not win
+    (``packed``: see ``pixel_rows_cost``)."""
     if s.groups != 1:
         return None
-    rows, direct = pixel_rows_cost(s)
+    rows, direct = pixel_rows_cost(s, packed)
     if rows > PIXEL_ROWS_SHARE * direct:
         return None
     npan = -(-s.cout // NR)
@@ -253,7 +263,12 @@ def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
         if s.npix <= SMALL_PIX and (cost_pix < cost_grid or cost_pix == cost_grid and (ncob > 1 or not to_image)):
             # Small planes whose grid columns cost more register blocks than the
             # image's pixels, or as many where the grid would be packed anyway
-            # (a channel split) or copied out: pack the pixels' columns once.
+            # (a channel split) or copied out: pack the pixels' columns once, or
+            # lay them out as a 1x1 conv's input and run that with the pixels as rows.
+            rows = _pixel_rows_path(as_1x1(s), workers, packed=True) if s.groups == 1 else None
+            if rows is not None:
+                return ConvPath("grid_pixel_rows", n_cob=rows.n_cob, pix_panels=rows.pix_panels, grid=grid,
+                                pix_chunks=rows.pix_chunks)
             npb, npan, ncob = _gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
             return ConvPath("grid_pixels", npb, npan, ncob, grid=grid)
         return ConvPath("grid", npb, npan, ncob, pack_cols=ncob > 1, to_image=to_image, grid=grid)
