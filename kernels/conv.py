@@ -203,7 +203,8 @@ def f32_conv_pixel_rows(p, tile, scratch):
         wp = p[R.w] + jp * n_c * NR * 4
         # The chunk's [pixels][NR output channels] block: rb pixels (GEMM rows) at a time, over equal slices of at
         # most PIXEL_ROWS_KC of the depth (a deeper panel, whole, would stream from L3 once per row block).
-        kc = (n_c + (n_c + PIXEL_ROWS_KC - 1) // PIXEL_ROWS_KC - 1) // ((n_c + PIXEL_ROWS_KC - 1) // PIXEL_ROWS_KC)
+        nsl = (n_c + PIXEL_ROWS_KC - 1) // PIXEL_ROWS_KC
+        kc = (n_c + nsl - 1) // nsl
         for k0 in range(0, n_c, kc):
             kn = min(kc, n_c - k0)
             fl = LOAD if k0 > 0 else 0

@@ -6,12 +6,13 @@ the input with its zero padding into ``[N*C, phases, hq, wq]`` planes, the
 into its even and odd phases (padded row ``2i + a`` is row ``i`` of phase
 ``a``). ``f32_pack_pixels`` (``PACK_PIXELS``) writes FROM_COLS columns of the
 image's pixels from the padded planes (the grid rows without their extra
-columns), or with ``plain`` the ``[k][pixels]`` matrix ``f32_conv_pixel_rows``
-reads as the input of a 1x1 conv; ``f32_pack_cols`` (``PACK_COLS``) packs image-group ``ig``'s ``B``,
-starting ``ig * ig_stride`` floats into ``x``, row ``k`` at ``k * ldb``
-floats (``ldb > 0``) or at ``koffs[k]`` (``ldb == 0``); ``f32_im2col``
-(``IM2COL_ROW``) builds the im2col columns of a pixel block. Columns are in
-the GEMM core's packed-panel layout ``[panel, k, NR]``. ``_im2col`` (also run
+columns), or with ``plain`` the ``[k][pixels]`` matrix that
+``f32_conv_pixel_rows`` reads as the input of a 1x1 conv; ``f32_pack_cols``
+(``PACK_COLS``) packs image-group ``ig``'s ``B``, starting ``ig *
+ig_stride`` floats into ``x``, row ``k`` at ``k * ldb`` floats (``ldb > 0``)
+or at ``koffs[k]`` (``ldb == 0``); ``f32_im2col`` (``IM2COL_ROW``) builds
+the im2col columns of a pixel block. Columns are in the GEMM core's
+packed-panel layout ``[panel, k, NR]``. ``_im2col`` (also run
 inside ``f32_conv_gemm``'s tiles), ``_span`` and the masked copy runs are
 shared with ``kernels.conv`` and ``kernels.depthwise``. This module does not
 choose a conv path or its tiles (``tilerun.ops.conv_paths`` and
