@@ -241,28 +241,29 @@ def _emit_grid(r):
                out_w=s.out_w, wq=g.wq, planes_per_tile=per, ep=r.epi, tiles=tiles, flops=s.n * s.cout * s.npix)
 
 
-def _emit_grid_pixels(r):
+def _pack_pixels(r, plain):
+    """Emit ``f32_pack_pixels`` from the padded planes: each image-group's pixels' columns in ``NR``-column panels
+    (``grid_pixels``), or with ``plain`` its im2col matrix ``[k][pixels]``; returns the new temporary."""
     s, g = r.s, r.path.grid
     xp, koffs = _pad_planes(r)
-    cols = r.plan.temp((s.n * s.groups * r.path.pix_panels * s.k * K.NR,), np.float32, "conv_cols")
+    npix = s.npix if plain else r.path.pix_panels * K.NR
+    cols = r.plan.temp((s.n * s.groups * s.k * npix,), np.float32, "conv_im2col" if plain else "conv_cols")
     nt, per = r.plan.split(s.k, 2 * s.npix)  # each element is copied twice (through a row in scratch)
     r.plan.add(r.node, P.f32_pack_pixels, x=xp, koffs=koffs, cols=cols, n_ig=s.n * s.groups, k=s.k, out_h=s.out_h,
                out_w=s.out_w, wq=g.wq, ig_stride=s.cin_g * g.plane_stride, rows_per_tile=per, n_row_tiles=nt,
-               plain=0, tiles=s.n * s.groups * nt, flops=s.n * s.groups * s.k * s.npix)
-    r.conv_row(K.f32_conv_gemm, cols, r.y, r.gemm_tiles, bias=r.b, res=r.res, source=K.FROM_COLS)
+               plain=int(plain), tiles=s.n * s.groups * nt, flops=s.n * s.groups * s.k * s.npix)
+    return cols
+
+
+def _emit_grid_pixels(r):
+    r.conv_row(K.f32_conv_gemm, _pack_pixels(r, False), r.y, r.gemm_tiles, bias=r.b, res=r.res, source=K.FROM_COLS)
 
 
 def _emit_grid_pixel_rows(r):
     """The im2col matrix ``[k][pixels]`` of each image (``f32_pack_pixels``, plain), then ``f32_conv_pixel_rows``
     on it as the input of the 1x1 conv ``as_1x1(s)``, with this conv's weights, bias, residual and activation."""
-    s, g = r.s, r.path.grid
-    xp, koffs = _pad_planes(r)
-    cols = r.plan.temp((s.n * s.k * s.npix,), np.float32, "conv_im2col")
-    nt, per = r.plan.split(s.k, 2 * s.npix)
-    r.plan.add(r.node, P.f32_pack_pixels, x=xp, koffs=koffs, cols=cols, n_ig=s.n, k=s.k, out_h=s.out_h,
-               out_w=s.out_w, wq=g.wq, ig_stride=s.c * g.plane_stride, rows_per_tile=per, n_row_tiles=nt, plain=1,
-               tiles=s.n * nt, flops=s.n * s.k * s.npix)
-    _emit_pixel_rows(_ConvRows(r.node, r.plan, as_1x1(s), r.path, cols, r.w, r.b, r.res, r.y, r.epi))
+    cols = _pack_pixels(r, True)
+    _emit_pixel_rows(_ConvRows(r.node, r.plan, as_1x1(r.s), r.path, cols, r.w, r.b, r.res, r.y, r.epi))
 
 
 def _emit_conv_maxpool(r):
