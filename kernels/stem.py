@@ -1,172 +1,332 @@
-"""Direct FP32 convolution for few input channels (a network's stem), on a ring of padded input rows.
+"""Direct FP32 convolution for few input channels (a network's stem), output channels along the vectors.
 
-``f32_conv_stem`` reads ``kernels.conv``'s row ``CONV``: one group, at most
-``STEM_MAX_CIN`` input channels, column stride 1 or 2, no dilation. Through
-the GEMM core such a conv is a GEMM of depth ``cin*kh*kw`` (27 for a 3x3 RGB
-stem) over every output pixel: its columns must be packed from a padded,
-phase-split copy of the input, which costs as much as the multiply-adds.
-Here the input rows an output row reads are copied once into a ring of
-zero-padded rows (stride 2: split into even and odd columns), so every tap of
-``VW`` outputs is one plain vector load, which serves ``CO_BLOCK`` output
-channels; a register block is ``CO_BLOCK`` channels x 4 vectors of one
-output row. ``w`` is packed as ``[ceil(cout/CO_BLOCK), cin*kh*kw,
-CO_BLOCK]`` (``depthwise.pack_channel_blocks``, zero past ``cout``). Bias, residual and
-activation come from the row's ``EPILOGUE``: SiLU and Sigmoid on the
-registers (``kernels.vact``), Relu/Clip/HardSwish in ``kernels.conv._dw_out``,
-others in a pass over each output row. It reads nothing outside its
-inputs (masked loads), so a graph input may be read in place. Tile = ``co_per_tile`` consecutive
-(image, output row) units. Not here: groups, dilation, column strides above 2.
+``f32_conv_stem`` (row ``STEM``): one group, at most ``STEM_MAX_CIN`` input
+channels, any strides and dilations, optionally followed by a max pool
+(``pool_kh > 0``). Through the GEMM core such a conv is a GEMM of depth
+``cin*kh*kw`` (27 for a 3x3 RGB stem) whose columns must be packed from a
+padded, phase-split copy of the input, costing as much as the multiply-adds.
+Here a register block is ``PIX`` consecutive output pixels of one row x
+``CO`` output channels (two vectors; ``2 * PIX`` x one vector for at most
+``VW`` channels): each tap is the weight vectors and a broadcast per pixel
+of an input float, read straight from a ring of zero-padded input rows at
+any column stride. A conv row is kept as
+``[pixel][channel]`` in scratch; without a pool it is transposed into the
+image's planes, with one the max pool runs on whole channel vectors (no
+shuffles) over a ring of conv rows and only the pooled row is transposed.
+``w`` is packed as ``[panels, kh*cin*kw, panel width]`` (``pack_weights``:
+kernel rows outermost, so the taps of the kernel rows inside the input are
+consecutive; zero past ``cout``). Bias and Relu, Clip,
+HardSwish, LeakyRelu, SiLU or Sigmoid run on the registers; a residual and other
+activations in a pass over each output row after the transpose (no pool
+then). It reads nothing outside its inputs (masked loads), so a graph input
+may be read in place. Tile = ``rows_per_tile`` output rows (pooled rows with
+a pool) of one image. Not here: groups; choosing the path (``ops/conv_paths.py``).
 """
 import numba
 import numpy as np
 
-from .abi import f32, slot_address
-from .contract import tile_kernel
-from .conv import CONV, _conv_geometry, _dw_out, dw_out_applies
-from .conv_pack import BIG, _copy_run, _copy_run2, _span
-from .elementwise import IDENTITY, SIGMOID, SILU, activation_run
-from .gemm import ep_fields
-from .simd import VW, v_fma, v_load, v_splat, v_store_n, v_zero
+from .abi import f32, i64, slot_address
+from .contract import declare_row, tile_kernel
+from .conv import _out_run, dw_out_applies
+from .conv_pack import BIG, _copy_run, _span
+from .depthwise import pack_channel_blocks
+from .elementwise import CLIP, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SILU, activation_run
+from .gemm import EPILOGUE, ep_fields
+from .simd import (VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load, v_load_n, v_max, v_mul, v_splat, v_store,
+                   v_store_n, v_transpose_block, v_zero)
 from .vact import v_sigmoid4, v_silu4
 
 STEM_MAX_CIN = 4
-CO_BLOCK = 4  # output channels of a register block (x 4 vectors of a row)
+PIX = 8  # output pixels of a register block
+CO = 2 * VW  # output channels of a register block (a weight panel)
+STEM = declare_row("STEM", inputs=("x", "w", "bias?", "res?"), outputs=("y",),
+                   ints=("n", "c", "in_h", "in_w", "cout", "out_h", "out_w", "kh", "kw", "sh", "sw", "dh", "dw",
+                         "pad_t", "pad_l", "pool_kh", "pool_kw", "pool_sh", "pool_sw", "pool_pad_t", "pool_pad_l",
+                         "pool_oh", "pool_ow", "rows_per_tile", "tiles_per_image"),
+                   structs={"ep": EPILOGUE})
 
 
 @numba.njit(cache=True)
-def stem_ring(c, w, ow_n, kh, kw, sw, pl):
-    """``(slots, phase_floats, scratch_floats)`` of ``f32_conv_stem``'s ring of padded input rows.
+def _pow2(n):
+    s = 1
+    while s < n:  # a power of two: a row's slot is a mask, not a division
+        s *= 2
+    return s
 
-    ``slots`` is a power of two, at least ``kh``; a slot holds one input row
-    of every channel, each as ``sw`` phase rows of ``phase_floats``: padded
-    column ``x + pl`` sits in phase ``(x + pl) % sw`` at ``(x + pl) // sw``.
+
+@numba.njit(cache=True)
+def stem_layout(c, w, cout, ow_n, kh, kw, sw, dh, dw, pl, pool_kh, pool_ow):
+    """``(slots, wp, owp, cslots, ring floats, conv floats, scratch floats)`` of ``f32_conv_stem``.
+
+    The input ring holds ``slots`` rows of every channel, each ``wp`` floats
+    with padded column ``x + pl`` at ``x``, then a conv row's tap table; the conv ring ``cslots`` conv rows
+    of ``ceil(cout/cw)`` panels of ``owp`` pixels x ``cw`` channels (``panel_shape``); a pooled
+    row follows it.
     """
-    slots = 1
-    while slots < kh:  # a power of two: a row's slot is a mask, not a division
-        slots *= 2
-    reach = (ow_n + 4 * VW - 1) // (4 * VW) * 4 * VW + (kw - 1) // sw + 1  # floats a row's blocks read
-    wph = (max(reach, (w + pl) // sw + 1) + 2 * VW - 1) // VW * VW  # a VW of slack, whole vectors
-    return slots, wph, slots * c * sw * wph
+    slots = _pow2((kh - 1) * dh + 1)
+    cw, pix = panel_shape(cout)
+    owp = (ow_n + pix - 1) // pix * pix
+    reach = (owp - 1) * sw + (kw - 1) * dw + 1  # padded columns the blocks of a row read
+    wp = (max(reach, w + pl) + VW - 1) // VW * VW
+    cslots = _pow2(pool_kh) if pool_kh > 0 else 1
+    npan = (cout + cw - 1) // cw
+    ring = slots * c * wp + kh * c * kw * 2  # the rows, then the tap table (int64s)
+    conv = cslots * npan * owp * cw
+    return slots, wp, owp, cslots, ring, conv, ring + conv + npan * pool_ow * cw
 
 
 def _stem_scratch(a):
-    return stem_ring(a["c"], a["in_w"], a["out_w"], a["kh"], a["kw"], a["sw"], a["pad_l"])[2] * 4
+    return stem_layout(a["c"], a["in_w"], a["cout"], a["out_w"], a["kh"], a["kw"], a["sw"], a["dh"], a["dw"],
+                       a["pad_l"], a["pool_kh"], a["pool_ow"])[6] * 4
+
+
+@numba.njit(cache=True)
+def panel_shape(cout):
+    """``(channels, pixels)`` of a register block: ``CO`` x ``PIX``, or one vector x ``2 * PIX`` for at most
+    ``VW`` output channels (half of a ``CO`` panel would be zeros)."""
+    return (VW, 2 * PIX) if cout <= VW else (CO, PIX)
+
+
+def pack_weights(w):
+    """Conv weights ``[cout, cin, kh, kw]`` as ``f32_conv_stem`` reads them: ``[ceil(cout/cw), kh*cin*kw, cw]``
+    (``cw`` from ``panel_shape``)."""
+    return pack_channel_blocks(np.asarray(w, np.float32).transpose(0, 2, 1, 3), panel_shape(w.shape[0])[0])
 
 
 @numba.njit(inline="always")
-def _load_row(dst, src, w, pl, sw, wph):
-    """Input row ``src`` (``w`` floats) as its ``sw`` phase rows at ``dst``: phase ``b`` holds padded columns
-    ``b, b + sw, ...``, the padding left at zero (the spans and copies of ``kernels.conv_pack``)."""
-    for b in range(sw):
-        lo, end = _span(b - pl, sw, w, wph)
-        if lo < end:
-            at, n = src + (lo * sw + b - pl) * 4, end - lo
-            if sw == 1:
-                _copy_run(dst + lo * 4, at, n)
-            else:
-                _copy_run2(dst + (b * wph + lo) * 4, at, n)
+def _fma2(s, w0, w1, a, b):
+    return v_fma(s, w0, a), v_fma(s, w1, b)
 
 
 @numba.njit(inline="always")
-def _fma4(wv, x0, x1, x2, x3, a0, a1, a2, a3):
-    return v_fma(wv, x0, a0), v_fma(wv, x1, a1), v_fma(wv, x2, a2), v_fma(wv, x3, a3)
+def _act(v, act, lo_v, hi_v):
+    """Relu, Clip, LeakyRelu (slope ``lo_v``) or HardSwish of one vector, NaN kept; other codes leave it."""
+    if act == RELU:
+        v = v_clamp_below(v, v_zero())
+    elif act == LEAKY_RELU:
+        v = v_add(v_clamp_below(v, v_zero()), v_mul(v_clamp_above(v, v_zero()), lo_v))
+    elif act == CLIP:
+        v = v_clamp_above(v_clamp_below(v, lo_v), hi_v)
+    elif act == HARD_SWISH:
+        gate = v_fma(v, v_splat(np.float32(1.0 / 6.0)), v_splat(np.float32(0.5)))
+        v = v_mul(v, v_clamp_above(v_clamp_below(gate, v_zero()), v_splat(np.float32(1))))
+    return v
 
 
 @numba.njit(inline="always")
-def _out4(ya, at, n, a0, a1, a2, a3, reg_act, act, ra, has_res, out_act, lo_v, hi_v):
-    """Store the first ``n`` columns of four vectors of an output row (``_dw_out``), SiLU/Sigmoid first when
-    ``reg_act``."""
-    if reg_act:
-        if act == SILU:
-            a0, a1, a2, a3 = v_silu4(a0, a1, a2, a3)
-        else:
-            a0, a1, a2, a3 = v_sigmoid4(a0, a1, a2, a3)
+def _act4(a, b, c, d, act, lo_v, hi_v):
+    if act == SILU:
+        return v_silu4(a, b, c, d)
+    if act == SIGMOID:
+        return v_sigmoid4(a, b, c, d)
+    return _act(a, act, lo_v, hi_v), _act(b, act, lo_v, hi_v), _act(c, act, lo_v, hi_v), _act(d, act, lo_v, hi_v)
+
+
+@numba.njit(inline="always")
+def _block(row, tab, ntaps, wt, dst, sw, b0, b1, act, lo_v, hi_v):
+    """One register block: ``PIX`` pixels x ``CO`` channels, summed over ``ntaps`` taps (tap ``t``: input floats
+    from ``row + tab[t]`` bytes, ``sw`` apart; weights ``CO`` floats from ``wt``, the next tap's after them),
+    biases ``b0``, ``b1``, activation ``act`` (IDENTITY: none), stored as ``[pixel][CO]`` at ``dst``."""
+    a0 = c0 = e0 = g0 = i0 = k0 = m0 = o0 = b0
+    a1 = c1 = e1 = g1 = i1 = k1 = m1 = o1 = b1
+    for t in range(ntaps):
+        w0 = v_load(wt)
+        w1 = v_load(wt + VW * 4)
+        x = f32(row + tab[t], BIG)
+        a0, a1 = _fma2(v_splat(x[0]), w0, w1, a0, a1)
+        c0, c1 = _fma2(v_splat(x[sw]), w0, w1, c0, c1)
+        e0, e1 = _fma2(v_splat(x[2 * sw]), w0, w1, e0, e1)
+        g0, g1 = _fma2(v_splat(x[3 * sw]), w0, w1, g0, g1)
+        i0, i1 = _fma2(v_splat(x[4 * sw]), w0, w1, i0, i1)
+        k0, k1 = _fma2(v_splat(x[5 * sw]), w0, w1, k0, k1)
+        m0, m1 = _fma2(v_splat(x[6 * sw]), w0, w1, m0, m1)
+        o0, o1 = _fma2(v_splat(x[7 * sw]), w0, w1, o0, o1)
+        wt += CO * 4
+    if act != IDENTITY:
+        a0, a1, c0, c1 = _act4(a0, a1, c0, c1, act, lo_v, hi_v)
+        e0, e1, g0, g1 = _act4(e0, e1, g0, g1, act, lo_v, hi_v)
+        i0, i1, k0, k1 = _act4(i0, i1, k0, k1, act, lo_v, hi_v)
+        m0, m1, o0, o1 = _act4(m0, m1, o0, o1, act, lo_v, hi_v)
+    s = CO * 4
+    v_store(dst, a0)
+    v_store(dst + VW * 4, a1)
+    v_store(dst + s, c0)
+    v_store(dst + s + VW * 4, c1)
+    v_store(dst + 2 * s, e0)
+    v_store(dst + 2 * s + VW * 4, e1)
+    v_store(dst + 3 * s, g0)
+    v_store(dst + 3 * s + VW * 4, g1)
+    v_store(dst + 4 * s, i0)
+    v_store(dst + 4 * s + VW * 4, i1)
+    v_store(dst + 5 * s, k0)
+    v_store(dst + 5 * s + VW * 4, k1)
+    v_store(dst + 6 * s, m0)
+    v_store(dst + 6 * s + VW * 4, m1)
+    v_store(dst + 7 * s, o0)
+    v_store(dst + 7 * s + VW * 4, o1)
+
+
+@numba.njit(inline="always")
+def _block_narrow(row, tab, ntaps, wt, dst, sw, b0, act, lo_v, hi_v):
+    """``_block`` for one vector of channels: ``2 * PIX`` pixels x ``VW`` channels, stored as ``[pixel][VW]``."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = a12 = a13 = a14 = a15 = b0
+    for t in range(ntaps):
+        wv = v_load(wt)
+        x = f32(row + tab[t], BIG)
+        a0, a1 = v_fma(v_splat(x[0]), wv, a0), v_fma(v_splat(x[sw]), wv, a1)
+        a2, a3 = v_fma(v_splat(x[2 * sw]), wv, a2), v_fma(v_splat(x[3 * sw]), wv, a3)
+        a4, a5 = v_fma(v_splat(x[4 * sw]), wv, a4), v_fma(v_splat(x[5 * sw]), wv, a5)
+        a6, a7 = v_fma(v_splat(x[6 * sw]), wv, a6), v_fma(v_splat(x[7 * sw]), wv, a7)
+        a8, a9 = v_fma(v_splat(x[8 * sw]), wv, a8), v_fma(v_splat(x[9 * sw]), wv, a9)
+        a10, a11 = v_fma(v_splat(x[10 * sw]), wv, a10), v_fma(v_splat(x[11 * sw]), wv, a11)
+        a12, a13 = v_fma(v_splat(x[12 * sw]), wv, a12), v_fma(v_splat(x[13 * sw]), wv, a13)
+        a14, a15 = v_fma(v_splat(x[14 * sw]), wv, a14), v_fma(v_splat(x[15 * sw]), wv, a15)
+        wt += VW * 4
+    if act != IDENTITY:
+        a0, a1, a2, a3 = _act4(a0, a1, a2, a3, act, lo_v, hi_v)
+        a4, a5, a6, a7 = _act4(a4, a5, a6, a7, act, lo_v, hi_v)
+        a8, a9, a10, a11 = _act4(a8, a9, a10, a11, act, lo_v, hi_v)
+        a12, a13, a14, a15 = _act4(a12, a13, a14, a15, act, lo_v, hi_v)
     s = VW * 4
-    _dw_out(ya, at, a0, n, ra, has_res, out_act, lo_v, hi_v)
-    if n > VW:
-        _dw_out(ya, at + s, a1, n - VW, ra, has_res, out_act, lo_v, hi_v)
-    if n > 2 * VW:
-        _dw_out(ya, at + 2 * s, a2, n - 2 * VW, ra, has_res, out_act, lo_v, hi_v)
-    if n > 3 * VW:
-        _dw_out(ya, at + 3 * s, a3, n - 3 * VW, ra, has_res, out_act, lo_v, hi_v)
+    v_store(dst, a0)
+    v_store(dst + s, a1)
+    v_store(dst + 2 * s, a2)
+    v_store(dst + 3 * s, a3)
+    v_store(dst + 4 * s, a4)
+    v_store(dst + 5 * s, a5)
+    v_store(dst + 6 * s, a6)
+    v_store(dst + 7 * s, a7)
+    v_store(dst + 8 * s, a8)
+    v_store(dst + 9 * s, a9)
+    v_store(dst + 10 * s, a10)
+    v_store(dst + 11 * s, a11)
+    v_store(dst + 12 * s, a12)
+    v_store(dst + 13 * s, a13)
+    v_store(dst + 14 * s, a14)
+    v_store(dst + 15 * s, a15)
 
 
-@tile_kernel(CONV, reads_in_bounds=True, scratch=_stem_scratch)
+@numba.njit(inline="always")
+def _to_planes(src, cw, npan, ld_pan, cout, width, dst, plane_bytes):
+    """Transpose a row of ``width`` pixels x ``cout`` channels (panels of ``[pixel][cw]``, ``ld_pan`` bytes apart)
+    into ``cout`` planes: channel ``co``'s pixels at ``dst + co * plane_bytes``."""
+    for jp in range(npan):
+        for c in range(0, min(cw, cout - jp * cw), VW):
+            nc = min(VW, cout - jp * cw - c)
+            for b0 in range(0, width, VW):
+                nq = min(VW, width - b0)
+                v_transpose_block(src + jp * ld_pan + (b0 * cw + c) * 4, cw * 4, nq, nc,
+                                  dst + ((jp * cw + c) * plane_bytes // 4 + b0) * 4, plane_bytes, nc, nq)
+
+
+@tile_kernel(STEM, reads_in_bounds=True, scratch=_stem_scratch)
 def f32_conv_stem(p, tile, scratch):
-    R = CONV
-    n_img = p[R.n]
-    n_c, h, w, cout, oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl = _conv_geometry(p)
-    per = p[R.co_per_tile]  # output rows per tile, counted over (image, row)
-    npix = oh_n * ow_n
-    taps = n_c * kh * kw
-    bias = f32(p[R.bias], BIG)
-    y = f32(p[R.y], BIG)
+    R = STEM
+    n_c, h, w, cout, oh_n, ow_n = p[R.c], p[R.in_h], p[R.in_w], p[R.cout], p[R.out_h], p[R.out_w]
+    kh, kw, sh, sw, dh, dw, pt, pl = p[R.kh], p[R.kw], p[R.sh], p[R.sw], p[R.dh], p[R.dw], p[R.pad_t], p[R.pad_l]
+    pkh, pkw, psh, psw, ppt, ppl = (p[R.pool_kh], p[R.pool_kw], p[R.pool_sh], p[R.pool_sw], p[R.pool_pad_t],
+                                    p[R.pool_pad_l])
+    poh, pow_n, per, nt = p[R.pool_oh], p[R.pool_ow], p[R.rows_per_tile], p[R.tiles_per_image]
+    pool = pkh > 0
     has_bias, has_res, act, aa, ab = ep_fields(slot_address(p, R.ep))
     lo_v = v_splat(aa)
     hi_v = v_splat(ab)
-    reg_act = (act == SILU or act == SIGMOID) and not has_res
-    out_act = act if dw_out_applies(act) else IDENTITY
-    slots, wph, nf = stem_ring(n_c, w, ow_n, kh, kw, sw, pl)
-    cbytes = sw * wph * 4  # one channel's phase rows in a slot
-    for t in range(0, nf, VW):  # padding cells are never written: zero once per tile
-        v_store_n(scratch + t * 4, v_zero(), nf - t)
-    xa, ya, ra, wa = p[R.x], p[R.y], p[R.res], p[R.w]
-    vs = VW * 4
-    u0 = tile * per
-    u1 = min(n_img * oh_n, u0 + per)
-    loaded_img, loaded = -1, 0  # input rows [.., loaded) of image loaded_img are in the ring
-    for u in range(u0, u1):
-        img = u // oh_n
-        oh = u - img * oh_n
-        if img != loaded_img:
-            loaded_img, loaded = img, 0
-        top = oh * sh - pt
-        for ih in range(max(loaded, top, 0), min(h, top + kh)):
+    reg = (dw_out_applies(act) or act == SILU or act == SIGMOID or act == LEAKY_RELU) and not has_res
+    slots, wp, owp, cslots, nring, nconv, _ = stem_layout(n_c, w, cout, ow_n, kh, kw, sw, dh, dw, pl, pkh, pow_n)
+    cw, pix = panel_shape(cout)
+    npan = (cout + cw - 1) // cw
+    taps = n_c * kh * kw
+    span = (kh - 1) * dh + 1
+    ring = scratch
+    conv = scratch + nring * 4
+    pooled = conv + nconv * 4
+    pan_bytes = owp * cw * 4  # one panel of a conv row
+    for t in range(0, nring, VW):  # padding cells are never written: zero once per tile
+        v_store_n(ring + t * 4, v_zero(), nring - t)
+    tab = i64(ring + slots * n_c * wp * 4, kh * n_c * kw)
+    xa, ya, ra, ba = p[R.x], p[R.y], p[R.res], p[R.bias]
+    img = tile // nt
+    r0 = (tile - img * nt) * per
+    if pool:
+        r1 = min(poh, r0 + per)
+        cr0 = max(0, r0 * psh - ppt)
+        cr1 = min(oh_n, (r1 - 1) * psh - ppt + pkh)
+    else:
+        r1 = min(oh_n, r0 + per)
+        cr0, cr1 = r0, r1
+    npix, pnpix = oh_n * ow_n, poh * pow_n
+    loaded = 0  # input rows [.., loaded) are in the ring
+    pr = r0  # the next pooled row
+    for cr in range(cr0, cr1):
+        top = cr * sh - pt
+        for ih in range(max(loaded, top, 0), min(h, top + span)):
             for ci in range(n_c):
-                _load_row(scratch + ((ih & (slots - 1)) * n_c + ci) * cbytes, xa + ((img * n_c + ci) * h + ih) * w * 4,
-                          w, pl, sw, wph)
-        loaded = max(loaded, min(h, top + kh))
+                dst = ring + ((ih & (slots - 1)) * n_c + ci) * wp * 4
+                lo, end = _span(-pl, 1, w, wp)
+                _copy_run(dst + lo * 4, xa + (((img * n_c + ci) * h + ih) * w + lo - pl) * 4, end - lo)
+        loaded = max(loaded, min(h, top + span))
         k0 = 0  # kernel rows whose input row exists: [k0, k1)
-        while k0 < kh and top + k0 < 0:
+        while k0 < kh and top + k0 * dh < 0:
             k0 += 1
         k1 = kh
-        while k1 > k0 and top + k1 - 1 >= h:
+        while k1 > k0 and top + (k1 - 1) * dh >= h:
             k1 -= 1
-        for cb in range(0, cout, CO_BLOCK):
-            wb = wa + (cb // CO_BLOCK) * taps * CO_BLOCK * 4
-            b0 = v_splat(bias[cb] if has_bias else np.float32(0))
-            b1 = v_splat(bias[min(cb + 1, cout - 1)] if has_bias else np.float32(0))
-            b2 = v_splat(bias[min(cb + 2, cout - 1)] if has_bias else np.float32(0))
-            b3 = v_splat(bias[min(cb + 3, cout - 1)] if has_bias else np.float32(0))
-            for o in range(0, ow_n, 4 * VW):
-                a0 = a1 = a2 = a3 = b0
-                c0 = c1 = c2 = c3 = b1
-                d0 = d1 = d2 = d3 = b2
-                e0 = e1 = e2 = e3 = b3
-                for ki in range(k0, k1):
-                    slot = scratch + (((top + ki) & (slots - 1)) * n_c) * cbytes + o * 4
-                    for ci in range(n_c):
-                        row = slot + ci * cbytes
-                        for kj in range(kw):
-                            src = row + ((kj & (sw - 1)) * wph + (kj >> (sw - 1))) * 4  # sw is 1 or 2
-                            x0, x1, x2, x3 = v_load(src), v_load(src + vs), v_load(src + 2 * vs), v_load(src + 3 * vs)
-                            wt = f32(wb + ((ci * kh + ki) * kw + kj) * CO_BLOCK * 4, CO_BLOCK)
-                            a0, a1, a2, a3 = _fma4(v_splat(wt[0]), x0, x1, x2, x3, a0, a1, a2, a3)
-                            c0, c1, c2, c3 = _fma4(v_splat(wt[1]), x0, x1, x2, x3, c0, c1, c2, c3)
-                            d0, d1, d2, d3 = _fma4(v_splat(wt[2]), x0, x1, x2, x3, d0, d1, d2, d3)
-                            e0, e1, e2, e3 = _fma4(v_splat(wt[3]), x0, x1, x2, x3, e0, e1, e2, e3)
-                n = ow_n - o
-                at = ((img * cout + cb) * npix + oh * ow_n + o) * 4
-                ps = npix * 4
-                _out4(ya, at, n, a0, a1, a2, a3, reg_act, act, ra, has_res, out_act, lo_v, hi_v)
-                if cb + 1 < cout:
-                    _out4(ya, at + ps, n, c0, c1, c2, c3, reg_act, act, ra, has_res, out_act, lo_v, hi_v)
-                if cb + 2 < cout:
-                    _out4(ya, at + 2 * ps, n, d0, d1, d2, d3, reg_act, act, ra, has_res, out_act, lo_v, hi_v)
-                if cb + 3 < cout:
-                    _out4(ya, at + 3 * ps, n, e0, e1, e2, e3, reg_act, act, ra, has_res, out_act, lo_v, hi_v)
-        if not reg_act and out_act == IDENTITY and act != IDENTITY:
-            for co in range(cout):
-                q = (img * cout + co) * npix + oh * ow_n
-                activation_run(act, y, q, q + ow_n, aa, ab)
+        # The row's taps in the weights' order (kernel row, channel, kernel column), from kernel row k0.
+        ntaps = 0
+        for ki in range(k0, k1):
+            for ci in range(n_c):
+                at = ((((top + ki * dh) & (slots - 1)) * n_c + ci) * wp) * 4
+                for kj in range(kw):
+                    tab[ntaps] = at + kj * dw * 4
+                    ntaps += 1
+        crow = conv + (cr & (cslots - 1)) * npan * pan_bytes
+        for jp in range(npan):
+            nb = min(cw, cout - jp * cw)
+            b0 = v_load_n(ba + jp * cw * 4, nb) if has_bias else v_zero()
+            b1 = v_load_n(ba + (jp * cw + VW) * 4, nb - VW) if has_bias else v_zero()
+            wb = p[R.w] + (jp * taps + k0 * n_c * kw) * cw * 4
+            for ob in range(0, ow_n, pix):
+                dst = crow + jp * pan_bytes + ob * cw * 4
+                if cw == VW:
+                    _block_narrow(ring + ob * sw * 4, tab, ntaps, wb, dst, sw, b0, act if reg else IDENTITY, lo_v,
+                                  hi_v)
+                else:
+                    _block(ring + ob * sw * 4, tab, ntaps, wb, dst, sw, b0, b1, act if reg else IDENTITY, lo_v,
+                           hi_v)
+        if not pool:
+            yo = (img * cout * oh_n + cr) * ow_n
+            _to_planes(crow, cw, npan, pan_bytes, cout, ow_n, ya + yo * 4, npix * 4)
+            if not reg:
+                for co in range(cout):
+                    q = yo + co * npix
+                    if has_res:
+                        _out_run(ya + q * 4, ya, q * 4, ow_n, v_zero(), ra, has_res,
+                                 act if dw_out_applies(act) else IDENTITY, lo_v, hi_v)
+                    if act != IDENTITY and not (has_res and dw_out_applies(act)):
+                        activation_run(act, f32(ya, BIG), q, q + ow_n, aa, ab)
+            continue
+        # Max-pool every pooled row whose window rows are all computed now.
+        while pr < r1 and (min(oh_n, pr * psh - ppt + pkh) - 1 <= cr):
+            q0 = max(0, pr * psh - ppt)
+            q1 = min(oh_n, pr * psh - ppt + pkh)
+            for jp in range(npan):
+                for pc in range(pow_n):
+                    c0 = max(0, pc * psw - ppl)
+                    c1 = min(ow_n, pc * psw - ppl + pkw)
+                    m0 = v_splat(np.float32(-np.inf))
+                    m1 = m0
+                    for q in range(q0, q1):
+                        src = conv + ((q & (cslots - 1)) * npan + jp) * pan_bytes + c0 * cw * 4
+                        for _ in range(c0, c1):
+                            m0 = v_max(m0, v_load(src))
+                            if cw == CO:
+                                m1 = v_max(m1, v_load(src + VW * 4))
+                            src += cw * 4
+                    dst = pooled + (jp * pow_n + pc) * cw * 4
+                    v_store(dst, m0)
+                    if cw == CO:
+                        v_store(dst + VW * 4, m1)
+            _to_planes(pooled, cw, npan, pow_n * cw * 4, cout, pow_n, ya + ((img * cout * poh + pr) * pow_n) * 4,
+                       pnpix * 4)
+            pr += 1
     return 0

@@ -30,8 +30,10 @@ def test_grid_goes_to_the_image_only_with_a_register_epilogue():
 
 
 def test_fused_pool_takes_the_band_path():
-    p = choose_path(shape(c=3, cout=64, hw=224, k=7, s=2, pad=3), True, 2, pool=True)
-    assert p.kind == "conv_maxpool" and p.grid == GridGeometry.of(shape(c=3, cout=64, hw=224, k=7, s=2, pad=3))
+    p = choose_path(shape(c=8, cout=64, hw=224, k=7, s=2, pad=3), True, 2, pool=True)
+    assert p.kind == "conv_maxpool" and p.grid == GridGeometry.of(shape(c=8, cout=64, hw=224, k=7, s=2, pad=3))
+    # a stem (at most STEM_MAX_CIN input channels) pools in its own kernel
+    assert choose_path(shape(c=3, cout=64, hw=224, k=7, s=2, pad=3), True, 2, pool=True).kind == "stem"
 
 
 def test_grid_geometry_splits_stride_two_into_phases():

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from oracle import assert_kernel_matches_ort, conv_graph
+import tilerun
+from oracle import assert_kernel_matches_ort, conv_graph, reference_outputs
 
 F = np.float32
 
@@ -30,9 +31,18 @@ def assert_matches_ort(model, feeds, stem=True):
     ((1, 4, 17, 19), 6, 5, (3, 2), (2, 2, 2, 2)),      # four channels, 5x5, row stride 3
     ((1, 2, 9, 11), 5, 1, (1, 1), (0, 0, 0, 0)),       # 1x1
     ((1, 3, 18, 18), 24, 3, (2, 1), (1, 0, 1, 2)),     # row stride 2, column stride 1
+    ((1, 3, 16, 40), 40, 3, (1, 3), (1, 1, 1, 1)),     # column stride 3, a full and a ragged channel panel
+    ((1, 3, 35, 33), 64, 7, (2, 2), (3, 3, 3, 3)),     # a ResNet stem: 7x7, two full panels
 ])
 def test_stem_shapes(xshape, cout, k, strides, pads):
     assert_matches_ort(*stem_graph(xshape, cout, k, strides, pads))
+
+
+@pytest.mark.parametrize("cout", [8, 32])
+def test_stem_dilation(cout):
+    model, feeds = stem_graph((1, 3, 21, 19), cout, strides=(2, 1))
+    model.graph.node[0].attribute.append(helper.make_attribute("dilations", [2, 3]))
+    assert_matches_ort(model, feeds)
 
 
 @pytest.mark.parametrize("act", ["Relu", "Clip", "HardSwish", "SiLU", "Sigmoid", "LeakyRelu", "Tanh"])
@@ -51,10 +61,56 @@ def test_stem_nan_and_infinities():
 
 
 def test_stem_path_not_taken():
-    # one input channel (depthwise path), column stride 3, dilation, groups: the other paths
+    # one input channel (depthwise path), more channels than STEM_MAX_CIN: the other paths
     assert_matches_ort(*stem_graph((1, 1, 16, 16), 4), stem=False)
-    assert_matches_ort(*stem_graph((1, 3, 16, 16), 4, strides=(1, 3)), stem=False)
-    model, feeds = stem_graph((1, 3, 16, 16), 4)
-    model.graph.node[0].attribute.append(helper.make_attribute("dilations", [2, 2]))
-    assert_matches_ort(model, feeds, stem=False)
-    assert_matches_ort(*stem_graph((1, 6, 16, 16), 4), stem=False)  # more channels than STEM_MAX_CIN
+    assert_matches_ort(*stem_graph((1, 6, 16, 16), 4), stem=False)
+
+
+def pooled_stem_graph(xshape, cout, k, strides, pads, pool, act, seed):
+    """``stem_graph`` followed by a MaxPool (``pool``: its attributes), the activation between them."""
+    model, feeds = stem_graph(xshape, cout, k, strides, pads, act=act, seed=seed)
+    last = model.graph.output[0].name
+    model.graph.node.append(helper.make_node("MaxPool", [last], ["p"], **pool))
+    del model.graph.output[:]
+    model.graph.output.append(helper.make_tensor_value_info("p", 1, None))
+    return model, feeds
+
+
+@pytest.mark.parametrize("xshape, cout, k, strides, pads, pool", [
+    # squeezenet: 3x3 stride 2 unpadded, then a 3x3 stride 2 pool; two full panels
+    ((1, 3, 47, 45), 64, 3, (2, 2), (0, 0, 0, 0), dict(kernel_shape=[3, 3], strides=[2, 2])),
+    # a ResNet stem: 7x7 stride 2, a padded 3x3 stride 2 pool; one narrow panel, two images
+    ((2, 3, 40, 38), 16, 7, (2, 2), (3, 3, 3, 3), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    # a ragged panel, a 2x2 pool with ceil mode and one-sided pads
+    ((1, 4, 29, 31), 24, 3, (1, 1), (1, 1, 1, 1),
+     dict(kernel_shape=[2, 3], strides=[2, 2], pads=[0, 1, 1, 0], ceil_mode=1)),
+    # a narrow plane (12 conv columns) and a pool of column stride 3
+    ((1, 3, 24, 24), 8, 3, (2, 2), (1, 1, 1, 1), dict(kernel_shape=[3, 3], strides=[2, 3])),
+])
+@pytest.mark.parametrize("act", [None, "Relu", "HardSwish", "LeakyRelu"])
+def test_stem_max_pool(xshape, cout, k, strides, pads, pool, act):
+    # The pool runs on the stem's conv rows in scratch (channel vectors), pooled rows split over tiles.
+    model, feeds = pooled_stem_graph(xshape, cout, k, strides, pads, pool, act, seed=5)
+    assert_matches_ort(model, feeds)
+    with tilerun.compile_model(model, num_cores=2) as eng:
+        assert [r.kernel.name for r in eng.plan.rows] == ["f32_conv_stem"]
+
+
+def test_stem_max_pool_nan():
+    # Pool windows whose conv outputs are all NaN give NaN, windows without NaN the max (as the unfused pool
+    # does); windows with both are left open. The conv's outputs come from ORT (the graph without its Relu and
+    # pool: ORT's Relu turns NaN into 0).
+    pool = dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    model, feeds = pooled_stem_graph((1, 3, 30, 30), 32, 3, (2, 2), (1, 1, 1, 1), pool, "Relu", seed=6)
+    feeds["x"][0, :, 10:14, 10:14] = np.nan
+    conv_only, _ = stem_graph((1, 3, 30, 30), 32, 3, (2, 2), (1, 1, 1, 1), seed=6)
+    c = reference_outputs(conv_only, feeds, use_ort=True)[0]
+    c = np.pad(np.where(c < 0, 0, c), ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)  # Relu, NaN kept
+    windows = np.stack([c[:, :, i:i + 15:2, j:j + 15:2] for i in range(3) for j in range(3)])
+    for n in (1, 2):
+        with tilerun.compile_model(model, num_cores=n) as eng:
+            y = eng.run([feeds["x"]])[0]
+            assert [r.kernel.name for r in eng.plan.rows] == ["f32_conv_stem"]
+        all_nan, no_nan = np.isnan(windows).all(0), ~np.isnan(windows).any(0)
+        assert all_nan.any() and np.isnan(y[all_nan]).all()
+        np.testing.assert_allclose(y[no_nan], windows.max(0)[no_nan], rtol=1e-5, atol=1e-5)

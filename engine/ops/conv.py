@@ -101,32 +101,36 @@ class Conv(Lowering):
         return [((x.shape[0], cout, *out), F32)]
 
     def absorbs(self, node, pool, graph):
-        """Whether this conv can compute max pool ``pool`` on its own output (``f32_conv_maxpool``).
+        """Whether this conv can compute max pool ``pool`` on its own output (``f32_conv_stem`` or ``f32_conv_maxpool``).
 
-        Only the shapes that path takes: a 2-D grid conv (group 1, strides <= 2,
-        not a plain 1x1, not one Winograd takes) with rows of at least 16 pixels
-        and its epilogue in registers, weights of at most ``POOL_FUSE_WEIGHT_BYTES``,
-        and a max pool without dilation or Indices, column stride <= 2.
+        A 2-D conv of one group with its epilogue in registers, and a max pool
+        without dilation or Indices. A stem (2 to ``STEM_MAX_CIN`` input
+        channels) takes any such pool; otherwise only the shapes the band path
+        takes: a grid conv (strides <= 2, not a plain 1x1, not one Winograd
+        takes) with rows of at least 16 pixels, weights of at most
+        ``POOL_FUSE_WEIGHT_BYTES``, and a pool of column stride <= 2.
         """
         act = node.fused.activation
         if act is not None and fused_activation(node)[0] not in REGISTER_ACTIVATIONS:
             return False
         xs = graph.values[node.outputs[0]].shape
         w = graph.values[node.inputs[1]]
-        if len(xs) != 4 or not w.is_const or len(w.shape) != 4 or int(node.attrs["group"]) != 1:
+        if len(xs) != 4 or not w.is_const or len(w.shape) != 4 or int(node.attrs["group"]) != 1 or w.shape[1] < 2:
             return False
-        if w.shape[1] < 2 or w.const.size * 4 > POOL_FUSE_WEIGHT_BYTES:
+        if any(int(d) != 1 for d in pool.attrs.get("dilations") or [1]) or int(pool.attrs.get("storage_order", 0)):
             return False
+        if w.shape[1] <= ST.STEM_MAX_CIN:
+            return True
         strides = list(node.attrs.get("strides") or [1, 1])
         pads = list(node.attrs.get("pads") or [0] * 4)
-        if max(strides) > 2 or (tuple(w.shape[2:]) == (1, 1) and strides == [1, 1] and not any(pads)):
+        if w.const.size * 4 > POOL_FUSE_WEIGHT_BYTES or xs[3] < 16:
             return False
-        if xs[3] < 16 or any(int(d) != 1 for d in pool.attrs.get("dilations") or [1]):
+        if max(strides) > 2 or (tuple(w.shape[2:]) == (1, 1) and strides == [1, 1] and not any(pads)):
             return False
         if fused_activation(node)[0] in W.EPILOGUE_ACTIVATIONS and winograd_wins(
                 conv_shape(node, tuple(graph.values[node.inputs[0]].shape), tuple(w.shape))):
             return False  # Winograd and a separate pool beat the direct conv with the pool fused
-        return int(pool.attrs.get("storage_order", 0)) == 0 and int((pool.attrs.get("strides") or [1, 1])[-1]) <= 2
+        return int((pool.attrs.get("strides") or [1, 1])[-1]) <= 2
 
     def lower(self, node, inputs, outputs, plan):
         x, w, y = inputs[0], inputs[1], outputs[0]
@@ -170,7 +174,7 @@ class _ConvRows:
             return self.plan.weight(lambda: DW.pack_channel_blocks(w, VW), "conv_w",
                                     key=(node.name, "conv_dw_cv", w.shape))
         if kernel is ST.f32_conv_stem:
-            return self.plan.weight(lambda: DW.pack_channel_blocks(w, ST.CO_BLOCK), "conv_w",
+            return self.plan.weight(lambda: ST.pack_weights(w), "conv_w",
                                     key=(node.name, "conv_stem", w.shape))
         if kernel is W.f32_conv_winograd:
             return self.plan.weight(lambda: W.pack_weights(w), "conv_w", key=(node.name, "winograd", w.shape))
@@ -299,9 +303,20 @@ def _emit_winograd(r):
 
 
 def _emit_stem(r):
-    s = r.s
-    tiles, rows = r.plan.split(s.n * s.out_h, s.out_w * s.cout * s.k)
-    r.conv_row(ST.f32_conv_stem, r.x, r.y, tiles, bias=r.b, res=r.res, co_per_tile=rows, n_cob=tiles)
+    """``f32_conv_stem``: tiles of output rows of one image (pooled rows where a max pool is fused)."""
+    s, plan, pool = r.s, r.plan, r.node.fused.pool
+    if pool is not None:
+        (rows, pow_), pk, ps, pb, _, _ = pool_geometry(pool, (s.n, s.cout, s.out_h, s.out_w))
+    else:
+        rows, pow_, pk, ps, pb = s.out_h, 0, (0, 0), (1, 1), (0, 0)
+    _, per = plan.split(s.n * rows, max(1, ps[0]) * s.out_w * s.cout * s.k * 2)
+    per = min(per, rows)
+    per = tiling.band_rows(rows, per, s.n, plan.num_workers, max(pk[0], 1), ps[0]) if pool is not None else per
+    nt = -(-rows // per)
+    plan.add(r.node, ST.f32_conv_stem, x=r.x, w=r.packed_weights(ST.f32_conv_stem), bias=r.b, res=r.res, y=r.y,
+             **s.ints(), pool_kh=pk[0], pool_kw=pk[1], pool_sh=ps[0], pool_sw=ps[1], pool_pad_t=pb[0],
+             pool_pad_l=pb[1], pool_oh=rows if pool is not None else 0, pool_ow=pow_, rows_per_tile=per,
+             tiles_per_image=nt, ep=r.epi, tiles=s.n * nt, flops=r.flops)
 
 
 def _emit_pixel_rows(r):

@@ -16,9 +16,9 @@ and the GEMM tiles, which ``ops/conv.py`` turns into rows. Paths:
   conv over its im2col matrix (``as_1x1``; a 7x7 output's 49 pixels are 7
   row blocks of 7 instead of 64 columns): the matrix is written once, plain.
 * ``conv_maxpool`` — a grid conv whose max pool is fused (``Conv.absorbs``).
-* ``stem`` — one group of at most ``STEM_MAX_CIN`` input channels, column
-  stride 1 or 2, no dilation and no fused pool: ``kernels/stem.py``'s direct
-  conv, tiles of output rows.
+* ``stem`` — one group of 2 to ``STEM_MAX_CIN`` input channels, with or
+  without a fused max pool: ``kernels/stem.py``'s direct conv with the output
+  channels along the vectors, tiles of output (or pooled) rows.
 * ``pixel_rows`` — a plain 1x1 conv of one group run with the pixels as the
   GEMM's rows (register blocks of 7 or 8) and the output channels along the
   vectors, each block transposed into the image (``kernels/conv.py``'s
@@ -244,7 +244,7 @@ def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
     images = s.n * s.groups
     if winograd_epilogue and not pool and winograd_wins(s):
         return _winograd_path(s, workers)
-    if s.groups == 1 and 1 < s.c <= STEM_MAX_CIN and s.sw <= 2 and s.dh == s.dw == 1 and not pool:
+    if s.groups == 1 and 1 < s.c <= STEM_MAX_CIN:
         return ConvPath("stem")
     plain_1x1 = (s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.pad_t == s.pad_l == 0
                  and (s.out_h, s.out_w) == (s.in_h, s.in_w))
