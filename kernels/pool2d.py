@@ -19,7 +19,8 @@ from .abi import f32
 from .contract import declare_row, tile_kernel
 from .pool import AVG_EXCL, AVG_INCL, MAX
 from .reduce import select_max
-from .simd import VW, v_add, v_even, v_load, v_load2_n, v_load_n as _load_n, v_max, v_mul, v_odd, v_splat, v_store_n
+from .simd import (VW, v_add, v_even, v_load, v_load2_n, v_load_n as _load_n, v_max, v_mul, v_odd, v_splat, v_store,
+                   v_store_n, v_transpose_block)
 
 POOL2D = declare_row("POOL2D", inputs=("x",), outputs=("y",),
                      ints=("planes", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "bh", "bw", "eh", "ew", "op",
@@ -207,3 +208,67 @@ def f32_pool2d(p, tile, scratch):
     if op == AVG_EXCL:
         return _avgpool2d(p, tile, scratch, AVG_EXCL)
     return _avgpool2d(p, tile, scratch, AVG_INCL)
+
+
+def _pool_cv_scratch_bytes(args):
+    """Scratch of one ``f32_pool2d_cv`` row: a channel block's input and output pixels, ``VW`` floats each, and
+    the average's column reciprocals."""
+    return ((args["h"] * args["w"] + args["oh"] * args["ow"]) * VW + args["ow"]) * 4
+
+
+@tile_kernel(POOL2D, scratch=_pool_cv_scratch_bytes)
+def f32_pool2d_cv(p, tile, scratch):
+    """``f32_pool2d`` on small planes, ``VW`` channels at a time along the vectors.
+
+    A tile's planes (``planes_per_tile``, a multiple of ``VW`` but the last)
+    are transposed ``VW`` at a time into ``[pixel][channel]`` in scratch, so a
+    window's tap is one plain vector load at any stride, with no shuffles and
+    no masks; the pooled pixels are transposed back into the planes. Window
+    taps outside the input are left out (the average's divisor counts them
+    for ``AVG_INCL``), so no padded copy is needed.
+    """
+    planes, H, W, OH, OW = p[POOL2D.planes], p[POOL2D.h], p[POOL2D.w], p[POOL2D.oh], p[POOL2D.ow]
+    kH, kW, sH, sW = p[POOL2D.kh], p[POOL2D.kw], p[POOL2D.sh], p[POOL2D.sw]
+    bH, bW, eH, eW, op, per = p[POOL2D.bh], p[POOL2D.bw], p[POOL2D.eh], p[POOL2D.ew], p[POOL2D.op], \
+        p[POOL2D.planes_per_tile]
+    hw, ohw = H * W, OH * OW
+    xs = scratch
+    ys = scratch + hw * VW * 4
+    cinv = f32(ys + ohw * VW * 4, OW)  # the average's column reciprocals
+    vb = VW * 4
+    if op != MAX:
+        for ow in range(OW):
+            cinv[ow] = np.float32(1) / np.float32(_count(ow, sW, bW, eW, kW, W, op))
+    for c0 in range(tile * per, min(planes, tile * per + per), VW):
+        nc = min(VW, planes - c0)
+        src = p[POOL2D.x] + c0 * hw * 4
+        for q in range(0, hw, VW):
+            v_transpose_block(src + q * 4, hw * 4, nc, min(VW, hw - q), xs + q * vb, vb, min(VW, hw - q), VW)
+        for oh in range(OH):
+            r0 = oh * sH - bH
+            i0, i1 = max(0, r0), min(H, r0 + kH)
+            rinv = v_splat(np.float32(1) / np.float32(_count(oh, sH, bH, eH, kH, H, op)))
+            for ow in range(OW):
+                q0 = ow * sW - bW
+                j0, j1 = max(0, q0), min(W, q0 + kW)
+                if op == MAX:
+                    acc = v_splat(np.float32(-np.inf))
+                    for i in range(i0, i1):
+                        at = xs + (i * W + j0) * vb
+                        for _ in range(j0, j1):
+                            acc = v_max(acc, v_load(at))
+                            at += vb
+                else:
+                    acc = v_splat(np.float32(0))
+                    for i in range(i0, i1):
+                        at = xs + (i * W + j0) * vb
+                        for _ in range(j0, j1):
+                            acc = v_add(acc, v_load(at))
+                            at += vb
+                    acc = v_mul(v_mul(acc, rinv), v_splat(cinv[ow]))  # as f32_pool2d: rows', then columns' reciprocal
+                v_store(ys + (oh * OW + ow) * vb, acc)
+        dst = p[POOL2D.y] + c0 * ohw * 4
+        for q in range(0, ohw, VW):
+            nq = min(VW, ohw - q)
+            v_transpose_block(ys + q * vb, vb, nq, nc, dst + q * 4, ohw * 4, nc, nq)
+    return 0

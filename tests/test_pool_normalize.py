@@ -6,6 +6,7 @@ from onnx import helper
 import tilerun
 from oracle import check_against_reference, make_model, run_tilerun
 from tilerun.errors import ModelError
+from tilerun.ops import pool as pool_ops
 
 F = np.float32
 
@@ -35,19 +36,56 @@ POOL_CASES = [
 ]
 
 
+@pytest.fixture(params=["f32_pool2d_cv", "f32_pool2d"])
+def pool_kernel(request, monkeypatch):
+    """Each 2-D pool kernel in turn: channels along the vectors (small planes, the default here) or along the
+    rows (larger planes, forced by a zero ``POOL_CV_MAX_PIXELS``)."""
+    if request.param == "f32_pool2d":
+        monkeypatch.setattr(pool_ops, "POOL_CV_MAX_PIXELS", 0)
+    return request.param
+
+
+def _pool_kernels(op, x, attrs):
+    m = make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", F, x.shape)], [("y", F, None)])
+    with tilerun.compile_model(m, num_cores=1) as eng:
+        return {r.kernel.name for r in eng.plan.rows}
+
+
 @pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
 @pytest.mark.parametrize("attrs", POOL_CASES)
-def test_pool_2d(op, attrs):
+def test_pool_2d(op, attrs, pool_kernel):
     x = _x((2, 3, 11, 13), 1)
     # The reference evaluator's MaxPool sizes SAME_LOWER with floor(in/stride) and pads it
     # like SAME_UPPER, against the spec; ONNX Runtime follows the spec.
     _run(op, x, attrs, use_ort=attrs.get("auto_pad", "").startswith("SAME"))
+    takes = "dilations" not in attrs and (pool_kernel == "f32_pool2d_cv" or attrs.get("strides", [1, 1])[1] <= 2)
+    assert (pool_kernel in _pool_kernels(op, x, attrs)) == takes
 
 
 @pytest.mark.parametrize("attrs", [a for a in POOL_CASES if "auto_pad" not in a])
-def test_avgpool_count_include_pad(attrs):
+def test_avgpool_count_include_pad(attrs, pool_kernel):
     x = _x((1, 2, 10, 9), 2)
     _run("AveragePool", x, dict(attrs, count_include_pad=1))
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("shape, attrs", [
+    ((2, 21, 7, 7), dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])),                      # two images, 21 channels
+    ((1, 40, 14, 14), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1])),    # Inception's reductions
+    ((1, 35, 27, 26), dict(kernel_shape=[3, 2], strides=[1, 3], pads=[1, 0, 2, 1], ceil_mode=1)),
+])
+def test_pool_channel_vectors(op, shape, attrs):
+    # Channel blocks of VW planes, the last one partial, split over two cores; a NaN plane stays NaN (ONNX
+    # Runtime gives -FLT_MAX in some all-NaN max windows, the reference evaluator fails on them).
+    x = _x(shape, 12)
+    m = make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", F, x.shape)], [("y", F, None)])
+    clean = check_against_reference(m, {"x": x}, use_ort=True)[0]
+    x[0, 5] = np.nan
+    y = run_tilerun(m, [x], num_cores=2)[0]
+    assert np.isnan(y[0, 5]).all()
+    y[0, 5] = clean[0, 5]
+    np.testing.assert_array_equal(y, clean)
+    assert "f32_pool2d_cv" in _pool_kernels(op, x, attrs)
 
 
 @pytest.mark.parametrize("cip", [0, 1])
@@ -110,10 +148,13 @@ def test_maxpool_large_tiles_bit_identical():
     dict(kernel_shape=[2, 2], strides=[2, 2]),                                   # VGG's
     dict(kernel_shape=[3, 4], strides=[2, 2], pads=[1, 1, 1, 2], ceil_mode=1),  # even taps, padded, ceil
 ])
-def test_maxpool_stride2_rows_of_several_vectors(attrs):
+def test_maxpool_stride2_rows_of_several_vectors(attrs, monkeypatch):
     # 55 outputs a row: whole vectors take the rows' max first, then one
     # deinterleave per tap; the last rows and the ragged tail take the other path.
-    _run("MaxPool", _x((2, 5, 23, 111), 11), attrs)
+    monkeypatch.setattr(pool_ops, "POOL_CV_MAX_PIXELS", 0)
+    x = _x((2, 5, 23, 111), 11)
+    _run("MaxPool", x, attrs)
+    assert "f32_pool2d" in _pool_kernels("MaxPool", x, attrs)
 
 
 def _compile_error(op, x, attrs, outputs=("y",), opset=19, inits=()):

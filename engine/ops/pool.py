@@ -3,9 +3,10 @@
 MaxPool and AveragePool resolve ``auto_pad``/``pads``/``ceil_mode`` into
 explicit begin/end pads and output sizes at compile time (as ONNX Runtime
 does: a ceil-mode window must start inside the input or its begin padding),
-then emit one ``POOL2D`` row for 2-D windows without dilation and a column
-stride of 1 or 2, else one ``POOL`` row (3-D, unit leading axes) of the
-pool kind's kernel. AveragePool's divisor counts only taps inside the input
+then emit one ``POOL2D`` row for 2-D windows without dilation (planes of at
+most ``POOL_CV_MAX_PIXELS``: ``f32_pool2d_cv``, any stride; larger ones with a
+column stride of 1 or 2: ``f32_pool2d``), else one ``POOL`` row (3-D, unit
+leading axes) of the pool kind's kernel. AveragePool's divisor counts only taps inside the input
 (or, with ``count_include_pad``, inside the padded input, never past it).
 MaxPool's optional Indices output is not supported. GlobalAveragePool and
 GlobalMaxPool reduce each ``(n, c)`` plane (a ``GLOBAL_POOL`` row).
@@ -15,6 +16,7 @@ import math
 
 from tilerun.kernels import pool as K
 from tilerun.kernels import pool2d
+from tilerun.kernels.simd import VW
 
 from ..errors import node_error
 from .base import F32, Lowering, expect_dtype, expect_inputs
@@ -22,6 +24,9 @@ from .registry import register
 from .window import window_geometry
 
 MAX_SPATIAL = 3
+# Largest input plane pooled with channels along the vectors (f32_pool2d_cv): rows of a small plane fill
+# vectors badly. On 55x55 and 56x56 planes the rows were as fast or faster (benchmarks/README.md).
+POOL_CV_MAX_PIXELS = 28 * 28
 
 
 def pool_geometry(node, shape):
@@ -78,12 +83,15 @@ class _Pool(Lowering):
             op = K.MAX
         else:
             op = K.AVG_INCL if int(node.attrs.get("count_include_pad", 0)) else K.AVG_EXCL
-        if len(out) == 2 and dil == [1, 1] and strides[1] in (1, 2):
-            # The common CNN window, vectors in registers: max pools read the
-            # planes in place, averages through a zero-bordered copy in scratch.
+        small = len(out) == 2 and x.shape[2] * x.shape[3] <= POOL_CV_MAX_PIXELS
+        if len(out) == 2 and dil == [1, 1] and (small or strides[1] in (1, 2)):
+            # The common CNN window, vectors in registers. Small planes: VW channels at a time along the
+            # vectors (f32_pool2d_cv). Others along the rows: max pools read the planes in place, averages
+            # through a zero-bordered copy in scratch.
             H, W = x.shape[2:]
-            tiles, per = plan.split(planes, oh * ow * taps)
-            plan.add(node, pool2d.f32_pool2d, x=x, y=y, planes=planes, h=H, w=W, oh=oh, ow=ow, kh=kernel[0],
+            kernel_fn = pool2d.f32_pool2d_cv if small else pool2d.f32_pool2d
+            tiles, per = plan.split(planes, oh * ow * taps, granule=VW if small else 1)
+            plan.add(node, kernel_fn, x=x, y=y, planes=planes, h=H, w=W, oh=oh, ow=ow, kh=kernel[0],
                      kw=kernel[1], sh=strides[0], sw=strides[1], bh=begin[0], bw=begin[1], eh=end[0], ew=end[1],
                      op=op, planes_per_tile=per, tiles=tiles, flops=y.size * taps)
             return
