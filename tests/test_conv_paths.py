@@ -19,9 +19,16 @@ def shape(c=64, cout=64, hw=56, k=3, s=1, pad=1, groups=1, n=1):
     (shape(s=3), "im2col"),                              # larger strides
     (shape(c=32, cout=32, groups=32), "depthwise"),      # one input channel per group
     (shape(c=256, cout=256, hw=13), "grid_pixels"),      # small plane: 13x13 grid costs more than its pixels
+    (shape(c=512, cout=512, hw=9, pad=0), "grid_pixel_rows"),  # 7x7 output: 7 row blocks of 7 pixels
 ])
 def test_path_by_shape(s, kind):
     assert choose_path(s, True, 2).kind == kind
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_strided_1x1_onto_7x7_takes_pixel_rows(workers):
+    # ResNet-50's last downsample: its grid is its 49 pixels (no extra columns), which the pixel rows beat
+    assert choose_path(shape(c=1024, cout=2048, hw=14, k=1, s=2, pad=0), True, workers).kind == "grid_pixel_rows"
 
 
 def test_grid_goes_to_the_image_only_with_a_register_epilogue():

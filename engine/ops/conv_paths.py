@@ -171,13 +171,13 @@ def pixel_rows_cost(s, packed=False):
     return rows, direct
 
 
-def _pixel_rows_path(s, workers, packed=False):
+def _pixel_rows_path(s, workers, packed=False, extra=0.0):
     """``pixel_rows`` with its (panel, pixel chunk) units dealt evenly over tiles, or None where it does not win
-    (``packed``: see ``pixel_rows_cost``)."""
+    (``packed``: see ``pixel_rows_cost``; ``extra``: fmas its side pays on top)."""
     if s.groups != 1:
         return None
     rows, direct = pixel_rows_cost(s, packed)
-    if rows > PIXEL_ROWS_SHARE * direct:
+    if rows + extra > PIXEL_ROWS_SHARE * direct:
         return None
     npan = -(-s.cout // NR)
     nch = -(-s.npix // PIXEL_CHUNK)
@@ -260,15 +260,19 @@ def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
         to_image = fast_epilogue and (grid.wq >= VW or grid.wq == s.out_w)
         npb, npan, ncob = _gemm_tiles(images, s.cout_g, ngrid, s.k, workers)
         cost_pix, cost_grid = column_cost(s.npix), column_cost(ngrid)
-        if s.npix <= SMALL_PIX and (cost_pix < cost_grid or cost_pix == cost_grid and (ncob > 1 or not to_image)):
-            # Small planes whose grid columns cost more register blocks than the
-            # image's pixels, or as many where the grid would be packed anyway
-            # (a channel split) or copied out: pack the pixels' columns once, or
-            # lay them out as a 1x1 conv's input and run that with the pixels as rows.
-            rows = _pixel_rows_path(as_1x1(s), workers, packed=True) if s.groups == 1 else None
+        # Small planes whose grid columns cost more register blocks than the
+        # image's pixels, or as many where the grid would be packed anyway (a
+        # channel split) or copied out: pack the pixels' columns once.
+        packs = cost_pix < cost_grid or cost_pix == cost_grid and (ncob > 1 or not to_image)
+        if s.npix <= SMALL_PIX:
+            # Or lay them out as a 1x1 conv's input and run that with the pixels
+            # as rows, where that wins (against the unpacked grid, with its pass).
+            extra = 0 if packs else PACK_FMAS * s.k * s.npix / VW
+            rows = _pixel_rows_path(as_1x1(s), workers, packed=True, extra=extra) if s.groups == 1 else None
             if rows is not None:
                 return ConvPath("grid_pixel_rows", n_cob=rows.n_cob, pix_panels=rows.pix_panels, grid=grid,
                                 pix_chunks=rows.pix_chunks)
+        if s.npix <= SMALL_PIX and packs:
             npb, npan, ncob = _gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
             return ConvPath("grid_pixels", npb, npan, ncob, grid=grid)
         return ConvPath("grid", npb, npan, ncob, pack_cols=ncob > 1, to_image=to_image, grid=grid)
