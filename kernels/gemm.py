@@ -65,9 +65,10 @@ PREFETCH_ROWS = 8  # rows of B the micro-kernel prefetches ahead
 # Bytes of a packed A the micro-kernel prefetches ahead (64 k-steps): the
 # weights of a layer come from memory, evicted by the layers between two requests.
 A_PREFETCH = 2048
-# A plain B is read in place, not packed, by tiles of at most this many row blocks: each of its
-# panels is then read once or twice, and copying it would cost as much as using it.
-B_IN_PLACE_BLOCKS = 2
+# A plain B is read in place, not packed, by tiles of at most this many row blocks (256 rows): a
+# panel read in place stays in L1 for the row blocks after the first, and packing costs a load
+# and a store per vector of B, which small-M GEMMs (128 rows over a K of 1152) do not repay.
+B_IN_PLACE_BLOCKS = 32
 # Deepest plain B that gemm_tile's shallow case (_shallow_rows) reads in place for every row block.
 SHALLOW_K = 64
 

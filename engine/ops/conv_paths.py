@@ -37,7 +37,7 @@ blocks read ``B`` in place instead). This module emits nothing and reads no grap
 from dataclasses import dataclass
 
 from tilerun.kernels.conv import PIXEL_CHUNK
-from tilerun.kernels.gemm import B_IN_PLACE_BLOCKS, MR, NR
+from tilerun.kernels.gemm import MR, NR
 from tilerun.kernels.simd import VW
 from tilerun.kernels.stem import STEM_MAX_CIN
 
@@ -52,6 +52,9 @@ WINO_IN_CYCLES, WINO_OUT_CYCLES = 400, 250
 # 256->64 at 56x56 with and without its transposes, the direct path with packed and with plain input).
 PACK_FMAS, TRANSPOSE_FMAS = 10, 24
 PIXEL_ROWS_SHARE = 0.95
+# A plain 1x1 conv whose tiles split its output channels, each into more row blocks than this, packs its
+# B once by its own row (pack_cols) for all of them; tiles of fewer read it in place.
+PACK_COLS_BLOCKS = 2
 
 
 @dataclass(frozen=True)
@@ -280,8 +283,8 @@ def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
         return ConvPath("depthwise")
     npb, npan, ncob = _gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
     if plain_1x1:
-        # Tiles of at most B_IN_PLACE_BLOCKS row blocks read B in place (gemm_tile): a shared packing pass
+        # Tiles of at most PACK_COLS_BLOCKS row blocks read B in place (gemm_tile): a shared packing pass
         # would run alone, before any of them, over input that the other cores wrote.
         return ConvPath("direct", npb, npan, ncob,
-                        pack_cols=ncob > 1 and -(-s.cout_g // MR) > B_IN_PLACE_BLOCKS * ncob)
+                        pack_cols=ncob > 1 and -(-s.cout_g // MR) > PACK_COLS_BLOCKS * ncob)
     return ConvPath("im2col", npb, npan, ncob, pack_cols=ncob > 1)
