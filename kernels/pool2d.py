@@ -19,8 +19,8 @@ from .abi import f32
 from .contract import declare_row, tile_kernel
 from .pool import AVG_EXCL, AVG_INCL, MAX
 from .reduce import select_max
-from .simd import (VW, v_add, v_even, v_load, v_load2_n, v_load_n as _load_n, v_max, v_mul, v_odd, v_splat, v_store,
-                   v_store_n, v_transpose_block)
+from .simd import (VW, v_add, v_even, v_load, v_load2_n, v_load_n as _load_n, v_max, v_mul, v_next1, v_odd, v_splat,
+                   v_store, v_store_n, v_transpose_block)
 
 POOL2D = declare_row("POOL2D", inputs=("x",), outputs=("y",),
                      ints=("planes", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "bh", "bw", "eh", "ew", "op",
@@ -128,7 +128,29 @@ def maxpool_rows(x, h, w, ld, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
         k1 = min(kh, h - r0)
         yr = y + r * ow_n * 4
         c = c_lo
-        if sw == 2 and r0 + k1 < h:
+        if sw == 2 and kw == 3:
+            # 3 taps at stride 2: the max down the window's rows of each input
+            # vector once, then outputs from its even lanes, odd lanes, and even
+            # lanes one on (the next vector's first lane, carried to the next
+            # block). Loads stay inside the row (masked where it ends).
+            at = x + ((r0 + k0) * ld + c * 2 - pw) * 4
+            lo = _vmax_rows(at, ld, k1 - k0, VW)
+            while c < c_hi:
+                nv = min(VW, c_hi - c)
+                if nv == VW:
+                    hi = _vmax_rows(at + VW * 4, ld, k1 - k0, VW)
+                    nxt = _vmax_rows(at + 2 * VW * 4, ld, k1 - k0, min(VW, w - (c * 2 - pw + 2 * VW)))
+                else:  # the last outputs' 2 nv + 1 columns
+                    lo = _vmax_rows(at, ld, k1 - k0, 2 * nv + 1)
+                    hi = _vmax_rows(at + VW * 4, ld, k1 - k0, 2 * nv + 1 - VW)
+                    nxt = v_splat(ninf)
+                even = v_even(lo, hi)
+                acc = v_max(v_max(v_max(v_splat(ninf), even), v_odd(lo, hi)), v_next1(even, nxt))
+                v_store_n(yr + c * 4, acc, nv)
+                lo = nxt
+                at += 2 * VW * 4
+                c += nv
+        elif sw == 2 and r0 + k1 < h:
             # Stride 2, off the plane's last row: the max down the window's
             # rows first, on loads of vector pairs at even tap offsets (one
             # float past the taps is read, still in the plane), then one
@@ -169,6 +191,17 @@ def maxpool_rows(x, h, w, ld, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
         for c in range(c_hi, ow_n):
             yv[r * ow_n + c] = _max_col(xv, w, ld, r0, k0, k1, c * sw - pw, kw)
     return 0
+
+
+@numba.njit(inline="always")
+def _vmax_rows(at, ld, rows, n):
+    """The lane-wise max of the first ``n`` floats (masked loads) of ``rows`` rows from ``at``, ``ld`` floats
+    apart; -inf where none."""
+    acc = v_splat(np.float32(-np.inf))
+    for _ in range(rows):
+        acc = v_max(acc, _load_n(at, n))
+        at += ld * 4
+    return acc
 
 
 @numba.njit(inline="always")
