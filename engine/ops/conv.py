@@ -174,7 +174,7 @@ class _ConvRows:
             return self.plan.weight(lambda: DW.pack_channel_blocks(w, VW), "conv_w",
                                     key=(node.name, "conv_dw_cv", w.shape))
         if kernel is ST.f32_conv_stem:
-            return self.plan.weight(lambda: ST.pack_weights(w), "conv_w",
+            return self.plan.weight(lambda: ST.pack_weights(np.reshape(w, (s.cout, s.cin_g, s.kh, s.kw))), "conv_w",
                                     key=(node.name, "conv_stem", w.shape))
         if kernel is W.f32_conv_winograd:
             return self.plan.weight(lambda: W.pack_weights(w), "conv_w", key=(node.name, "winograd", w.shape))
