@@ -59,9 +59,10 @@ import numpy as np
 from .abi import f32, slot_address
 from .contract import declare_row, tile_kernel
 from .conv_pack import BIG, _GEOMETRY, _im2col
-from .elementwise import ACT_RUN_MIN, CLIP, HARD_SWISH, IDENTITY, RELU, activation_run
+from .elementwise import ACT_RUN_MIN, CLIP, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SILU, activation_run
 from .gemm import EPILOGUE, LOAD, MR, NR, micro, ep_fields, gemm_tile, micro_7rows, scratch_floats
 from .pool2d import maxpool_rows
+from .vact import v_sigmoid4, v_silu4
 from .simd import (VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load_n, v_mul, v_splat, v_store_n,
                    v_transpose_block, v_zero)
 
@@ -319,16 +320,43 @@ def _out_run(src, ya, at, n, b_v, resa, has_res, act, lo_v, hi_v):
         _dw_out(ya, at + o * 4, v_add(v_load_n(src + o * 4, n - o), b_v), n - o, resa, has_res, act, lo_v, hi_v)
 
 
+@numba.njit(inline="always")
+def v_act(v, act, lo_v, hi_v):
+    """Relu, Clip (``lo_v``, ``hi_v``), LeakyRelu (slope ``lo_v``) or HardSwish of one vector, NaN kept; other
+    codes leave it."""
+    if act == RELU:
+        v = v_clamp_below(v, v_zero())
+    elif act == CLIP:
+        v = v_clamp_above(v_clamp_below(v, lo_v), hi_v)
+    elif act == LEAKY_RELU:
+        v = v_add(v_clamp_below(v, v_zero()), v_mul(v_clamp_above(v, v_zero()), lo_v))
+    elif act == HARD_SWISH:
+        gate = v_fma(v, v_splat(np.float32(1.0 / 6.0)), v_splat(np.float32(0.5)))
+        v = v_mul(v, v_clamp_above(v_clamp_below(gate, v_zero()), v_splat(np.float32(1))))
+    return v
+
+
+@numba.njit(inline="always")
+def register_act(act):
+    """Whether ``v_act4`` applies activation ``act`` (every code but the pass-only ones: Tanh, Gelu, ...)."""
+    return act == RELU or act == CLIP or act == LEAKY_RELU or act == HARD_SWISH or act == SILU or act == SIGMOID
+
+
+@numba.njit(inline="always")
+def v_act4(a, b, c, d, act, lo_v, hi_v):
+    """``v_act`` of four vectors, or SiLU / Sigmoid (``kernels.vact``, four vectors a call)."""
+    if act == SILU:
+        return v_silu4(a, b, c, d)
+    if act == SIGMOID:
+        return v_sigmoid4(a, b, c, d)
+    return v_act(a, act, lo_v, hi_v), v_act(b, act, lo_v, hi_v), v_act(c, act, lo_v, hi_v), v_act(d, act, lo_v, hi_v)
+
+
 # The vector epilogue of a grid, depthwise or Winograd output run (kernels.depthwise and kernels.winograd import it).
 @numba.njit(inline="always")
 def _dw_out(ya, at, v, n, resa, has_res, act, lo_v, hi_v):
     if has_res:
         v = v_add(v, v_load_n(resa + at, n))
-    if act == RELU:
-        v = v_clamp_below(v, v_zero())
-    elif act == CLIP:
-        v = v_clamp_above(v_clamp_below(v, lo_v), hi_v)
-    elif act == HARD_SWISH:
-        gate = v_fma(v, v_splat(np.float32(1.0 / 6.0)), v_splat(np.float32(0.5)))
-        v = v_mul(v, v_clamp_above(v_clamp_below(gate, v_zero()), v_splat(np.float32(1))))
+    if act == RELU or act == CLIP or act == HARD_SWISH:
+        v = v_act(v, act, lo_v, hi_v)
     v_store_n(ya + at, v, n)

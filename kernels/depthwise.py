@@ -30,7 +30,7 @@ import numpy as np
 
 from .abi import f32, slot_address
 from .contract import tile_kernel
-from .conv import CONV, _conv_geometry, _dw_out, dw_out_applies
+from .conv import CONV, _conv_geometry, _dw_out, dw_out_applies, register_act, v_act4
 from .conv_pack import BIG, _copy_run, _span
 from .elementwise import ACT_RUN_MIN, IDENTITY, activation_run
 from .gemm import ep_fields
@@ -251,8 +251,9 @@ def _dw_cv_scratch(a):
 
 
 @numba.njit(inline="always")
-def _dw_cv_band(xa, xo, h, w, nc, wg, b_v, grid, outg, wp, oh0, oh1, ow_n, kh, kw, sh, sw, pt, pl):
-    """Output rows ``[oh0, oh1)`` of one channel group into ``outg`` (``[row - oh0][col][VW]``), via ``grid``."""
+def _dw_cv_band(xa, xo, h, w, nc, wg, b_v, grid, outg, wp, oh0, oh1, ow_n, kh, kw, sh, sw, pt, pl, act, lo_v, hi_v):
+    """Output rows ``[oh0, oh1)`` of one channel group into ``outg`` (``[row - oh0][col][VW]``), via ``grid``,
+    activation ``act`` applied on the registers (``IDENTITY``: none)."""
     vs = VW * 4
     top = oh0 * sh - pt  # input row of the band's first grid row
     for r in range((oh1 - oh0 - 1) * sh + kh):
@@ -268,19 +269,19 @@ def _dw_cv_band(xa, xo, h, w, nc, wg, b_v, grid, outg, wp, oh0, oh1, ow_n, kh, k
     # kw and sw as constants: each tap loop unrolls, and the loads that neighbouring outputs share
     # (output j, tap kj read grid column sw*j + kj) are loaded once per kernel row.
     if kw == 3 and sw == 1:
-        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, 3, sh, 1)
+        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, 3, sh, 1, act, lo_v, hi_v)
     elif kw == 3 and sw == 2:
-        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, 3, sh, 2)
+        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, 3, sh, 2, act, lo_v, hi_v)
     elif kw == 5 and sw == 1:
-        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, 5, sh, 1)
+        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, 5, sh, 1, act, lo_v, hi_v)
     elif kw == 5 and sw == 2:
-        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, 5, sh, 2)
+        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, 5, sh, 2, act, lo_v, hi_v)
     else:
-        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, kw, sh, sw)
+        _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, kw, sh, sw, act, lo_v, hi_v)
 
 
 @numba.njit(inline="always")
-def _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, kw, sh, sw):
+def _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, kw, sh, sw, act, lo_v, hi_v):
     """Output rows ``[oh0, oh1)`` of the band from its padded grid, ``CV_BLOCK`` outputs at a time."""
     vs = VW * 4
     for oh in range(oh0, oh1):
@@ -306,6 +307,9 @@ def _dw_cv_rows(grid, wg, outg, b_v, wp, oh0, oh1, ow_n, kh, kw, sh, sw):
                     a5 = v_fma(wv, v_load(src + 5 * sw * vs), a5)
                     a6 = v_fma(wv, v_load(src + 6 * sw * vs), a6)
                     a7 = v_fma(wv, v_load(src + 7 * sw * vs), a7)
+            if act != IDENTITY:
+                a0, a1, a2, a3 = v_act4(a0, a1, a2, a3, act, lo_v, hi_v)
+                a4, a5, a6, a7 = v_act4(a4, a5, a6, a7, act, lo_v, hi_v)
             dst = outg + ((oh - oh0) * ow_n + o) * vs
             nb = ow_n - o
             v_store(dst, a0)
@@ -340,6 +344,9 @@ def f32_conv_dw_cv(p, tile, scratch):
     og = f32(outg, npix * VW)
     xa, ya, wa, ba = p[R.x], p[R.y], p[R.w], p[R.bias]
     has_bias, _, act, aa, ab = ep_fields(slot_address(p, R.ep))
+    lo_v = v_splat(aa)
+    hi_v = v_splat(ab)
+    reg = register_act(act)
     vs = VW * 4  # bytes of one grid pixel
     # Padding columns stay zero: every band writes only the interior columns (padding rows it zeroes
     # itself). Only the rows this tile's bands reach are cleared.
@@ -360,10 +367,11 @@ def f32_conv_dw_cv(p, tile, scratch):
         g_hi = min(u1 - gi * oh_n, oh_n)
         for oh0 in range(max(u0 - gi * oh_n, 0), g_hi, band):
             oh1 = min(g_hi, oh0 + band)
-            _dw_cv_band(xa, xo, h, w, nc, wg, b_v, grid, outg, wp, oh0, oh1, ow_n, kh, kw, sh, sw, pt, pl)
+            _dw_cv_band(xa, xo, h, w, nc, wg, b_v, grid, outg, wp, oh0, oh1, ow_n, kh, kw, sh, sw, pt, pl,
+                        act if reg else IDENTITY, lo_v, hi_v)
             yo = (img * cout + c0) * npix
             p0, p1 = oh0 * ow_n, oh1 * ow_n
-            if act != IDENTITY:  # on the band while it is in L1, one run across all its channels
+            if not reg and act != IDENTITY:  # on the band while it is in L1, one run across all its channels
                 activation_run(act, og, 0, (p1 - p0) * VW, aa, ab)
             for q0 in range(p0, p1, VW):
                 nq = min(VW, p1 - q0)

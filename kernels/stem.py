@@ -27,14 +27,12 @@ import numpy as np
 
 from .abi import f32, i64, slot_address
 from .contract import declare_row, tile_kernel
-from .conv import _out_run, dw_out_applies
+from .conv import _out_run, dw_out_applies, register_act, v_act4
 from .conv_pack import BIG, _copy_run, _span
 from .depthwise import pack_channel_blocks
-from .elementwise import CLIP, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SILU, activation_run
+from .elementwise import IDENTITY, activation_run
 from .gemm import EPILOGUE, ep_fields
-from .simd import (VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load, v_load_n, v_max, v_mul, v_splat, v_store,
-                   v_store_n, v_transpose_block, v_zero)
-from .vact import v_sigmoid4, v_silu4
+from .simd import VW, v_fma, v_load, v_load_n, v_max, v_splat, v_store, v_store_n, v_transpose_block, v_zero
 
 STEM_MAX_CIN = 4
 PIX = 8  # output pixels of a register block
@@ -99,30 +97,6 @@ def _fma2(s, w0, w1, a, b):
 
 
 @numba.njit(inline="always")
-def _act(v, act, lo_v, hi_v):
-    """Relu, Clip, LeakyRelu (slope ``lo_v``) or HardSwish of one vector, NaN kept; other codes leave it."""
-    if act == RELU:
-        v = v_clamp_below(v, v_zero())
-    elif act == LEAKY_RELU:
-        v = v_add(v_clamp_below(v, v_zero()), v_mul(v_clamp_above(v, v_zero()), lo_v))
-    elif act == CLIP:
-        v = v_clamp_above(v_clamp_below(v, lo_v), hi_v)
-    elif act == HARD_SWISH:
-        gate = v_fma(v, v_splat(np.float32(1.0 / 6.0)), v_splat(np.float32(0.5)))
-        v = v_mul(v, v_clamp_above(v_clamp_below(gate, v_zero()), v_splat(np.float32(1))))
-    return v
-
-
-@numba.njit(inline="always")
-def _act4(a, b, c, d, act, lo_v, hi_v):
-    if act == SILU:
-        return v_silu4(a, b, c, d)
-    if act == SIGMOID:
-        return v_sigmoid4(a, b, c, d)
-    return _act(a, act, lo_v, hi_v), _act(b, act, lo_v, hi_v), _act(c, act, lo_v, hi_v), _act(d, act, lo_v, hi_v)
-
-
-@numba.njit(inline="always")
 def _block(row, tab, ntaps, wt, dst, sw, b0, b1, act, lo_v, hi_v):
     """One register block: ``PIX`` pixels x ``CO`` channels, summed over ``ntaps`` taps (tap ``t``: input floats
     from ``row + tab[t]`` bytes, ``sw`` apart; weights ``CO`` floats from ``wt``, the next tap's after them),
@@ -143,10 +117,10 @@ def _block(row, tab, ntaps, wt, dst, sw, b0, b1, act, lo_v, hi_v):
         o0, o1 = _fma2(v_splat(x[7 * sw]), w0, w1, o0, o1)
         wt += CO * 4
     if act != IDENTITY:
-        a0, a1, c0, c1 = _act4(a0, a1, c0, c1, act, lo_v, hi_v)
-        e0, e1, g0, g1 = _act4(e0, e1, g0, g1, act, lo_v, hi_v)
-        i0, i1, k0, k1 = _act4(i0, i1, k0, k1, act, lo_v, hi_v)
-        m0, m1, o0, o1 = _act4(m0, m1, o0, o1, act, lo_v, hi_v)
+        a0, a1, c0, c1 = v_act4(a0, a1, c0, c1, act, lo_v, hi_v)
+        e0, e1, g0, g1 = v_act4(e0, e1, g0, g1, act, lo_v, hi_v)
+        i0, i1, k0, k1 = v_act4(i0, i1, k0, k1, act, lo_v, hi_v)
+        m0, m1, o0, o1 = v_act4(m0, m1, o0, o1, act, lo_v, hi_v)
     s = CO * 4
     v_store(dst, a0)
     v_store(dst + VW * 4, a1)
@@ -183,10 +157,10 @@ def _block_narrow(row, tab, ntaps, wt, dst, sw, b0, act, lo_v, hi_v):
         a14, a15 = v_fma(v_splat(x[14 * sw]), wv, a14), v_fma(v_splat(x[15 * sw]), wv, a15)
         wt += VW * 4
     if act != IDENTITY:
-        a0, a1, a2, a3 = _act4(a0, a1, a2, a3, act, lo_v, hi_v)
-        a4, a5, a6, a7 = _act4(a4, a5, a6, a7, act, lo_v, hi_v)
-        a8, a9, a10, a11 = _act4(a8, a9, a10, a11, act, lo_v, hi_v)
-        a12, a13, a14, a15 = _act4(a12, a13, a14, a15, act, lo_v, hi_v)
+        a0, a1, a2, a3 = v_act4(a0, a1, a2, a3, act, lo_v, hi_v)
+        a4, a5, a6, a7 = v_act4(a4, a5, a6, a7, act, lo_v, hi_v)
+        a8, a9, a10, a11 = v_act4(a8, a9, a10, a11, act, lo_v, hi_v)
+        a12, a13, a14, a15 = v_act4(a12, a13, a14, a15, act, lo_v, hi_v)
     s = VW * 4
     v_store(dst, a0)
     v_store(dst + s, a1)
@@ -231,7 +205,7 @@ def f32_conv_stem(p, tile, scratch):
     has_bias, has_res, act, aa, ab = ep_fields(slot_address(p, R.ep))
     lo_v = v_splat(aa)
     hi_v = v_splat(ab)
-    reg = (dw_out_applies(act) or act == SILU or act == SIGMOID or act == LEAKY_RELU) and not has_res
+    reg = register_act(act) and not has_res
     slots, wp, owp, cslots, nring, nconv, _ = stem_layout(n_c, w, cout, ow_n, kh, kw, sw, dh, dw, pl, pkh, pow_n)
     cw, pix = panel_shape(cout)
     npan = (cout + cw - 1) // cw
