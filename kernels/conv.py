@@ -63,7 +63,7 @@ from .elementwise import ACT_RUN_MIN, CLIP, HARD_SWISH, IDENTITY, LEAKY_RELU, RE
 from .gemm import EPILOGUE, LOAD, MR, NR, micro, ep_fields, gemm_tile, micro_7rows, scratch_floats
 from .pool2d import maxpool_rows
 from .vact import v_sigmoid4, v_silu4
-from .simd import (VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load_n, v_mul, v_splat, v_store_n,
+from .simd import (VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load, v_load_n, v_mul, v_splat, v_store, v_store_n,
                    v_transpose_block, v_zero)
 
 GEMM_SCRATCH = scratch_floats()
@@ -173,6 +173,25 @@ PIXEL_ROWS_KC = 2048
 PIXEL_CHUNK = 448  # pixels f32_conv_pixel_rows computes into scratch at a time: a multiple of 7, 8 and VW
 
 
+@numba.njit(inline="always")
+def _bias_act_rows(blk, rows, bias, nv, act, lo_v, hi_v):
+    """In place on ``rows`` rows of ``NR`` floats at ``blk``: add the ``nv`` biases at ``bias`` (0: none) to each
+    row's channels and apply register activation ``act``, two rows (four vectors) at a time."""
+    b0 = v_load_n(bias, nv) if bias != 0 else v_zero()
+    b1 = v_load_n(bias + VW * 4, nv - VW) if bias != 0 else v_zero()
+    for i in range(0, rows, 2):
+        r0 = blk + i * NR * 4
+        r1 = r0 + NR * 4 if i + 1 < rows else r0  # an odd last row twice: the same values stored twice
+        a, b, c, d = (v_add(v_load(r0), b0), v_add(v_load(r0 + VW * 4), b1), v_add(v_load(r1), b0),
+                      v_add(v_load(r1 + VW * 4), b1))
+        if act != IDENTITY:
+            a, b, c, d = v_act4(a, b, c, d, act, lo_v, hi_v)
+        v_store(r0, a)
+        v_store(r0 + VW * 4, b)
+        v_store(r1, c)
+        v_store(r1 + VW * 4, d)
+
+
 def _pixel_rows_scratch(a):
     return min(-(-a["out_h"] * a["out_w"] // a["pix_block"]) * a["pix_block"], PIXEL_CHUNK) * NR * 4
 
@@ -195,6 +214,7 @@ def f32_conv_pixel_rows(p, tile, scratch):
     hi_v = v_splat(ab)
     bias = f32(p[R.bias], BIG)
     y = f32(p[R.y], BIG)
+    pre = not has_res and (act == IDENTITY or register_act(act))
     for u in range(cob * units // ncob, (cob + 1) * units // ncob):  # (channel panel, pixel chunk) units
         jp = u // nch
         q0 = (u - jp * nch) * chunk
@@ -217,6 +237,8 @@ def f32_conv_pixel_rows(p, tile, scratch):
                     micro_7rows(ak, 1, npix, bk, NR, cb, NR, kn, min(rb, q1 - i0), nv, epa, cb, cb, fl, 0)
                 else:
                     micro(ak, 1, npix, bk, NR, cb, NR, kn, min(rb, q1 - i0), nv, epa, cb, cb, fl, 0)
+        if pre:  # bias and activation on the block, channels along the vectors, before it goes to the planes
+            _bias_act_rows(scratch, q1 - q0, p[R.bias] + co0 * 4 if has_bias else 0, nv, act, lo_v, hi_v)
         at0 = (img * cout + co0) * npix
         for c in range(0, nv, VW):
             nc = min(VW, nv - c)
@@ -224,6 +246,8 @@ def f32_conv_pixel_rows(p, tile, scratch):
                 nq = min(VW, q1 - b0)
                 v_transpose_block(scratch + ((b0 - q0) * NR + c) * 4, NR * 4, nq, nc,
                                   p[R.y] + (at0 + c * npix + b0) * 4, npix * 4, nc, nq)
+        if pre:
+            continue
         # Whole planes are consecutive outputs: their activation runs in passes of at least ACT_RUN_MIN.
         run0 = (img * cout + co0) * npix + q0
         for co in range(co0, co0 + nv):
