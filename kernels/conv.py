@@ -62,9 +62,9 @@ from .conv_pack import BIG, _GEOMETRY, _im2col
 from .elementwise import ACT_RUN_MIN, CLIP, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SILU, activation_run
 from .gemm import EPILOGUE, LOAD, MR, NR, micro, ep_fields, gemm_tile, micro_7rows, scratch_floats
 from .pool2d import maxpool_rows
+from .simd import (VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load, v_load_n, v_mul, v_splat, v_store,
+                   v_store_n, v_transpose_block, v_zero)
 from .vact import v_sigmoid4, v_silu4
-from .simd import (VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load, v_load_n, v_mul, v_splat, v_store, v_store_n,
-                   v_transpose_block, v_zero)
 
 GEMM_SCRATCH = scratch_floats()
 

@@ -57,9 +57,9 @@ def stem_layout(c, w, cout, ow_n, kh, kw, sw, dh, dw, pl, pool_kh, pool_ow):
     """``(slots, wp, owp, cslots, ring floats, conv floats, scratch floats)`` of ``f32_conv_stem``.
 
     The input ring holds ``slots`` rows of every channel, each ``wp`` floats
-    with padded column ``x + pl`` at ``x``, then a conv row's tap table; the conv ring ``cslots`` conv rows
-    of ``ceil(cout/cw)`` panels of ``owp`` pixels x ``cw`` channels (``panel_shape``); a pooled
-    row follows it.
+    with padded column ``x + pl`` at ``x``, then a conv row's tap table; the
+    conv ring holds ``cslots`` conv rows of ``ceil(cout/cw)`` panels of
+    ``owp`` pixels x ``cw`` channels (``panel_shape``); a pooled row follows.
     """
     slots = _pow2((kh - 1) * dh + 1)
     cw, pix = panel_shape(cout)

@@ -101,7 +101,7 @@ class Conv(Lowering):
         return [((x.shape[0], cout, *out), F32)]
 
     def absorbs(self, node, pool, graph):
-        """Whether this conv can compute max pool ``pool`` on its own output (``f32_conv_stem`` or ``f32_conv_maxpool``).
+        """Whether this conv can compute max pool ``pool`` on its own output (``f32_conv_stem``, ``f32_conv_maxpool``).
 
         A 2-D conv of one group with its epilogue in registers, and a max pool
         without dilation or Indices. A stem (2 to ``STEM_MAX_CIN`` input
