@@ -97,65 +97,9 @@ def _fma2(s, w0, w1, a, b):
 
 
 @numba.njit(inline="always")
-def _block(row, tab, ntaps, wt, dst, sw, b0, b1, act, lo_v, hi_v):
-    """One register block: ``PIX`` pixels x ``CO`` channels, summed over ``ntaps`` taps (tap ``t``: input floats
-    from ``row + tab[t]`` bytes, ``sw`` apart; weights ``CO`` floats from ``wt``, the next tap's after them),
-    biases ``b0``, ``b1``, activation ``act`` (IDENTITY: none), stored as ``[pixel][CO]`` at ``dst``."""
-    a0 = c0 = e0 = g0 = i0 = k0 = m0 = o0 = b0
-    a1 = c1 = e1 = g1 = i1 = k1 = m1 = o1 = b1
-    for t in range(ntaps):
-        w0 = v_load(wt)
-        w1 = v_load(wt + VW * 4)
-        x = f32(row + tab[t], BIG)
-        a0, a1 = _fma2(v_splat(x[0]), w0, w1, a0, a1)
-        c0, c1 = _fma2(v_splat(x[sw]), w0, w1, c0, c1)
-        e0, e1 = _fma2(v_splat(x[2 * sw]), w0, w1, e0, e1)
-        g0, g1 = _fma2(v_splat(x[3 * sw]), w0, w1, g0, g1)
-        i0, i1 = _fma2(v_splat(x[4 * sw]), w0, w1, i0, i1)
-        k0, k1 = _fma2(v_splat(x[5 * sw]), w0, w1, k0, k1)
-        m0, m1 = _fma2(v_splat(x[6 * sw]), w0, w1, m0, m1)
-        o0, o1 = _fma2(v_splat(x[7 * sw]), w0, w1, o0, o1)
-        wt += CO * 4
-    if act != IDENTITY:
-        a0, a1, c0, c1 = v_act4(a0, a1, c0, c1, act, lo_v, hi_v)
-        e0, e1, g0, g1 = v_act4(e0, e1, g0, g1, act, lo_v, hi_v)
-        i0, i1, k0, k1 = v_act4(i0, i1, k0, k1, act, lo_v, hi_v)
-        m0, m1, o0, o1 = v_act4(m0, m1, o0, o1, act, lo_v, hi_v)
-    s = CO * 4
-    v_store(dst, a0)
-    v_store(dst + VW * 4, a1)
-    v_store(dst + s, c0)
-    v_store(dst + s + VW * 4, c1)
-    v_store(dst + 2 * s, e0)
-    v_store(dst + 2 * s + VW * 4, e1)
-    v_store(dst + 3 * s, g0)
-    v_store(dst + 3 * s + VW * 4, g1)
-    v_store(dst + 4 * s, i0)
-    v_store(dst + 4 * s + VW * 4, i1)
-    v_store(dst + 5 * s, k0)
-    v_store(dst + 5 * s + VW * 4, k1)
-    v_store(dst + 6 * s, m0)
-    v_store(dst + 6 * s + VW * 4, m1)
-    v_store(dst + 7 * s, o0)
-    v_store(dst + 7 * s + VW * 4, o1)
-
-
-@numba.njit(inline="always")
-def _block_narrow(row, tab, ntaps, wt, dst, sw, b0, act, lo_v, hi_v):
-    """``_block`` for one vector of channels: ``2 * PIX`` pixels x ``VW`` channels, stored as ``[pixel][VW]``."""
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = a12 = a13 = a14 = a15 = b0
-    for t in range(ntaps):
-        wv = v_load(wt)
-        x = f32(row + tab[t], BIG)
-        a0, a1 = v_fma(v_splat(x[0]), wv, a0), v_fma(v_splat(x[sw]), wv, a1)
-        a2, a3 = v_fma(v_splat(x[2 * sw]), wv, a2), v_fma(v_splat(x[3 * sw]), wv, a3)
-        a4, a5 = v_fma(v_splat(x[4 * sw]), wv, a4), v_fma(v_splat(x[5 * sw]), wv, a5)
-        a6, a7 = v_fma(v_splat(x[6 * sw]), wv, a6), v_fma(v_splat(x[7 * sw]), wv, a7)
-        a8, a9 = v_fma(v_splat(x[8 * sw]), wv, a8), v_fma(v_splat(x[9 * sw]), wv, a9)
-        a10, a11 = v_fma(v_splat(x[10 * sw]), wv, a10), v_fma(v_splat(x[11 * sw]), wv, a11)
-        a12, a13 = v_fma(v_splat(x[12 * sw]), wv, a12), v_fma(v_splat(x[13 * sw]), wv, a13)
-        a14, a15 = v_fma(v_splat(x[14 * sw]), wv, a14), v_fma(v_splat(x[15 * sw]), wv, a15)
-        wt += VW * 4
+def _act_store16(dst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, act, lo_v, hi_v):
+    """Activation ``act`` (IDENTITY: none) of a register block's 16 vectors, stored one after another at ``dst``
+    (both block shapes lay out ``[pixel][channel]`` rows as consecutive vectors)."""
     if act != IDENTITY:
         a0, a1, a2, a3 = v_act4(a0, a1, a2, a3, act, lo_v, hi_v)
         a4, a5, a6, a7 = v_act4(a4, a5, a6, a7, act, lo_v, hi_v)
@@ -178,6 +122,48 @@ def _block_narrow(row, tab, ntaps, wt, dst, sw, b0, act, lo_v, hi_v):
     v_store(dst + 13 * s, a13)
     v_store(dst + 14 * s, a14)
     v_store(dst + 15 * s, a15)
+
+
+@numba.njit(inline="always")
+def _block(row, tab, ntaps, wt, dst, sw, b0, b1, act, lo_v, hi_v):
+    """One register block: ``PIX`` pixels x ``CO`` channels, summed over ``ntaps`` taps (tap ``t``: input floats
+    from ``row + tab[t]`` bytes, ``sw`` apart; weights ``CO`` floats from ``wt``, the next tap's after them),
+    biases ``b0``, ``b1``, activation ``act`` (IDENTITY: none), stored as ``[pixel][CO]`` at ``dst``."""
+    a0 = c0 = e0 = g0 = i0 = k0 = m0 = o0 = b0
+    a1 = c1 = e1 = g1 = i1 = k1 = m1 = o1 = b1
+    for t in range(ntaps):
+        w0 = v_load(wt)
+        w1 = v_load(wt + VW * 4)
+        x = f32(row + tab[t], BIG)
+        a0, a1 = _fma2(v_splat(x[0]), w0, w1, a0, a1)
+        c0, c1 = _fma2(v_splat(x[sw]), w0, w1, c0, c1)
+        e0, e1 = _fma2(v_splat(x[2 * sw]), w0, w1, e0, e1)
+        g0, g1 = _fma2(v_splat(x[3 * sw]), w0, w1, g0, g1)
+        i0, i1 = _fma2(v_splat(x[4 * sw]), w0, w1, i0, i1)
+        k0, k1 = _fma2(v_splat(x[5 * sw]), w0, w1, k0, k1)
+        m0, m1 = _fma2(v_splat(x[6 * sw]), w0, w1, m0, m1)
+        o0, o1 = _fma2(v_splat(x[7 * sw]), w0, w1, o0, o1)
+        wt += CO * 4
+    _act_store16(dst, a0, a1, c0, c1, e0, e1, g0, g1, i0, i1, k0, k1, m0, m1, o0, o1, act, lo_v, hi_v)
+
+
+@numba.njit(inline="always")
+def _block_narrow(row, tab, ntaps, wt, dst, sw, b0, act, lo_v, hi_v):
+    """``_block`` for one vector of channels: ``2 * PIX`` pixels x ``VW`` channels, stored as ``[pixel][VW]``."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = a12 = a13 = a14 = a15 = b0
+    for t in range(ntaps):
+        wv = v_load(wt)
+        x = f32(row + tab[t], BIG)
+        a0, a1 = v_fma(v_splat(x[0]), wv, a0), v_fma(v_splat(x[sw]), wv, a1)
+        a2, a3 = v_fma(v_splat(x[2 * sw]), wv, a2), v_fma(v_splat(x[3 * sw]), wv, a3)
+        a4, a5 = v_fma(v_splat(x[4 * sw]), wv, a4), v_fma(v_splat(x[5 * sw]), wv, a5)
+        a6, a7 = v_fma(v_splat(x[6 * sw]), wv, a6), v_fma(v_splat(x[7 * sw]), wv, a7)
+        a8, a9 = v_fma(v_splat(x[8 * sw]), wv, a8), v_fma(v_splat(x[9 * sw]), wv, a9)
+        a10, a11 = v_fma(v_splat(x[10 * sw]), wv, a10), v_fma(v_splat(x[11 * sw]), wv, a11)
+        a12, a13 = v_fma(v_splat(x[12 * sw]), wv, a12), v_fma(v_splat(x[13 * sw]), wv, a13)
+        a14, a15 = v_fma(v_splat(x[14 * sw]), wv, a14), v_fma(v_splat(x[15 * sw]), wv, a15)
+        wt += VW * 4
+    _act_store16(dst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, act, lo_v, hi_v)
 
 
 @numba.njit(inline="always")
