@@ -51,3 +51,23 @@ def _check_one(name, dtype, a):
         hint = " (byte order differs: convert with .astype)" if a.dtype.newbyteorder("=") == dtype else ""
         raise InputError(f"input {name!r}: expected dtype {dtype}, given {a.dtype}{hint}")
     return a
+
+
+def fixed_match(inputs, expected):
+    """The arrays of ``inputs`` when each is an ndarray of exactly its ``(dtype, shape)`` in ``expected``, else None.
+
+    The fast accept of an engine whose every dim is fixed: a list/tuple in
+    graph-input order or a lone array that matches needs no other check. Any
+    other request (a dict, a subclass, another dtype or shape) returns None
+    and takes ``check_inputs``, which names what is wrong.
+    """
+    if type(inputs) is np.ndarray:
+        inputs = (inputs,)
+    elif type(inputs) is not list and type(inputs) is not tuple:
+        return None
+    if len(inputs) != len(expected):
+        return None
+    for a, (dtype, shape) in zip(inputs, expected):
+        if type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape:
+            return None
+    return list(inputs)

@@ -37,6 +37,7 @@ class Job:
         self.n_ops = len(tables["n_tiles"])
         self.params = np.ascontiguousarray(param_addrs, np.int64)
         self.state = executor.new_op_state(self.n_ops, n_workers)
+        self.deps = tables["deps"]
         self.fields = np.array([self.n_ops] + [tables[k].ctypes.data for k in ("fn_addr", "n_tiles", "cons_ptr",
                                                                             "cons_idx")]
                                + [self.params.ctypes.data, self.state.ctypes.data], np.int64)
@@ -103,14 +104,13 @@ class Runtime:
         """
         if job.n_ops == 0:
             return None, 0, 0
-        addr, cap = (trace.ctypes.data, trace.shape[0]) if trace is not None else (0, 0)
-        executor.start(self._g, self._ctl, slot, job.fields, job.state, job.tables["deps"], addr, cap,
-                       int(own_only and self._own_only_ok))
-        if self.inline:
-            self.tiles_run[0] += executor.run_here(0, slot, self._g, self._ctl, self.scratch)
-        err = executor.wait(self._ctl, slot)
-        used = min(int(self._ctl[slot, executor.TRACE_N]), cap)
-        return (int(err) - 1 if err else None), used, int(self._ctl[slot, executor.T0])
+        addr, cap = (0, 0) if trace is None else (trace.ctypes.data, trace.shape[0])
+        err = executor.execute(self._g, self._ctl, slot, job.fields, job.state, job.deps, addr, cap,
+                               bool(own_only and self._own_only_ok), self.inline, self.scratch, self.tiles_run)
+        failed = err - 1 if err else None
+        if trace is None:
+            return failed, 0, 0
+        return failed, min(int(self._ctl[slot, executor.TRACE_N]), cap), int(self._ctl[slot, executor.T0])
 
     def close(self, timeout=None):
         """Finish in-flight requests, fail waiting ones, stop and join the workers.
