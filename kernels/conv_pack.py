@@ -23,7 +23,7 @@ import numba
 from .abi import f32, i64
 from .contract import declare_row, tile_kernel
 from .gemm import NR, pack_panels
-from .simd import VW, v_load2_n, v_load_n, v_store, v_store_n, v_zero
+from .simd import VW, v_load2_lanes, v_load2_n, v_load_lanes, v_load_n, v_store, v_store_n, v_zero
 
 BIG = 1 << 40  # views are unchecked; the lowering guarantees every index is in range
 _GEOMETRY = ("n", "c", "in_h", "in_w", "cout", "out_h", "out_w", "kh", "kw", "sh", "sw", "dh", "dw", "pad_t",
@@ -188,7 +188,13 @@ def f32_pad_planes(p, tile, scratch):
                 for r in range(hq):
                     dst = base + r * wq * 4
                     ih = r * sh + a - pt
-                    if 0 <= ih < h and lo < end:
+                    if not (0 <= ih < h and lo < end):
+                        _zero_run(dst, wq)
+                    elif wq <= VW:  # a short row is one masked read, zeros outside [lo, end), and one store
+                        src = p[R.x] + ((pn * h + ih) * w + off) * 4
+                        v = v_load_lanes(src, lo, end) if sw == 1 else v_load2_lanes(src, lo, end)
+                        v_store_n(dst, v, wq)
+                    else:
                         src = p[R.x] + ((pn * h + ih) * w + lo * sw + off) * 4
                         _zero_run(dst, lo)
                         if sw == 1:
@@ -196,8 +202,6 @@ def f32_pad_planes(p, tile, scratch):
                         else:
                             _copy_run2(dst + lo * 4, src, end - lo)
                         _zero_run(dst + end * 4, wq - end)
-                    else:
-                        _zero_run(dst, wq)
     if hi == planes:  # the tail past the last plane, which the last grid columns read
         _zero_run(p[R.xp] + planes * ph_r * ph_c * pq * 4, slack)
     return 0

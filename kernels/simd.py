@@ -12,7 +12,7 @@ Two layers live here. IR helpers (``vload``, ``vstore``, ``masked_load``,
 ``masked_store``, ``splat``, ``fma``, ``vmax``, ``vmin``, ``vclamp_below``,
 ``vclamp_above``, ``lane_mask``, ``prefetch``, ``transpose``) emit ``llvmlite.ir`` into a
 builder, for code generators such as the GEMM micro-kernel. Numba intrinsics
-on the ``F32Vec`` type (``v_load``, ``v_store``, ``v_load_n``, ``v_load_lanes``, ``v_load2_n``,
+on the ``F32Vec`` type (``v_load``, ``v_store``, ``v_load_n``, ``v_load_lanes``, ``v_load2_n``, ``v_load2_lanes``,
 ``v_store_n``, ``v_splat``, ``v_fma``, ``v_add``, ``v_sub``, ``v_mul``, ``v_max``,
 ``v_min``, ``v_clamp_below``, ``v_clamp_above``, ``v_zero``, ``v_even``, ``v_odd``, ``v_interleave4``,
 ``v_transpose_block``, ``v_lanes_extreme``) let ordinary
@@ -241,6 +241,21 @@ def v_load2_n(typingctx, addr, n):
         hi = masked_load(b, b.add(args[0], ir.Constant(I64, 4 * VW)), lane_mask(b, hi_n))
         return b.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(I32, VW), list(range(0, 2 * VW, 2))))
     return f32vec(types.int64, types.int64), codegen
+
+
+@intrinsic
+def v_load2_lanes(typingctx, addr, lo, hi):
+    """Lanes ``lo <= i < hi`` get ``addr[2i]`` (a stride-2 read), the others 0.0 and touch no memory."""
+    def codegen(ctx, b, sig, args):
+        first = b.trunc(b.mul(args[1], ir.Constant(I64, 2)), I32)  # the floats read: [first, last)
+        last = b.trunc(b.sub(b.mul(args[2], ir.Constant(I64, 2)), ir.Constant(I64, 1)), I32)
+        halves = []
+        for h in range(2):
+            lanes = ir.Constant(ir.VectorType(I32, VW), list(range(h * VW, (h + 1) * VW)))
+            mask = b.and_(b.icmp_signed(">=", lanes, splat(b, first)), b.icmp_signed("<", lanes, splat(b, last)))
+            halves.append(masked_load(b, b.add(args[0], ir.Constant(I64, 4 * h * VW)), mask))
+        return b.shuffle_vector(halves[0], halves[1], ir.Constant(ir.VectorType(I32, VW), list(range(0, 2 * VW, 2))))
+    return f32vec(types.int64, types.int64, types.int64), codegen
 
 
 @intrinsic
