@@ -176,6 +176,16 @@ def test_conv_small_plane_packs_pixels(xshape, wshape, attrs, monkeypatch):
         assert "f32_pack_pixels" in [r.kernel.name for r in eng.plan.rows]
 
 
+def test_small_plane_padding_pass_split_over_workers(monkeypatch):
+    # Rows of a 7x7 plane are 9 floats, and their set-up is most of a padding pass: RegNetY's 440 channels in
+    # groups of 8 are padded by both workers instead of one while the other waits.
+    monkeypatch.setattr(conv_paths, "WINOGRAD", False)
+    m = conv_case((1, 440, 7, 7), (440, 8, 3, 3), act=("Relu", {}), group=55, pads=[1, 1, 1, 1])
+    with tilerun.compile_model(m, num_cores=2) as eng:
+        pad = [r for r in eng.plan.rows if r.kernel.name == "f32_pad_planes"]
+        assert len(pad) == 1 and pad[0].n_tiles >= 2
+
+
 @pytest.mark.parametrize("xshape,wshape,attrs,cores", [
     ((1, 64, 7, 7), (64, 64, 3, 3), {"pads": [1, 1, 1, 1]}, 1),                      # 49 pixels: 7 blocks of 7 rows
     ((2, 256, 7, 7), (96, 256, 3, 3), {"pads": [1, 1, 1, 1]}, 2),                    # depth 2304: two panel slices

@@ -38,6 +38,9 @@ BAND_BYTES = 1 << 20  # conv rows a fused max pool's tile computes at most
 POOL_FUSE_WEIGHT_BYTES = 1 << 19
 # Largest input plane a depthwise conv takes with vectors across channels (f32_conv_dw_cv).
 DW_CV_MAX_PIXELS = 112 * 112
+# What one row of a padding pass costs beyond its floats, in tiling's work units (floats moved): about 3 ns a
+# row of 8 floats on one core (RegNetY's 440 x 14x14 stride-2 planes: 14,080 rows in 47-61 us).
+PAD_ROW_UNITS = 100
 _SOURCE = {"direct": K.DIRECT, "im2col": K.IM2COL}
 
 
@@ -336,8 +339,10 @@ def _pad_planes(r):
     # The last grid panel reads up to NR - 1 columns past the grid, from the last plane's tail.
     slack = 2 * K.NR + g.wq
     xp = plan.temp((s.n * s.c * g.plane_stride + slack,), np.float32, "conv_padded")
-    # A plane's cost is what it reads as well as what it writes (a stride-2 1x1 conv reads four times more).
-    tiles, per = plan.split(s.n * s.c, g.plane_stride + s.in_h * s.in_w)
+    # A plane's cost is what it reads as well as what it writes (a stride-2 1x1 conv reads four times more),
+    # plus each row's own set-up, which is most of it on small planes (a row of a 7x7 plane's phase is 8 floats).
+    rows = g.row_phases * g.col_phases * g.hq
+    tiles, per = plan.split(s.n * s.c, g.plane_stride + s.in_h * s.in_w + PAD_ROW_UNITS * rows)
     plan.add(r.node, P.f32_pad_planes, x=r.x, xp=xp, planes=s.n * s.c, in_h=s.in_h, in_w=s.in_w, hq=g.hq, wq=g.wq,
              pad_t=s.pad_t, pad_l=s.pad_l, planes_per_tile=per, slack=slack, sh=s.sh, sw=s.sw,
              row_phases=g.row_phases, col_phases=g.col_phases, tiles=tiles, flops=s.n * s.c * g.plane_stride)
