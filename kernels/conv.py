@@ -381,6 +381,6 @@ def v_act4(a, b, c, d, act, lo_v, hi_v):
 def _dw_out(ya, at, v, n, resa, has_res, act, lo_v, hi_v):
     if has_res:
         v = v_add(v, v_load_n(resa + at, n))
-    if act == RELU or act == CLIP or act == HARD_SWISH:
+    if act != IDENTITY and dw_out_applies(act):
         v = v_act(v, act, lo_v, hi_v)
     v_store_n(ya + at, v, n)

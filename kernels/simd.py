@@ -232,14 +232,21 @@ def v_load_lanes(typingctx, addr, lo, hi):
     return f32vec(types.int64, types.int64, types.int64), codegen
 
 
+def _load_even(b, addr, lo_mask, hi_mask):
+    """The even lanes of the ``2 * VW`` floats at ``addr``, read under ``lo_mask`` (the first ``VW``) and
+    ``hi_mask`` (the next): a stride-2 read."""
+    lo = masked_load(b, addr, lo_mask)
+    hi = masked_load(b, b.add(addr, ir.Constant(I64, 4 * VW)), hi_mask)
+    return b.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(I32, VW), list(range(0, 2 * VW, 2))))
+
+
 @intrinsic
 def v_load2_n(typingctx, addr, n):
     """Every other float at ``addr`` (a stride-2 read): lanes ``i < n`` get ``addr[2i]``, the rest 0.0."""
     def codegen(ctx, b, sig, args):
-        lo = masked_load(b, args[0], lane_mask(b, b.sub(b.mul(args[1], ir.Constant(I64, 2)), ir.Constant(I64, 1))))
-        hi_n = b.sub(b.mul(args[1], ir.Constant(I64, 2)), ir.Constant(I64, VW + 1))
-        hi = masked_load(b, b.add(args[0], ir.Constant(I64, 4 * VW)), lane_mask(b, hi_n))
-        return b.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(I32, VW), list(range(0, 2 * VW, 2))))
+        two_n = b.mul(args[1], ir.Constant(I64, 2))
+        return _load_even(b, args[0], lane_mask(b, b.sub(two_n, ir.Constant(I64, 1))),
+                          lane_mask(b, b.sub(two_n, ir.Constant(I64, VW + 1))))
     return f32vec(types.int64, types.int64), codegen
 
 
@@ -247,14 +254,13 @@ def v_load2_n(typingctx, addr, n):
 def v_load2_lanes(typingctx, addr, lo, hi):
     """Lanes ``lo <= i < hi`` get ``addr[2i]`` (a stride-2 read), the others 0.0 and touch no memory."""
     def codegen(ctx, b, sig, args):
-        first = b.trunc(b.mul(args[1], ir.Constant(I64, 2)), I32)  # the floats read: [first, last)
-        last = b.trunc(b.sub(b.mul(args[2], ir.Constant(I64, 2)), ir.Constant(I64, 1)), I32)
-        halves = []
+        first = splat(b, b.trunc(b.mul(args[1], ir.Constant(I64, 2)), I32))  # the floats read: [first, last)
+        last = splat(b, b.trunc(b.sub(b.mul(args[2], ir.Constant(I64, 2)), ir.Constant(I64, 1)), I32))
+        masks = []
         for h in range(2):
             lanes = ir.Constant(ir.VectorType(I32, VW), list(range(h * VW, (h + 1) * VW)))
-            mask = b.and_(b.icmp_signed(">=", lanes, splat(b, first)), b.icmp_signed("<", lanes, splat(b, last)))
-            halves.append(masked_load(b, b.add(args[0], ir.Constant(I64, 4 * h * VW)), mask))
-        return b.shuffle_vector(halves[0], halves[1], ir.Constant(ir.VectorType(I32, VW), list(range(0, 2 * VW, 2))))
+            masks.append(b.and_(b.icmp_signed(">=", lanes, first), b.icmp_signed("<", lanes, last)))
+        return _load_even(b, args[0], *masks)
     return f32vec(types.int64, types.int64, types.int64), codegen
 
 
