@@ -1,13 +1,15 @@
-"""Direct FP32 convolution for few input channels (a network's stem), output channels along the vectors.
+"""Direct FP32 convolution by rows, output channels along the vectors: a network's stem, and the one-group
+convs that the grid path would pad and pack.
 
-``f32_conv_stem`` (row ``STEM``): one group, at most ``STEM_MAX_CIN`` input
-channels, any strides and dilations, optionally followed by a max pool
-(``pool_kh > 0``). Through the GEMM core such a conv is a GEMM of depth
-``cin*kh*kw`` (27 for a 3x3 RGB stem) whose columns must be packed from a
-padded, phase-split copy of the input, costing as much as the multiply-adds.
+``f32_conv_stem`` (row ``STEM``): one group, any strides and dilations,
+optionally followed by a max pool (``pool_kh > 0``). Through the GEMM core
+such a conv is a GEMM of depth ``cin*kh*kw`` (27 for a 3x3 RGB stem) whose
+columns must be packed from a padded, phase-split copy of the input, and a
+stride-2 or small output plane adds grid columns past its rows.
 Here a register block is ``PIX`` consecutive output pixels of one row x
-``CO`` output channels (two vectors; ``2 * PIX`` x one vector for at most
-``VW`` channels): each tap is the weight vectors and a broadcast per pixel
+``CO`` output channels (two vectors; ``PIX - 1`` pixels where that covers
+rows of 7, 14 or 28 exactly; ``2 * PIX`` x one vector for at most ``VW``
+channels): each tap is the weight vectors and a broadcast per pixel
 of an input float, read straight from a ring of zero-padded input rows at
 any column stride. A conv row is kept as
 ``[pixel][channel]`` in scratch; without a pool it is transposed into the
@@ -20,7 +22,8 @@ HardSwish, LeakyRelu, SiLU or Sigmoid run on the registers; a residual and other
 activations in a pass over each output row after the transpose (no pool
 then). It reads nothing outside its inputs (masked loads), so a graph input
 may be read in place. Tile = ``rows_per_tile`` output rows (pooled rows with
-a pool) of one image. Not here: groups; choosing the path (``ops/conv_paths.py``).
+a pool) of one image x one of ``panel_tiles`` shares of the channel panels.
+Not here: groups; choosing the path (``ops/conv_paths.py``).
 """
 import numba
 import numpy as np
@@ -40,7 +43,7 @@ CO = 2 * VW  # output channels of a register block (a weight panel)
 STEM = declare_row("STEM", inputs=("x", "w", "bias?", "res?"), outputs=("y",),
                    ints=("n", "c", "in_h", "in_w", "cout", "out_h", "out_w", "kh", "kw", "sh", "sw", "dh", "dw",
                          "pad_t", "pad_l", "pool_kh", "pool_kw", "pool_sh", "pool_sw", "pool_pad_t", "pool_pad_l",
-                         "pool_oh", "pool_ow", "rows_per_tile", "tiles_per_image"),
+                         "pool_oh", "pool_ow", "rows_per_tile", "tiles_per_image", "panel_tiles"),
                    structs={"ep": EPILOGUE})
 
 
@@ -62,7 +65,7 @@ def stem_layout(c, w, cout, ow_n, kh, kw, sw, dh, dw, pl, pool_kh, pool_ow):
     ``owp`` pixels x ``cw`` channels (``panel_shape``); a pooled row follows.
     """
     slots = _pow2((kh - 1) * dh + 1)
-    cw, pix = panel_shape(cout)
+    cw, pix = panel_shape(cout, ow_n)
     owp = (ow_n + pix - 1) // pix * pix
     reach = (owp - 1) * sw + (kw - 1) * dw + 1  # padded columns the blocks of a row read
     wp = (max(reach, w + pl) + VW - 1) // VW * VW
@@ -79,16 +82,19 @@ def _stem_scratch(a):
 
 
 @numba.njit(cache=True)
-def panel_shape(cout):
-    """``(channels, pixels)`` of a register block: ``CO`` x ``PIX``, or one vector x ``2 * PIX`` for at most
-    ``VW`` output channels (half of a ``CO`` panel would be zeros)."""
-    return (VW, 2 * PIX) if cout <= VW else (CO, PIX)
+def panel_shape(cout, ow):
+    """``(channels, pixels)`` of a register block for rows of ``ow`` pixels: one vector x ``2 * PIX`` for at
+    most ``VW`` output channels (half of a ``CO`` panel would be zeros), else ``CO`` x ``PIX``, or x ``PIX - 1``
+    where that covers the row in fewer pixels (rows of 7, 14 or 28: no block's pixels past the row)."""
+    if cout <= VW:
+        return VW, 2 * PIX
+    return (CO, PIX - 1) if -(-ow // (PIX - 1)) * (PIX - 1) < -(-ow // PIX) * PIX else (CO, PIX)
 
 
 def pack_weights(w):
     """Conv weights ``[cout, cin, kh, kw]`` as ``f32_conv_stem`` reads them: ``[ceil(cout/cw), kh*cin*kw, cw]``
     (``cw`` from ``panel_shape``)."""
-    return pack_channel_blocks(np.asarray(w, np.float32).transpose(0, 2, 1, 3), panel_shape(w.shape[0])[0])
+    return pack_channel_blocks(np.asarray(w, np.float32).transpose(0, 2, 1, 3), VW if w.shape[0] <= VW else CO)
 
 
 @numba.njit(inline="always")
@@ -97,9 +103,9 @@ def _fma2(s, w0, w1, a, b):
 
 
 @numba.njit(inline="always")
-def _act_store16(dst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, act, lo_v, hi_v):
-    """Activation ``act`` (IDENTITY: none) of a register block's 16 vectors, stored one after another at ``dst``
-    (both block shapes lay out ``[pixel][channel]`` rows as consecutive vectors)."""
+def _act_store16(dst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, act, lo_v, hi_v, nv):
+    """Activation ``act`` (IDENTITY: none) of a register block's first ``nv`` (14 or 16) vectors, stored one
+    after another at ``dst`` (every block shape lays out ``[pixel][channel]`` rows as consecutive vectors)."""
     if act != IDENTITY:
         a0, a1, a2, a3 = v_act4(a0, a1, a2, a3, act, lo_v, hi_v)
         a4, a5, a6, a7 = v_act4(a4, a5, a6, a7, act, lo_v, hi_v)
@@ -120,15 +126,17 @@ def _act_store16(dst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13
     v_store(dst + 11 * s, a11)
     v_store(dst + 12 * s, a12)
     v_store(dst + 13 * s, a13)
-    v_store(dst + 14 * s, a14)
-    v_store(dst + 15 * s, a15)
+    if nv > 14:
+        v_store(dst + 14 * s, a14)
+        v_store(dst + 15 * s, a15)
 
 
 @numba.njit(inline="always")
-def _block(row, tab, ntaps, wt, dst, sw, b0, b1, act, lo_v, hi_v):
-    """One register block: ``PIX`` pixels x ``CO`` channels, summed over ``ntaps`` taps (tap ``t``: input floats
-    from ``row + tab[t]`` bytes, ``sw`` apart; weights ``CO`` floats from ``wt``, the next tap's after them),
-    biases ``b0``, ``b1``, activation ``act`` (IDENTITY: none), stored as ``[pixel][CO]`` at ``dst``."""
+def _block(row, tab, ntaps, wt, dst, sw, b0, b1, act, lo_v, hi_v, pix):
+    """One register block: ``pix`` (``PIX`` or ``PIX - 1``) pixels x ``CO`` channels, summed over ``ntaps`` taps
+    (tap ``t``: input floats from ``row + tab[t]`` bytes, ``sw`` apart; weights ``CO`` floats from ``wt``, the
+    next tap's after them), biases ``b0``, ``b1``, activation ``act`` (IDENTITY: none), stored as
+    ``[pixel][CO]`` at ``dst``."""
     a0 = c0 = e0 = g0 = i0 = k0 = m0 = o0 = b0
     a1 = c1 = e1 = g1 = i1 = k1 = m1 = o1 = b1
     for t in range(ntaps):
@@ -142,9 +150,10 @@ def _block(row, tab, ntaps, wt, dst, sw, b0, b1, act, lo_v, hi_v):
         i0, i1 = _fma2(v_splat(x[4 * sw]), w0, w1, i0, i1)
         k0, k1 = _fma2(v_splat(x[5 * sw]), w0, w1, k0, k1)
         m0, m1 = _fma2(v_splat(x[6 * sw]), w0, w1, m0, m1)
-        o0, o1 = _fma2(v_splat(x[7 * sw]), w0, w1, o0, o1)
+        if pix == PIX:
+            o0, o1 = _fma2(v_splat(x[7 * sw]), w0, w1, o0, o1)
         wt += CO * 4
-    _act_store16(dst, a0, a1, c0, c1, e0, e1, g0, g1, i0, i1, k0, k1, m0, m1, o0, o1, act, lo_v, hi_v)
+    _act_store16(dst, a0, a1, c0, c1, e0, e1, g0, g1, i0, i1, k0, k1, m0, m1, o0, o1, act, lo_v, hi_v, 2 * pix)
 
 
 @numba.njit(inline="always")
@@ -163,7 +172,7 @@ def _block_narrow(row, tab, ntaps, wt, dst, sw, b0, act, lo_v, hi_v):
         a12, a13 = v_fma(v_splat(x[12 * sw]), wv, a12), v_fma(v_splat(x[13 * sw]), wv, a13)
         a14, a15 = v_fma(v_splat(x[14 * sw]), wv, a14), v_fma(v_splat(x[15 * sw]), wv, a15)
         wt += VW * 4
-    _act_store16(dst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, act, lo_v, hi_v)
+    _act_store16(dst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, act, lo_v, hi_v, 16)
 
 
 @numba.njit(inline="always")
@@ -193,7 +202,7 @@ def f32_conv_stem(p, tile, scratch):
     hi_v = v_splat(ab)
     reg = register_act(act) and not has_res
     slots, wp, owp, cslots, nring, nconv, _ = stem_layout(n_c, w, cout, ow_n, kh, kw, sw, dh, dw, pl, pkh, pow_n)
-    cw, pix = panel_shape(cout)
+    cw, pix = panel_shape(cout, ow_n)
     npan = (cout + cw - 1) // cw
     taps = n_c * kh * kw
     span = (kh - 1) * dh + 1
@@ -205,8 +214,12 @@ def f32_conv_stem(p, tile, scratch):
         v_store_n(ring + t * 4, v_zero(), nring - t)
     tab = i64(ring + slots * n_c * wp * 4, kh * n_c * kw)
     xa, ya, ra, ba = p[R.x], p[R.y], p[R.res], p[R.bias]
-    img = tile // nt
-    r0 = (tile - img * nt) * per
+    npt = p[R.panel_tiles]
+    pb = tile % npt  # this tile's output channels: panels [jp0, jp1)
+    jp0, jp1 = pb * npan // npt, (pb + 1) * npan // npt
+    co0, co1 = jp0 * cw, min(cout, (pb + 1) * npan // npt * cw)
+    img = tile // npt // nt
+    r0 = (tile // npt - img * nt) * per
     if pool:
         r1 = min(poh, r0 + per)
         cr0 = max(0, r0 * psh - ppt)
@@ -240,24 +253,26 @@ def f32_conv_stem(p, tile, scratch):
                     tab[ntaps] = at + kj * dw * 4
                     ntaps += 1
         crow = conv + (cr & (cslots - 1)) * npan * pan_bytes
-        for jp in range(npan):
+        for jp in range(jp0, jp1):
             nb = min(cw, cout - jp * cw)
             b0 = v_load_n(ba + jp * cw * 4, nb) if has_bias else v_zero()
             b1 = v_load_n(ba + (jp * cw + VW) * 4, nb - VW) if has_bias else v_zero()
             wb = p[R.w] + (jp * taps + k0 * n_c * kw) * cw * 4
+            ract = act if reg else IDENTITY
             for ob in range(0, ow_n, pix):
                 dst = crow + jp * pan_bytes + ob * cw * 4
                 if cw == VW:
-                    _block_narrow(ring + ob * sw * 4, tab, ntaps, wb, dst, sw, b0, act if reg else IDENTITY, lo_v,
-                                  hi_v)
+                    _block_narrow(ring + ob * sw * 4, tab, ntaps, wb, dst, sw, b0, ract, lo_v, hi_v)
+                elif pix == PIX:  # a literal pix: each inlined copy keeps only its own block shape
+                    _block(ring + ob * sw * 4, tab, ntaps, wb, dst, sw, b0, b1, ract, lo_v, hi_v, PIX)
                 else:
-                    _block(ring + ob * sw * 4, tab, ntaps, wb, dst, sw, b0, b1, act if reg else IDENTITY, lo_v,
-                           hi_v)
+                    _block(ring + ob * sw * 4, tab, ntaps, wb, dst, sw, b0, b1, ract, lo_v, hi_v, PIX - 1)
         if not pool:
             yo = (img * cout * oh_n + cr) * ow_n
-            _to_planes(crow, cw, npan, pan_bytes, cout, ow_n, ya + yo * 4, npix * 4)
+            _to_planes(crow + jp0 * pan_bytes, cw, jp1 - jp0, pan_bytes, co1 - co0, ow_n, ya + (yo + co0 * npix) * 4,
+                       npix * 4)
             if not reg:
-                for co in range(cout):
+                for co in range(co0, co1):
                     q = yo + co * npix
                     if has_res:
                         _out_run(ya + q * 4, ya, q * 4, ow_n, v_zero(), ra, has_res,
@@ -269,7 +284,7 @@ def f32_conv_stem(p, tile, scratch):
         while pr < r1 and (min(oh_n, pr * psh - ppt + pkh) - 1 <= cr):
             q0 = max(0, pr * psh - ppt)
             q1 = min(oh_n, pr * psh - ppt + pkh)
-            for jp in range(npan):
+            for jp in range(jp0, jp1):
                 for pc in range(pow_n):
                     c0 = max(0, pc * psw - ppl)
                     c1 = min(ow_n, pc * psw - ppl + pkw)
@@ -286,7 +301,7 @@ def f32_conv_stem(p, tile, scratch):
                     v_store(dst, m0)
                     if cw == CO:
                         v_store(dst + VW * 4, m1)
-            _to_planes(pooled, cw, npan, pow_n * cw * 4, cout, pow_n, ya + ((img * cout * poh + pr) * pow_n) * 4,
-                       pnpix * 4)
+            _to_planes(pooled + jp0 * pow_n * cw * 4, cw, jp1 - jp0, pow_n * cw * 4, co1 - co0, pow_n,
+                       ya + (((img * cout + co0) * poh + pr) * pow_n) * 4, pnpix * 4)
             pr += 1
     return 0

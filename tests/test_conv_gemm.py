@@ -10,6 +10,13 @@ from tilerun.ops import conv_paths
 F = np.float32
 
 
+@pytest.fixture(autouse=True)
+def _gemm_paths(monkeypatch):
+    """These tests drive the GEMM paths (grid, im2col, pixels): the direct-rows path that would take their
+    one-group convs has its own tests (``test_stem.py``)."""
+    monkeypatch.setattr(conv_paths, "ROWS_DIRECT", False)
+
+
 def _check(m, feeds, ref_scale=1.0):
     tol = 1e-4 * max(1.0, ref_scale)
     check_against_reference(m, feeds, rtol=1e-4, atol=tol)

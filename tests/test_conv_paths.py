@@ -14,12 +14,14 @@ def shape(c=64, cout=64, hw=56, k=3, s=1, pad=1, groups=1, n=1):
 
 @pytest.mark.parametrize("s, kind", [
     (shape(k=1, pad=0), "direct"),                       # 1x1 stride 1 unpadded: B read in place
-    (shape(), "grid"),                                   # 3x3 stride 1: implicit GEMM
-    (shape(s=2), "grid"),                                # stride 2: phase-split planes
+    (shape(), "stem"),                                   # 3x3 stride 1, one group: direct rows, no padding pass
+    (shape(s=2), "stem"),                                # stride 2 likewise
+    (shape(groups=4), "grid"),                           # grouped 3x3 stride 1: implicit GEMM
+    (shape(s=2, groups=4), "grid"),                      # stride 2: phase-split planes
     (shape(s=3), "im2col"),                              # larger strides
     (shape(c=32, cout=32, groups=32), "depthwise"),      # one input channel per group
-    (shape(c=256, cout=256, hw=13), "grid_pixels"),      # small plane: 13x13 grid costs more than its pixels
-    (shape(c=512, cout=512, hw=9, pad=0), "grid_pixel_rows"),  # 7x7 output: 7 row blocks of 7 pixels
+    (shape(c=256, cout=256, hw=13, groups=2), "grid_pixels"),  # small plane: 13x13 grid costs more than its pixels
+    (shape(c=2048, cout=512, hw=9, pad=0), "grid_pixel_rows"),  # a ring of rows past ROWS_RING_BYTES; 7x7 output
 ])
 def test_path_by_shape(s, kind):
     assert choose_path(s, True, 2).kind == kind
@@ -32,8 +34,8 @@ def test_strided_1x1_onto_7x7_takes_pixel_rows(workers):
 
 
 def test_grid_goes_to_the_image_only_with_a_register_epilogue():
-    assert choose_path(shape(), True, 2).to_image
-    assert not choose_path(shape(), False, 2).to_image
+    assert choose_path(shape(groups=2), True, 2).to_image
+    assert not choose_path(shape(groups=2), False, 2).to_image
 
 
 def test_fused_pool_takes_the_band_path():

@@ -17,6 +17,7 @@ from onnx import helper
 
 import tilerun
 from oracle import make_model, reference_outputs
+from tilerun.ops import conv_paths
 
 F = np.float32
 
@@ -128,6 +129,9 @@ FUSED = {
     "conv1x1_relu_direct": (lambda: _conv_act("Relu", k=1, pad=0), "Conv", "f32_conv_gemm"),
     "conv3x3_relu_grid": (lambda: _conv_act("Relu", hw=(40, 40)), "Conv", "f32_conv_gemm"),
     "conv3x3_clip_grid_pixels": (lambda: _conv_act("Clip"), "Conv", "f32_pack_pixels"),
+    "conv3x3_clip_rows_direct": (lambda: _conv_act("Clip"), "Conv", "f32_conv_stem"),
+    "conv3x3_residual_relu_rows_direct": (lambda: _conv_act("Relu", hw=(40, 40), residual=True), "Conv",
+                                          "f32_conv_stem"),
     "conv3x3_relu_narrow_grid": (lambda: _conv_act("Relu", hw=(24, 12)), "Conv", "f32_conv_gemm"),
     "conv3x3_clip_stride3_im2col": (lambda: _conv_act("Clip", stride=3), "Conv", "f32_conv_gemm"),
     "conv3x3_leaky": (lambda: _conv_act("LeakyRelu", hw=(40, 40)), "Conv", "f32_conv_gemm"),
@@ -147,9 +151,16 @@ FUSED = {
 }
 
 
+# Cases of the grid's implicit GEMM: they turn off the direct-rows path, which would take their convs.
+GRID_CASES = {"conv3x3_relu_grid", "conv3x3_clip_grid_pixels", "conv3x3_relu_narrow_grid", "conv3x3_leaky",
+              "conv3x3_hardsigmoid_grid_out", "conv3x3_residual_relu"}
+
+
 @pytest.mark.parametrize("case", sorted(FUSED))
-def test_fused_epilogue_keeps_nan_like_onnxruntime(case):
+def test_fused_epilogue_keeps_nan_like_onnxruntime(case, monkeypatch):
     make, producer, kernel = FUSED[case]
+    if case in GRID_CASES:
+        monkeypatch.setattr(conv_paths, "ROWS_DIRECT", False)
     m = make()
     feeds = _feeds(m)
     rows, out = _run(m, feeds)

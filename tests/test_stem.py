@@ -1,4 +1,5 @@
-"""Few-input-channel convolutions (``kernels/stem.py``) against ONNX Runtime, at 1 and 2 cores.
+"""Direct-rows convolutions (``kernels/stem.py``: stems and the convs the grid path would pad and pack) against
+ONNX Runtime, at 1 and 2 cores.
 
 Shapes cover both column strides and a row stride of 3, padding on some sides
 only, output channels that are not a multiple of the register block, two
@@ -6,11 +7,14 @@ images, widths that are not a multiple of the vector, the epilogue (bias,
 residual, every activation kind: on the registers, in the store, in a pass),
 where the path is taken and where not, and what NaN and infinities do.
 """
+import contextlib
+
 import numpy as np
 import pytest
 from onnx import helper
 
 import tilerun
+from tilerun.ops import conv_paths
 from oracle import assert_kernel_matches_ort, conv_graph, reference_outputs
 
 F = np.float32
@@ -61,9 +65,45 @@ def test_stem_nan_and_infinities():
 
 
 def test_stem_path_not_taken():
-    # one input channel (depthwise path), more channels than STEM_MAX_CIN: the other paths
+    # one input channel (depthwise path), a 1x1 of many channels, a row stride of 3 past STEM_MAX_CIN channels,
+    # and the direct-rows path switched off: the other paths
     assert_matches_ort(*stem_graph((1, 1, 16, 16), 4), stem=False)
-    assert_matches_ort(*stem_graph((1, 6, 16, 16), 4), stem=False)
+    assert_matches_ort(*stem_graph((1, 6, 16, 16), 4, k=1, pads=(0, 0, 0, 0), strides=(1, 1)), stem=False)
+    assert_matches_ort(*stem_graph((1, 6, 16, 16), 4, strides=(3, 3)), stem=False)
+    with _rows_direct(False):
+        assert_matches_ort(*stem_graph((1, 6, 16, 16), 4), stem=False)
+
+
+@contextlib.contextmanager
+def _rows_direct(on):
+    old, conv_paths.ROWS_DIRECT = conv_paths.ROWS_DIRECT, on
+    try:
+        yield
+    finally:
+        conv_paths.ROWS_DIRECT = old
+
+
+@pytest.mark.parametrize("xshape, cout, k, strides, pads", [
+    ((1, 24, 56, 56), 40, 3, (2, 2), (1, 1, 1, 1)),    # 3x3 stride 2 onto 28-pixel rows: blocks of 7 pixels
+    ((2, 20, 28, 28), 70, 3, (2, 2), (1, 1, 1, 1)),    # rows of 14, two images, a ragged third panel
+    ((1, 40, 7, 7), 96, 3, (1, 1), (1, 1, 1, 1)),      # a 7x7 plane: its three panels split over two workers
+    ((1, 16, 27, 27), 48, 5, (1, 1), (2, 2, 2, 2)),    # 5x5 on 27-pixel rows: blocks of 8, the last one short
+    ((1, 12, 15, 13), 9, 3, (2, 1), (0, 1, 1, 0)),     # one vector of channels, one-sided pads, odd sizes
+])
+def test_rows_direct_shapes(xshape, cout, k, strides, pads):
+    # f32_conv_stem on more input channels than a stem has (the direct-rows path), at 1 and 2 cores
+    assert_matches_ort(*stem_graph(xshape, cout, k, strides, pads))
+
+
+@pytest.mark.parametrize("act, residual", [("Relu", True), ("Tanh", False), ("LeakyRelu", True)])
+def test_rows_direct_epilogue_with_channel_split(act, residual):
+    # a 7x7 output on two workers splits its output channels: the residual and the activation's own pass
+    # must cover exactly each tile's channels
+    model, feeds = stem_graph((1, 24, 7, 7), 100, strides=(1, 1), act=act, residual=residual, seed=3)
+    assert_matches_ort(model, feeds)
+    with tilerun.compile_model(model, num_cores=2) as eng:
+        (row,) = [r for r in eng.plan.rows if r.kernel.name == "f32_conv_stem"]
+        assert row.n_tiles == 2
 
 
 def pooled_stem_graph(xshape, cout, k, strides, pads, pool, act, seed):

@@ -41,6 +41,9 @@ DW_CV_MAX_PIXELS = 112 * 112
 # What one row of a padding pass costs beyond its floats, in tiling's work units (floats moved): about 3 ns a
 # row of 8 floats on one core (RegNetY's 440 x 14x14 stride-2 planes: 14,080 rows in 47-61 us).
 PAD_ROW_UNITS = 100
+# A direct-rows conv (f32_conv_stem) whose row tiles leave the busiest worker this much more than an even share
+# splits its output channels instead.
+STEM_ROWS_SLACK = 1.1
 _SOURCE = {"direct": K.DIRECT, "im2col": K.IM2COL}
 
 
@@ -306,7 +309,8 @@ def _emit_winograd(r):
 
 
 def _emit_stem(r):
-    """``f32_conv_stem``: tiles of output rows of one image (pooled rows where a max pool is fused)."""
+    """``f32_conv_stem``: tiles of output rows of one image (pooled rows where a max pool is fused), and of a
+    share of its output channels where whole rows deal unevenly over the workers (a 7x7 output on two)."""
     s, plan, pool = r.s, r.plan, r.node.fused.pool
     if pool is not None:
         (rows, pow_), pk, ps, pb, _, _ = pool_geometry(pool, (s.n, s.cout, s.out_h, s.out_w))
@@ -316,10 +320,14 @@ def _emit_stem(r):
     per = min(per, rows)
     per = tiling.band_rows(rows, per, s.n, plan.num_workers, max(pk[0], 1), ps[0]) if pool is not None else per
     nt = -(-rows // per)
+    workers, panels = plan.num_workers, -(-s.cout // ST.panel_shape(s.cout, s.out_w)[0])
+    npt = 1
+    if pool is None and panels > 1 and -(-s.n * nt // workers) * per * workers > STEM_ROWS_SLACK * s.n * rows:
+        per, nt, npt = rows, 1, min(panels, workers)
     plan.add(r.node, ST.f32_conv_stem, x=r.x, w=r.packed_weights(ST.f32_conv_stem), bias=r.b, res=r.res, y=r.y,
              **s.ints(), pool_kh=pk[0], pool_kw=pk[1], pool_sh=ps[0], pool_sw=ps[1], pool_pad_t=pb[0],
              pool_pad_l=pb[1], pool_oh=rows if pool is not None else 0, pool_ow=pow_, rows_per_tile=per,
-             tiles_per_image=nt, ep=r.epi, tiles=s.n * nt, flops=r.flops)
+             tiles_per_image=nt, panel_tiles=npt, ep=r.epi, tiles=s.n * nt * npt, flops=r.flops)
 
 
 def _emit_pixel_rows(r):

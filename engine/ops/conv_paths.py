@@ -17,8 +17,10 @@ and the GEMM tiles, which ``ops/conv.py`` turns into rows. Paths:
   row blocks of 7 instead of 64 columns): the matrix is written once, plain.
 * ``conv_maxpool`` — a grid conv whose max pool is fused (``Conv.absorbs``).
 * ``stem`` — one group of 2 to ``STEM_MAX_CIN`` input channels, with or
-  without a fused max pool: ``kernels/stem.py``'s direct conv with the output
-  channels along the vectors, tiles of output (or pooled) rows.
+  without a fused max pool, or any one-group conv larger than 1x1 of strides
+  at most 2 without a pool (``rows_direct_wins``): ``kernels/stem.py``'s
+  direct conv with the output channels along the vectors, tiles of output
+  (or pooled) rows, split over output channels where rows deal unevenly.
 * ``pixel_rows`` — a plain 1x1 conv of one group run with the pixels as the
   GEMM's rows (register blocks of 7 or 8) and the output channels along the
   vectors, each block transposed into the image (``kernels/conv.py``'s
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 from tilerun.kernels.conv import PIXEL_CHUNK
 from tilerun.kernels.gemm import MR, NR
 from tilerun.kernels.simd import VW
-from tilerun.kernels.stem import STEM_MAX_CIN
+from tilerun.kernels.stem import STEM_MAX_CIN, stem_layout
 
 from .. import tiling
 
@@ -237,6 +239,25 @@ def _winograd_path(s, workers):
     return ConvPath("winograd", ncb, n_cob=ncob)
 
 
+ROWS_DIRECT = True  # False: no conv but a stem takes f32_conv_stem (benchmarks compare the two)
+ROWS_RING_BYTES = 256 * 1024  # f32_conv_stem's ring of input rows, zeroed per tile, stays well inside L2
+
+
+def rows_direct_wins(s):
+    """True when ``f32_conv_stem`` takes conv ``s``: one group, more than one input channel, a kernel larger
+    than 1x1, strides at most 2, and a ring of input rows of at most ``ROWS_RING_BYTES``.
+
+    Its register blocks read the weights as vectors and broadcast input floats from any position, so it
+    needs no padding or packing pass and computes no grid columns past the rows (stride 2, 7x7 to 28x28
+    planes), which measured faster than the grid path's implicit GEMM (``benchmarks/README.md``).
+    Winograd, where it applies, is chosen before this.
+    """
+    if not ROWS_DIRECT or s.groups != 1 or s.c < 2 or (s.kh, s.kw) == (1, 1) or max(s.sh, s.sw) > 2:
+        return False
+    ring = stem_layout(s.c, s.in_w, s.cout, s.out_w, s.kh, s.kw, s.sw, s.dh, s.dw, s.pad_l, 0, 0)[4]
+    return ring * 4 <= ROWS_RING_BYTES
+
+
 def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
     """The ``ConvPath`` of ``ConvShape`` ``s``.
 
@@ -247,7 +268,7 @@ def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
     images = s.n * s.groups
     if winograd_epilogue and not pool and winograd_wins(s):
         return _winograd_path(s, workers)
-    if s.groups == 1 and 1 < s.c <= STEM_MAX_CIN:
+    if s.groups == 1 and 1 < s.c <= STEM_MAX_CIN or not pool and rows_direct_wins(s):
         return ConvPath("stem")
     plain_1x1 = (s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.pad_t == s.pad_l == 0
                  and (s.out_h, s.out_w) == (s.in_h, s.in_w))
