@@ -35,11 +35,13 @@ from .conv_pack import BIG, _copy_run, _span
 from .depthwise import pack_channel_blocks
 from .elementwise import IDENTITY, activation_run
 from .gemm import EPILOGUE, ep_fields
+from .pool import _taps
 from .simd import VW, v_fma, v_load, v_load_n, v_max, v_splat, v_store, v_store_n, v_transpose_block, v_zero
 
 STEM_MAX_CIN = 4
 PIX = 8  # output pixels of a register block
 CO = 2 * VW  # output channels of a register block (a weight panel)
+LINEAR_RING_BYTES = 512 * 1024  # a tile's input rows, all held at once (half this core's L2)
 STEM = declare_row("STEM", inputs=("x", "w", "bias?", "res?"), outputs=("y",),
                    ints=("n", "c", "in_h", "in_w", "cout", "out_h", "out_w", "kh", "kw", "sh", "sw", "dh", "dw",
                          "pad_t", "pad_l", "pool_kh", "pool_kw", "pool_sh", "pool_sw", "pool_pad_t", "pool_pad_l",
@@ -56,29 +58,39 @@ def _pow2(n):
 
 
 @numba.njit(cache=True)
-def stem_layout(c, w, cout, ow_n, kh, kw, sw, dh, dw, pl, pool_kh, pool_ow):
-    """``(slots, wp, owp, cslots, ring floats, conv floats, scratch floats)`` of ``f32_conv_stem``.
+def stem_layout(c, h, w, cout, ow_n, kh, kw, sh, sw, dh, dw, pl, pool_kh, pool_ow, per):
+    """``(linear, slots, wp, owp, cslots, ring floats, conv floats, scratch floats)`` of ``f32_conv_stem`` with
+    tiles of ``per`` output rows.
 
     The input ring holds ``slots`` rows of every channel, each ``wp`` floats
     with padded column ``x + pl`` at ``x``, then a conv row's tap table; the
     conv ring holds ``cslots`` conv rows of ``ceil(cout/cw)`` panels of
     ``owp`` pixels x ``cw`` channels (``panel_shape``); a pooled row follows.
+    ``linear``: without a pool, where every input row of a tile fits
+    ``LINEAR_RING_BYTES``, the ring holds them all in order and the conv rows
+    are one panel's, all of the tile's (``f32_conv_stem`` sweeps each weight
+    panel over every row while it is in cache).
     """
-    slots = _pow2((kh - 1) * dh + 1)
     cw, pix = panel_shape(cout, ow_n)
     owp = (ow_n + pix - 1) // pix * pix
     reach = (owp - 1) * sw + (kw - 1) * dw + 1  # padded columns the blocks of a row read
     wp = (max(reach, w + pl) + VW - 1) // VW * VW
-    cslots = _pow2(pool_kh) if pool_kh > 0 else 1
     npan = (cout + cw - 1) // cw
+    rows = min(h, (per - 1) * sh + (kh - 1) * dh + 1)  # input rows a tile reads at most
+    linear = pool_kh == 0 and per > 1 and rows * c * wp * 4 <= LINEAR_RING_BYTES
+    if linear:
+        slots, cslots, conv = rows, per, per * owp * cw
+    else:
+        slots = _pow2((kh - 1) * dh + 1)
+        cslots = _pow2(pool_kh) if pool_kh > 0 else 1
+        conv = cslots * npan * owp * cw
     ring = slots * c * wp + kh * c * kw * 2  # the rows, then the tap table (int64s)
-    conv = cslots * npan * owp * cw
-    return slots, wp, owp, cslots, ring, conv, ring + conv + npan * pool_ow * cw
+    return linear, slots, wp, owp, cslots, ring, conv, ring + conv + npan * pool_ow * cw
 
 
 def _stem_scratch(a):
-    return stem_layout(a["c"], a["in_w"], a["cout"], a["out_w"], a["kh"], a["kw"], a["sw"], a["dh"], a["dw"],
-                       a["pad_l"], a["pool_kh"], a["pool_ow"])[6] * 4
+    return stem_layout(a["c"], a["in_h"], a["in_w"], a["cout"], a["out_w"], a["kh"], a["kw"], a["sh"], a["sw"],
+                       a["dh"], a["dw"], a["pad_l"], a["pool_kh"], a["pool_ow"], a["rows_per_tile"])[7] * 4
 
 
 @numba.njit(cache=True)
@@ -188,6 +200,41 @@ def _to_planes(src, cw, npan, ld_pan, cout, width, dst, plane_bytes):
                                   dst + ((jp * cw + c) * plane_bytes // 4 + b0) * 4, plane_bytes, nc, nq)
 
 
+@numba.njit(inline="always")
+def _sweep(row, tab, ntaps, wb, dst, cw, pix, ow_n, sw, b0, b1, act, lo_v, hi_v):
+    """One conv row of one weight panel: its register blocks, input from ``row`` (``_block``'s arguments)."""
+    for ob in range(0, ow_n, pix):
+        d = dst + ob * cw * 4
+        if cw == VW:
+            _block_narrow(row + ob * sw * 4, tab, ntaps, wb, d, sw, b0, act, lo_v, hi_v)
+        elif pix == PIX:  # a literal pix: each inlined copy keeps only its own block shape
+            _block(row + ob * sw * 4, tab, ntaps, wb, d, sw, b0, b1, act, lo_v, hi_v, PIX)
+        else:
+            _block(row + ob * sw * 4, tab, ntaps, wb, d, sw, b0, b1, act, lo_v, hi_v, PIX - 1)
+
+
+@numba.njit(inline="always")
+def _panel_bias(ba, jp, cw, cout, has_bias):
+    """The bias vectors of weight panel ``jp`` (zeros without a bias)."""
+    nb = min(cw, cout - jp * cw)
+    if not has_bias:
+        return v_zero(), v_zero()
+    return v_load_n(ba + jp * cw * 4, nb), v_load_n(ba + (jp * cw + VW) * 4, nb - VW)
+
+
+@numba.njit(inline="always")
+def _out_pass(ya, ra, yo, co0, co1, npix, ow_n, has_res, act, aa, ab, lo_v, hi_v):
+    """The residual and an activation the registers did not apply, over output row ``yo`` (its float offset in
+    channel 0) of channels ``[co0, co1)``."""
+    for co in range(co0, co1):
+        q = yo + co * npix
+        if has_res:
+            _out_run(ya + q * 4, ya, q * 4, ow_n, v_zero(), ra, has_res, act if dw_out_applies(act) else IDENTITY,
+                     lo_v, hi_v)
+        if act != IDENTITY and not (has_res and dw_out_applies(act)):
+            activation_run(act, f32(ya, BIG), q, q + ow_n, aa, ab)
+
+
 @tile_kernel(STEM, reads_in_bounds=True, scratch=_stem_scratch)
 def f32_conv_stem(p, tile, scratch):
     R = STEM
@@ -201,7 +248,8 @@ def f32_conv_stem(p, tile, scratch):
     lo_v = v_splat(aa)
     hi_v = v_splat(ab)
     reg = register_act(act) and not has_res
-    slots, wp, owp, cslots, nring, nconv, _ = stem_layout(n_c, w, cout, ow_n, kh, kw, sw, dh, dw, pl, pkh, pow_n)
+    linear, slots, wp, owp, cslots, nring, nconv, _ = stem_layout(n_c, h, w, cout, ow_n, kh, kw, sh, sw, dh, dw, pl,
+                                                                  pkh, pow_n, per)
     cw, pix = panel_shape(cout, ow_n)
     npan = (cout + cw - 1) // cw
     taps = n_c * kh * kw
@@ -210,8 +258,12 @@ def f32_conv_stem(p, tile, scratch):
     conv = scratch + nring * 4
     pooled = conv + nconv * 4
     pan_bytes = owp * cw * 4  # one panel of a conv row
-    for t in range(0, nring, VW):  # padding cells are never written: zero once per tile
-        v_store_n(ring + t * 4, v_zero(), nring - t)
+    lo, end = _span(-pl, 1, w, wp)  # the floats of a ring row that input rows fill
+    for r in range(slots * n_c):  # the padding columns are never written: zero them once per tile
+        for t in range(0, lo, VW):
+            v_store_n(ring + (r * wp + t) * 4, v_zero(), lo - t)
+        for t in range(end, wp, VW):
+            v_store_n(ring + (r * wp + t) * 4, v_zero(), wp - t)
     tab = i64(ring + slots * n_c * wp * 4, kh * n_c * kw)
     xa, ya, ra, ba = p[R.x], p[R.y], p[R.res], p[R.bias]
     npt = p[R.panel_tiles]
@@ -228,22 +280,44 @@ def f32_conv_stem(p, tile, scratch):
         r1 = min(oh_n, r0 + per)
         cr0, cr1 = r0, r1
     npix, pnpix = oh_n * ow_n, poh * pow_n
+    ract = act if reg else IDENTITY
+    if linear:
+        # Every input row of the tile in order, one tap table; each weight panel then sweeps all the rows.
+        ih0, ih1 = max(0, r0 * sh - pt), min(h, (r1 - 1) * sh - pt + span)
+        for ih in range(ih0, ih1):
+            for ci in range(n_c):
+                _copy_run(ring + ((ih - ih0) * n_c + ci) * wp * 4 + lo * 4,
+                          xa + (((img * n_c + ci) * h + ih) * w + lo - pl) * 4, end - lo)
+        t = 0
+        for ki in range(kh):
+            for ci in range(n_c):
+                for kj in range(kw):
+                    tab[t] = ((ki * dh * n_c + ci) * wp + kj * dw) * 4
+                    t += 1
+        for jp in range(jp0, jp1):
+            b0, b1 = _panel_bias(ba, jp, cw, cout, has_bias)
+            for cr in range(r0, r1):
+                top, k0, k1 = _taps(cr, sh, pt, kh, dh, h)
+                _sweep(ring + (top - ih0) * n_c * wp * 4, tab[k0 * n_c * kw:], (k1 - k0) * n_c * kw,
+                       p[R.w] + (jp * taps + k0 * n_c * kw) * cw * 4, conv + (cr - r0) * pan_bytes, cw, pix, ow_n, sw,
+                       b0, b1, ract, lo_v, hi_v)
+            c0, c1 = jp * cw, min(cout, (jp + 1) * cw)
+            for cr in range(r0, r1):
+                yo = (img * cout * oh_n + cr) * ow_n
+                _to_planes(conv + (cr - r0) * pan_bytes, cw, 1, pan_bytes, c1 - c0, ow_n, ya + (yo + c0 * npix) * 4,
+                           npix * 4)
+                if not reg:
+                    _out_pass(ya, ra, yo, c0, c1, npix, ow_n, has_res, act, aa, ab, lo_v, hi_v)
+        return 0
     loaded = 0  # input rows [.., loaded) are in the ring
     pr = r0  # the next pooled row
     for cr in range(cr0, cr1):
-        top = cr * sh - pt
+        top, k0, k1 = _taps(cr, sh, pt, kh, dh, h)  # kernel rows [k0, k1) read rows inside the input
         for ih in range(max(loaded, top, 0), min(h, top + span)):
             for ci in range(n_c):
                 dst = ring + ((ih & (slots - 1)) * n_c + ci) * wp * 4
-                lo, end = _span(-pl, 1, w, wp)
                 _copy_run(dst + lo * 4, xa + (((img * n_c + ci) * h + ih) * w + lo - pl) * 4, end - lo)
         loaded = max(loaded, min(h, top + span))
-        k0 = 0  # kernel rows whose input row exists: [k0, k1)
-        while k0 < kh and top + k0 * dh < 0:
-            k0 += 1
-        k1 = kh
-        while k1 > k0 and top + (k1 - 1) * dh >= h:
-            k1 -= 1
         # The row's taps in the weights' order (kernel row, channel, kernel column), from kernel row k0.
         ntaps = 0
         for ki in range(k0, k1):
@@ -254,31 +328,15 @@ def f32_conv_stem(p, tile, scratch):
                     ntaps += 1
         crow = conv + (cr & (cslots - 1)) * npan * pan_bytes
         for jp in range(jp0, jp1):
-            nb = min(cw, cout - jp * cw)
-            b0 = v_load_n(ba + jp * cw * 4, nb) if has_bias else v_zero()
-            b1 = v_load_n(ba + (jp * cw + VW) * 4, nb - VW) if has_bias else v_zero()
-            wb = p[R.w] + (jp * taps + k0 * n_c * kw) * cw * 4
-            ract = act if reg else IDENTITY
-            for ob in range(0, ow_n, pix):
-                dst = crow + jp * pan_bytes + ob * cw * 4
-                if cw == VW:
-                    _block_narrow(ring + ob * sw * 4, tab, ntaps, wb, dst, sw, b0, ract, lo_v, hi_v)
-                elif pix == PIX:  # a literal pix: each inlined copy keeps only its own block shape
-                    _block(ring + ob * sw * 4, tab, ntaps, wb, dst, sw, b0, b1, ract, lo_v, hi_v, PIX)
-                else:
-                    _block(ring + ob * sw * 4, tab, ntaps, wb, dst, sw, b0, b1, ract, lo_v, hi_v, PIX - 1)
+            b0, b1 = _panel_bias(ba, jp, cw, cout, has_bias)
+            _sweep(ring, tab, ntaps, p[R.w] + (jp * taps + k0 * n_c * kw) * cw * 4, crow + jp * pan_bytes, cw, pix,
+                   ow_n, sw, b0, b1, ract, lo_v, hi_v)
         if not pool:
             yo = (img * cout * oh_n + cr) * ow_n
             _to_planes(crow + jp0 * pan_bytes, cw, jp1 - jp0, pan_bytes, co1 - co0, ow_n, ya + (yo + co0 * npix) * 4,
                        npix * 4)
             if not reg:
-                for co in range(co0, co1):
-                    q = yo + co * npix
-                    if has_res:
-                        _out_run(ya + q * 4, ya, q * 4, ow_n, v_zero(), ra, has_res,
-                                 act if dw_out_applies(act) else IDENTITY, lo_v, hi_v)
-                    if act != IDENTITY and not (has_res and dw_out_applies(act)):
-                        activation_run(act, f32(ya, BIG), q, q + ow_n, aa, ab)
+                _out_pass(ya, ra, yo, co0, co1, npix, ow_n, has_res, act, aa, ab, lo_v, hi_v)
             continue
         # Max-pool every pooled row whose window rows are all computed now.
         while pr < r1 and (min(oh_n, pr * psh - ppt + pkh) - 1 <= cr):

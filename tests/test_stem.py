@@ -14,6 +14,7 @@ import pytest
 from onnx import helper
 
 import tilerun
+from tilerun.kernels import stem as ST
 from tilerun.ops import conv_paths
 from oracle import assert_kernel_matches_ort, conv_graph, reference_outputs
 
@@ -93,6 +94,25 @@ def _rows_direct(on):
 def test_rows_direct_shapes(xshape, cout, k, strides, pads):
     # f32_conv_stem on more input channels than a stem has (the direct-rows path), at 1 and 2 cores
     assert_matches_ort(*stem_graph(xshape, cout, k, strides, pads))
+
+
+@pytest.mark.parametrize("xshape, cout, act, linear", [
+    # a small plane: the tile's rows all held, each panel sweeps them
+    ((1, 40, 7, 7), 96, "Relu", (True, True)),
+    # one tile of 60 rows at 1 core is past LINEAR_RING_BYTES (the ring of kh rows), tiles of 6 at 2 are not
+    ((1, 120, 60, 60), 40, "Tanh", (False, True)),
+])
+def test_rows_direct_ring_layouts(xshape, cout, act, linear):
+    model, feeds = stem_graph(xshape, cout, strides=(1, 1), act=act, seed=5)
+    assert_matches_ort(model, feeds)
+    for cores in (1, 2):
+        with tilerun.compile_model(model, num_cores=cores) as eng:
+            (row,) = [r for r in eng.plan.rows if r.kernel.name == "f32_conv_stem"]
+            a = dict(zip(ST.STEM._ints, row.params))
+            layout = ST.stem_layout(a["c"], a["in_h"], a["in_w"], a["cout"], a["out_w"], a["kh"], a["kw"], a["sh"],
+                                    a["sw"], a["dh"], a["dw"], a["pad_l"], a["pool_kh"], a["pool_ow"],
+                                    a["rows_per_tile"])
+            assert layout[0] == linear[cores - 1]
 
 
 @pytest.mark.parametrize("act, residual", [("Relu", True), ("Tanh", False), ("LeakyRelu", True)])

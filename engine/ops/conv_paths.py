@@ -254,7 +254,7 @@ def rows_direct_wins(s):
     """
     if not ROWS_DIRECT or s.groups != 1 or s.c < 2 or (s.kh, s.kw) == (1, 1) or max(s.sh, s.sw) > 2:
         return False
-    ring = stem_layout(s.c, s.in_w, s.cout, s.out_w, s.kh, s.kw, s.sw, s.dh, s.dw, s.pad_l, 0, 0)[4]
+    ring = stem_layout(s.c, s.in_h, s.in_w, s.cout, s.out_w, s.kh, s.kw, s.sh, s.sw, s.dh, s.dw, s.pad_l, 0, 0, 1)[5]
     return ring * 4 <= ROWS_RING_BYTES
 
 
