@@ -16,7 +16,7 @@ from onnx import helper
 import tilerun
 from tilerun.kernels import stem as ST
 from tilerun.ops import conv_paths
-from oracle import assert_kernel_matches_ort, conv_graph, reference_outputs
+from oracle import assert_kernel_matches_ort, conv_graph, make_model, reference_outputs
 
 F = np.float32
 
@@ -113,6 +113,21 @@ def test_rows_direct_ring_layouts(xshape, cout, act, linear):
                                     a["sw"], a["dh"], a["dw"], a["pad_l"], a["pool_kh"], a["pool_ow"],
                                     a["rows_per_tile"])
             assert layout[0] == linear[cores - 1]
+
+
+@pytest.mark.parametrize("kshape, dilations, pads", [
+    ((1, 7), (1, 1), (0, 3, 0, 3)),     # a 1x7 kernel (Inception-v3's factorized convs)
+    ((7, 1), (1, 1), (3, 0, 3, 0)),     # its 7x1 partner: seven kernel rows in the ring
+    ((3, 3), (2, 3), (2, 3, 2, 3)),     # dilated
+])
+def test_rows_direct_kernel_shapes(kshape, dilations, pads):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 24, 17, 17)).astype(F)
+    w = (rng.standard_normal((40, 24) + kshape) / np.sqrt(24 * kshape[0] * kshape[1])).astype(F)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=list(kshape), dilations=list(dilations),
+                            pads=list(pads))
+    model = make_model([node], [("x", F, x.shape)], [("y", F, None)], [("w", w)])
+    assert_matches_ort(model, {"x": x})
 
 
 @pytest.mark.parametrize("act, residual", [("Relu", True), ("Tanh", False), ("LeakyRelu", True)])

@@ -239,7 +239,7 @@ def _winograd_path(s, workers):
     return ConvPath("winograd", ncb, n_cob=ncob)
 
 
-ROWS_DIRECT = True  # False: no conv but a stem takes f32_conv_stem (benchmarks compare the two)
+ROWS_DIRECT = True  # False: only stems take f32_conv_stem (tests of the GEMM paths turn it off)
 ROWS_RING_BYTES = 256 * 1024  # f32_conv_stem's ring of input rows, zeroed per tile, stays well inside L2
 
 
