@@ -17,10 +17,10 @@ image's planes, with one the max pool runs on whole channel vectors (no
 shuffles) over a ring of conv rows and only the pooled row is transposed.
 ``w`` is packed as ``[panels, kh*cin*kw, panel width]`` (``pack_weights``:
 kernel rows outermost, so the taps of the kernel rows inside the input are
-consecutive; zero past ``cout``). Bias and Relu, Clip,
-HardSwish, LeakyRelu, SiLU or Sigmoid run on the registers; a residual and other
-activations in a pass over each output row after the transpose (no pool
-then). It reads nothing outside its inputs (masked loads), so a graph input
+consecutive; zero past ``cout``). Bias and Relu run on the registers; Clip,
+HardSwish, LeakyRelu, SiLU or Sigmoid on each conv row while it is in L1 (before
+a pool); a residual and other activations in a pass over each output row after
+the transpose (no pool then). It reads nothing outside its inputs (masked loads), so a graph input
 may be read in place. Tile = ``rows_per_tile`` output rows (pooled rows with
 a pool) of one image x one of ``panel_tiles`` shares of the channel panels.
 Not here: groups; choosing the path (``ops/conv_paths.py``).
@@ -30,13 +30,13 @@ import numpy as np
 
 from .abi import f32, i64, slot_address
 from .contract import declare_row, tile_kernel
-from .conv import _out_run, dw_out_applies, register_act, v_act4
+from .conv import _out_run, dw_out_applies, register_act
 from .conv_pack import BIG, _copy_run, _span
 from .depthwise import pack_channel_blocks
-from .elementwise import IDENTITY, activation_run
+from .elementwise import IDENTITY, RELU, activation_run
 from .gemm import EPILOGUE, ep_fields
 from .pool import _taps
-from .simd import VW, v_fma, v_load, v_load_n, v_max, v_splat, v_store, v_store_n, v_transpose_block, v_zero
+from .simd import VW, v_clamp_below, v_fma, v_load, v_load_n, v_max, v_splat, v_store, v_store_n, v_transpose_block, v_zero
 
 STEM_MAX_CIN = 4
 PIX = 8  # output pixels of a register block
@@ -115,14 +115,17 @@ def _fma2(s, w0, w1, a, b):
 
 
 @numba.njit(inline="always")
-def _act_store16(dst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, act, lo_v, hi_v, nv):
-    """Activation ``act`` (IDENTITY: none) of a register block's first ``nv`` (14 or 16) vectors, stored one
-    after another at ``dst`` (every block shape lays out ``[pixel][channel]`` rows as consecutive vectors)."""
-    if act != IDENTITY:
-        a0, a1, a2, a3 = v_act4(a0, a1, a2, a3, act, lo_v, hi_v)
-        a4, a5, a6, a7 = v_act4(a4, a5, a6, a7, act, lo_v, hi_v)
-        a8, a9, a10, a11 = v_act4(a8, a9, a10, a11, act, lo_v, hi_v)
-        a12, a13, a14, a15 = v_act4(a12, a13, a14, a15, act, lo_v, hi_v)
+def _store16(dst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, relu, nv):
+    """A register block's first ``nv`` (14 or 16) vectors, Relu'd where ``relu``, stored one after another at
+    ``dst`` (every block shape lays out ``[pixel][channel]`` rows as consecutive vectors). Other activations
+    are ``_sweep``'s: each inlined copy of their code in every block shape cost seconds of compile."""
+    if relu:
+        z = v_zero()
+        a0, a1, a2, a3 = v_clamp_below(a0, z), v_clamp_below(a1, z), v_clamp_below(a2, z), v_clamp_below(a3, z)
+        a4, a5, a6, a7 = v_clamp_below(a4, z), v_clamp_below(a5, z), v_clamp_below(a6, z), v_clamp_below(a7, z)
+        a8, a9, a10, a11 = v_clamp_below(a8, z), v_clamp_below(a9, z), v_clamp_below(a10, z), v_clamp_below(a11, z)
+        a12, a13 = v_clamp_below(a12, z), v_clamp_below(a13, z)
+        a14, a15 = v_clamp_below(a14, z), v_clamp_below(a15, z)
     s = VW * 4
     v_store(dst, a0)
     v_store(dst + s, a1)
@@ -144,11 +147,11 @@ def _act_store16(dst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13
 
 
 @numba.njit(inline="always")
-def _block(row, tab, ntaps, wt, dst, sw, b0, b1, act, lo_v, hi_v, pix):
+def _block(row, tab, ntaps, wt, dst, sw, b0, b1, relu, pix):
     """One register block: ``pix`` (``PIX`` or ``PIX - 1``) pixels x ``CO`` channels, summed over ``ntaps`` taps
     (tap ``t``: input floats from ``row + tab[t]`` bytes, ``sw`` apart; weights ``CO`` floats from ``wt``, the
-    next tap's after them), biases ``b0``, ``b1``, activation ``act`` (IDENTITY: none), stored as
-    ``[pixel][CO]`` at ``dst``."""
+    next tap's after them), biases ``b0``, ``b1``, Relu'd where ``relu``, stored as ``[pixel][CO]`` at
+    ``dst``."""
     a0 = c0 = e0 = g0 = i0 = k0 = m0 = o0 = b0
     a1 = c1 = e1 = g1 = i1 = k1 = m1 = o1 = b1
     for t in range(ntaps):
@@ -165,11 +168,11 @@ def _block(row, tab, ntaps, wt, dst, sw, b0, b1, act, lo_v, hi_v, pix):
         if pix == PIX:
             o0, o1 = _fma2(v_splat(x[7 * sw]), w0, w1, o0, o1)
         wt += CO * 4
-    _act_store16(dst, a0, a1, c0, c1, e0, e1, g0, g1, i0, i1, k0, k1, m0, m1, o0, o1, act, lo_v, hi_v, 2 * pix)
+    _store16(dst, a0, a1, c0, c1, e0, e1, g0, g1, i0, i1, k0, k1, m0, m1, o0, o1, relu, 2 * pix)
 
 
 @numba.njit(inline="always")
-def _block_narrow(row, tab, ntaps, wt, dst, sw, b0, act, lo_v, hi_v):
+def _block_narrow(row, tab, ntaps, wt, dst, sw, b0, relu):
     """``_block`` for one vector of channels: ``2 * PIX`` pixels x ``VW`` channels, stored as ``[pixel][VW]``."""
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = a12 = a13 = a14 = a15 = b0
     for t in range(ntaps):
@@ -184,7 +187,7 @@ def _block_narrow(row, tab, ntaps, wt, dst, sw, b0, act, lo_v, hi_v):
         a12, a13 = v_fma(v_splat(x[12 * sw]), wv, a12), v_fma(v_splat(x[13 * sw]), wv, a13)
         a14, a15 = v_fma(v_splat(x[14 * sw]), wv, a14), v_fma(v_splat(x[15 * sw]), wv, a15)
         wt += VW * 4
-    _act_store16(dst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, act, lo_v, hi_v, 16)
+    _store16(dst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, relu, 16)
 
 
 @numba.njit(inline="always")
@@ -201,25 +204,35 @@ def _to_planes(src, cw, npan, ld_pan, cout, width, dst, plane_bytes):
 
 
 @numba.njit(inline="always")
-def _sweep(row, tab, ntaps, wb, dst, cw, pix, ow_n, sw, b0, b1, act, lo_v, hi_v):
-    """One conv row of one weight panel: its register blocks, input from ``row`` (``_block``'s arguments)."""
-    for ob in range(0, ow_n, pix):
-        d = dst + ob * cw * 4
-        if cw == VW:
-            _block_narrow(row + ob * sw * 4, tab, ntaps, wb, d, sw, b0, act, lo_v, hi_v)
-        elif pix == PIX:  # a literal pix: each inlined copy keeps only its own block shape
-            _block(row + ob * sw * 4, tab, ntaps, wb, d, sw, b0, b1, act, lo_v, hi_v, PIX)
-        else:
-            _block(row + ob * sw * 4, tab, ntaps, wb, d, sw, b0, b1, act, lo_v, hi_v, PIX - 1)
-
-
-@numba.njit(inline="always")
 def _panel_bias(ba, jp, cw, cout, has_bias):
     """The bias vectors of weight panel ``jp`` (zeros without a bias)."""
     nb = min(cw, cout - jp * cw)
     if not has_bias:
         return v_zero(), v_zero()
     return v_load_n(ba + jp * cw * 4, nb), v_load_n(ba + (jp * cw + VW) * 4, nb - VW)
+
+
+@numba.njit(inline="always")
+def _sweep(row, tab, ntaps, wb, dst, cw, pix, ow_n, sw, ba, jp, cout, has_bias, act, aa, ab):
+    """One conv row of weight panel ``jp``: its register blocks, input from ``row`` (``_block``'s arguments;
+    biases from ``ba``), then activation ``act`` (bounds ``aa``, ``ab``; Relu in the registers).
+
+    The other activations run in one called pass over the row (``activation_run``), not in each block:
+    their code in each of the inlined block shapes of both ring layouts made the kernel's cold compile
+    several times longer.
+    """
+    b0, b1 = _panel_bias(ba, jp, cw, cout, has_bias)
+    relu = act == RELU
+    for ob in range(0, ow_n, pix):
+        d = dst + ob * cw * 4
+        if cw == VW:
+            _block_narrow(row + ob * sw * 4, tab, ntaps, wb, d, sw, b0, relu)
+        elif pix == PIX:  # a literal pix: each inlined copy keeps only its own block shape
+            _block(row + ob * sw * 4, tab, ntaps, wb, d, sw, b0, b1, relu, PIX)
+        else:
+            _block(row + ob * sw * 4, tab, ntaps, wb, d, sw, b0, b1, relu, PIX - 1)
+    if act != IDENTITY and not relu:  # the row's [pixel][channel] floats, while they are in L1
+        activation_run(act, f32(dst, BIG), 0, ow_n * cw, aa, ab)
 
 
 @numba.njit(inline="always")
@@ -295,12 +308,11 @@ def f32_conv_stem(p, tile, scratch):
                     tab[t] = ((ki * dh * n_c + ci) * wp + kj * dw) * 4
                     t += 1
         for jp in range(jp0, jp1):
-            b0, b1 = _panel_bias(ba, jp, cw, cout, has_bias)
             for cr in range(r0, r1):
                 top, k0, k1 = _taps(cr, sh, pt, kh, dh, h)
                 _sweep(ring + (top - ih0) * n_c * wp * 4, tab[k0 * n_c * kw:], (k1 - k0) * n_c * kw,
                        p[R.w] + (jp * taps + k0 * n_c * kw) * cw * 4, conv + (cr - r0) * pan_bytes, cw, pix, ow_n, sw,
-                       b0, b1, ract, lo_v, hi_v)
+                       ba, jp, cout, has_bias, ract, aa, ab)
             c0, c1 = jp * cw, min(cout, (jp + 1) * cw)
             for cr in range(r0, r1):
                 yo = (img * cout * oh_n + cr) * ow_n
@@ -328,9 +340,8 @@ def f32_conv_stem(p, tile, scratch):
                     ntaps += 1
         crow = conv + (cr & (cslots - 1)) * npan * pan_bytes
         for jp in range(jp0, jp1):
-            b0, b1 = _panel_bias(ba, jp, cw, cout, has_bias)
             _sweep(ring, tab, ntaps, p[R.w] + (jp * taps + k0 * n_c * kw) * cw * 4, crow + jp * pan_bytes, cw, pix,
-                   ow_n, sw, b0, b1, ract, lo_v, hi_v)
+                   ow_n, sw, ba, jp, cout, has_bias, ract, aa, ab)
         if not pool:
             yo = (img * cout * oh_n + cr) * ow_n
             _to_planes(crow + jp0 * pan_bytes, cw, jp1 - jp0, pan_bytes, co1 - co0, ow_n, ya + (yo + co0 * npix) * 4,
