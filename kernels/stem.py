@@ -236,9 +236,16 @@ def _sweep(row, tab, ntaps, wb, dst, cw, pix, ow_n, sw, ba, jp, cout, has_bias, 
 
 
 @numba.njit(inline="always")
-def _out_pass(ya, ra, yo, co0, co1, npix, ow_n, has_res, act, aa, ab, lo_v, hi_v):
+def _copy_input_row(dst, xa, plane, h, ih, w, lo, end, pl):
+    """Row ``ih`` of input plane ``plane`` into a ring row at ``dst``: its floats ``[lo, end)`` (padded columns)."""
+    _copy_run(dst + lo * 4, xa + ((plane * h + ih) * w + lo - pl) * 4, end - lo)
+
+
+@numba.njit(inline="always")
+def _out_pass(ya, ra, yo, co0, co1, npix, ow_n, has_res, act, aa, ab):
     """The residual and an activation the registers did not apply, over output row ``yo`` (its float offset in
     channel 0) of channels ``[co0, co1)``."""
+    lo_v, hi_v = v_splat(aa), v_splat(ab)
     for co in range(co0, co1):
         q = yo + co * npix
         if has_res:
@@ -258,8 +265,6 @@ def f32_conv_stem(p, tile, scratch):
     poh, pow_n, per, nt = p[R.pool_oh], p[R.pool_ow], p[R.rows_per_tile], p[R.tiles_per_image]
     pool = pkh > 0
     has_bias, has_res, act, aa, ab = ep_fields(slot_address(p, R.ep))
-    lo_v = v_splat(aa)
-    hi_v = v_splat(ab)
     reg = register_act(act) and not has_res
     linear, slots, wp, owp, cslots, nring, nconv, _ = stem_layout(n_c, h, w, cout, ow_n, kh, kw, sh, sw, dh, dw, pl,
                                                                   pkh, pow_n, per)
@@ -282,7 +287,7 @@ def f32_conv_stem(p, tile, scratch):
     npt = p[R.panel_tiles]
     pb = tile % npt  # this tile's output channels: panels [jp0, jp1)
     jp0, jp1 = pb * npan // npt, (pb + 1) * npan // npt
-    co0, co1 = jp0 * cw, min(cout, (pb + 1) * npan // npt * cw)
+    co0, co1 = jp0 * cw, min(cout, jp1 * cw)
     img = tile // npt // nt
     r0 = (tile // npt - img * nt) * per
     if pool:
@@ -299,8 +304,7 @@ def f32_conv_stem(p, tile, scratch):
         ih0, ih1 = max(0, r0 * sh - pt), min(h, (r1 - 1) * sh - pt + span)
         for ih in range(ih0, ih1):
             for ci in range(n_c):
-                _copy_run(ring + ((ih - ih0) * n_c + ci) * wp * 4 + lo * 4,
-                          xa + (((img * n_c + ci) * h + ih) * w + lo - pl) * 4, end - lo)
+                _copy_input_row(ring + ((ih - ih0) * n_c + ci) * wp * 4, xa, img * n_c + ci, h, ih, w, lo, end, pl)
         t = 0
         for ki in range(kh):
             for ci in range(n_c):
@@ -319,7 +323,7 @@ def f32_conv_stem(p, tile, scratch):
                 _to_planes(conv + (cr - r0) * pan_bytes, cw, 1, pan_bytes, c1 - c0, ow_n, ya + (yo + c0 * npix) * 4,
                            npix * 4)
                 if not reg:
-                    _out_pass(ya, ra, yo, c0, c1, npix, ow_n, has_res, act, aa, ab, lo_v, hi_v)
+                    _out_pass(ya, ra, yo, c0, c1, npix, ow_n, has_res, act, aa, ab)
         return 0
     loaded = 0  # input rows [.., loaded) are in the ring
     pr = r0  # the next pooled row
@@ -327,8 +331,8 @@ def f32_conv_stem(p, tile, scratch):
         top, k0, k1 = _taps(cr, sh, pt, kh, dh, h)  # kernel rows [k0, k1) read rows inside the input
         for ih in range(max(loaded, top, 0), min(h, top + span)):
             for ci in range(n_c):
-                dst = ring + ((ih & (slots - 1)) * n_c + ci) * wp * 4
-                _copy_run(dst + lo * 4, xa + (((img * n_c + ci) * h + ih) * w + lo - pl) * 4, end - lo)
+                _copy_input_row(ring + ((ih & (slots - 1)) * n_c + ci) * wp * 4, xa, img * n_c + ci, h, ih, w, lo,
+                                end, pl)
         loaded = max(loaded, min(h, top + span))
         # The row's taps in the weights' order (kernel row, channel, kernel column), from kernel row k0.
         ntaps = 0
@@ -347,7 +351,7 @@ def f32_conv_stem(p, tile, scratch):
             _to_planes(crow + jp0 * pan_bytes, cw, jp1 - jp0, pan_bytes, co1 - co0, ow_n, ya + (yo + co0 * npix) * 4,
                        npix * 4)
             if not reg:
-                _out_pass(ya, ra, yo, co0, co1, npix, ow_n, has_res, act, aa, ab, lo_v, hi_v)
+                _out_pass(ya, ra, yo, co0, co1, npix, ow_n, has_res, act, aa, ab)
             continue
         # Max-pool every pooled row whose window rows are all computed now.
         while pr < r1 and (min(oh_n, pr * psh - ppt + pkh) - 1 <= cr):

@@ -41,9 +41,6 @@ DW_CV_MAX_PIXELS = 112 * 112
 # What one row of a padding pass costs beyond its floats, in tiling's work units (floats moved): about 3 ns a
 # row of 8 floats on one core (RegNetY's 440 x 14x14 stride-2 planes: 14,080 rows in 47-61 us).
 PAD_ROW_UNITS = 100
-# A direct-rows conv (f32_conv_stem) whose row tiles leave the busiest worker this much more than an even share
-# splits its output channels instead.
-STEM_ROWS_SLACK = 1.1
 _SOURCE = {"direct": K.DIRECT, "im2col": K.IM2COL}
 
 
@@ -322,7 +319,7 @@ def _emit_stem(r):
     nt = -(-rows // per)
     workers, panels = plan.num_workers, -(-s.cout // ST.panel_shape(s.cout, s.out_w)[0])
     npt = 1
-    if pool is None and panels > 1 and -(-s.n * nt // workers) * per * workers > STEM_ROWS_SLACK * s.n * rows:
+    if pool is None and panels > 1 and -(-s.n * nt // workers) * per * workers > tiling.BALANCE_SLACK * s.n * rows:
         per, nt, npt = rows, 1, min(panels, workers)
     plan.add(r.node, ST.f32_conv_stem, x=r.x, w=r.packed_weights(ST.f32_conv_stem), bias=r.b, res=r.res, y=r.y,
              **s.ints(), pool_kh=pk[0], pool_kw=pk[1], pool_sh=ps[0], pool_sw=ps[1], pool_pad_t=pb[0],
