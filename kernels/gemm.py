@@ -157,7 +157,7 @@ def _flag(builder, flags, bit):
     return builder.icmp_unsigned("!=", builder.and_(flags, ir.Constant(i64t, bit)), ir.Constant(i64t, 0))
 
 
-def _make_micro(nvr, mr=MR):
+def _make_micro(nvr, mr=MR, panels=False):
     """The micro-kernel intrinsic on register blocks of ``mr`` rows x ``nvr`` vectors.
 
     C[r, 0:nv] (op)= sum_k A[r, k] * B[k, 0:nvr*VW] for r < mv (byte addresses, float strides).
@@ -176,6 +176,9 @@ def _make_micro(nvr, mr=MR):
     e2)`` at ``o2`` (the next image row), from the int64s ``[o1, n1, o2, s2,
     e2]`` per vector at ``gmap``; ``nv`` is then unused (the map holds it).
     ``res`` and a LOAD'ed ``C`` are read through the same map.
+
+    ``panels``: ``A`` is always in ``MR``-row panels (``sak == MR``), ``sai``
+    floats apart, and the block spans ``mr / MR`` of them; no strided path.
     """
     def micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags, gmap):
         return types.int64(*([types.int64] * 15)), codegen
@@ -232,17 +235,32 @@ def _make_micro(nvr, mr=MR):
                     new.append(simd.fma(builder, sv, bv[h], acc[r * nvr + h]))
             return new
 
+        def step_panels(k, acc):
+            bk = builder.add(b, builder.mul(builder.mul(k, ldb), four))
+            bv = [simd.vload(builder, builder.add(bk, ir.Constant(i64t, 4 * VW * h))) for h in range(nvr)]
+            ak = builder.add(a, builder.mul(k, ir.Constant(i64t, 4 * MR)))
+            new = []
+            for r in range(mr):
+                pan = builder.mul(builder.mul(sai, ir.Constant(i64t, r // MR)), four)
+                addr = builder.add(builder.add(ak, pan), ir.Constant(i64t, 4 * (r % MR)))
+                sv = simd.splat(builder, builder.load(builder.inttoptr(addr, f32t.as_pointer()), align=4))
+                new += [simd.fma(builder, sv, bv[h], acc[r * nvr + h]) for h in range(nvr)]
+            return new
+
         # Not unrolled: LLVM's loop is already 3 uops of overhead.
-        packed = builder.and_(builder.icmp_signed("==", sai, ir.Constant(i64t, 1)),
-                              builder.icmp_signed("==", sak, ir.Constant(i64t, mr)))
-        with builder.if_else(packed) as (in_panels, strided):
-            with in_panels:
-                _, acc_p = _kloop(builder, ir.Constant(i64t, 0), init, 1, kk, lambda k, acc: step(k, acc, True))
-                blk_p = builder.block
-            with strided:
-                _, acc_s = _kloop(builder, ir.Constant(i64t, 0), init, 1, kk, lambda k, acc: step(k, acc, False))
-                blk_s = builder.block
-        acc = _merge(builder, acc_p, blk_p, acc_s, blk_s)
+        if panels:
+            _, acc = _kloop(builder, ir.Constant(i64t, 0), init, 1, kk, step_panels)
+        else:
+            packed = builder.and_(builder.icmp_signed("==", sai, ir.Constant(i64t, 1)),
+                                  builder.icmp_signed("==", sak, ir.Constant(i64t, mr)))
+            with builder.if_else(packed) as (in_panels, strided):
+                with in_panels:
+                    _, acc_p = _kloop(builder, ir.Constant(i64t, 0), init, 1, kk, lambda k, acc: step(k, acc, True))
+                    blk_p = builder.block
+                with strided:
+                    _, acc_s = _kloop(builder, ir.Constant(i64t, 0), init, 1, kk, lambda k, acc: step(k, acc, False))
+                    blk_s = builder.block
+            acc = _merge(builder, acc_p, blk_p, acc_s, blk_s)
 
         def grid_targets():
             m = [builder.load(builder.inttoptr(builder.add(gmap, ir.Constant(i64t, 8 * q)), i64t.as_pointer()))
@@ -272,7 +290,7 @@ def _make_micro(nvr, mr=MR):
                                      res, flags, mr)
         return ir.Constant(i64t, 0)
 
-    micro.__name__ = micro.__qualname__ = f"_micro_{mr}x{nvr}v"
+    micro.__name__ = micro.__qualname__ = f"_micro_{mr}x{nvr}v{'_panels' if panels else ''}"
     return intrinsic(micro)
 
 
@@ -280,6 +298,9 @@ micro = _make_micro(NV)
 # Half-width blocks for a last panel of at most VW columns: the FMAs of the
 # empty vector are skipped (14x14 planes: 196 pixels = 6 panels + 4 columns).
 _micro_half = _make_micro(1)
+# A last panel of at most VW columns under A in panels, two row blocks at once where a sweep holds both
+# (deep K): the half-width kernel's 8 accumulators leave the fma pipes waiting on their latency.
+_micro_half_tall = _make_micro(1, 2 * MR, panels=True)
 # Seven-row blocks for GEMMs whose rows are the pixels of a 7x7 (or 14x14) plane: 49 = 7 x 7.
 micro_7rows = _make_micro(NV, 7)
 
@@ -721,22 +742,27 @@ def gemm_tile(a, sai, sak, sblk, m, b, ldb, bpk, n, kk, c, ldc, scratch, epa, ca
                     for jp in range(jn):
                         j0 = (jc + jp) * NR
                         bp, lb, cj, nv = pt[4 * jp], pt[4 * jp + 1], pt[4 * jp + 2], pt[4 * jp + 3]
-                        for ib in range(ig, min(nib, ig + grp)):
+                        ib, ib_end = ig, min(nib, ig + grp)
+                        while ib < ib_end:
                             i0 = ic + ib * MR
-                            mv = min(MR, m - i0)
+                            tall = nv <= VW and ib + 1 < ib_end and gw == 0 and asai == 1 and asak == MR
+                            mv = min(2 * MR if tall else MR, m - i0)
                             cblk = c + (i0 * ldc + cj) * 4
                             bias = cadd + i0 * sci * 4 if fl & FAST_BIAS else cblk
                             rblk = res + (i0 * ldc + cj) * 4 if fl & FAST_RES else cblk
                             ai = ab + (ib * ablk if pack_a else (ic // MR + ib) * ablk) * 4
                             if nv > VW:
                                 micro(ai, asai, asak, bp, lb, cblk, ldc, kc, mv, nv, epa, bias, rblk, fl,
-                                       gmap + jp * GMAP_INTS * 8)
+                                      gmap + jp * GMAP_INTS * 8)
+                            elif tall:
+                                _micro_half_tall(ai, ablk, MR, bp, lb, cblk, ldc, kc, mv, nv, epa, bias, rblk, fl, 0)
                             else:
                                 _micro_half(ai, asai, asak, bp, lb, cblk, ldc, kc, mv, nv, epa, bias, rblk, fl,
                                             gmap + jp * GMAP_INTS * 8)
                             if last and fast < 0:
                                 _epilogue(cv, i0 * ldc + j0, ldc, mv, nv, epa, cav, i0 * sci + j0 * scj, sci, scj, rv,
                                           False)
+                            ib += 2 if tall else 1
                     if last and fast < 0:  # the activation once per row of the swept panels
                         c0 = jc * NR
                         for ib in range(ig, min(nib, ig + grp)):

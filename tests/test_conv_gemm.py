@@ -239,6 +239,30 @@ def test_conv_uneven_channel_blocks(cores):
     np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.parametrize("cin", [300, 600])  # two K slices and three: later slices load C
+@pytest.mark.parametrize("act", [None, "Relu", "Tanh"])  # no activation, one in registers, one in a pass after
+def test_conv_last_panel_two_row_blocks(cin, act):
+    # 13x13 = 169 pixels: 5 full column panels and a last one of 9 columns, which deep-K GEMMs run 16 rows at
+    # a time; 21 channels = one such pair of row blocks and a ragged block of 5 rows. Every tiling sums alike.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, cin, 13, 13)).astype(F)
+    r = rng.standard_normal((1, 21, 13, 13)).astype(F)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"]), helper.make_node("Add", ["c", "r"], ["s" if act else "y"])]
+    if act:
+        nodes.append(helper.make_node(act, ["s"], ["y"]))
+    m = make_model(nodes, [("x", F, x.shape), ("r", F, r.shape)], [("y", F, None)],
+                   [("w", (rng.standard_normal((21, cin, 1, 1)) * 0.1).astype(F)),
+                    ("b", rng.standard_normal(21).astype(F))])
+    _check(m, {"x": x, "r": r}, np.sqrt(cin) * 0.1)
+    outs = []
+    for cores in (1, 2, 3):
+        with tilerun.compile_model(m, num_cores=cores) as eng:
+            assert "f32_conv_gemm" in [row.kernel.name for row in eng.plan.rows]
+            outs.append(eng.run({"x": x, "r": r})[0])
+    for got in outs[1:]:
+        np.testing.assert_array_equal(got, outs[0])
+
+
 def test_conv_3d_rejected():
     m = make_model([helper.make_node("Conv", ["x", "w"], ["y"])], [("x", F, (1, 2, 4, 4, 4))], [("y", F, None)],
                    [("w", np.zeros((3, 2, 2, 2, 2), F))])
