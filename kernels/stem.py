@@ -236,6 +236,26 @@ def _sweep(row, tab, ntaps, wb, dst, cw, pix, ow_n, sw, ba, jp, cout, has_bias, 
 
 
 @numba.njit(inline="always")
+def _max3(src, m0, m1):
+    """``m0``, ``m1`` maxed (``v_max``, in column order) with three pixels of ``CO`` channels from ``src``."""
+    m0, m1 = v_max(m0, v_load(src)), v_max(m1, v_load(src + VW * 4))
+    m0, m1 = v_max(m0, v_load(src + CO * 4)), v_max(m1, v_load(src + (CO + VW) * 4))
+    return v_max(m0, v_load(src + 2 * CO * 4)), v_max(m1, v_load(src + (2 * CO + VW) * 4))
+
+
+@numba.njit(inline="always")
+def _max3x3(a, b, c, dst):
+    """The max pool of a full 3x3 window of ``CO``-channel pixels whose rows start at ``a``, ``b``, ``c``, in the
+    generic loop's order (rows, then columns), stored at ``dst``."""
+    m0 = v_splat(np.float32(-np.inf))
+    m0, m1 = _max3(a, m0, m0)
+    m0, m1 = _max3(b, m0, m1)
+    m0, m1 = _max3(c, m0, m1)
+    v_store(dst, m0)
+    v_store(dst + VW * 4, m1)
+
+
+@numba.njit(inline="always")
 def _copy_input_row(dst, xa, plane, h, ih, w, lo, end, pl):
     """Row ``ih`` of input plane ``plane`` into a ring row at ``dst``: its floats ``[lo, end)`` (padded columns)."""
     _copy_run(dst + lo * 4, xa + ((plane * h + ih) * w + lo - pl) * 4, end - lo)
@@ -358,9 +378,17 @@ def f32_conv_stem(p, tile, scratch):
             q0 = max(0, pr * psh - ppt)
             q1 = min(oh_n, pr * psh - ppt + pkh)
             for jp in range(jp0, jp1):
+                rows3 = q1 - q0 == 3 and cw == CO  # the common 3x3 window: its 9 taps unrolled inside the row
+                ra = conv + ((q0 & (cslots - 1)) * npan + jp) * pan_bytes
+                rb = conv + (((q0 + 1) & (cslots - 1)) * npan + jp) * pan_bytes
+                rc = conv + (((q0 + 2) & (cslots - 1)) * npan + jp) * pan_bytes
                 for pc in range(pow_n):
                     c0 = max(0, pc * psw - ppl)
                     c1 = min(ow_n, pc * psw - ppl + pkw)
+                    dst = pooled + (jp * pow_n + pc) * cw * 4
+                    if rows3 and c1 - c0 == 3:
+                        _max3x3(ra + c0 * CO * 4, rb + c0 * CO * 4, rc + c0 * CO * 4, dst)
+                        continue
                     m0 = v_splat(np.float32(-np.inf))
                     m1 = m0
                     for q in range(q0, q1):
@@ -370,7 +398,6 @@ def f32_conv_stem(p, tile, scratch):
                             if cw == CO:
                                 m1 = v_max(m1, v_load(src + VW * 4))
                             src += cw * 4
-                    dst = pooled + (jp * pow_n + pc) * cw * 4
                     v_store(dst, m0)
                     if cw == CO:
                         v_store(dst + VW * 4, m1)
