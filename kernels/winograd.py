@@ -44,7 +44,7 @@ from .simd import (VW, v_add, v_even, v_fma, v_interleave4, v_load, v_load_lanes
 POS = 36  # transformed positions of a 6x6 input block
 SEG = VW // 4  # tiles one vector load spans (4 floats each)
 # Floats between the per-position panels past their size: one cache line. Panels of 8 or 16 KiB would put
-# the 36 vectors a tile's transform reads or writes in one set of the L1 (5% slower on 16->64 3x3 on 55x55).
+# the 36 vectors a tile's transform reads or writes in one set of the L1.
 PAD = 16
 CO_BLOCK = 64  # output channels per pass of the 36 GEMMs: their products, 36 x CO_BLOCK x NR floats, stay in L2
 GEMM_SCRATCH = scratch_floats()
