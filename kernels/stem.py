@@ -379,15 +379,15 @@ def f32_conv_stem(p, tile, scratch):
             q1 = min(oh_n, pr * psh - ppt + pkh)
             for jp in range(jp0, jp1):
                 rows3 = q1 - q0 == 3 and cw == CO  # the common 3x3 window: its 9 taps unrolled inside the row
-                ra = conv + ((q0 & (cslots - 1)) * npan + jp) * pan_bytes
-                rb = conv + (((q0 + 1) & (cslots - 1)) * npan + jp) * pan_bytes
-                rc = conv + (((q0 + 2) & (cslots - 1)) * npan + jp) * pan_bytes
+                qa = conv + ((q0 & (cslots - 1)) * npan + jp) * pan_bytes  # the window's conv rows
+                qb = conv + (((q0 + 1) & (cslots - 1)) * npan + jp) * pan_bytes
+                qc = conv + (((q0 + 2) & (cslots - 1)) * npan + jp) * pan_bytes
                 for pc in range(pow_n):
                     c0 = max(0, pc * psw - ppl)
                     c1 = min(ow_n, pc * psw - ppl + pkw)
                     dst = pooled + (jp * pow_n + pc) * cw * 4
                     if rows3 and c1 - c0 == 3:
-                        _max3x3(ra + c0 * CO * 4, rb + c0 * CO * 4, rc + c0 * CO * 4, dst)
+                        _max3x3(qa + c0 * CO * 4, qb + c0 * CO * 4, qc + c0 * CO * 4, dst)
                         continue
                     m0 = v_splat(np.float32(-np.inf))
                     m1 = m0
