@@ -60,7 +60,7 @@ from .abi import f32, slot_address
 from .contract import declare_row, tile_kernel
 from .conv_pack import BIG, _GEOMETRY, _im2col
 from .elementwise import ACT_RUN_MIN, CLIP, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SILU, activation_run
-from .gemm import EPILOGUE, LOAD, MR, NR, micro, ep_fields, gemm_tile, micro_7rows, scratch_floats
+from .gemm import EPILOGUE, LOAD, MR, NR, ep_fields, gemm_tile, micro_7rows, micro_8rows, scratch_floats
 from .pool2d import maxpool_rows
 from .simd import (VW, v_add, v_clamp_above, v_clamp_below, v_fma, v_load, v_load_n, v_mul, v_splat, v_store,
                    v_store_n, v_transpose_block, v_zero)
@@ -229,14 +229,20 @@ def f32_conv_pixel_rows(p, tile, scratch):
         for k0 in range(0, n_c, kc):
             kn = min(kc, n_c - k0)
             fl = LOAD if k0 > 0 else 0
+            # The weights this tile reads next (the next slice, or the next unit's panel: both lie right after
+            # this slice) stream from memory: the first two row blocks hint them into L2, a line a k-step.
+            more = k0 + kn < n_c or (u + 1 < (cob + 1) * units // ncob and (u + 1) // nch != jp)
+            nxt = wp + (k0 + kn) * NR * 4
             for i0 in range(q0, q1, rb):
                 cb = scratch + (i0 - q0) * NR * 4
                 ak = xa + (i0 + k0 * npix) * 4
                 bk = wp + k0 * NR * 4
+                j = (i0 - q0) // rb
+                pf = nxt + j * kn * 64 if more and j < 2 else bk
                 if rb == 7:
-                    micro_7rows(ak, 1, npix, bk, NR, cb, NR, kn, min(rb, q1 - i0), nv, epa, cb, cb, fl, 0)
+                    micro_7rows(ak, 1, npix, bk, NR, cb, NR, kn, min(rb, q1 - i0), nv, epa, cb, cb, fl, pf)
                 else:
-                    micro(ak, 1, npix, bk, NR, cb, NR, kn, min(rb, q1 - i0), nv, epa, cb, cb, fl, 0)
+                    micro_8rows(ak, 1, npix, bk, NR, cb, NR, kn, min(rb, q1 - i0), nv, epa, cb, cb, fl, pf)
         if pre:  # bias and activation on the block, channels along the vectors, before it goes to the planes
             _bias_act_rows(scratch, q1 - q0, p[R.bias] + co0 * 4 if has_bias else 0, nv, act, lo_v, hi_v)
         at0 = (img * cout + co0) * npix

@@ -157,7 +157,7 @@ def _flag(builder, flags, bit):
     return builder.icmp_unsigned("!=", builder.and_(flags, ir.Constant(i64t, bit)), ir.Constant(i64t, 0))
 
 
-def _make_micro(nvr, mr=MR, panels=False):
+def _make_micro(nvr, mr=MR, panels=False, stream=False):
     """The micro-kernel intrinsic on register blocks of ``mr`` rows x ``nvr`` vectors.
 
     C[r, 0:nv] (op)= sum_k A[r, k] * B[k, 0:nvr*VW] for r < mv (byte addresses, float strides).
@@ -179,6 +179,11 @@ def _make_micro(nvr, mr=MR, panels=False):
 
     ``panels``: ``A`` is always in ``MR``-row panels (``sak == MR``), ``sai``
     floats apart, and the block spans ``mr / MR`` of them; no strided path.
+
+    ``stream``: with a strided ``A`` (not GRID_MAP), ``gmap`` is an address
+    whose cache lines, one a k-step from ``gmap``, are hinted into L2 while the
+    block computes: data a later call reads from memory (pass an address in
+    cache for none).
     """
     def micro(typingctx, a, sai, sak, b, ldb, c, ldc, kk, mv, nv, ep, bias, res, flags, gmap):
         return types.int64(*([types.int64] * 15)), codegen
@@ -227,6 +232,8 @@ def _make_micro(nvr, mr=MR, panels=False):
             if packed:  # weights stream from memory on their first panel: ask for them A_PREFETCH bytes ahead
                 simd.prefetch(builder, builder.add(ak, ir.Constant(i64t, A_PREFETCH)))
             koff = None if packed else builder.mul(builder.mul(k, sak), four)
+            if stream and not packed:
+                simd.prefetch(builder, builder.add(gmap, builder.mul(k, ir.Constant(i64t, 64))), 2)
             for r in range(mr):
                 addr = builder.add(ak, ir.Constant(i64t, 4 * r)) if packed else builder.add(rows[r], koff)
                 s = builder.load(builder.inttoptr(addr, f32t.as_pointer()), align=4)
@@ -290,7 +297,8 @@ def _make_micro(nvr, mr=MR, panels=False):
                                      res, flags, mr)
         return ir.Constant(i64t, 0)
 
-    micro.__name__ = micro.__qualname__ = f"_micro_{mr}x{nvr}v{'_panels' if panels else ''}"
+    micro.__name__ = micro.__qualname__ = (f"_micro_{mr}x{nvr}v{'_panels' if panels else ''}"
+                                           f"{'_stream' if stream else ''}")
     return intrinsic(micro)
 
 
@@ -301,8 +309,10 @@ _micro_half = _make_micro(1)
 # A last panel of at most VW columns under A in panels, two row blocks at once where a sweep holds both
 # (deep K): the half-width kernel's 8 accumulators leave the fma pipes waiting on their latency.
 _micro_half_tall = _make_micro(1, 2 * MR, panels=True)
-# Seven-row blocks for GEMMs whose rows are the pixels of a 7x7 (or 14x14) plane: 49 = 7 x 7.
-micro_7rows = _make_micro(NV, 7)
+# The pixel-rows conv's blocks (A: pixels, strided; B: weight panels streamed ahead through gmap): seven rows
+# for planes of 7x7 or 14x14 pixels (49 = 7 x 7), else eight.
+micro_7rows = _make_micro(NV, 7, stream=True)
+micro_8rows = _make_micro(NV, stream=True)
 
 
 def _kloop(builder, k0, acc0, unroll, kk, step):

@@ -103,11 +103,13 @@ def masked_store(builder, v, addr, mask):
     builder.call(fn, [v, _ptr(builder, addr, vt), ir.Constant(I32, 4), mask])
 
 
-def prefetch(builder, addr):
-    """Hint the cache line at byte address ``addr`` into L1 (never faults)."""
+def prefetch(builder, addr, locality=3):
+    """Hint the cache line at byte address ``addr`` into L1 (``locality`` 3) or only as far as L2 (2); never
+    faults."""
     i8p = ir.IntType(8).as_pointer()
     fn = declare(builder, "llvm.prefetch.p0", ir.VoidType(), [i8p, I32, I32, I32])
-    builder.call(fn, [builder.inttoptr(addr, i8p), ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
+    builder.call(fn, [builder.inttoptr(addr, i8p), ir.Constant(I32, 0), ir.Constant(I32, locality),
+                      ir.Constant(I32, 1)])
 
 
 def splat(builder, scalar, n=VW):
