@@ -111,6 +111,7 @@ class Fused:
     residual: str = None      # value added before the activation (also the node's input 3)
     pool: "Node" = None       # a MaxPool computed on the node's output (Conv only)
     bias: str = None          # constant added per output column (MatMul only; also the node's input 2)
+    gate: bool = False        # input 4: a per-input-channel scale of X (a folded squeeze-excitation; Conv only)
 
 
 @dataclass

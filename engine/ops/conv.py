@@ -16,6 +16,7 @@ import numpy as np
 from tilerun.kernels import conv as K
 from tilerun.kernels import conv_pack as P
 from tilerun.kernels import depthwise as DW
+from tilerun.kernels import excite as EX
 from tilerun.kernels import stem as ST
 from tilerun.kernels import winograd as W
 from tilerun.kernels.gemm import MR, REGISTER_ACTIVATIONS, epilogue, pack_b
@@ -36,6 +37,9 @@ BAND_BYTES = 1 << 20  # conv rows a fused max pool's tile computes at most
 # Every band of a fused conv + max pool reads all the conv's weights: only
 # stems and early layers qualify.
 POOL_FUSE_WEIGHT_BYTES = 1 << 19
+# Paths whose weights are [panels][K][width] (pack_panels of one group, pack_b): a conv's gates (Fused.gate)
+# scale their K columns; any other path scales X instead.
+GATED_PATHS = ("direct", "pixel_rows")
 # Largest input plane a depthwise conv takes with vectors across channels (f32_conv_dw_cv).
 DW_CV_MAX_PIXELS = 112 * 112
 # What one row of a padding pass costs beyond its floats, in tiling's work units (floats moved): about 3 ns a
@@ -80,7 +84,7 @@ class Conv(Lowering):
     """Conv with groups, strides, dilations, pads/auto_pad and optional bias."""
 
     def infer(self, node, inputs):
-        if not 2 <= len(node.inputs) <= 4 or inputs[0] is None or inputs[1] is None:
+        if not 2 <= len(node.inputs) <= (5 if node.fused.gate else 4) or inputs[0] is None or inputs[1] is None:
             raise node_error(node, f"expected 2 or 3 inputs (X, W[, B]), given {len(node.inputs)}")
         x, w = inputs[0], inputs[1]
         for v in inputs[:3]:
@@ -139,26 +143,31 @@ class Conv(Lowering):
         x, w, y = inputs[0], inputs[1], outputs[0]
         b = inputs[2] if len(inputs) > 2 else None
         res = inputs[3] if len(inputs) > 3 else None
+        gate = inputs[4] if len(inputs) > 4 else None
         s = conv_shape(node, tuple(x.shape), tuple(w.const.shape))
         if res is not None and tuple(res.shape) != tuple(y.shape):
             raise node_error(node, f"residual {res.name!r} has shape {list(res.shape)}, expected {list(y.shape)}")
         act, aa, ab = fused_activation(node)
         epi = epilogue(1.0, 1.0, act, aa, ab, b is not None, res is not None, row_bias=True)
-        if bf16.conv_applies(plan, s):
+        path = None if bf16.conv_applies(plan, s) else choose_path(
+            s, epi["fast"] >= 0, plan.num_workers, node.fused.pool is not None, act in W.EPILOGUE_ACTIVATIONS)
+        if gate is not None and (path is None or path.kind not in GATED_PATHS or s.n != 1):
+            x, gate = _scale_channels(node, plan, x, gate), None  # the gates on X itself
+        if path is None:
             return bf16.emit_conv(node, plan, s, x, w.const, b, res, y, epi, _pad_planes)
-        path = choose_path(s, epi["fast"] >= 0, plan.num_workers, node.fused.pool is not None,
-                           act in W.EPILOGUE_ACTIVATIONS)
         emit = _EMITTERS.get(path.kind, _emit_gemm)
-        emit(_ConvRows(node, plan, s, path, x, w.const, b, res, y, epi))
+        emit(_ConvRows(node, plan, s, path, x, w.const, b, res, y, epi, gate))
 
 
 class _ConvRows:
     """What every emitter of one conv needs: node, plan, shape, path, tensors, epilogue."""
 
-    def __init__(self, node, plan, s, path, x, w, b, res, y, epi):
+    def __init__(self, node, plan, s, path, x, w, b, res, y, epi, gate=None):
         self.node, self.plan, self.s, self.path = node, plan, s, path
         self.x, self.w, self.b, self.res, self.y, self.epi = x, w, b, res, y, epi
         self.flops = 2 * s.n * s.cout * s.npix * s.k
+        self.gate = gate  # per input channel: the weights' columns are scaled by it per request
+        self._gated = None
 
     def conv_row(self, kernel, x, y, tiles, ep=None, res=None, koffs=None, bias=None, flops=None, **ints):
         """Add one ``CONV`` row (``f32_conv_gemm`` / ``f32_conv_dw``); unset ints are 0."""
@@ -172,6 +181,22 @@ class _ConvRows:
                       **s.ints(), **values)
 
     def packed_weights(self, kernel):
+        """The weights ``kernel`` reads: packed once at compile time, and where the conv has gates, a copy scaled
+        by them per request (one row before the conv's, added on the first call)."""
+        if self.gate is None:
+            return self._packed(kernel)
+        if self._gated is None:
+            packed = self._packed(kernel)  # [panels][K][width]: pack_panels' (one group) or pack_b's layout
+            k = self.s.k
+            width = packed.shape[-1]
+            panels = packed.size // (k * width)
+            self._gated = self.plan.temp(packed.shape, np.float32, "gated_w")
+            tiles, per = self.plan.split(panels, k * width)
+            self.plan.add(self.node, EX.f32_scale_panels, w=packed, gates=self.gate, y=self._gated, panels=panels,
+                          k=k, width=width, panels_per_tile=per, tiles=tiles, flops=packed.size)
+        return self._gated
+
+    def _packed(self, kernel):
         w, s, node = self.w, self.s, self.node
         if kernel is DW.f32_conv_dw_cv:
             return self.plan.weight(lambda: DW.pack_channel_blocks(w, VW), "conv_w",
@@ -206,6 +231,17 @@ def _emit_depthwise(r):
         return
     tiles, cpt = r.plan.split(s.n * s.cout, s.npix * s.kh * s.kw)
     r.conv_row(DW.f32_conv_dw, r.x, r.y, tiles, bias=r.b, res=r.res, co_per_tile=cpt, n_cob=tiles)
+
+
+def _scale_channels(node, plan, x, gate):
+    """``x * gate[channel]`` into a temporary (gates a conv cannot take into its weights)."""
+    n, c = x.shape[:2]
+    hw = int(np.prod(x.shape[2:], dtype=np.int64))
+    out = plan.temp(x.shape, np.float32, "gated_x")
+    tiles, per = plan.split(n * c, hw)
+    plan.add(node, EX.f32_channel_scale, x=x, gates=gate, y=out, planes=n * c, hw=hw, planes_per_tile=per,
+             tiles=tiles, flops=n * c * hw)
+    return out
 
 
 def _channel_vectors(s, res):

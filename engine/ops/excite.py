@@ -6,7 +6,9 @@ The pass ``passes/fuse_squeeze_excite.py`` creates it in
 attributes ``act1``, ``act2`` (``elementwise`` activation codes) with their
 alphas and betas; ``y = x * act2(w2 @ act1(w1 @ mean(x) + b1) + b2)`` per
 channel: ``f32_se_pool`` into a temporary of ``n x c`` means, then
-``f32_squeeze_excite``, both tiled over (image, channel) planes.
+``f32_squeeze_excite``, both tiled over (image, channel) planes. With the
+attribute ``gates_only`` set (the pass folded the ``Mul`` into the 1x1 conv
+that reads ``y``) the node writes the ``n x c`` gates instead of ``y``.
 """
 import numpy as np
 
@@ -21,6 +23,8 @@ class SqueezeExcite(Lowering):
     """Pool (one row), then two fully connected layers with their activations and the channel gate (another)."""
 
     def infer(self, node, inputs):
+        if node.attrs.get("gates_only"):
+            return [((inputs[0].shape[0] * inputs[0].shape[1],), F32)]
         return [(inputs[0].shape, F32)]
 
     def lower(self, node, inputs, outputs, plan):
@@ -38,8 +42,10 @@ class SqueezeExcite(Lowering):
         plan.add(node, f32_se_pool, x=x, means=means, planes=n * c, hw=hw, planes_per_tile=per, tiles=tiles,
                  flops=n * c * hw)
         # Each tile recomputes its images' hidden layer (c * cr) besides gating its planes.
-        tiles, per = plan.split(n * c, 2 * hw + cr)
+        gates_only = int(a.get("gates_only", 0))
+        tiles, per = plan.split(n * c, (0 if gates_only else 2 * hw) + cr)
         plan.add(node, f32_squeeze_excite, x=x, means=means, w1t=w[0], b1=b1, w2t=w[1], b2=b2, y=outputs[0],
                  planes=n * c, c=c, hw=hw, cr=cr, act1=a["act1"], act2=a["act2"], act1_alpha=a["act1_alpha"],
                  act1_beta=a["act1_beta"], act2_alpha=a["act2_alpha"], act2_beta=a["act2_beta"],
-                 planes_per_tile=per, tiles=tiles, flops=n * (2 * c * hw + 4 * c * cr))
+                 planes_per_tile=per, gates_only=gates_only, tiles=tiles,
+                 flops=n * ((0 if gates_only else 2 * c * hw) + 4 * c * cr))

@@ -7,8 +7,11 @@ The pattern, after the epilogue fusions (MobileNetV3, EfficientNet, RegNetY)::
 
 with constant weights, no residual and no pool fused into either conv, and
 ``m``, ``h``, ``g`` read by nothing else. ``x`` may have other readers (it is
-only read). The node writes ``y``. Not here: gates from a Gemm after a
-Flatten, spatial attention.
+only read). The node writes ``y``; where ``y`` feeds only a plain 1x1 conv
+of one image whose weights are at most ``1 / FOLD_MIN_RATIO`` of ``x``, the
+node writes the gates instead and the conv reads ``x`` and the gates
+(``Fused.gate``). Not here: gates from a Gemm after a Flatten, spatial
+attention.
 """
 import numpy as np
 
@@ -16,6 +19,11 @@ from ..ir import Node, Value
 from ..ops.gemm import fused_activation
 from ..ops.registry import INTERNAL_DOMAIN
 from .fuse_util import absorb, is_op, sole_consumer
+
+
+# Gates go into the next conv's weights where x has at least this many times the weights' floats: the scaling
+# row reads and writes the weights and is a row of its own, so it pays only where x is much the larger.
+FOLD_MIN_RATIO = 4
 
 
 def fuse_squeeze_excite(graph):
@@ -26,9 +34,10 @@ def fuse_squeeze_excite(graph):
             _replace(graph, mul, *found)
 
 
-def _pointwise(graph, node, cin):
-    """True for a Conv with a constant ``[cout, cin, 1, 1]`` weight, group 1, strides 1, no pads, residual or pool."""
-    if not is_op(node, "Conv") or node.fused.residual is not None or node.fused.pool is not None:
+def _pointwise(graph, node, cin, residual=False):
+    """True for a Conv with a constant ``[cout, cin, 1, 1]`` weight, group 1, strides 1, no pads or pool, and no
+    residual unless ``residual``."""
+    if not is_op(node, "Conv") or (node.fused.residual is not None and not residual) or node.fused.pool is not None:
         return False
     w = graph.values[node.inputs[1]]
     if not w.is_const or len(w.shape) != 4 or tuple(w.shape[1:]) != (cin, 1, 1):
@@ -82,3 +91,28 @@ def _replace(graph, mul, x, pool, conv1, conv2):
                 [x, conv1.inputs[1], _bias(graph, conv1, cr), conv2.inputs[1], _bias(graph, conv2, c)],
                 list(mul.outputs), attrs, INTERNAL_DOMAIN)
     absorb(graph, node, [pool, conv1, conv2, mul], mul)
+    _fold_gates(graph, node, x)
+
+
+def _fold_gates(graph, node, x):
+    """Where ``node``'s output is read only by a plain 1x1 conv of one image whose weights are at most
+    ``1 / FOLD_MIN_RATIO`` of ``x``, have ``node`` write only the gates and the conv take ``x`` and the gates
+    (``Fused.gate``, its input 4): it scales its weights' columns per request instead of ``x`` being scaled,
+    written and read again."""
+    y = node.outputs[0]
+    conv = sole_consumer(graph, y, graph.consumers())
+    xv = graph.values[x]
+    if conv is None or not _pointwise(graph, conv, xv.shape[1], True) or conv.inputs[0] != y or conv.fused.gate or \
+            xv.shape[0] != 1:
+        return
+    n, c = xv.shape[:2]
+    if FOLD_MIN_RATIO * graph.values[conv.inputs[1]].shape[0] > int(np.prod(xv.shape[2:])):
+        return  # x (c x pixels) is not much larger than the weights (cout x c): scaling x costs about as much
+    gates = f"{y}__gates"
+    graph.values[gates] = Value(gates, (n * c,), np.dtype(np.float32))
+    del graph.values[y]
+    node.outputs = [gates]
+    node.attrs["gates_only"] = 1
+    conv.inputs[0] = x
+    conv.inputs += [""] * (4 - len(conv.inputs)) + [gates]
+    conv.fused.gate = True
