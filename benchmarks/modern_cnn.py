@@ -9,8 +9,8 @@ may be named too, run with seeded random weights), from one process:
   2-core / 1-core ratio; OpenVINO FP32 joins the alternation when the
   ``openvino`` package is installed (``pip install openvino``: a benchmark
   peer, never a tilerun dependency; ``--no-openvino`` leaves it out);
-* stability at 2 threads: ``--windows`` consecutive 0.5 s windows of each
-  engine (tilerun's windows, then ORT's, repeated in halves so drifting load
+* stability at 2 threads: ``--windows`` 0.5 s windows of each engine (a
+  tilerun window, then an ORT window, in turn, so a slow phase of the host
   hits both), the median latency of each window, and the spread (max / min)
   of those medians;
 * throughput with 2 callers: tilerun ``multi_stream`` (2 streams) against
@@ -96,16 +96,20 @@ def latency(model, x, rounds, block, openvino=True):
 
 
 def stability(model, x, n_windows):
-    """(tilerun window medians, ORT window medians) at 2 threads, ``n_windows`` each, in alternating halves."""
+    """(tilerun window medians, ORT window medians) at 2 threads, ``n_windows`` each, one window of each in turn.
+
+    This host slows both engines at once for seconds at a time (2-core requests at about 1-core speed): in
+    halves of 10 windows such a phase fell on one engine's half and decided the spreads; window by window it
+    falls on both (``benchmarks/README.md``, fourteenth session).
+    """
     eng = tilerun.compile_model(model, num_cores=2)
     fns = [lambda: eng.run(x), _ort(model, 2, x)]
+    for f in fns:
+        f()
     out = [[], []]
-    half = max(1, n_windows // 2)
-    while len(out[0]) < n_windows:
+    for _ in range(n_windows):
         for f, acc in zip(fns, out):
-            time.sleep(0.05)
-            f()
-            acc += _windows(f, min(half, n_windows - len(acc)))
+            acc += _windows(f, 1)
     eng.close()
     return out
 
