@@ -103,7 +103,7 @@ def _fold_gates(graph, node, x):
     conv = sole_consumer(graph, y, graph.consumers())
     xv = graph.values[x]
     if conv is None or not _pointwise(graph, conv, xv.shape[1], True) or conv.inputs[0] != y or conv.fused.gate or \
-            xv.shape[0] != 1:
+            not all(isinstance(d, (int, np.integer)) for d in xv.shape) or xv.shape[0] != 1:
         return
     n, c = xv.shape[:2]
     if FOLD_MIN_RATIO * graph.values[conv.inputs[1]].shape[0] > int(np.prod(xv.shape[2:])):
