@@ -1,4 +1,4 @@
-"""Squeeze-and-excitation: ``f32_se_pool``, ``f32_squeeze_excite``; its gates on a conv's weights or on ``x``.
+"""Squeeze-and-excitation as two tile kernels: ``f32_se_pool`` (row ``SE_POOL``), ``f32_squeeze_excite`` (row ``SQUEEZE_EXCITE``).
 
 ``f32_se_pool``: the mean of each of the ``planes`` planes (``hw`` floats,
 summed in float64 like ``GlobalAveragePool``) into ``means``;
@@ -17,16 +17,8 @@ both split over channels, so no worker waits through a whole block's pool
 and gating (one tile per image left the other worker idle for all of it). The activations
 are ``elementwise`` codes applied by ``apply_activation``. With ``gates_only``
 the tile writes its planes' gates ``g`` to ``y`` (``planes`` floats) instead
-of ``x * g``: a 1x1 conv after the block takes them into its weights.
-
-``f32_scale_panels`` (row ``SCALE_PANELS``): packed 1x1 conv weights
-``[panels][k][width]`` (``pack_panels``' or ``pack_b``'s layout, one group)
-times ``gates[k]``, per input channel ``k``: ``W diag(g)`` applied to ``x``
-is ``W`` applied to ``x * g``. Tile = ``panels_per_tile`` panels.
-
-``f32_channel_scale`` (row ``CHANNEL_SCALE``): ``y = x * gates[plane]`` for
-each of ``planes`` planes of ``hw`` floats, where the conv cannot take the
-gates into its weights. Tile = ``planes_per_tile`` planes.
+of ``x * g``: a 1x1 conv after the block takes them into its weights
+(``ops/conv.py``, with ``affine.f32_channel_affine``).
 
 Not here: spatial (non-global) gating, more than two fully connected layers.
 """
@@ -36,16 +28,11 @@ from .abi import U, f32, param_f32
 from .contract import declare_row, tile_kernel
 from .elementwise import apply_activation
 from .reduce import row_sum
-from .simd import VW, v_load_n, v_mul, v_splat, v_store_n
 
 SE_POOL = declare_row("SE_POOL", inputs=("x",), outputs=("means",), ints=("planes", "hw", "planes_per_tile"))
 SQUEEZE_EXCITE = declare_row("SQUEEZE_EXCITE", inputs=("x", "means", "w1t", "b1", "w2t", "b2"), outputs=("y",),
                              ints=("planes", "c", "hw", "cr", "act1", "act2", "planes_per_tile", "gates_only"),
                              floats=("act1_alpha", "act1_beta", "act2_alpha", "act2_beta"))
-SCALE_PANELS = declare_row("SCALE_PANELS", inputs=("w", "gates"), outputs=("y",),
-                           ints=("panels", "k", "width", "panels_per_tile"))
-CHANNEL_SCALE = declare_row("CHANNEL_SCALE", inputs=("x", "gates"), outputs=("y",),
-                            ints=("planes", "hw", "planes_per_tile"))
 
 
 @tile_kernel(SE_POOL)
@@ -105,33 +92,4 @@ def f32_squeeze_excite(p, tile, scratch):
             for k in range(hw):
                 y[U(o + k)] = x[U(o + k)] * g
         q = m + c1
-    return 0
-
-
-@tile_kernel(SCALE_PANELS)
-def f32_scale_panels(p, tile, scratch):
-    R = SCALE_PANELS
-    panels, k, width, per = p[R.panels], p[R.k], p[R.width], p[R.panels_per_tile]
-    g = f32(p[R.gates], k)
-    for pn in range(tile * per, min(panels, tile * per + per)):
-        at = pn * k * width * 4
-        for kk in range(k):
-            gv = v_splat(g[kk])
-            for j in range(0, width, VW):
-                o = at + (kk * width + j) * 4
-                v_store_n(p[R.y] + o, v_mul(v_load_n(p[R.w] + o, width - j), gv), width - j)
-    return 0
-
-
-@tile_kernel(CHANNEL_SCALE)
-def f32_channel_scale(p, tile, scratch):
-    R = CHANNEL_SCALE
-    planes, hw, per = p[R.planes], p[R.hw], p[R.planes_per_tile]
-    x = f32(p[R.x], planes * hw)
-    y = f32(p[R.y], planes * hw)
-    g = f32(p[R.gates], planes)
-    for q in range(tile * per, min(planes, tile * per + per)):
-        gq = g[q]
-        for j in range(q * hw, q * hw + hw):
-            y[U(j)] = x[U(j)] * gq
     return 0

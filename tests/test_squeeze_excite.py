@@ -111,7 +111,7 @@ def test_gates_fold_into_the_next_1x1_conv(residual, c, cout, hw, path):
     feeds = _feeds(rng, m)
     check_against_reference(m, feeds, use_ort=True, rtol=1e-4, atol=1e-5)
     kernels = _kernels(m)
-    assert kernels[:4] == ["f32_se_pool", "f32_squeeze_excite", "f32_scale_panels", path], kernels
+    assert kernels[:4] == ["f32_se_pool", "f32_squeeze_excite", "f32_channel_affine", path], kernels
     feeds["x"][0, 5, 3, 3] = np.nan
     z = check_against_reference(m, feeds, use_ort=True, rtol=1e-4, atol=1e-5)[0]
     assert np.isnan(z).all()
@@ -125,7 +125,7 @@ def test_gates_stay_on_x(batch, hw):
     m = _se_conv_model(rng, batch, hw, 24, 8)
     check_against_reference(m, _feeds(rng, m), use_ort=True, rtol=1e-4, atol=1e-5)
     kernels = _kernels(m)
-    assert "f32_scale_panels" not in kernels and kernels[:2] == ["f32_se_pool", "f32_squeeze_excite"]
+    assert "f32_channel_affine" not in kernels and kernels[:2] == ["f32_se_pool", "f32_squeeze_excite"]
 
 
 @pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU lacks avx512_bf16 (or AVX-512 lanes)")
@@ -136,7 +136,7 @@ def test_gates_on_x_under_a_bf16_conv():
     feeds = _feeds(rng, m)
     ref = reference_outputs(m, feeds, use_ort=True)[0]
     with tilerun.compile_model(m, num_cores=1, precision="bf16") as eng:
-        kernels = [r.kernel.name for r in eng.plan.rows]
+        scaled = [eng.plan.tensors[r.outputs[0]].shape for r in eng.plan.rows if r.kernel.name == "f32_channel_affine"]
         got = eng.run(list(feeds.values()))[0]
-    assert "f32_channel_scale" in kernels and "f32_scale_panels" not in kernels
+    assert scaled == [(1, 64, 16, 16)]  # one row, and it scales x, not the weights
     np.testing.assert_allclose(got, ref, atol=6 * 2.0 ** -8 * 8 * np.abs(ref).max(), rtol=0)

@@ -13,12 +13,13 @@ Not supported: 3-D convolution.
 """
 import numpy as np
 
+from tilerun.kernels import affine as AF
 from tilerun.kernels import conv as K
 from tilerun.kernels import conv_pack as P
 from tilerun.kernels import depthwise as DW
-from tilerun.kernels import excite as EX
 from tilerun.kernels import stem as ST
 from tilerun.kernels import winograd as W
+from tilerun.kernels.elementwise import IDENTITY
 from tilerun.kernels.gemm import MR, REGISTER_ACTIVATIONS, epilogue, pack_b
 from tilerun.kernels.simd import VW
 
@@ -167,7 +168,6 @@ class _ConvRows:
         self.x, self.w, self.b, self.res, self.y, self.epi = x, w, b, res, y, epi
         self.flops = 2 * s.n * s.cout * s.npix * s.k
         self.gate = gate  # per input channel: the weights' columns are scaled by it per request
-        self._gated = None
 
     def conv_row(self, kernel, x, y, tiles, ep=None, res=None, koffs=None, bias=None, flops=None, **ints):
         """Add one ``CONV`` row (``f32_conv_gemm`` / ``f32_conv_dw``); unset ints are 0."""
@@ -182,19 +182,15 @@ class _ConvRows:
 
     def packed_weights(self, kernel):
         """The weights ``kernel`` reads: packed once at compile time, and where the conv has gates, a copy scaled
-        by them per request (one row before the conv's, added on the first call)."""
+        by them per request (a row before the conv's; the gated paths add one conv row, so this runs once)."""
+        packed = self._packed(kernel)
         if self.gate is None:
-            return self._packed(kernel)
-        if self._gated is None:
-            packed = self._packed(kernel)  # [panels][K][width]: pack_panels' (one group) or pack_b's layout
-            k = self.s.k
-            width = packed.shape[-1]
-            panels = packed.size // (k * width)
-            self._gated = self.plan.temp(packed.shape, np.float32, "gated_w")
-            tiles, per = self.plan.split(panels, k * width)
-            self.plan.add(self.node, EX.f32_scale_panels, w=packed, gates=self.gate, y=self._gated, panels=panels,
-                          k=k, width=width, panels_per_tile=per, tiles=tiles, flops=packed.size)
-        return self._gated
+            return packed
+        k, width = self.s.k, packed.shape[-1]  # [panels][K][width]: pack_panels' (one group) or pack_b's layout
+        gated = self.plan.temp(packed.shape, np.float32, "gated_w")
+        # Row (panel, k) of the weights is a "plane" of width floats whose channel is k.
+        _scale_planes(self.node, self.plan, packed, self.gate, gated, packed.size // width, k, width)
+        return gated
 
     def _packed(self, kernel):
         w, s, node = self.w, self.s, self.node
@@ -234,14 +230,20 @@ def _emit_depthwise(r):
 
 
 def _scale_channels(node, plan, x, gate):
-    """``x * gate[channel]`` into a temporary (gates a conv cannot take into its weights)."""
+    """``x * gate[image, channel]`` into a temporary (gates a conv cannot take into its weights)."""
     n, c = x.shape[:2]
-    hw = int(np.prod(x.shape[2:], dtype=np.int64))
     out = plan.temp(x.shape, np.float32, "gated_x")
-    tiles, per = plan.split(n * c, hw)
-    plan.add(node, EX.f32_channel_scale, x=x, gates=gate, y=out, planes=n * c, hw=hw, planes_per_tile=per,
-             tiles=tiles, flops=n * c * hw)
+    _scale_planes(node, plan, x, gate, out, n * c, n * c, int(np.prod(x.shape[2:], dtype=np.int64)))
     return out
+
+
+def _scale_planes(node, plan, x, gate, y, planes, channels, hw):
+    """One ``f32_channel_affine`` row: plane ``p`` (``hw`` floats) of ``x`` times ``gate[p % channels]`` into
+    ``y`` (a zero shift, no activation)."""
+    zero = plan.weight(lambda: np.zeros(channels, np.float32), "zero_shift", key=("zero_shift", channels))
+    tiles, per = plan.split(planes, hw)
+    plan.add(node, AF.f32_channel_affine, x=x, s=gate, t=zero, y=y, planes=planes, channels=channels, hw=hw,
+             planes_per_tile=per, act=IDENTITY, alpha=0.0, beta=0.0, tiles=tiles, flops=planes * hw)
 
 
 def _channel_vectors(s, res):
