@@ -15,7 +15,7 @@ builder, for code generators such as the GEMM micro-kernel. Numba intrinsics
 on the ``F32Vec`` type (``v_load``, ``v_store``, ``v_load_n``, ``v_load_lanes``, ``v_load2_n``, ``v_load2_lanes``,
 ``v_store_n``, ``v_splat``, ``v_fma``, ``v_add``, ``v_sub``, ``v_mul``, ``v_max``,
 ``v_min``, ``v_clamp_below``, ``v_clamp_above``, ``v_zero``, ``v_even``, ``v_odd``, ``v_interleave4``,
-``v_transpose_block``, ``v_lanes_extreme``) let ordinary
+``v_transpose_block``, ``v_lanes_extreme``, and ``prefetch_write`` on an address) let ordinary
 ``@njit`` kernels hold one host vector in a variable. Addresses are int64 byte
 addresses; unaligned access is allowed everywhere. ``vmax``/``vmin`` drop a
 NaN of their first operand; activation epilogues clamp with
@@ -103,12 +103,12 @@ def masked_store(builder, v, addr, mask):
     builder.call(fn, [v, _ptr(builder, addr, vt), ir.Constant(I32, 4), mask])
 
 
-def prefetch(builder, addr, locality=3):
-    """Hint the cache line at byte address ``addr`` into L1 (``locality`` 3) or only as far as L2 (2); never
-    faults."""
+def prefetch(builder, addr, locality=3, write=False):
+    """Hint the cache line at byte address ``addr`` into L1 (``locality`` 3) or only as far as L2 (2), owned for
+    writing when ``write``; never faults."""
     i8p = ir.IntType(8).as_pointer()
     fn = declare(builder, "llvm.prefetch.p0", ir.VoidType(), [i8p, I32, I32, I32])
-    builder.call(fn, [builder.inttoptr(addr, i8p), ir.Constant(I32, 0), ir.Constant(I32, locality),
+    builder.call(fn, [builder.inttoptr(addr, i8p), ir.Constant(I32, int(write)), ir.Constant(I32, locality),
                       ir.Constant(I32, 1)])
 
 
@@ -204,6 +204,16 @@ def v_store(typingctx, addr, v):
         vstore(b, args[1], args[0])
         return ctx.get_dummy_value()
     return types.none(types.int64, f32vec), codegen
+
+
+@intrinsic
+def prefetch_write(typingctx, addr):
+    """Hint the cache line at byte address ``addr`` into L1, owned for writing (a store to it will not wait on
+    the line's read); never faults."""
+    def codegen(ctx, b, sig, args):
+        prefetch(b, args[0], 3, True)
+        return ctx.get_dummy_value()
+    return types.none(types.int64), codegen
 
 
 @intrinsic

@@ -22,7 +22,8 @@ transforms its columns of every input channel into scratch in the
 packed-panel layout the GEMM core reads, runs the 36 GEMMs for ``CO_BLOCK``
 channels at a time into scratch, and transforms those back with the row's
 ``ep`` epilogue (bias, residual, and Relu, Clip or HardSwish, applied on the
-vector: the lowering takes no other activation here).
+vector: the lowering takes no other activation here), asking for the output
+lines of the channel ``PF_AHEAD`` on before they are stored.
 
 Columns past the plane's tiles are computed from zeros and never stored.
 The transforms add rounding of about 1e-5 of the output's scale
@@ -38,8 +39,8 @@ from .contract import declare_row, tile_kernel
 from .conv import DW_OUT_ACTIVATIONS, _dw_out
 from .conv_pack import BIG
 from .gemm import EPILOGUE, MR, NR, ep_fields, gemm_tile, scratch_floats
-from .simd import (VW, v_add, v_even, v_fma, v_interleave4, v_load, v_load_lanes, v_mul, v_odd, v_splat,
-                   v_store, v_sub, v_zero)
+from .simd import (VW, prefetch_write, v_add, v_even, v_fma, v_interleave4, v_load, v_load_lanes, v_mul, v_odd,
+                   v_splat, v_store, v_sub, v_zero)
 
 POS = 36  # transformed positions of a 6x6 input block
 SEG = VW // 4  # tiles one vector load spans (4 floats each)
@@ -48,6 +49,9 @@ SEG = VW // 4  # tiles one vector load spans (4 floats each)
 PAD = 16
 CO_BLOCK = 64  # output channels per pass of the 36 GEMMs: their products, 36 x CO_BLOCK x NR floats, stay in L2
 GEMM_SCRATCH = scratch_floats()
+# The output transform owns the lines of the channel PF_AHEAD on before it stores: each channel writes four
+# rows of one plane, cold lines of a plane far from the last, and waiting on them stalled the stores.
+PF_AHEAD = 2
 EPILOGUE_ACTIVATIONS = DW_OUT_ACTIVATIONS  # the lowering takes only these for this kernel
 
 WINOGRAD = declare_row("WINOGRAD", inputs=("x", "u", "bias?", "res?"), outputs=("y",),
@@ -210,6 +214,17 @@ def _store_segment(ya, plane, seg, i, z, oh_n, ow_n, resa, has_res, act, lo_v, h
         _dw_out(ya, (plane + oh * ow_n + seg[1]) * 4, z, seg[2], resa, has_res, act, lo_v, hi_v)
 
 
+@numba.njit(inline="always")
+def _prefetch_rows(ya, plane, q0, q1, q2, q3, oh_n, ow_n):
+    """Own for writing the lines of a column group's four output rows in ``plane`` (segments ``q0..q3``)."""
+    for i in range(4):
+        for q in (q0, q1, q2, q3):
+            if q[2] > 0 and q[0] + i < oh_n:
+                at = ya + (plane + (q[0] + i) * ow_n + q[1]) * 4
+                prefetch_write(at)
+                prefetch_write(at + q[2] * 4 - 4)
+
+
 @tile_kernel(WINOGRAD, reads_in_bounds=True, scratch=_scratch)
 def f32_conv_winograd(p, tile, scratch):
     R = WINOGRAD
@@ -262,6 +277,8 @@ def f32_conv_winograd(p, tile, scratch):
             for co in range(rows):
                 b_v = v_splat(bias[co0 + co]) if has_bias else v_zero()
                 plane = (img * cout + co0 + co) * oh_n * ow_n
+                if co + PF_AHEAD < rows:
+                    _prefetch_rows(ya, plane + PF_AHEAD * oh_n * ow_n, q0, q1, q2, q3, oh_n, ow_n)
                 mb = m + (co * NR + g * VW) * 4
                 for c in range(6):
                     m0, m1, m2, m3, m4, m5 = _load6(mb + c * mstride, 6 * mstride)
