@@ -2,13 +2,18 @@
 import statistics
 import time
 
+# Seconds between one engine's timed calls and another's. ONNX Runtime's intra-op threads busy-wait after a run:
+# a 2-thread session kept one core fully busy for 50 ms after its last call here (and tilerun's 2-core requests
+# right after it took 3.86 ms at the median instead of 2.24, light squeezenet), so the pause must outlast that.
+PAUSE_S = 0.15
 
-def alternate(fns, rounds, block, pause=0.05):
+
+def alternate(fns, rounds, block, pause=PAUSE_S):
     """Median seconds per call of each of ``fns``, timed in alternating blocks.
 
     Each round runs every function for ``block`` timed calls, so all see the
     same machine load. A block starts after a ``pause`` and one untimed call:
-    ONNX Runtime's threads busy-wait for a while after a run, and timing one
+    ONNX Runtime's threads busy-wait for a while after a run (``PAUSE_S``), and timing one
     engine while the other's threads still hold the cores would measure them.
     """
     times = [[] for _ in fns]

@@ -11,8 +11,8 @@ may be named too, run with seeded random weights), from one process:
   peer, never a tilerun dependency; ``--no-openvino`` leaves it out);
 * stability at 2 threads: ``--windows`` 0.5 s windows of each engine (a
   tilerun window, then an ORT window, in turn, so a slow phase of the host
-  hits both), the median latency of each window, and the spread (max / min)
-  of those medians;
+  hits both, each after ``interleave.PAUSE_S``), the median latency of each
+  window, and the spread (max / min) of those medians;
 * throughput with 2 callers: tilerun ``multi_stream`` (2 streams) against
   ORT's best 2-core setup (one session at 2 threads with 1 caller, one
   session at 1 thread with 2 callers, two 1-thread sessions).
@@ -33,7 +33,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import onnx  # noqa: E402
 
 import tilerun  # noqa: E402
-from interleave import alternate  # noqa: E402
+from interleave import PAUSE_S, alternate  # noqa: E402
 from test_throughput import measure  # noqa: E402
 from tilerun.commands.common import ort_feeds, ort_session  # noqa: E402
 from tilerun.models import (LIGHT_MODELS, MODERN_CNNS, light_model_path, random_inputs,  # noqa: E402
@@ -109,6 +109,7 @@ def stability(model, x, n_windows):
     out = [[], []]
     for _ in range(n_windows):
         for f, acc in zip(fns, out):
+            time.sleep(PAUSE_S)  # the other engine's threads settle first (``interleave.PAUSE_S``)
             acc += _windows(f, 1)
     eng.close()
     return out
@@ -128,7 +129,7 @@ def throughput(model, x, seconds, rounds):
     rates = {k: [] for k in configs}
     for _ in range(rounds):
         for k, callers in configs.items():
-            time.sleep(0.05)
+            time.sleep(PAUSE_S)
             rates[k].append(measure(callers, seconds)[0])
     eng.close()
     return {k: statistics.median(v) for k, v in rates.items()}
