@@ -2,9 +2,9 @@
 import statistics
 import time
 
-# Seconds between one engine's timed calls and another's. ONNX Runtime's intra-op threads busy-wait after a run:
-# a 2-thread session kept one core fully busy for 50 ms after its last call here (and tilerun's 2-core requests
-# right after it took 3.86 ms at the median instead of 2.24, light squeezenet), so the pause must outlast that.
+# Seconds between one engine's timed calls and another's: longer than ONNX Runtime's intra-op threads busy-wait
+# after a run, so one engine's threads never hold the cores while the other is timed (benchmarks/README.md,
+# fifteenth session, has the measurement).
 PAUSE_S = 0.15
 
 
