@@ -19,7 +19,10 @@ GRID / GRID_COLS are implicit GEMM on the padded planes of
 ``f32_pad_planes``: output pixel ``(oh, ow)`` reads tap ``(ki, kj)`` at
 ``(oh + ki*dh//sh, ow + kj*dw//sw)`` of one phase plane, so ``B``'s row for
 tap ``(ci, ki, kj)`` is the planes shifted by ``koffs[tap]`` and every column
-is a pixel of the grid ``oh*wq + ow``. With ``to_image`` the core stores each
+is a pixel of the grid ``oh*wq + ow``. GRID_PAD is GRID on planes the tile
+pads itself, into scratch after the core's own (``grid_pad_floats``): one
+image-group's, when a tile is a whole image-group (a grouped conv's few input
+channels), so no padding pass runs. With ``to_image`` the core stores each
 grid vector straight into the image rows it covers (the epilogue in
 registers); otherwise ``y`` is the grid with its ``wq - out_w`` extra columns
 and ``f32_grid_out`` (row ``GRID_OUT``) drops them while applying bias,
@@ -58,7 +61,7 @@ import numpy as np
 
 from .abi import f32, slot_address
 from .contract import declare_row, tile_kernel
-from .conv_pack import BIG, _GEOMETRY, _im2col
+from .conv_pack import BIG, _GEOMETRY, _im2col, _zero_run, pad_plane
 from .elementwise import ACT_RUN_MIN, CLIP, HARD_SWISH, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SILU, activation_run
 from .gemm import EPILOGUE, LOAD, MR, NR, ep_fields, gemm_tile, micro_7rows, micro_8rows, scratch_floats
 from .pool2d import maxpool_rows
@@ -68,7 +71,7 @@ from .vact import v_sigmoid4, v_silu4
 
 GEMM_SCRATCH = scratch_floats()
 
-IM2COL, DIRECT, FROM_COLS, GRID, GRID_COLS = 0, 1, 2, 3, 4  # where f32_conv_gemm's B comes from
+IM2COL, DIRECT, FROM_COLS, GRID, GRID_COLS, GRID_PAD = 0, 1, 2, 3, 4, 5  # where f32_conv_gemm's B comes from
 
 CONV = declare_row("CONV", inputs=("x", "w", "bias?", "res?", "koffs?"), outputs=("y",),
                    ints=_GEOMETRY + ("groups", "cout_g", "cin_g", "co_per_tile", "pix_panels", "n_cob", "n_pb",
@@ -85,7 +88,15 @@ GRID_OUT = declare_row("GRID_OUT", inputs=("grid", "bias?", "res?"), outputs=("y
 
 def _conv_scratch(a):
     kk = a["cin_g"] * a["kh"] * a["kw"]
-    return (scratch_floats(kk) + (kk * a["pix_block"] if a["source"] == IM2COL else 0)) * 4
+    extra = kk * a["pix_block"] if a["source"] == IM2COL else 0
+    if a["source"] == GRID_PAD:
+        extra = grid_pad_floats(a["cin_g"], a["plane_stride"], a["wq"])
+    return (scratch_floats(kk) + extra) * 4
+
+
+def grid_pad_floats(cin_g, plane_stride, wq):
+    """Scratch floats of one group's padded planes (GRID_PAD), with the tail the last grid panel reads past them."""
+    return cin_g * plane_stride + 2 * NR + wq
 
 
 @numba.njit(inline="always")
@@ -129,13 +140,23 @@ def f32_conv_gemm(p, tile, scratch):
         off = (yo + p0) * 4
         gemm_tile(a, 1, MR, kk * MR, rows, xa + (xo + p0) * 4, npix, 0, p1 - p0, kk, ya + off, npix,
                   scratch, epa, bias, 1, 0, ra + off, False)
-    elif direct == GRID or direct == GRID_COLS:
+    elif direct == GRID or direct == GRID_COLS or direct == GRID_PAD:
         # Implicit GEMM on the zero-padded input: B row (ci, ki, kj) is the padded
         # planes shifted by a table offset (or those rows packed by f32_pack_cols);
         # C is the output on the padded grid.
         wp, pstride, to_image = p[R.wq], p[R.plane_stride], p[R.to_image]
         ngrid = (oh_n - 1) * wp + ow_n
-        if direct == GRID:
+        if direct == GRID_PAD:
+            # The tile is the whole image-group: it pads the group's planes into scratch itself.
+            planes = scratch + GEMM_SCRATCH * 4
+            ph_r = sh if kh > 1 else 1
+            ph_c = sw if kw > 1 else 1
+            for ci in range(cin_g):
+                pad_plane(xa + (xo + ci * h * w) * 4, planes + ci * pstride * 4, h, w, pstride // (ph_r * ph_c * wp),
+                          wp, pt, pl, sh, sw, ph_r, ph_c)
+            _zero_run(planes + cin_g * pstride * 4, 2 * NR + wp)
+            b, ldb, bpk = planes + p0 * 4, p[R.koffs], -1
+        elif direct == GRID:
             b, ldb, bpk = xa + ((img * n_c + g * cin_g) * pstride + p0) * 4, p[R.koffs], -1
         else:
             b, ldb, bpk = xa + ((img * g_n + g) * ((ngrid + NR - 1) // NR) + p0 // NR) * kk * NR * 4, NR, kk * NR

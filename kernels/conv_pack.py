@@ -171,39 +171,47 @@ def f32_pack_cols(p, tile, scratch):
     return 0
 
 
+@numba.njit(inline="always")
+def pad_plane(src, dst, h, w, hq, wq, pt, pl, sh, sw, ph_r, ph_c):
+    """One ``h x w`` input plane at byte address ``src`` into its ``ph_r x ph_c`` phase planes of ``hq x wq`` at
+    ``dst``, zeros where the padding is (reads only inside the plane)."""
+    pq = hq * wq
+    for a in range(ph_r):
+        for bc in range(ph_c):
+            base = dst + (a * ph_c + bc) * pq * 4
+            off = bc - pl
+            lo, end = _span(off, sw, w, wq)
+            for r in range(hq):
+                row = base + r * wq * 4
+                ih = r * sh + a - pt
+                if not (0 <= ih < h and lo < end):
+                    _zero_run(row, wq)
+                elif wq <= VW:  # a short row is one masked read, zeros outside [lo, end), and one store
+                    v = v_load_lanes(src + (ih * w + off) * 4, lo, end) if sw == 1 else \
+                        v_load2_lanes(src + (ih * w + off) * 4, lo, end)
+                    v_store_n(row, v, wq)
+                else:
+                    at = src + (ih * w + lo * sw + off) * 4
+                    _zero_run(row, lo)
+                    if sw == 1:
+                        _copy_run(row + lo * 4, at, end - lo)
+                    else:
+                        _copy_run2(row + lo * 4, at, end - lo)
+                    _zero_run(row + end * 4, wq - end)
+
+
 @tile_kernel(PAD_PLANES, reads_in_bounds=True)
 def f32_pad_planes(p, tile, scratch):
     R = PAD_PLANES
     planes, h, w, hq, wq = p[R.planes], p[R.in_h], p[R.in_w], p[R.hq], p[R.wq]
     pt, pl, per, slack = p[R.pad_t], p[R.pad_l], p[R.planes_per_tile], p[R.slack]
     sh, sw, ph_r, ph_c = p[R.sh], p[R.sw], p[R.row_phases], p[R.col_phases]
-    pq = hq * wq
+    stride = ph_r * ph_c * hq * wq
     hi = min(planes, tile * per + per)
     for pn in range(tile * per, hi):
-        for a in range(ph_r):
-            for bc in range(ph_c):
-                base = p[R.xp] + ((pn * ph_r + a) * ph_c + bc) * pq * 4
-                off = bc - pl
-                lo, end = _span(off, sw, w, wq)
-                for r in range(hq):
-                    dst = base + r * wq * 4
-                    ih = r * sh + a - pt
-                    if not (0 <= ih < h and lo < end):
-                        _zero_run(dst, wq)
-                    elif wq <= VW:  # a short row is one masked read, zeros outside [lo, end), and one store
-                        src = p[R.x] + ((pn * h + ih) * w + off) * 4
-                        v = v_load_lanes(src, lo, end) if sw == 1 else v_load2_lanes(src, lo, end)
-                        v_store_n(dst, v, wq)
-                    else:
-                        src = p[R.x] + ((pn * h + ih) * w + lo * sw + off) * 4
-                        _zero_run(dst, lo)
-                        if sw == 1:
-                            _copy_run(dst + lo * 4, src, end - lo)
-                        else:
-                            _copy_run2(dst + lo * 4, src, end - lo)
-                        _zero_run(dst + end * 4, wq - end)
+        pad_plane(p[R.x] + pn * h * w * 4, p[R.xp] + pn * stride * 4, h, w, hq, wq, pt, pl, sh, sw, ph_r, ph_c)
     if hi == planes:  # the tail past the last plane, which the last grid columns read
-        _zero_run(p[R.xp] + planes * ph_r * ph_c * pq * 4, slack)
+        _zero_run(p[R.xp] + planes * stride * 4, slack)
     return 0
 
 

@@ -184,13 +184,29 @@ def test_conv_small_plane_packs_pixels(xshape, wshape, attrs, monkeypatch):
 
 
 def test_small_plane_padding_pass_split_over_workers(monkeypatch):
-    # Rows of a 7x7 plane are 9 floats, and their set-up is most of a padding pass: RegNetY's 440 channels in
-    # groups of 8 are padded by both workers instead of one while the other waits.
+    # Rows of a 7x7 plane are 9 floats, and their set-up is most of a padding pass: 440 channels are padded by
+    # both workers instead of one while the other waits.
     monkeypatch.setattr(conv_paths, "WINOGRAD", False)
-    m = conv_case((1, 440, 7, 7), (440, 8, 3, 3), act=("Relu", {}), group=55, pads=[1, 1, 1, 1])
+    m = conv_case((1, 440, 7, 7), (16, 440, 3, 3), act=("Relu", {}), pads=[1, 1, 1, 1])
     with tilerun.compile_model(m, num_cores=2) as eng:
         pad = [r for r in eng.plan.rows if r.kernel.name == "f32_pad_planes"]
         assert len(pad) == 1 and pad[0].n_tiles >= 2
+
+
+@pytest.mark.parametrize("xshape,wshape,attrs", [
+    ((1, 440, 7, 7), (440, 8, 3, 3), {"group": 55, "pads": [1, 1, 1, 1]}),                  # RegNetY's last stage
+    ((1, 208, 28, 28), (208, 8, 3, 3), {"group": 26, "strides": [2, 2], "pads": [1, 1, 1, 1]}),  # phase-split
+    ((2, 24, 11, 9), (12, 8, 3, 3), {"group": 3, "pads": [2, 1, 0, 1], "dilations": [2, 1]}),  # batch, dilated
+    ((1, 128, 16, 16), (128, 8, 3, 3), {"group": 16, "pads": [1, 1, 1, 1]}),               # grid straight to image
+])
+@pytest.mark.parametrize("cores", [1, 2])
+def test_grouped_conv_tiles_pad_their_own_planes(xshape, wshape, attrs, cores):
+    # A grouped conv whose tiles are whole image-groups pads each group's planes in the tile (GRID_PAD): no
+    # padding pass, the same result.
+    m = conv_case(xshape, wshape, act=("Relu", {}), **attrs)
+    with tilerun.compile_model(m, num_cores=cores) as eng:
+        kernels = [r.kernel.name for r in eng.plan.rows]
+        assert "f32_pad_planes" not in kernels and "f32_conv_gemm" in kernels
 
 
 @pytest.mark.parametrize("xshape,wshape,attrs,cores", [

@@ -80,6 +80,25 @@ def test_direct_channel_split_without_packing_matches_ort(cout):
     assert_kernel_matches_ort(model, feeds, "f32_pack_cols", taken=False)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("hw, s", [(14, 1), (7, 1), (28, 2), (14, 2)])
+def test_groups_of_few_channels_keep_the_grid_and_pad_in_their_tiles(hw, s, workers):
+    # RegNetY's groups of 8: one row block takes the grid's few extra columns for less than a pass packing the
+    # pixels costs, and each tile, a whole group, pads the group's planes itself.
+    c = 440 if hw * s <= 14 else 208
+    p = choose_path(shape(c=c, cout=c, hw=hw, s=s, groups=c // 8), True, workers)
+    assert p.kind == "grid" and p.pad_in_tile and p.tiles == 1
+
+
+def test_padding_in_tiles_needs_whole_groups_that_fit():
+    one_group = choose_path(shape(c=64, cout=64, hw=28), False, 2)  # a padding pass when ROWS_DIRECT is off
+    assert one_group.kind != "grid" or not one_group.pad_in_tile
+    big = choose_path(shape(c=48, cout=48, hw=112, s=2, groups=6), True, 1)  # 8 planes of 4 x 57 x 57: 416 KiB
+    assert big.kind == "grid" and big.tiles == 1 and not big.pad_in_tile
+    split = choose_path(shape(c=48, cout=48, hw=112, s=2, groups=6), True, 2)
+    assert split.tiles > 1 and not split.pad_in_tile
+
+
 def test_column_cost_counts_half_width_last_panel():
     assert column_cost(NR) == NR // VW
     assert column_cost(VW) == 1  # a last panel of at most one vector runs the half-width kernel

@@ -128,7 +128,8 @@ FUSED = {
     # name: (model, producer op, a kernel the case runs)
     "conv1x1_relu_direct": (lambda: _conv_act("Relu", k=1, pad=0), "Conv", "f32_conv_gemm"),
     "conv3x3_relu_grid": (lambda: _conv_act("Relu", hw=(40, 40)), "Conv", "f32_conv_gemm"),
-    "conv3x3_clip_grid_pixels": (lambda: _conv_act("Clip"), "Conv", "f32_pack_pixels"),
+    "conv3x3_clip_grid_pixels": (lambda: _conv_act("Clip", c=32, cout=64, hw=(26, 26), stride=2), "Conv",
+                                 "f32_pack_pixels"),
     "conv3x3_clip_rows_direct": (lambda: _conv_act("Clip"), "Conv", "f32_conv_stem"),
     "conv3x3_residual_relu_rows_direct": (lambda: _conv_act("Relu", hw=(40, 40), residual=True), "Conv",
                                           "f32_conv_stem"),

@@ -267,10 +267,13 @@ def _emit_gemm(r):
 
 def _emit_grid(r):
     s, g, path = r.s, r.path.grid, r.path
-    xp, koffs = _pad_planes(r)
+    if path.pad_in_tile:
+        xp, koffs, source = r.x, _tap_offsets(r), K.GRID_PAD
+    else:
+        (xp, koffs), source = _pad_planes(r), K.GRID
     grid = dict(hq=g.hq, wq=g.wq, plane_stride=g.plane_stride)
     ngrid = g.columns(s)
-    src, source = xp, K.GRID
+    src = xp
     if path.pack_cols:
         src, source = _pack_cols(r, xp, koffs, ngrid, 0, s.cin_g * g.plane_stride), K.GRID_COLS
     flops = 2 * s.n * s.cout * ngrid * s.k
@@ -389,11 +392,17 @@ def _pad_planes(r):
     plan.add(r.node, P.f32_pad_planes, x=r.x, xp=xp, planes=s.n * s.c, in_h=s.in_h, in_w=s.in_w, hq=g.hq, wq=g.wq,
              pad_t=s.pad_t, pad_l=s.pad_l, planes_per_tile=per, slack=slack, sh=s.sh, sw=s.sw,
              row_phases=g.row_phases, col_phases=g.col_phases, tiles=tiles, flops=s.n * s.c * g.plane_stride)
+    return xp, _tap_offsets(r)
+
+
+def _tap_offsets(r):
+    """The int64 table ``koffs``: where B's row for tap ``(ci, ki, kj)`` starts in an image-group's padded planes."""
+    s, g = r.s, r.path.grid
     ci, ki, kj = np.meshgrid(np.arange(s.cin_g), np.arange(s.kh), np.arange(s.kw), indexing="ij")
     rd, cd = ki * s.dh, kj * s.dw
     phase = (rd % s.sh) * g.col_phases + cd % s.sw
     offs = ci * g.plane_stride + phase * g.hq * g.wq + rd // s.sh * g.wq + cd // s.sw
-    return xp, plan.weight(offs.reshape(-1).astype(np.int64), "conv_koffs")
+    return r.plan.weight(offs.reshape(-1).astype(np.int64), "conv_koffs")
 
 
 def _pack_cols(r, x, koffs, ncols, ldb, ig_stride):

@@ -9,9 +9,11 @@ and the GEMM tiles, which ``ops/conv.py`` turns into rows. Paths:
 * ``im2col`` — strides above 2: columns built per tile in scratch.
 * ``grid`` — strides 1 and 2: implicit GEMM over zero-padded (phase-split)
   planes, stored straight into the image when the epilogue runs in registers
-  (``to_image``), else onto the grid and copied out by ``f32_grid_out``.
-* ``grid_pixels`` — a small plane whose grid costs more register blocks than
-  its pixels: the pixels' columns are packed once, without the grid's extras.
+  (``to_image``), else onto the grid and copied out by ``f32_grid_out``; a
+  grouped conv whose tiles are whole image-groups pads in each tile
+  (``pad_in_tile``) instead of by a padding pass.
+* ``grid_pixels`` — a small plane whose grid's extra columns cost more than
+  a pass packing its pixels' columns once, without the grid's extras.
 * ``grid_pixel_rows`` — such a plane where ``pixel_rows`` wins on the 1x1
   conv over its im2col matrix (``as_1x1``; a 7x7 output's 49 pixels are 7
   row blocks of 7 instead of 64 columns): the matrix is written once, plain.
@@ -38,7 +40,7 @@ blocks read ``B`` in place instead). This module emits nothing and reads no grap
 """
 from dataclasses import dataclass
 
-from tilerun.kernels.conv import PIXEL_CHUNK
+from tilerun.kernels.conv import PIXEL_CHUNK, grid_pad_floats
 from tilerun.kernels.gemm import MR, NR
 from tilerun.kernels.simd import VW
 from tilerun.kernels.stem import STEM_MAX_CIN, stem_layout
@@ -53,10 +55,16 @@ WINO_IN_CYCLES, WINO_OUT_CYCLES = 400, 250
 # pixel_rows_cost: what moving one vector of floats costs in fmas (single-core kernel times, data in cache:
 # 256->64 at 56x56 with and without its transposes, the direct path with packed and with plain input).
 PACK_FMAS, TRANSPOSE_FMAS = 10, 24
+# What the grid's GEMM tiles pay per vector of B they pack from the padded planes, in fmas (RegNetY's groups of
+# 8 on 14x14 planes, single-core kernel times: the grid's GEMM against the GEMM on packed pixels).
+GRID_PACK_FMAS = 5
 PIXEL_ROWS_SHARE = 0.95
 # A plain 1x1 conv whose tiles split its output channels, each into more row blocks than this, packs its
 # B once by its own row (pack_cols) for all of them; tiles of fewer read it in place.
 PACK_COLS_BLOCKS = 2
+# A grouped conv's tile pads its image-group's planes itself (GRID_PAD) while they take at most this much
+# scratch: RegNetY's 8-channel groups take 29 KiB (14x14, 28x28) to 108 KiB (56x56 stride 2).
+PAD_IN_TILE_BYTES = 128 * 1024
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,7 @@ class ConvPath:
     to_image: bool = False
     grid: GridGeometry = None
     pix_chunks: int = 1
+    pad_in_tile: bool = False
 
     @property
     def tiles(self):
@@ -283,11 +292,17 @@ def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
         # grid rows have extra columns, a grid row of at least one vector.
         to_image = fast_epilogue and (grid.wq >= VW or grid.wq == s.out_w)
         npb, npan, ncob = _gemm_tiles(images, s.cout_g, ngrid, s.k, workers)
-        cost_pix, cost_grid = column_cost(s.npix), column_cost(ngrid)
-        # Small planes whose grid columns cost more register blocks than the
-        # image's pixels, or as many where the grid would be packed anyway (a
-        # channel split) or copied out: pack the pixels' columns once.
-        packs = cost_pix < cost_grid or cost_pix == cost_grid and (ncob > 1 or not to_image)
+        # Small planes: pack the pixels' columns once by their own pass where
+        # that costs less than the register blocks the grid's extra columns
+        # take in every row block, plus the grid's own packing (in its GEMM
+        # tiles, or by a pass where tiles split channels) and its copy-out
+        # (where it is not stored straight into the image). With few output
+        # channels per group (RegNetY's 8) the extra columns are cheap and the pass is not.
+        rows = -(-s.cout_g // MR) * MR
+        grid_pass = (PACK_FMAS * s.k if ncob > 1 else GRID_PACK_FMAS * s.k) + (0 if to_image else PACK_FMAS * s.cout_g)
+        cost_pix = s.k * rows * column_cost(s.npix) + PACK_FMAS * s.k * s.npix / VW
+        cost_grid = s.k * rows * column_cost(ngrid) + grid_pass * ngrid / VW
+        packs = cost_pix <= cost_grid
         if s.npix <= SMALL_PIX:
             # Or lay them out as a 1x1 conv's input and run that with the pixels
             # as rows, where that wins (against the unpacked grid, with its pass).
@@ -299,7 +314,12 @@ def choose_path(s, fast_epilogue, workers, pool=False, winograd_epilogue=False):
         if s.npix <= SMALL_PIX and packs:
             npb, npan, ncob = _gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
             return ConvPath("grid_pixels", npb, npan, ncob, grid=grid)
-        return ConvPath("grid", npb, npan, ncob, pack_cols=ncob > 1, to_image=to_image, grid=grid)
+        # A tile that is a whole image-group pads that group's planes in its
+        # scratch: no padding pass, no hand-off, the planes hot for the GEMM.
+        pad_in_tile = (s.groups > 1 and npb == ncob == 1
+                       and grid_pad_floats(s.cin_g, grid.plane_stride, grid.wq) * 4 <= PAD_IN_TILE_BYTES)
+        return ConvPath("grid", npb, npan, ncob, pack_cols=ncob > 1, to_image=to_image, grid=grid,
+                        pad_in_tile=pad_in_tile)
     if s.cin_g == 1:
         return ConvPath("depthwise")
     npb, npan, ncob = _gemm_tiles(images, s.cout_g, s.npix, s.k, workers)
