@@ -93,7 +93,9 @@ def test_groups_of_few_channels_keep_the_grid_and_pad_in_their_tiles(hw, s, work
 def test_padding_in_tiles_needs_whole_groups_that_fit():
     one_group = choose_path(shape(c=64, cout=64, hw=28), False, 2)  # a padding pass when ROWS_DIRECT is off
     assert one_group.kind != "grid" or not one_group.pad_in_tile
-    big = choose_path(shape(c=48, cout=48, hw=112, s=2, groups=6), True, 1)  # 8 planes of 4 x 57 x 57: 416 KiB
+    fits = choose_path(shape(c=48, cout=48, hw=112, s=2, groups=6), True, 1)  # 8 planes of 4 x 57 x 57: 416 KiB
+    assert fits.kind == "grid" and fits.tiles == 1 and fits.pad_in_tile
+    big = choose_path(shape(c=96, cout=96, hw=112, s=2, groups=6), True, 1)  # 16 such planes: 832 KiB
     assert big.kind == "grid" and big.tiles == 1 and not big.pad_in_tile
     split = choose_path(shape(c=48, cout=48, hw=112, s=2, groups=6), True, 2)
     assert split.tiles > 1 and not split.pad_in_tile

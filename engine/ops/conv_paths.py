@@ -63,8 +63,9 @@ PIXEL_ROWS_SHARE = 0.95
 # B once by its own row (pack_cols) for all of them; tiles of fewer read it in place.
 PACK_COLS_BLOCKS = 2
 # A grouped conv's tile pads its image-group's planes itself (GRID_PAD) while they take at most this much
-# scratch: RegNetY's 8-channel groups take 29 KiB (14x14, 28x28) to 108 KiB (56x56 stride 2).
-PAD_IN_TILE_BYTES = 128 * 1024
+# scratch, half an L2 of 1 MiB: RegNetY's 8-channel groups take 29 KiB (14x14, 28x28) to 416 KiB (112x112
+# stride 2).
+PAD_IN_TILE_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
