@@ -149,11 +149,11 @@ def f32_conv_gemm(p, tile, scratch):
         if direct == GRID_PAD:
             # The tile is the whole image-group: it pads the group's planes into scratch itself.
             planes = scratch + GEMM_SCRATCH * 4
-            ph_r = sh if kh > 1 else 1
-            ph_c = sw if kw > 1 else 1
+            hq = p[R.hq]
+            ph_r = sh if kh > 1 else 1  # GridGeometry.of's phases
             for ci in range(cin_g):
-                pad_plane(xa + (xo + ci * h * w) * 4, planes + ci * pstride * 4, h, w, pstride // (ph_r * ph_c * wp),
-                          wp, pt, pl, sh, sw, ph_r, ph_c)
+                pad_plane(xa + (xo + ci * h * w) * 4, planes + ci * pstride * 4, h, w, hq, wp, pt, pl, sh, sw, ph_r,
+                          pstride // (ph_r * hq * wp))
             _zero_run(planes + cin_g * pstride * 4, 2 * NR + wp)
             b, ldb, bpk = planes + p0 * 4, p[R.koffs], -1
         elif direct == GRID:
