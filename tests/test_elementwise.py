@@ -44,6 +44,34 @@ def test_broadcast_binary(op, sa, sb):
     check_against_reference(m, {"a": a, "b": b})
 
 
+@pytest.mark.parametrize("op,sa,sb", [
+    ("Add", (1, 64, 56, 56), (1, 64, 56, 56)),  # a residual add: one row of 200704 once collapsed
+    ("Mul", (2, 48, 60, 60), ()),               # a scalar: one row too
+    ("Sub", (1,), (3, 1, 70, 64 * 65)),         # the scalar first
+    ("Max", (16, 50000), (16, 50000)),          # rows of 4000
+    ("Greater", (1, 32, 80, 80), (1,)),          # a comparison shares the broadcast geometry
+])
+def test_long_rows_split_into_tiles(op, sa, sb):
+    """A same-shape or scalar broadcast collapses to one long row; it still splits over the workers, each
+    tile on whole rows of its split, and matches the reference on 1 and 2 cores."""
+    import tilerun
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal(sa).astype(F), rng.standard_normal(sb).astype(F)
+    out = bool if op == "Greater" else F
+    m = make_model([helper.make_node(op, ["a", "b"], ["y"])], [("a", F, sa), ("b", F, sb)], [("y", out, None)])
+    check_against_reference(m, {"a": a, "b": b})
+    tiles = [o["tiles"] for o in tilerun.compile_model(m, num_cores=2).trace([a, b]).per_op()]
+    assert tiles[0] >= 2, f"{op} {sa} {sb} ran as {tiles[0]} tile(s) on 2 workers"
+
+
+def test_split_long_row_geometry():
+    from tilerun.ops.elementwise import split_long_row
+    assert split_long_row([200704], [[1], [0]]) == ([49, 4096], [[4096, 1], [0, 0]])
+    assert split_long_row([3, 4000], [[4000, 1], [0, 1]]) == ([3, 4000], [[4000, 1], [0, 1]])  # short: as is
+    assert split_long_row([10007], [[1]]) == ([10007], [[1]])  # prime: no divisor in range, left whole
+    assert split_long_row([], []) == ([], [])  # a scalar
+
+
 def test_variadic_sum_with_constant():
     rng = np.random.default_rng(2)
     xs = [rng.standard_normal(s).astype(F) for s in [(3, 8, 8), (8, 1), (3, 8, 8)]]

@@ -20,6 +20,8 @@ from ..ir import INT_DTYPES
 from .base import F32, Lowering, const_input, expect_dtype, expect_inputs
 from .registry import register
 
+LONG_ROW = 4096  # elements (16 KiB of floats): a broadcast's last axis longer than this is split (``split_long_row``)
+
 
 class Unary(Lowering):
     """An activation ``y = f(x; alpha, beta)`` over every element."""
@@ -205,12 +207,31 @@ class Binary(Lowering):
             plan.add(node, intarith.INT_ARITH_KERNELS[y.dtype], rows_per_tile=per, op=code, **geometry)
 
 
+def split_long_row(dims, strides, longest=LONG_ROW):
+    """``(dims, strides)`` with a last axis over ``longest`` elements split into two axes where one is free.
+
+    Tiles take whole rows of the last axis, and a same-shape or scalar
+    broadcast collapses to one row: unsplit it would be one tile however
+    large. The last axis becomes ``(d // q, q)`` for the largest divisor ``q``
+    of ``d`` in ``[longest // 16, longest]`` (each input's last stride is 1 or
+    0, so its strides become ``(q, 1)`` or ``(0, 0)``). Left as it is when no
+    axis is free or no such divisor exists.
+    """
+    if not dims or dims[-1] <= longest or len(dims) >= K.BROADCAST_AXES:
+        return dims, strides
+    d = dims[-1]
+    q = next((q for q in range(longest, longest // 16 - 1, -1) if d % q == 0), 0)
+    if not q:
+        return dims, strides
+    return dims[:-1] + [d // q, q], [st[:-1] + [st[-1] * q, st[-1]] for st in strides]
+
+
 def padded_broadcast(node, out_shape, in_shapes):
     """``collapse_broadcast`` padded in front to ``BROADCAST_AXES`` axes: ``(dims, [strides per input])``.
 
     Raises ``ModelError`` when the broadcast needs more axes after merging.
     """
-    dims, strides = collapse_broadcast(out_shape, in_shapes)
+    dims, strides = split_long_row(*collapse_broadcast(out_shape, in_shapes))
     if len(dims) > K.BROADCAST_AXES:
         raise node_error(node, f"broadcast of {[list(s) for s in in_shapes]} needs {len(dims)} axes after "
                                f"merging; tilerun supports at most {K.BROADCAST_AXES}")
