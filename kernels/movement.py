@@ -7,7 +7,10 @@ size a thin wrapper around one template, and exported in a dict keyed by what
 a lowering chooses by (``MAPPED_COPY_KERNELS[itemsize]`` ...). They do not
 interpret values (casts and masks: ``kernels.logical``; comparisons:
 ``kernels.compare``). Every kernel moves data only within the tile it was
-given, so results never depend on tile boundaries. Tiles and parameter values
+given, so results never depend on tile boundaries. Every kernel reads only the
+source elements its geometry names, one scalar index at a time, so it reads
+nothing past its inputs (``reads_in_bounds``: a graph input that only these
+and other such kernels read is the caller's array itself). Tiles and parameter values
 are the lowerings' business (``tilerun.ops.mapped`` and ``tilerun.ops.movement``).
 
 *Mapped copy* (``bN_mapped_copy``, row ``MAPPED``) covers Transpose, Slice,
@@ -124,25 +127,25 @@ def _mapped(p, tile, src, dst, fillv):
     return 0
 
 
-@tile_kernel(MAPPED)
+@tile_kernel(MAPPED, reads_in_bounds=True)
 def b1_mapped_copy(p, tile, scratch):
     return _mapped(p, tile, u8(p[MAPPED.src], p[MAPPED.n_src]), u8(p[MAPPED.dst], p[MAPPED.n_dst]),
                    u8(slot_address(p, MAPPED.fill), 1)[0])
 
 
-@tile_kernel(MAPPED)
+@tile_kernel(MAPPED, reads_in_bounds=True)
 def b2_mapped_copy(p, tile, scratch):
     return _mapped(p, tile, i16(p[MAPPED.src], p[MAPPED.n_src]), i16(p[MAPPED.dst], p[MAPPED.n_dst]),
                    i16(slot_address(p, MAPPED.fill), 1)[0])
 
 
-@tile_kernel(MAPPED)
+@tile_kernel(MAPPED, reads_in_bounds=True)
 def b4_mapped_copy(p, tile, scratch):
     return _mapped(p, tile, i32(p[MAPPED.src], p[MAPPED.n_src]), i32(p[MAPPED.dst], p[MAPPED.n_dst]),
                    i32(slot_address(p, MAPPED.fill), 1)[0])
 
 
-@tile_kernel(MAPPED)
+@tile_kernel(MAPPED, reads_in_bounds=True)
 def b8_mapped_copy(p, tile, scratch):
     return _mapped(p, tile, i64(p[MAPPED.src], p[MAPPED.n_src]), i64(p[MAPPED.dst], p[MAPPED.n_dst]),
                    i64(slot_address(p, MAPPED.fill), 1)[0])
@@ -171,32 +174,32 @@ def _transpose_blocked(p, tile, src, dst):
     return 0
 
 
-@tile_kernel(TRANSPOSE)
+@tile_kernel(TRANSPOSE, reads_in_bounds=True)
 def b1_transpose_blocked(p, tile, scratch):
     n = p[TRANSPOSE.n]
     return _transpose_blocked(p, tile, u8(p[TRANSPOSE.src], n), u8(p[TRANSPOSE.dst], n))
 
 
-@tile_kernel(TRANSPOSE)
+@tile_kernel(TRANSPOSE, reads_in_bounds=True)
 def b2_transpose_blocked(p, tile, scratch):
     n = p[TRANSPOSE.n]
     return _transpose_blocked(p, tile, i16(p[TRANSPOSE.src], n), i16(p[TRANSPOSE.dst], n))
 
 
-@tile_kernel(TRANSPOSE)
+@tile_kernel(TRANSPOSE, reads_in_bounds=True)
 def b4_transpose_blocked(p, tile, scratch):
     n = p[TRANSPOSE.n]
     return _transpose_blocked(p, tile, i32(p[TRANSPOSE.src], n), i32(p[TRANSPOSE.dst], n))
 
 
-@tile_kernel(TRANSPOSE)
+@tile_kernel(TRANSPOSE, reads_in_bounds=True)
 def b8_transpose_blocked(p, tile, scratch):
     n = p[TRANSPOSE.n]
     return _transpose_blocked(p, tile, i64(p[TRANSPOSE.src], n), i64(p[TRANSPOSE.dst], n))
 
 
 # -- concat ------------------------------------------------------------------------------
-@tile_kernel(CONCAT)
+@tile_kernel(CONCAT, reads_in_bounds=True)
 def u8_concat(p, tile, scratch):
     """Copy the ``inputs`` inputs' rows side by side into ``y`` (bytes).
 
@@ -263,49 +266,49 @@ def _gather_sizes(p):
     return outer * p[GATHER.axis_len] * inner, outer * m * inner, m
 
 
-@tile_kernel(GATHER)
+@tile_kernel(GATHER, reads_in_bounds=True)
 def b1_gather_i64(p, tile, scratch):
     nx, ny, m = _gather_sizes(p)
     return _gather(p, tile, u8(p[GATHER.x], nx), u8(p[GATHER.y], ny), i64(p[GATHER.indices], m))
 
 
-@tile_kernel(GATHER)
+@tile_kernel(GATHER, reads_in_bounds=True)
 def b2_gather_i64(p, tile, scratch):
     nx, ny, m = _gather_sizes(p)
     return _gather(p, tile, i16(p[GATHER.x], nx), i16(p[GATHER.y], ny), i64(p[GATHER.indices], m))
 
 
-@tile_kernel(GATHER)
+@tile_kernel(GATHER, reads_in_bounds=True)
 def b4_gather_i64(p, tile, scratch):
     nx, ny, m = _gather_sizes(p)
     return _gather(p, tile, i32(p[GATHER.x], nx), i32(p[GATHER.y], ny), i64(p[GATHER.indices], m))
 
 
-@tile_kernel(GATHER)
+@tile_kernel(GATHER, reads_in_bounds=True)
 def b8_gather_i64(p, tile, scratch):
     nx, ny, m = _gather_sizes(p)
     return _gather(p, tile, i64(p[GATHER.x], nx), i64(p[GATHER.y], ny), i64(p[GATHER.indices], m))
 
 
-@tile_kernel(GATHER)
+@tile_kernel(GATHER, reads_in_bounds=True)
 def b1_gather_i32(p, tile, scratch):
     nx, ny, m = _gather_sizes(p)
     return _gather(p, tile, u8(p[GATHER.x], nx), u8(p[GATHER.y], ny), i32(p[GATHER.indices], m))
 
 
-@tile_kernel(GATHER)
+@tile_kernel(GATHER, reads_in_bounds=True)
 def b2_gather_i32(p, tile, scratch):
     nx, ny, m = _gather_sizes(p)
     return _gather(p, tile, i16(p[GATHER.x], nx), i16(p[GATHER.y], ny), i32(p[GATHER.indices], m))
 
 
-@tile_kernel(GATHER)
+@tile_kernel(GATHER, reads_in_bounds=True)
 def b4_gather_i32(p, tile, scratch):
     nx, ny, m = _gather_sizes(p)
     return _gather(p, tile, i32(p[GATHER.x], nx), i32(p[GATHER.y], ny), i32(p[GATHER.indices], m))
 
 
-@tile_kernel(GATHER)
+@tile_kernel(GATHER, reads_in_bounds=True)
 def b8_gather_i32(p, tile, scratch):
     nx, ny, m = _gather_sizes(p)
     return _gather(p, tile, i64(p[GATHER.x], nx), i64(p[GATHER.y], ny), i32(p[GATHER.indices], m))

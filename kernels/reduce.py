@@ -2,7 +2,10 @@
 
 * ``REDUCE`` (``f32_reduce``): the Reduce* family over the middle axis of an
   ``[outer, n, inner]`` view, the reduction one of the ``R_*`` codes in
-  ``op``; ``16*inner`` bytes of scratch.
+  ``op``; ``16*inner`` bytes of scratch. A tile is ``rows_per_tile`` outer
+  rows x one of ``inner_tiles`` near-equal runs of ``VW``-column groups of
+  ``inner``, so a reduction with few outer rows (over the channels of one
+  image) still splits.
 * ``ARG_REDUCE`` (``f32_arg_reduce``): ArgMax (ArgMin with ``is_min``) over
   the same view, int64 indices; ``8*inner`` bytes of scratch.
 
@@ -23,7 +26,8 @@ from .simd import VW, v_lanes_extreme, v_load, v_max, v_min
 # Reduce* op codes (``REDUCE.op``).
 R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_SUMSQ, R_L1, R_L2, R_LOGSUM, R_LOGSUMEXP = range(10)
 
-REDUCE = declare_row("REDUCE", inputs=("x",), outputs=("y",), ints=("outer", "n", "inner", "rows_per_tile", "op"))
+REDUCE = declare_row("REDUCE", inputs=("x",), outputs=("y",),
+                     ints=("outer", "n", "inner", "rows_per_tile", "inner_tiles", "op"))
 ARG_REDUCE = declare_row("ARG_REDUCE", inputs=("x",), outputs=("y",),
                          ints=("outer", "n", "inner", "rows_per_tile", "is_min", "last"))
 
@@ -167,27 +171,34 @@ def _row_reduce(x, base, n, op):
 def f32_reduce(p, tile, scratch):
     """``y[o, i] = reduce_k x[o, k, i]`` for the reduction ``op`` (an ``R_*`` code)."""
     outer, n, inner, per, op = p[REDUCE.outer], p[REDUCE.n], p[REDUCE.inner], p[REDUCE.rows_per_tile], p[REDUCE.op]
+    parts = p[REDUCE.inner_tiles]
     x = f32(p[REDUCE.x], outer * n * inner)
     y = f32(p[REDUCE.y], outer * inner)
     acc = _f64(scratch, 2 * inner)
+    groups = (inner + VW - 1) // VW
+    part = tile % parts
+    lo = min(inner, part * groups // parts * VW)
+    w = min(inner, (part + 1) * groups // parts * VW) - lo  # this tile's columns: lo, lo + 1, ..., lo + w - 1
+    tile //= parts
     for o in range(tile * per, min(outer, tile * per + per)):
         base = o * n * inner
         if inner == 1:  # a contiguous row: the accumulator in a register
             a, m = _row_reduce(x, base, n, op)
             y[U(o)] = np.float32(_finish(a, m, n, op))
             continue
-        for i in range(inner):
+        base += lo
+        for i in range(w):
             acc[i] = _reduce_init(op)
             acc[inner + i] = -np.inf
         if op == R_LOGSUMEXP:  # subtract the max so exp never overflows
             for k in range(n):
-                for i in range(inner):
+                for i in range(w):
                     v = np.float64(x[U(base + k * inner + i)])
                     if v > acc[inner + i] or v != v:
                         acc[inner + i] = v
         for k in range(n):
             row = base + k * inner
-            for i in range(inner):
+            for i in range(w):
                 v = np.float64(x[U(row + i)])
                 a = acc[i]
                 if op == R_MAX:
@@ -204,8 +215,8 @@ def f32_reduce(p, tile, scratch):
                     acc[i] = a + np.exp(v - acc[inner + i])
                 else:
                     acc[i] = a + v
-        for i in range(inner):
-            y[U(o * inner + i)] = np.float32(_finish(acc[i], acc[inner + i], n, op))
+        for i in range(w):
+            y[U(o * inner + lo + i)] = np.float32(_finish(acc[i], acc[inner + i], n, op))
     return 0
 
 

@@ -105,6 +105,49 @@ def test_elementwise_and_reduce_inputs_read_in_place():
             np.testing.assert_array_equal(x, before)
 
 
+def _array_ending_at_a_guard_page(shape, values):
+    """A float32 array of ``shape`` whose last byte is the last before a page that faults on any access."""
+    import ctypes
+    import mmap
+    nbytes = int(np.prod(shape)) * 4
+    pages = -(-nbytes // mmap.PAGESIZE) + 1
+    buf = mmap.mmap(-1, pages * mmap.PAGESIZE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(base + (pages - 1) * mmap.PAGESIZE, mmap.PAGESIZE, 0) == 0  # PROT_NONE
+    a = np.frombuffer(buf, F, count=nbytes // 4, offset=(pages - 1) * mmap.PAGESIZE - nbytes).reshape(shape)
+    a[...] = values
+    return a, buf
+
+
+def test_movement_inputs_read_in_place_and_in_bounds():
+    # Mapped copies (Transpose, Slice, Pad, Expand), the blocked transpose, Concat and run-time Gather
+    # read only the elements their geometry names: the caller's array is read where it is, even one that
+    # ends right before a page no access may touch.
+    rng = np.random.default_rng(6)
+    shape = (2, 5, 33, 67)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("Transpose", ["x"], ["t2"], perm=[0, 1, 3, 2]),
+             helper.make_node("Slice", ["x", "b", "e", "ax"], ["s"]),
+             helper.make_node("Pad", ["x", "p"], ["pd"], mode="reflect"),
+             helper.make_node("Expand", ["x", "es"], ["ex"]),
+             helper.make_node("Concat", ["x", "x"], ["c"], axis=3),
+             helper.make_node("Gather", ["x", "i"], ["g"], axis=2)]
+    inits = [("b", np.array([-7], np.int64)), ("e", np.array([100], np.int64)), ("ax", np.array([3], np.int64)),
+             ("p", np.array([0, 0, 2, 3, 0, 0, 2, 3], np.int64)), ("es", np.array([3, 2, 1, 1, 1], np.int64))]
+    outs = ["t", "t2", "s", "pd", "ex", "c", "g"]
+    m = make_model(nodes, [("x", F, shape), ("i", np.int64, (4,))], [(o, F, None) for o in outs], inits)
+    x, keep = _array_ending_at_a_guard_page(shape, rng.standard_normal(shape))
+    i = np.array([32, 0, -1, 7], np.int64)
+    for cores in (1, 2):
+        with tilerun.compile_model(m, num_cores=cores) as eng:
+            assert eng.plan.in_place_inputs("x") is not None and eng.plan.in_place_inputs("i") is not None
+            for got, want in zip(eng.run([x, i]), reference_outputs(m, {"x": x.copy(), "i": i})):
+                np.testing.assert_array_equal(got, want)
+    del x, keep
+
+
 def test_inputs_read_by_other_kernels_or_passed_out_are_copied():
     softmax = make_model([helper.make_node("Softmax", ["x"], ["y"])], [("x", F, (4, 8))], [("y", F, None)])
     same = make_model([helper.make_node("Identity", ["x"], ["y"])], [("x", F, (4, 8))], [("y", F, None)])

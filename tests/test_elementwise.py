@@ -177,6 +177,25 @@ def test_unary_math(op, attrs, lo):
     check_against_reference(m, {"x": x}, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("exponent", [np.array(2, F), np.full((1, 1), 2, F)])
+def test_pow_of_two_is_the_exact_square(exponent):
+    """``Pow(x, 2)`` runs as ``x * x`` (no scalar pow per element) and gives the general kernel's result bit
+    for bit: NaN, infinities, signed zeros, overflow and subnormals included."""
+    import tilerun
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((3, 40, 50)) * 10).astype(F)
+    x.flat[:8] = [np.nan, np.inf, -np.inf, -0.0, 0.0, 3e38, -2e20, 1e-30]
+    m = make_model([helper.make_node("Pow", ["x", "e"], ["y"])], [("x", F, x.shape)], [("y", F, None)],
+                   [("e", exponent)], opset=15)
+    with np.errstate(over="ignore", under="ignore"):
+        want = (x.astype(np.float64) ** 2).astype(F)
+        check_against_reference(m, {"x": x})
+    for cores in (1, 2):
+        eng = tilerun.compile_model(m, num_cores=cores)
+        np.testing.assert_array_equal(eng.run([x])[0], want)
+        assert [r.kernel.name for r in eng.plan.rows] == ["f32_mul"]
+
+
 def test_pow_broadcast():
     rng = np.random.default_rng(7)
     a = (rng.random((2, 3, 4)) * 3).astype(F)

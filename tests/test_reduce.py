@@ -24,6 +24,24 @@ def test_reductions_over_axis_sets(axes, keepdims):
     check_against_reference(m, {"x": x}, rtol=1e-4, atol=1e-4)
 
 
+def test_reductions_over_one_images_channels_split_their_columns():
+    """One outer row ([1, C, H, W] over C): the tiles split the H*W columns (runs of whole vectors and a
+    ragged last one), every op matches the reference with NaN and infinities in its columns, 1 and 2 cores
+    bit-identical."""
+    import tilerun
+    x = (np.random.default_rng(5).random((1, 24, 61, 70)) + 0.5).astype(F)
+    x[0, 3, 0, 5] = np.nan
+    x[0, 7, 60, 69] = -np.inf
+    x[0, 9, 30, 1] = np.inf
+    nodes = [helper.make_node(op, ["x", "axes"], [op], keepdims=1) for op in OPS]
+    m = make_model(nodes, [("x", F, x.shape)], [(op, F, None) for op in OPS], [("axes", np.array([1], np.int64))],
+                   opset=18)
+    with np.errstate(invalid="ignore", over="ignore"):
+        check_against_reference(m, {"x": x}, rtol=1e-4, atol=1e-4)
+    tiles = [o["tiles"] for o in tilerun.compile_model(m, num_cores=2).trace([x]).per_op()]
+    assert min(tiles) >= 2, f"tiles per op on 2 workers: {tiles}"
+
+
 @pytest.mark.parametrize("width", [37, 203])
 def test_reductions_over_the_last_axis_propagate_nan_and_infinities(width):
     """Contiguous rows (the register-accumulator loops): a row with NaN, with -inf, with +inf. Rows of 203

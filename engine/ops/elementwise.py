@@ -273,3 +273,13 @@ class Pow(Binary):
         for v in inputs:
             expect_dtype(node, v, [F32])
         return [(broadcast_shape(node, [v.shape for v in inputs]), F32)]
+
+    def lower(self, node, inputs, outputs, plan):
+        a, b = inputs
+        y = outputs[0]
+        if y.size and b.is_const and y.shape == a.shape and np.all(b.const == 2):
+            # ``a * a``: the square of a float32 is exact in float64, so this is the
+            # general kernel's result, without its scalar float64 pow per element.
+            self._emit(node, a, a, y, plan, op="Mul")
+            return
+        super().lower(node, inputs, outputs, plan)

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from tilerun.kernels import reduce as K
+from tilerun.kernels.simd import VW
 
 from ..errors import node_error
 from .base import F32, I64, Lowering, _axis, const_input, expect_dtype, expect_inputs
@@ -41,8 +42,12 @@ def _layout(x, axes):
     return kept + axes, math.prod(shape[a] for a in kept), math.prod(shape[a] for a in axes), 1
 
 
-def _emit(node, plan, x, y, axes, kernel, **params):
-    """Rows for reducing ``x`` over ``axes`` into ``y`` with ``kernel`` (its op ``params`` given)."""
+def _emit(node, plan, x, y, axes, kernel, split_columns=False, **params):
+    """Rows for reducing ``x`` over ``axes`` into ``y`` with ``kernel`` (its op ``params`` given).
+
+    Tiles take outer rows; with ``split_columns`` (a kernel with ``inner_tiles``)
+    and fewer outer tiles than workers, also runs of the ``inner`` columns.
+    """
     perm, outer, n, inner = _layout(x, axes)
     src = x
     if perm is not None:
@@ -50,6 +55,9 @@ def _emit(node, plan, x, y, axes, kernel, **params):
         ins = _in_axes(x.shape)
         emit_mapped(node, plan, x, src, [ins[a] for a in perm])
     tiles, per = plan.split(outer, n * inner)
+    if split_columns:
+        params["inner_tiles"] = plan.split_even(inner, n * per, VW) if tiles < plan.num_workers else 1
+        tiles *= params["inner_tiles"]
     plan.add(node, kernel, x=src, y=y, outer=outer, n=n, inner=inner, rows_per_tile=per, **params, tiles=tiles,
              flops=x.size)
 
@@ -97,7 +105,7 @@ class Reduce(Lowering):
             total = c.op("ReduceSum", [c.op("Cast", [x], to=1)] + list(inputs[1:2]), **attrs)
             c.op("Cast", [total], out=y, to=int(7 if x.dtype == I64 else 6))
             return
-        _emit(node, plan, x, y, axes, K.f32_reduce, op=_OPS[node.op_type])
+        _emit(node, plan, x, y, axes, K.f32_reduce, split_columns=True, op=_OPS[node.op_type])
 
 
 for _op in _OPS:
