@@ -7,7 +7,7 @@
   ``inner``, so a reduction with few outer rows (over the channels of one
   image) still splits.
 * ``ARG_REDUCE`` (``f32_arg_reduce``): ArgMax (ArgMin with ``is_min``) over
-  the same view, int64 indices; ``8*inner`` bytes of scratch.
+  the same view and tiles, int64 indices; ``8*inner`` bytes of scratch.
 
 ``row_max``, ``row_sum`` and ``select_max`` are the vectorizable row
 reductions of the softmax, normalization and pooling kernels. Sums accumulate
@@ -29,7 +29,7 @@ R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_SUMSQ, R_L1, R_L2, R_LOGSUM, R_LOGSUMEXP 
 REDUCE = declare_row("REDUCE", inputs=("x",), outputs=("y",),
                      ints=("outer", "n", "inner", "rows_per_tile", "inner_tiles", "op"))
 ARG_REDUCE = declare_row("ARG_REDUCE", inputs=("x",), outputs=("y",),
-                         ints=("outer", "n", "inner", "rows_per_tile", "is_min", "last"))
+                         ints=("outer", "n", "inner", "rows_per_tile", "inner_tiles", "is_min", "last"))
 
 
 # Reductions: reassociation lets LLVM vectorize them; the order still depends only on the
@@ -167,19 +167,24 @@ def _row_reduce(x, base, n, op):
     return _sum_of(x, base, n, op), m
 
 
+@numba.njit(inline="always")
+def _column_run(tile, parts, inner):
+    """``(outer tile, first column, columns)`` of ``tile`` when each outer tile's ``inner`` columns are dealt
+    in ``parts`` near-equal runs of whole ``VW``-column groups (``tiling.even_bounds`` on groups)."""
+    groups = (inner + VW - 1) // VW
+    part = tile % parts
+    lo = min(inner, part * groups // parts * VW)
+    return tile // parts, lo, min(inner, (part + 1) * groups // parts * VW) - lo
+
+
 @tile_kernel(REDUCE, reads_in_bounds=True, scratch=lambda args: 16 * max(args["inner"], 1))
 def f32_reduce(p, tile, scratch):
     """``y[o, i] = reduce_k x[o, k, i]`` for the reduction ``op`` (an ``R_*`` code)."""
     outer, n, inner, per, op = p[REDUCE.outer], p[REDUCE.n], p[REDUCE.inner], p[REDUCE.rows_per_tile], p[REDUCE.op]
-    parts = p[REDUCE.inner_tiles]
     x = f32(p[REDUCE.x], outer * n * inner)
     y = f32(p[REDUCE.y], outer * inner)
     acc = _f64(scratch, 2 * inner)
-    groups = (inner + VW - 1) // VW
-    part = tile % parts
-    lo = min(inner, part * groups // parts * VW)
-    w = min(inner, (part + 1) * groups // parts * VW) - lo  # this tile's columns: lo, lo + 1, ..., lo + w - 1
-    tile //= parts
+    tile, lo, w = _column_run(tile, p[REDUCE.inner_tiles], inner)  # loops from 0 to w: they vectorize
     for o in range(tile * per, min(outer, tile * per + per)):
         base = o * n * inner
         if inner == 1:  # a contiguous row: the accumulator in a register
@@ -245,14 +250,16 @@ def f32_arg_reduce(p, tile, scratch):
     x = f32(p[ARG_REDUCE.x], outer * n * inner)
     y = i64(p[ARG_REDUCE.y], outer * inner)
     best = _f64(scratch, inner)
+    tile, lo, w = _column_run(tile, p[ARG_REDUCE.inner_tiles], inner)
     for o in range(tile * per, min(outer, tile * per + per)):
-        base = o * n * inner
-        for i in range(inner):
+        base = o * n * inner + lo
+        out = o * inner + lo
+        for i in range(w):
             best[i] = np.float64(x[U(base + i)])
-            y[U(o * inner + i)] = 0
+            y[U(out + i)] = 0
         for k in range(1, n):
             row = base + k * inner
-            for i in range(inner):
+            for i in range(w):
                 v = np.float64(x[U(row + i)])
                 b = best[i]
                 if b != b:
@@ -265,5 +272,5 @@ def f32_arg_reduce(p, tile, scratch):
                     take = v > b or (last != 0 and v == b)
                 if take:
                     best[i] = v
-                    y[U(o * inner + i)] = k
+                    y[U(out + i)] = k
     return 0

@@ -26,16 +26,17 @@ def test_reductions_over_axis_sets(axes, keepdims):
 
 def test_reductions_over_one_images_channels_split_their_columns():
     """One outer row ([1, C, H, W] over C): the tiles split the H*W columns (runs of whole vectors and a
-    ragged last one), every op matches the reference with NaN and infinities in its columns, 1 and 2 cores
-    bit-identical."""
+    ragged last one), every Reduce* op and ArgMax/ArgMin match the reference with NaN and infinities in
+    their columns, 1 and 2 cores bit-identical."""
     import tilerun
     x = (np.random.default_rng(5).random((1, 24, 61, 70)) + 0.5).astype(F)
     x[0, 3, 0, 5] = np.nan
     x[0, 7, 60, 69] = -np.inf
     x[0, 9, 30, 1] = np.inf
     nodes = [helper.make_node(op, ["x", "axes"], [op], keepdims=1) for op in OPS]
-    m = make_model(nodes, [("x", F, x.shape)], [(op, F, None) for op in OPS], [("axes", np.array([1], np.int64))],
-                   opset=18)
+    nodes += [helper.make_node(op, ["x"], [op], axis=1, select_last_index=1) for op in ("ArgMax", "ArgMin")]
+    m = make_model(nodes, [("x", F, x.shape)], [(op, F, None) for op in OPS] + [("ArgMax", np.int64, None),
+                   ("ArgMin", np.int64, None)], [("axes", np.array([1], np.int64))], opset=18)
     with np.errstate(invalid="ignore", over="ignore"):
         check_against_reference(m, {"x": x}, rtol=1e-4, atol=1e-4)
     tiles = [o["tiles"] for o in tilerun.compile_model(m, num_cores=2).trace([x]).per_op()]

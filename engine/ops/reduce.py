@@ -42,11 +42,11 @@ def _layout(x, axes):
     return kept + axes, math.prod(shape[a] for a in kept), math.prod(shape[a] for a in axes), 1
 
 
-def _emit(node, plan, x, y, axes, kernel, split_columns=False, **params):
+def _emit(node, plan, x, y, axes, kernel, **params):
     """Rows for reducing ``x`` over ``axes`` into ``y`` with ``kernel`` (its op ``params`` given).
 
-    Tiles take outer rows; with ``split_columns`` (a kernel with ``inner_tiles``)
-    and fewer outer tiles than workers, also runs of the ``inner`` columns.
+    Tiles take outer rows; with fewer outer tiles than workers (a reduction
+    over one image's channels) also near-equal runs of the ``inner`` columns.
     """
     perm, outer, n, inner = _layout(x, axes)
     src = x
@@ -55,11 +55,9 @@ def _emit(node, plan, x, y, axes, kernel, split_columns=False, **params):
         ins = _in_axes(x.shape)
         emit_mapped(node, plan, x, src, [ins[a] for a in perm])
     tiles, per = plan.split(outer, n * inner)
-    if split_columns:
-        params["inner_tiles"] = plan.split_even(inner, n * per, VW) if tiles < plan.num_workers else 1
-        tiles *= params["inner_tiles"]
-    plan.add(node, kernel, x=src, y=y, outer=outer, n=n, inner=inner, rows_per_tile=per, **params, tiles=tiles,
-             flops=x.size)
+    parts = plan.split_even(inner, n * per, VW) if tiles < plan.num_workers else 1
+    plan.add(node, kernel, x=src, y=y, outer=outer, n=n, inner=inner, rows_per_tile=per, inner_tiles=parts,
+             **params, tiles=tiles * parts, flops=x.size)
 
 
 class Reduce(Lowering):
@@ -105,7 +103,7 @@ class Reduce(Lowering):
             total = c.op("ReduceSum", [c.op("Cast", [x], to=1)] + list(inputs[1:2]), **attrs)
             c.op("Cast", [total], out=y, to=int(7 if x.dtype == I64 else 6))
             return
-        _emit(node, plan, x, y, axes, K.f32_reduce, split_columns=True, op=_OPS[node.op_type])
+        _emit(node, plan, x, y, axes, K.f32_reduce, op=_OPS[node.op_type])
 
 
 for _op in _OPS:
