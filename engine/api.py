@@ -45,7 +45,7 @@ from .hints import BATCH_TIMEOUT_MS, Config, check_hint, choose
 from .importer import import_model
 from .load import load_for_import
 from .memory import ALIGN
-from .plan import aligned_bytes
+from .plan import aligned_bytes, output_buffer
 from .plans import PlanCache, Signature, compile_point_at, point_at
 from .precision import resolve as resolve_precision
 from .validate import check_inputs, fixed_match
@@ -177,6 +177,7 @@ class Engine:
         self._expected = [(np.dtype(d), tuple(s)) for d, s in zip(sig.dtypes, sig.dims)] if self._static else None
         for d, dims in zip(sig.dtypes, sig.dims):
             compile_point_at(d, len(dims))
+        compile_point_at(np.uint8, 1)  # output buffers (``_bind_outputs``)
         self.output_shapes, self.output_dtypes = plans.output_shapes, plans.output_dtypes
         self._scratch = [aligned_bytes(sp.scratch_bytes if sp is not None else ALIGN) for _ in topo.cores]
         self._retired = []  # scratch a worker may still hold while a bigger one replaces it
@@ -293,27 +294,48 @@ class Engine:
             loaded = sp.loaded is not sp.plan and self._runtime.slots.in_use() > 1
             b = sp.bound(slot, loaded)
             self._bind_inputs(b.params, b.ins, b.in_place, [arrays[i] for i in sp.input_index])
+            direct = self._bind_outputs(b.params, b.outs, b.direct)
             failed, used, start_ns = self._runtime.execute(slot, b.job, trace, own_only=loaded)
             if failed is not None:
-                raise RequestError(self._fault(b, b.plan.rows[failed], arrays))
-            outputs = [sp.constants[n].copy() if v is None else v.copy() for n, v in zip(self.output_names, b.outs)]
+                raise RequestError(self._fault(b, b.plan.rows[failed], arrays, direct))
+            outputs = [d if d is not None else sp.constants[n].copy() if v is None else v.copy()
+                       for n, v, d in zip(self.output_names, b.outs, direct)]
             return outputs, (None if trace is None else (trace[:used], start_ns, b.plan.rows))
         finally:
             self._runtime.release(slot)
 
-    def _fault(self, b, row, arrays):
+    def _fault(self, b, row, arrays, direct):
         """The message of a request (bound as ``b``) failed by ``row``'s kernel; ``explain`` says why, if it can."""
         what = f"kernel {row.kernel.name} reported a fault"
         if row.explain is not None:
-            def read(name):  # a graph input may have been read in place: the request's own array holds it
+            def read(name):  # a graph input read in place, or an output written directly: the request's array
                 if name in self.input_names:
                     return arrays[self.input_names.index(name)]
+                if name in self.output_names and direct[self.output_names.index(name)] is not None:
+                    return direct[self.output_names.index(name)]
                 return b.plan.view(b.arena, name)
             try:
                 what = row.explain(read) or what
             except Exception:  # the explanation is a courtesy: the fault itself is reported regardless
                 pass
         return f"node {row.node!r} ({row.op_type}): {what}"
+
+    @staticmethod
+    def _bind_outputs(params, views, direct):
+        """The request's own output arrays (None where an output is copied out), bound where the plan writes them.
+
+        Each is a fresh buffer laid out as the arena would hold it, so the
+        caller keeps it and no copy runs after the request.
+        """
+        out = []
+        for view, where in zip(views, direct):
+            if where is None:
+                out.append(None)
+                continue
+            buf = output_buffer(view.nbytes)
+            point_at(params, where[0], where[1], buf)
+            out.append(buf[:view.nbytes].view(view.dtype).reshape(view.shape))
+        return out
 
     @staticmethod
     def _bind_inputs(params, views, in_place, arrays):

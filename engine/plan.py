@@ -206,15 +206,16 @@ class PlanBuilder:
         weights = self.weights
         arena_size = self._lay_out_arena(inputs, outputs)
         readers = {name: self._in_bounds_readers(name, outputs) for name in inputs}
+        writes = {name: self._output_references(name, inputs, outputs) for name in outputs}
         return Plan(self.rows, self.tensors, weights, arena_size, list(inputs), list(outputs),
                     max(self.scratch_bytes, ALIGN), self.num_workers,
-                    {name: r for name, r in readers.items() if r})
+                    {name: r for name, r in readers.items() if r}, {name: r for name, r in writes.items() if r})
 
     def _in_bounds_readers(self, name, outputs):
         """``(row, tensor slot, byte offset)`` of every read of input ``name`` and its views; [] unless all stay in bounds.
 
         Nothing may write it, and no graph output may be it or a view of it
-        (outputs are copied out of the arena).
+        (such an output is copied out of the arena).
         """
         names = {n for n in self.tensors if self._root(n)[0] == name}
         if names & set(outputs):
@@ -227,6 +228,23 @@ class PlanBuilder:
                         return []
                     reads.append((k, pos, self._root(n)[1]))
         return reads
+
+    def _output_references(self, name, inputs, outputs):
+        """``(row, tensor slot, byte offset)`` of every reference to output ``name`` and its views; [] to copy it.
+
+        An output that is an arena tensor of its own (not a view of another,
+        not a graph input, not the root of another graph output) can live in an
+        array of the request's own: every row that writes or reads it, or a
+        view of it, gets that array's address, and nothing copies it out.
+        """
+        t = self.tensors[name]
+        if t.kind != ARENA or not t.nbytes or name in inputs or self._root(name)[0] != name:
+            return []
+        names = {n for n in self.tensors if self._root(n)[0] == name}
+        if sum(1 for o in outputs if o in names) != 1:
+            return []
+        return [(k, pos, self._root(n)[1]) for k, row in enumerate(self.rows)
+                for pos, n in enumerate(row.inputs + row.outputs) if n in names]
 
     def _root(self, name):
         offset = 0
@@ -266,6 +284,18 @@ class PlanBuilder:
         return total
 
 
+def output_buffer(nbytes):
+    """An uninitialized uint8 buffer of ``nbytes`` rounded up to ``ALIGN``, starting on an ``ALIGN`` boundary.
+
+    A request's output lives here with the footprint it would have in the
+    arena: aligned, its size rounded up to ``ALIGN``.
+    """
+    size = -(-max(int(nbytes), 1) // ALIGN) * ALIGN
+    raw = np.empty(size + ALIGN, dtype=np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    return raw[start:start + size]
+
+
 def aligned_bytes(nbytes):
     """A zeroed uint8 buffer of ``nbytes`` whose data starts on an ``ALIGN`` boundary."""
     raw = np.zeros(nbytes + ALIGN, dtype=np.uint8)
@@ -285,6 +315,7 @@ class Plan:
     scratch_bytes: int
     num_workers: int
     in_bounds_reads: dict = field(default_factory=dict)  # input → its (row, slot, byte offset) reads
+    output_refs: dict = field(default_factory=dict)  # output → its (row, slot, byte offset) references
     tables: dict = field(default=None)
 
     def __post_init__(self):
@@ -327,12 +358,24 @@ class Plan:
         writing a caller's array address there (plus the offset) lets the
         request read that array in place of the arena copy.
         """
-        reads = self.in_bounds_reads.get(name)
-        if not reads:
+        return self._param_slots(self.in_bounds_reads.get(name))
+
+    def direct_output(self, name):
+        """``(param indices, byte offsets)`` where output ``name``'s address goes, or None if it is copied out.
+
+        A request writes such an output straight into an array of its own
+        (``output_buffer``) whose address it puts there, instead of into the
+        arena and then a copy.
+        """
+        return self._param_slots(self.output_refs.get(name))
+
+    def _param_slots(self, refs):
+        """``(param indices, byte offsets)`` of ``(row, tensor slot, byte offset)`` references; None for none."""
+        if not refs:
             return None
         at = self.tables["param_offsets"]
-        return (np.array([at[k] + pos for k, pos, _ in reads], np.int64),
-                np.array([off for _, _, off in reads], np.int64))
+        return (np.array([at[k] + pos for k, pos, _ in refs], np.int64),
+                np.array([off for _, _, off in refs], np.int64))
 
     def bind(self, arena):
         """Parameter rows with absolute addresses for ``arena`` (one stream's buffer)."""

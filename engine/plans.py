@@ -260,7 +260,7 @@ def compile_point_at(dtype, rank):
     point_at(none, none, none, np.zeros((1,) * rank, dtype))
 
 
-Binding = collections.namedtuple("Binding", "arena params ins outs job plan in_place")
+Binding = collections.namedtuple("Binding", "arena params ins outs job plan in_place direct")
 Binding.__doc__ = "One plan bound to one slot's arena: its parameter rows, input/output views and executor job."
 
 
@@ -302,7 +302,8 @@ class ShapePlan:
             outs = [None if n in self.constants else plan.view(arena, n) for n in self._outputs]
             job = Job(plan.tables, params.ctypes.data + 8 * plan.tables["param_offsets"][:-1], self._n_workers)
             in_place = [plan.in_place_inputs(n) for n in self._inputs]
-            b = self._bindings[key] = Binding(arena, params, ins, outs, job, plan, in_place)
+            direct = [None if n in self.constants else plan.direct_output(n) for n in self._outputs]
+            b = self._bindings[key] = Binding(arena, params, ins, outs, job, plan, in_place, direct)
         return b
 
     def arena_bytes(self):

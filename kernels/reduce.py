@@ -32,18 +32,15 @@ ARG_REDUCE = declare_row("ARG_REDUCE", inputs=("x",), outputs=("y",),
                          ints=("outer", "n", "inner", "rows_per_tile", "inner_tiles", "is_min", "last"))
 
 
-# Reductions: reassociation lets LLVM vectorize them; the order still depends only on the
-# row length, never on tiles or addresses, so results stay bit-identical across tilings.
-@numba.njit(fastmath={"reassoc", "nsz", "nnan", "ninf"})
+@numba.njit(inline="always")
 def row_max(x, base, n):
-    """Max of ``x[base:base+n]`` (n ≥ 1)."""
-    m = x[U(base)]
-    for i in range(n):
-        v = x[U(base + i)]
-        m = v if v > m else m
-    return m
+    """Max of ``x[base:base+n]`` (n ≥ 1) as float32, NaN if any element is NaN (``_row_extreme``'s vectors:
+    a scalar compare-select loop does not vectorize, even with fast-math flags)."""
+    return np.float32(_row_extreme(x, base, n, False))
 
 
+# Sums: reassociation lets LLVM vectorize them; the order still depends only on the
+# row length, never on tiles or addresses, so results stay bit-identical across tilings.
 @numba.njit(fastmath={"reassoc", "nsz"})
 def row_sum(x, base, n):
     """Sum of ``x[base:base+n]`` accumulated in float64."""

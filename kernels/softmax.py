@@ -8,8 +8,9 @@
   ``2*block`` float32 of scratch.
 
 A tile owns whole rows or column blocks, so results never depend on the
-tiling. ``exp`` is a polynomial in plain arithmetic (``kernels.mathfn``) so
-that the loops vectorize. This module does not choose the layout or the
+tiling. Both read only inside ``x`` (a graph input is read in place).
+``exp`` is a polynomial in plain arithmetic (``kernels.mathfn``) so that the
+loops vectorize. This module does not choose the layout or the
 tiles (the lowering in ``engine/ops/normalize.py`` does).
 """
 import numba
@@ -49,12 +50,12 @@ def _softmax_rows(p, tile, op):
     return 0
 
 
-@tile_kernel(SOFTMAX_ROWS)
+@tile_kernel(SOFTMAX_ROWS, reads_in_bounds=True)
 def f32_softmax_rows(p, tile, scratch):
     return _softmax_rows(p, tile, SOFTMAX)
 
 
-@tile_kernel(SOFTMAX_ROWS)
+@tile_kernel(SOFTMAX_ROWS, reads_in_bounds=True)
 def f32_logsoftmax_rows(p, tile, scratch):
     return _softmax_rows(p, tile, LOGSOFTMAX)
 
@@ -107,12 +108,12 @@ def _softmax_cols_scratch(args):
     return 2 * args["block"] * 4
 
 
-@tile_kernel(SOFTMAX_COLS, scratch=_softmax_cols_scratch)
+@tile_kernel(SOFTMAX_COLS, reads_in_bounds=True, scratch=_softmax_cols_scratch)
 def f32_softmax_cols(p, tile, scratch):
     return _softmax_cols(p, tile, scratch, SOFTMAX)
 
 
-@tile_kernel(SOFTMAX_COLS, scratch=_softmax_cols_scratch)
+@tile_kernel(SOFTMAX_COLS, reads_in_bounds=True, scratch=_softmax_cols_scratch)
 def f32_logsoftmax_cols(p, tile, scratch):
     return _softmax_cols(p, tile, scratch, LOGSOFTMAX)
 

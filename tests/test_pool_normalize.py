@@ -191,6 +191,27 @@ def test_softmax_large_and_opset7(op):
     _run(op, _x((64, 2048), 13) * 30, {}, opset=13, use_ort=True)
 
 
+
+@pytest.mark.parametrize("op, axis", [("Softmax", -1), ("LogSoftmax", -1), ("GlobalMaxPool", None)])
+def test_long_row_max_keeps_nan_and_infinities(op, axis):
+    # Rows of 1000 (15 runs of four vectors, then a ragged tail) take the max four vectors at a time. A NaN
+    # in the vectors' part or in the tail makes the row's max NaN, as ReduceMax's and numpy's: Softmax's rows
+    # are then NaN as in ONNX Runtime, and GlobalMaxPool gives NaN where ONNX Runtime skips the NaN, so it is
+    # checked against the reference evaluator (numpy's max).
+    x = _x((6, 1, 1000), 14) * 30
+    x[0, 0, 10] = np.nan
+    x[1, 0, 995] = np.nan
+    x[2, 0, 500] = np.inf
+    x[3, 0, :] = -np.inf
+    x[4, 0, 999] = 1e3  # the max in the tail
+    if op == "GlobalMaxPool":
+        y = _run(op, x.reshape(6, 1, 1, 1000), {})[0]
+        assert np.isnan(y[:2]).all() and y[2] == np.inf and y[3] == -np.inf and y[4] == 1e3
+    else:
+        y = _run(op, x.reshape(6, 1000), {"axis": axis}, use_ort=True)[0]
+        assert np.isnan(y[:2]).all() and not np.isnan(y[4:]).any()
+
+
 def _lrn_spec(x, size, alpha=1e-4, beta=0.75, bias=1.0):
     """LRN written straight from the ONNX operator text, in float64."""
     x64, C = x.astype(np.float64), x.shape[1]
