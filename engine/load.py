@@ -1,9 +1,10 @@
 """Load an ONNX model from a path, bytes or a ModelProto, and bring its opset into range.
 
 Models with external data load it from beside the file. Models older than
-``MIN_OPSET`` are converted up with onnx's version converter; models newer than
-the installed onnx knows are refused with a clear error. This module does not
-look inside the graph: the importer does.
+``MIN_OPSET`` are converted up with onnx's version converter (and their
+PRelu slopes made to broadcast as before, which the converter leaves undone);
+models newer than the installed onnx knows are refused with a clear error.
+Beyond that, this module does not look inside the graph: the importer does.
 """
 import os
 
@@ -105,4 +106,37 @@ def _bring_opset_in_range(proto):
             proto = version_converter.convert_version(proto, MIN_OPSET)
         except Exception as e:
             raise ModelError(f"model opset {opset} is older than {MIN_OPSET} and could not be converted: {e}") from None
+        _per_channel_prelu_slopes(proto)
     return proto
+
+
+def _per_channel_prelu_slopes(proto):
+    """Reshape constant ``[C]`` PRelu slopes to ``[C, 1, ...]`` (in place) in a model converted from opset 6.
+
+    Before opset 7 such a slope applied per channel (axis 1 of an N-D ``X``);
+    from opset 7 it broadcasts along the last axis, and onnx's converter keeps
+    it as it was. ``X``'s rank comes from onnx's shape inference; a slope
+    whose ``X`` has no known rank of at least 3 is left as it is.
+    """
+    nodes = [n for n in proto.graph.node if n.op_type == "PRelu" and n.domain in ("", "ai.onnx")]
+    if not nodes:
+        return
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto).graph
+    except Exception:  # no ranks: the slopes stay, and the importer reports what does not fit
+        return
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*inferred.input, *inferred.value_info]
+             if v.type.tensor_type.HasField("shape")}
+    inits = {t.name: t for t in proto.graph.initializer}
+    declared = {v.name: v for v in proto.graph.input}
+    for node in nodes:
+        slope, rank = inits.get(node.input[1]), ranks.get(node.input[0], 0)
+        if slope is None or rank < 3 or len(slope.dims) != 1 or slope.dims[0] <= 1:
+            continue
+        dims = [slope.dims[0]] + [1] * (rank - 2)
+        slope.dims[:] = dims
+        if slope.name in declared and declared[slope.name].type.tensor_type.HasField("shape"):
+            shape = declared[slope.name].type.tensor_type.shape
+            del shape.dim[:]
+            for d in dims:
+                shape.dim.add().dim_value = d

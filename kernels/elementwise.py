@@ -22,7 +22,7 @@ from .mathfn import erf_f32, exp_f32
 from .vact import sigmoid_run, silu_run
 
 RELU, LEAKY_RELU, CLIP, SIGMOID, TANH, HARD_SIGMOID, HARD_SWISH, IDENTITY, SILU, GELU, GELU_TANH = range(11)
-ADD, SUB, MUL, DIV, MAX, MIN, POW = range(7)
+ADD, SUB, MUL, DIV, MAX, MIN, POW, PRELU = range(8)  # PRELU: a < 0 ? a * b : a (b the slope)
 BROADCAST_AXES = 6  # a binary op's broadcast is collapsed to this many axes
 
 UNARY = declare_row("UNARY", inputs=("x",), outputs=("y",), ints=("n", "chunk"), floats=("alpha", "beta"))
@@ -181,6 +181,8 @@ def _arith(op, a, b):
         return a if (a >= b or a != a) else b
     if op == POW:
         return np.float32(np.float64(a) ** np.float64(b))
+    if op == PRELU:
+        return a * b if a < np.float32(0) else a
     return a if (a <= b or a != a) else b
 
 
@@ -269,7 +271,12 @@ def f32_pow(p, tile, scratch):
     return _binary(p, tile, POW)
 
 
+@tile_kernel(BINARY, reads_in_bounds=True)
+def f32_prelu(p, tile, scratch):
+    return _binary(p, tile, PRELU)
+
+
 ACTIVATION_KERNELS = {RELU: f32_relu, LEAKY_RELU: f32_leaky_relu, CLIP: f32_clip, SIGMOID: f32_sigmoid,
                       TANH: f32_tanh, HARD_SIGMOID: f32_hard_sigmoid, HARD_SWISH: f32_hard_swish}
 FLOAT_ARITH_KERNELS = {ADD: f32_add, SUB: f32_sub, MUL: f32_mul, DIV: f32_div, MAX: f32_max, MIN: f32_min,
-                       POW: f32_pow}
+                       POW: f32_pow, PRELU: f32_prelu}

@@ -1,9 +1,9 @@
-"""Broadcasting integer arithmetic kernels (Add, Sub, Mul, Div, Max, Min) for every integer dtype.
+"""Broadcasting integer arithmetic kernels (Add, Sub, Mul, Div, Max, Min, PRelu) for every integer dtype.
 
 Row ``INT_BINARY`` is the elementwise family's ``BINARY`` geometry (``dims``
 and per-input strides as int64 weights of ``BROADCAST_AXES`` entries, a tile
 ``rows_per_tile`` rows of the last axis) plus ``op``, one of the elementwise
-op codes ``ADD``..``MIN``. ``<dtype>_arith`` kernels are in
+op codes ``ADD``..``MIN`` and ``PRELU``. ``<dtype>_arith`` kernels are in
 ``INT_ARITH_KERNELS`` by dtype. This module does not collapse broadcasts or
 choose tiles (``tilerun.ops.elementwise`` does).
 """
@@ -12,7 +12,7 @@ import numpy as np
 
 from .abi import i8, i16, i32, i64, u8, u16, u32, u64
 from .contract import declare_row, tile_kernel
-from .elementwise import ADD, BROADCAST_AXES, DIV, MAX, MUL, SUB, _GEOMETRY
+from .elementwise import ADD, BROADCAST_AXES, DIV, MAX, MUL, PRELU, SUB, _GEOMETRY
 
 INT_BINARY = declare_row("INT_BINARY", inputs=_GEOMETRY, outputs=("y",), ints=("rows_per_tile", "op"))
 
@@ -53,6 +53,8 @@ def _int_arith(op, a, b):
         return _int_div(a, b)
     if op == MAX:
         return a if a >= b else b
+    if op == PRELU:
+        return a * b if a < 0 else a
     return a if a <= b else b
 
 
@@ -70,6 +72,8 @@ def _uint_arith(op, a, b):
         return _uint_div(a, b)
     if op == MAX:
         return a if a >= b else b
+    if op == PRELU:
+        return a  # never below zero
     return a if a <= b else b
 
 

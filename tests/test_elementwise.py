@@ -203,3 +203,34 @@ def test_pow_broadcast():
     m = make_model([helper.make_node("Pow", ["a", "b"], ["y"])], [("a", F, a.shape), ("b", F, b.shape)],
                    [("y", F, None)], opset=15)
     check_against_reference(m, {"a": a, "b": b})
+
+
+@pytest.mark.parametrize("opset", [9, 16])
+@pytest.mark.parametrize("slope_shape", [(40, 1), (1,), (3, 40, 50), (50,)])
+def test_prelu_is_one_row(opset, slope_shape):
+    """PRelu (ONNX defines it by a function only from opset 16) runs as one ``f32_prelu`` row: ONNX Runtime's
+    values with NaN, infinities and signed zeros, the slope broadcast from each side's shapes."""
+    import tilerun
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((3, 40, 50)) * 4).astype(F)
+    x.flat[:6] = [np.nan, np.inf, -np.inf, -0.0, 0.0, -3e38]
+    slope = rng.standard_normal(slope_shape).astype(F)
+    m = make_model([helper.make_node("PRelu", ["x", "s"], ["y"])], [("x", F, x.shape)], [("y", F, None)],
+                   [("s", slope)], opset=opset)
+    y = check_against_reference(m, {"x": x}, use_ort=True, rtol=0, atol=0)[0]
+    assert np.signbit(y.flat[3]) and not np.signbit(y.flat[4])
+    with tilerun.compile_model(m, num_cores=2) as eng:
+        assert [r.kernel.name for r in eng.plan.rows] == ["f32_prelu"]
+
+
+def test_prelu_on_integers_and_a_widening_slope():
+    import tilerun
+    from tilerun.errors import ModelError
+    x = np.arange(-12, 12, dtype=np.int32).reshape(2, 3, 4)
+    m = make_model([helper.make_node("PRelu", ["x", "s"], ["y"])], [("x", np.int32, x.shape)],
+                   [("y", np.int32, None)], [("s", np.array([2, -3, 5, 7], np.int32))], opset=16)
+    check_against_reference(m, {"x": x})
+    wide = make_model([helper.make_node("PRelu", ["x", "s"], ["y"])], [("x", F, (3, 1))], [("y", F, None)],
+                      [("s", np.ones((1, 4), F))], opset=16)
+    with pytest.raises(ModelError, match="must broadcast to X's shape"):
+        tilerun.compile_model(wide)

@@ -247,7 +247,8 @@ def broadcast_geometry(node, plan, dims):
 
 
 # The op codes of the arithmetic kernels (float: one kernel each; integer: a parameter).
-ARITH_CODES = {"Add": K.ADD, "Sub": K.SUB, "Mul": K.MUL, "Div": K.DIV, "Max": K.MAX, "Min": K.MIN, "Pow": K.POW}
+ARITH_CODES = {"Add": K.ADD, "Sub": K.SUB, "Mul": K.MUL, "Div": K.DIV, "Max": K.MAX, "Min": K.MIN, "Pow": K.POW,
+               "PRelu": K.PRELU}
 
 
 def _binary(op_type, op, since=1, variadic=False):
@@ -261,6 +262,19 @@ _binary("Div", "Div")
 _binary("Sum", "Add", variadic=True)
 _binary("Max", "Max", variadic=True)
 _binary("Min", "Min", variadic=True)
+
+
+@register("PRelu", 7)
+class PRelu(Binary):
+    """``x < 0 ? x * slope : x`` in one pass, the slope broadcast to ``x`` (ONNX's function body is three ops)."""
+    op = "PRelu"
+
+    def infer(self, node, inputs):
+        (shape, dtype), = super().infer(node, inputs)
+        if shape != tuple(inputs[0].shape):
+            raise node_error(node, f"slope shape {list(inputs[1].shape)} must broadcast to X's shape "
+                                   f"{list(inputs[0].shape)}, not widen it to {list(shape)}")
+        return [(shape, dtype)]
 
 
 @register("Pow", 7)
