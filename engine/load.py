@@ -111,7 +111,7 @@ def _bring_opset_in_range(proto):
 
 
 def _per_channel_prelu_slopes(proto):
-    """Reshape constant ``[C]`` PRelu slopes to ``[C, 1, ...]`` (in place) in a model converted from opset 6.
+    """Reshape constant ``[C]`` PRelu slopes to ``[C, 1, ...]`` (in place) in a model converted from below opset 7.
 
     Before opset 7 such a slope applied per channel (axis 1 of an N-D ``X``);
     from opset 7 it broadcasts along the last axis, and onnx's converter keeps
