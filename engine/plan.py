@@ -217,17 +217,14 @@ class PlanBuilder:
         Nothing may write it, and no graph output may be it or a view of it
         (such an output is copied out of the arena).
         """
-        names = {n for n in self.tensors if self._root(n)[0] == name}
+        names, refs = self._references(name)
         if names & set(outputs):
             return []
-        reads = []
-        for k, row in enumerate(self.rows):
-            for pos, n in enumerate(row.inputs + row.outputs):
-                if n in names:
-                    if pos >= len(row.inputs) or not row.kernel.reads_in_bounds:
-                        return []
-                    reads.append((k, pos, self._root(n)[1]))
-        return reads
+        for k, pos, _ in refs:
+            row = self.rows[k]
+            if pos >= len(row.inputs) or not row.kernel.reads_in_bounds:
+                return []
+        return refs
 
     def _output_references(self, name, inputs, outputs):
         """``(row, tensor slot, byte offset)`` of every reference to output ``name`` and its views; [] to copy it.
@@ -240,11 +237,15 @@ class PlanBuilder:
         t = self.tensors[name]
         if t.kind != ARENA or not t.nbytes or name in inputs or self._root(name)[0] != name:
             return []
+        names, refs = self._references(name)
+        return refs if sum(1 for o in outputs if o in names) == 1 else []
+
+    def _references(self, name):
+        """``(names, refs)``: tensor ``name`` and its views, and ``(row, tensor slot, byte offset)`` of every
+        slot (input or output) of a row that names one of them."""
         names = {n for n in self.tensors if self._root(n)[0] == name}
-        if sum(1 for o in outputs if o in names) != 1:
-            return []
-        return [(k, pos, self._root(n)[1]) for k, row in enumerate(self.rows)
-                for pos, n in enumerate(row.inputs + row.outputs) if n in names]
+        return names, [(k, pos, self._root(n)[1]) for k, row in enumerate(self.rows)
+                       for pos, n in enumerate(row.inputs + row.outputs) if n in names]
 
     def _root(self, name):
         offset = 0
