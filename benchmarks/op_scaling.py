@@ -6,7 +6,8 @@ threads. Timed in alternating blocks (``interleave.alternate``). Prints each
 case's tile count at 2 cores (from ``Engine.trace``), the four medians, tilerun's
 2-core / 1-core ratio (above 1: the second core made it slower) and tilerun /
 ORT at 2 cores. The times include what ``Engine.run`` does around the tiles
-(binding the inputs, copying the outputs back).
+(binding the inputs; copying back an output not written into the request's
+own array).
 
     python benchmarks/op_scaling.py [--rounds 5] [--block 10] [--only SUBSTRING]
 """
