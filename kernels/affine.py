@@ -6,6 +6,7 @@ with its ``alpha``/``beta``; plane ``p`` (image-major) has channel ``p % C``. It
 whole chain of BatchNormalization / per-channel Mul / Add and a following
 Relu or Clip in one pass over memory, ``VW`` floats per step with one fma.
 Other activations take a second, scalar pass over the plane while it is in cache.
+Each plane's last vector is a masked load: it reads only inside ``x`` (a graph input is read in place).
 """
 from .abi import f32, param_f32
 from .contract import declare_row, tile_kernel
@@ -16,7 +17,7 @@ AFFINE = declare_row("AFFINE", inputs=("x", "s", "t"), outputs=("y",), ints=("pl
                      "planes_per_tile", "act"), floats=("alpha", "beta"))
 
 
-@tile_kernel(AFFINE)
+@tile_kernel(AFFINE, reads_in_bounds=True)
 def f32_channel_affine(p, tile, scratch):
     planes, c_n, hw, per = p[AFFINE.planes], p[AFFINE.channels], p[AFFINE.hw], p[AFFINE.planes_per_tile]
     s = f32(p[AFFINE.s], c_n)

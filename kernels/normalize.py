@@ -20,10 +20,12 @@ kernel:
   (the residual add before a transformer's LayerNorm), also written to ``sum``
   when given.
 
-Means and variances accumulate in float64. This module does not pick tiles
-or fold constant statistics (the lowering in ``engine/ops/normalize.py``
-does). Softmax is ``kernels.softmax``; the Reduce* family and the row
-reductions the families share are ``kernels.reduce``.
+Means and variances accumulate in float64. Every kernel reads only inside its
+inputs (indexed loops over whole rows and planes), so a graph input is read
+in place. This module does not pick tiles or fold constant statistics (the
+lowering in ``engine/ops/normalize.py`` does). Softmax is
+``kernels.softmax``; the Reduce* family and the row reductions the families
+share are ``kernels.reduce``.
 """
 import numba
 import numpy as np
@@ -60,7 +62,7 @@ def _row_sqdev(x, base, n, mean):
     return q
 
 
-@tile_kernel(LRN)
+@tile_kernel(LRN, reads_in_bounds=True)
 def f32_lrn(p, tile, scratch):
     N, C, HW, size, per = p[LRN.batch], p[LRN.channels], p[LRN.hw], p[LRN.size], p[LRN.planes_per_tile]
     x = f32(p[LRN.x], N * C * HW)
@@ -84,7 +86,7 @@ def f32_lrn(p, tile, scratch):
     return 0
 
 
-@tile_kernel(SCALE_SHIFT)
+@tile_kernel(SCALE_SHIFT, reads_in_bounds=True)
 def f32_scale_shift(p, tile, scratch):
     planes, C, HW = p[SCALE_SHIFT.planes], p[SCALE_SHIFT.channels], p[SCALE_SHIFT.hw]
     elem, per = p[SCALE_SHIFT.per_element], p[SCALE_SHIFT.planes_per_tile]
@@ -116,7 +118,7 @@ def _moments(x, base, n, eps):
     return mean, 1.0 / np.sqrt(q / n + eps)
 
 
-@tile_kernel(INSTANCE_NORM)
+@tile_kernel(INSTANCE_NORM, reads_in_bounds=True)
 def f32_instance_norm(p, tile, scratch):
     planes, C, HW = p[INSTANCE_NORM.planes], p[INSTANCE_NORM.channels], p[INSTANCE_NORM.hw]
     per = p[INSTANCE_NORM.planes_per_tile]
@@ -140,7 +142,7 @@ def _ln_scratch(a):
     return a["n"] * 4
 
 
-@tile_kernel(LAYER_NORM, scratch=_ln_scratch)
+@tile_kernel(LAYER_NORM, reads_in_bounds=True, scratch=_ln_scratch)
 def f32_layer_norm(p, tile, scratch):
     rows, n, per = p[LAYER_NORM.rows], p[LAYER_NORM.n], p[LAYER_NORM.rows_per_tile]
     x = f32(p[LAYER_NORM.x], rows * n)
@@ -176,7 +178,7 @@ def f32_layer_norm(p, tile, scratch):
     return 0
 
 
-@tile_kernel(BATCHNORM_RT)
+@tile_kernel(BATCHNORM_RT, reads_in_bounds=True)
 def f32_batchnorm_rt(p, tile, scratch):
     """BatchNormalization with run-time statistics, folded to a scale and shift per channel in float64."""
     planes, C, HW = p[BATCHNORM_RT.planes], p[BATCHNORM_RT.channels], p[BATCHNORM_RT.hw]
@@ -199,7 +201,7 @@ def f32_batchnorm_rt(p, tile, scratch):
     return 0
 
 
-@tile_kernel(BATCHNORM_TRAIN)
+@tile_kernel(BATCHNORM_TRAIN, reads_in_bounds=True)
 def f32_batchnorm_train(p, tile, scratch):
     """Training-mode BatchNormalization, batch statistics per channel.
 
