@@ -327,6 +327,16 @@ def v_lanes_extreme(typingctx, v, is_min):
 
 
 @intrinsic
+def v_lanes_sum(typingctx, v):
+    """The sum of ``v``'s lanes as a float32, added in lane order (no reassociation: the same on every call)."""
+    def codegen(ctx, b, sig, args):
+        vt = args[0].type
+        fn = declare(b, f"llvm.vector.reduce.fadd.v{vt.count}f32", F32, [F32, vt])
+        return b.call(fn, [ir.Constant(F32, -0.0), args[0]])
+    return types.float32(f32vec), codegen
+
+
+@intrinsic
 def v_fma(typingctx, a, b_, c):
     """Lane-wise ``a * b + c`` with one rounding."""
     return f32vec(f32vec, f32vec, f32vec), lambda ctx, b, sig, args: fma(b, *args)

@@ -9,9 +9,11 @@
 
 A tile owns whole rows or column blocks, so results never depend on the
 tiling. Both read only inside ``x`` (a graph input is read in place).
-``exp`` is a polynomial in plain arithmetic (``kernels.mathfn``) so that the
-loops vectorize. This module does not choose the layout or the
-tiles (the lowering in ``engine/ops/normalize.py`` does).
+Rows take their exponentials and the sum in one vector pass (``vact.v_exp4``,
+four vectors at a time, partial sums per lane); columns take ``exp`` as a
+polynomial in plain arithmetic (``kernels.mathfn``), whose loops vectorize.
+This module does not choose the layout or the tiles (the lowering in
+``engine/ops/normalize.py`` does).
 """
 import numba
 import numpy as np
@@ -19,13 +21,49 @@ import numpy as np
 from .abi import U, f32
 from .contract import declare_row, tile_kernel
 from .mathfn import exp_f32 as _exp
-from .reduce import row_max, row_sum, select_max
+from .reduce import row_max, select_max
+from .simd import VW, v_add, v_lanes_sum, v_load, v_load_n, v_splat, v_store, v_store_n, v_sub, v_zero
+from .vact import v_exp4
 
 SOFTMAX, LOGSOFTMAX = 0, 1
 
 SOFTMAX_ROWS = declare_row("SOFTMAX_ROWS", inputs=("x",), outputs=("y",), ints=("rows", "n", "rows_per_tile"))
 SOFTMAX_COLS = declare_row("SOFTMAX_COLS", inputs=("x",), outputs=("y",),
                            ints=("outer", "n", "inner", "block", "items_per_tile"))
+
+
+@numba.njit(inline="always")
+def _exp_row(xa, ya, n, m):
+    """``exp(x - m)`` of the ``n`` floats at address ``xa`` into ``ya``; returns their sum (float32, lane-wise
+    partial sums, so the order depends only on ``n``). One pass: the row is read once while it is in cache."""
+    mv = v_splat(m)
+    s0 = v_zero()
+    s1 = v_zero()
+    s2 = v_zero()
+    s3 = v_zero()
+    step = 4 * VW
+    q = 0
+    while q + 4 * VW <= n:
+        at = xa + q * 4
+        e0, e1, e2, e3 = v_exp4(v_sub(v_load(at), mv), v_sub(v_load(at + step), mv),
+                                v_sub(v_load(at + 2 * step), mv), v_sub(v_load(at + 3 * step), mv))
+        out = ya + q * 4
+        v_store(out, e0)
+        v_store(out + step, e1)
+        v_store(out + 2 * step, e2)
+        v_store(out + 3 * step, e3)
+        s0 = v_add(s0, e0)
+        s1 = v_add(s1, e1)
+        s2 = v_add(s2, e2)
+        s3 = v_add(s3, e3)
+        q += 4 * VW
+    while q < n:  # the last vectors one at a time; the masked reload adds only the row's own lanes
+        k = n - q
+        e = v_exp4(v_sub(v_load_n(xa + q * 4, k), mv), mv, mv, mv)[0]
+        v_store_n(ya + q * 4, e, k)
+        s0 = v_add(s0, v_load_n(ya + q * 4, k))
+        q += VW
+    return v_lanes_sum(v_add(v_add(s0, s1), v_add(s2, s3)))
 
 
 @numba.njit(inline="always")
@@ -36,17 +74,15 @@ def _softmax_rows(p, tile, op):
     for r in range(tile * per, min(rows, tile * per + per)):
         base = r * n
         m = row_max(x, base, n)
-        for i in range(n):
-            y[U(base + i)] = _exp(x[U(base + i)] - m)
-        s = row_sum(y, base, n)
+        s = _exp_row(p[SOFTMAX_ROWS.x] + 4 * base, p[SOFTMAX_ROWS.y] + 4 * base, n, m)
         if op == SOFTMAX:
             inv = np.float32(1.0 / s)
             for i in range(n):
                 y[U(base + i)] = y[U(base + i)] * inv
         else:
-            shift = m + np.float32(np.log(s))
+            ls = np.float32(np.log(s))  # (x - m) - log(s): m + log(s) would round log(s) away next to a large m
             for i in range(n):
-                y[U(base + i)] = x[U(base + i)] - shift
+                y[U(base + i)] = (x[U(base + i)] - m) - ls
     return 0
 
 
@@ -96,11 +132,11 @@ def _softmax_cols(p, tile, scratch, op):
                     y[U(off + j)] = y[U(off + j)] * sm[U(j)]
         else:
             for j in range(w):
-                mx[U(j)] = mx[U(j)] + np.log(sm[U(j)])
+                sm[U(j)] = np.log(sm[U(j)])
             for k in range(n):
                 off = base + k * inner
                 for j in range(w):
-                    y[U(off + j)] = x[U(off + j)] - mx[U(j)]
+                    y[U(off + j)] = (x[U(off + j)] - mx[U(j)]) - sm[U(j)]
     return 0
 
 

@@ -1,5 +1,8 @@
 """Activations on whole host vectors, emitted as LLVM IR: exp, Sigmoid, SiLU, HardSwish.
 
+``v_exp4`` is softmax's exp (its error as Sigmoid's below; arguments past
+about 88 saturate, below about -87.3 give the smallest normal number).
+
 Sigmoid and SiLU take exp(-x) as ``2**t`` (``t`` split into an integer,
 put in the exponent, and a fraction, through a degree-5 polynomial) and,
 on AVX-512, ``1/(1 + exp(-x))`` as a reciprocal estimate refined by one
@@ -11,8 +14,9 @@ one form for a whole op, so results still never depend on the tiling. The
 IR lives in small functions (one per activation, number of vectors and
 module), called rather than inlined: the GEMM micro-kernel applies them to
 every vector of its register block, and inlining them there would multiply
-the kernels' compile time. ``silu_run`` and ``sigmoid_run`` apply them to
-runs of an array (``elementwise.activation_run``), four vectors per call.
+the kernels' compile time (softmax's exp is inlined: ``INLINED``).
+``silu_run`` and ``sigmoid_run`` apply them to runs of an array
+(``elementwise.activation_run``), four vectors per call.
 Not here: Tanh, Gelu, loops of other activations (``elementwise``'s scalar
 loops vectorize as they are).
 """
@@ -73,6 +77,15 @@ def _logistic(b, v):
     return b.select(b.fcmp_ordered(">", d, _c(vt, 1e38)), _c(vt, 0.0), _recip(b, d))
 
 
+def _exp(b, v):
+    # e**v as 2**(v*log2(e)), the exponent clamped to [-126, 127]: below about -87.3 the smallest normal number
+    # (as ``mathfn.exp_f32``), above about 88 it saturates (only softmax calls it, on x - max(x) <= 0). NaN in,
+    # NaN out.
+    vt = v.type
+    t = simd.vmin(b, simd.vmax(b, b.fmul(v, _c(vt, 1.4426950408889634)), _c(vt, -126.0)), _c(vt, 127.0))
+    return b.select(b.fcmp_unordered("uno", v, v), v, _exp2(b, t))
+
+
 def _sigmoid(b, v):
     return b.select(b.fcmp_unordered("uno", v, v), v, _logistic(b, v))  # NaN in, NaN out
 
@@ -88,14 +101,17 @@ def _hard_swish(b, v):
     return b.fmul(v, simd.vmax(b, simd.vmin(b, t, _c(vt, 1.0)), _c(vt, 0.0)))
 
 
-_BODIES = {"sigmoid": _sigmoid, "silu": _silu, "hard_swish": _hard_swish}
+_BODIES = {"exp": _exp, "sigmoid": _sigmoid, "silu": _silu, "hard_swish": _hard_swish}
 
 
+# Bodies inlined where they are called: a caller's loop keeps its vectors in registers across them (no vector
+# register survives a call). The GEMM micro-kernel's activations stay called functions (compile time).
+INLINED = ("exp",)
 GROUP = 4  # vectors per call: independent chains the core overlaps (one vector's exp is a long dependent chain)
 
 
 def call(builder, name, vs):
-    """``name``'s activation (``sigmoid``, ``silu``, ``hard_swish``) of each vector in ``vs``, through called IR
+    """``name``'s activation (``exp``, ``sigmoid``, ``silu``, ``hard_swish``) of each vector in ``vs``, through IR
     functions taking ``GROUP`` vectors at a time (a last, smaller group gets its own function)."""
     out = []
     for g in range(0, len(vs), GROUP):
@@ -112,7 +128,7 @@ def _function(module, name, vt, n):
     if fn is None:
         fn = ir.Function(module, ir.FunctionType(ir.LiteralStructType([vt] * n), [vt] * n), fname)
         fn.linkage = "internal"
-        fn.attributes.add("noinline")
+        fn.attributes.add("alwaysinline" if name in INLINED else "noinline")
         fb = ir.IRBuilder(fn.append_basic_block("entry"))
         ret = ir.Constant(ir.LiteralStructType([vt] * n), ir.Undefined)
         for i, v in enumerate(fn.args):
@@ -131,6 +147,7 @@ def _intrinsic4(name):
     return apply4
 
 
+v_exp4 = _intrinsic4("exp")
 v_sigmoid4 = _intrinsic4("sigmoid")
 v_silu4 = _intrinsic4("silu")
 

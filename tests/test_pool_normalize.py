@@ -192,6 +192,31 @@ def test_softmax_large_and_opset7(op):
 
 
 
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 63, 64, 65, 129, 4099])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_softmax_against_float64(op, n, axis):
+    # Rows (axis -1) take the exponentials and their sum in one vector pass, four vectors at a time, then one
+    # vector at a time with a masked tail: widths around those steps. Logits spread over +-90 (exp's
+    # saturation and underflow ends); every output within a few float32 ulps of float64's, LogSoftmax's too
+    # next to a large max (``(x - max) - log(sum)``).
+    x = _x((5, n), 15) * 30
+    x[1] = np.linspace(-90, 90, n, dtype=F)
+    x[2] = 7.0  # every lane equal: 1/n exactly
+    x = np.ascontiguousarray(x if axis == -1 else x.T)
+    for cores in (1, 2):
+        m = make_model([helper.make_node(op, ["x"], ["y"], axis=axis)], [("x", F, x.shape)], [("y", F, None)])
+        with tilerun.compile_model(m, num_cores=cores) as eng:
+            y = eng.run([x])[0].astype(np.float64)
+        d = x.astype(np.float64) - x.max(axis=axis, keepdims=True)
+        log_s = np.log(np.exp(d).sum(axis=axis, keepdims=True))
+        if op == "Softmax":
+            np.testing.assert_allclose(y, np.exp(d - log_s), rtol=2e-5, atol=1e-37)
+            np.testing.assert_allclose(y.sum(axis=axis), 1.0, rtol=1e-5)
+        else:
+            np.testing.assert_allclose(y, d - log_s, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("op, axis", [("Softmax", -1), ("LogSoftmax", -1), ("GlobalMaxPool", None)])
 def test_long_row_max_keeps_nan_and_infinities(op, axis):
     # Rows of 1000 (15 runs of four vectors, then a ragged tail) take the max four vectors at a time. A NaN
