@@ -7,7 +7,9 @@ max pool reads each plane in place (``maxpool_rows``, shared with the conv
 family's fused pool). An average copies each plane into a zero-bordered
 buffer (the border filled once per tile), so every tap of up to four output
 vectors is one plain vector load and an add in registers; its divisor is
-separable (valid rows x valid columns) and applied as two reciprocals.
+separable (valid rows x valid columns) and applied as two reciprocals. Both
+kernels read only inside ``x`` (masked loads where a row ends): a graph
+input is read in place.
 Averages need ``pool2d_scratch(...)`` floats of scratch. Not here: dilated
 or 3-D windows and other strides (``kernels.pool``); choosing this path
 (``engine/ops/pool.py``).
@@ -134,7 +136,7 @@ def maxpool_rows(x, h, w, ld, y, oh_n, ow_n, kh, kw, sh, sw, top, pw):
             # lanes one on (the next vector's first lane, carried to the next
             # block). Loads stay inside the row (masked where it ends).
             at = x + ((r0 + k0) * ld + c * 2 - pw) * 4
-            lo = _vmax_rows(at, ld, k1 - k0, VW)
+            lo = _vmax_rows(at, ld, k1 - k0, min(VW, w - (c * 2 - pw)))  # a narrow row: only its own floats
             while c < c_hi:
                 nv = min(VW, c_hi - c)
                 if nv == VW:
@@ -228,7 +230,7 @@ def _pool2d_scratch_bytes(args):
                           args["sw"], args["bh"], args["bw"])[2] * 4
 
 
-@tile_kernel(POOL2D, scratch=_pool2d_scratch_bytes)
+@tile_kernel(POOL2D, reads_in_bounds=True, scratch=_pool2d_scratch_bytes)
 def f32_pool2d(p, tile, scratch):
     op = p[POOL2D.op]
     if op == MAX:  # straight from the input, no padded copy
@@ -249,7 +251,7 @@ def _pool_cv_scratch_bytes(args):
     return ((args["h"] * args["w"] + args["oh"] * args["ow"]) * VW + args["ow"]) * 4
 
 
-@tile_kernel(POOL2D, scratch=_pool_cv_scratch_bytes)
+@tile_kernel(POOL2D, reads_in_bounds=True, scratch=_pool_cv_scratch_bytes)
 def f32_pool2d_cv(p, tile, scratch):
     """``f32_pool2d`` on small planes, ``VW`` channels at a time along the vectors.
 

@@ -162,12 +162,33 @@ def test_movement_inputs_read_in_place_and_in_bounds():
     del x, keep
 
 
+@pytest.mark.parametrize("shape", [(2, 5, 33, 67), (1, 2, 100, 9), (1, 20, 12, 12)])
+def test_pool_inputs_read_in_place_and_in_bounds(shape):
+    # Max pools read the planes in place (rows of 67 and narrow rows of 9, at column strides 1 and 2, kernels
+    # 2 and 3 wide), averages copy them into a bordered buffer, small planes (12x12) go through a transpose:
+    # each reads only inside the caller's array, here one that ends right before a page no access may touch.
+    rng = np.random.default_rng(7)
+    pools = [("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+             ("MaxPool", dict(kernel_shape=[2, 2], strides=[2, 2])),
+             ("MaxPool", dict(kernel_shape=[3, 3], strides=[1, 1])),
+             ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))]
+    nodes = [helper.make_node(op, ["x"], [f"y{k}"], **attrs) for k, (op, attrs) in enumerate(pools)]
+    m = make_model(nodes, [("x", F, shape)], [(f"y{k}", F, None) for k in range(len(pools))])
+    x, keep = _array_ending_at_a_guard_page(shape, rng.standard_normal(shape))
+    for cores in (1, 2):
+        with tilerun.compile_model(m, num_cores=cores) as eng:
+            assert eng.plan.in_place_inputs("x") is not None
+            for got, want in zip(eng.run([x]), reference_outputs(m, {"x": x.copy()})):
+                np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    del x, keep
+
+
 def test_inputs_read_by_other_kernels_or_passed_out_are_copied():
-    pool = make_model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 1], strides=[2, 1])],
-                      [("x", F, (1, 4, 8, 1))], [("y", F, None)])
+    gemm = make_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [("x", F, (1, 4, 8, 1))], [("y", F, None)],
+                      [("w", np.array([[0.5, -1.0, 2.0]], F))])
     same = make_model([helper.make_node("Identity", ["x"], ["y"])], [("x", F, (1, 4, 8, 1))], [("y", F, None)])
     x = np.arange(32, dtype=F).reshape(1, 4, 8, 1) / 8
-    for m, want in ((pool, reference_outputs(pool, {"x": x.copy()}, use_ort=True)[0]), (same, x.copy())):
+    for m, want in ((gemm, reference_outputs(gemm, {"x": x.copy()}, use_ort=True)[0]), (same, x.copy())):
         with tilerun.compile_model(m) as eng:
             assert eng.plan.in_place_inputs("x") is None
             y = eng.run([x])[0]
