@@ -15,7 +15,9 @@ Rows, by kernel:
 * ``GLOBAL_POOL`` (``f32_global_maxpool``, ``f32_global_avgpool``, in
   ``GLOBAL_POOL_KERNELS``): one value per plane of ``size``.
 
-The pool kinds ``MAX``/``AVG_EXCL``/``AVG_INCL`` are shared with the fast
+Every kernel reads only inside ``x`` (indexed loops over the taps inside the
+input), so a graph input is read in place. The pool kinds
+``MAX``/``AVG_EXCL``/``AVG_INCL`` are shared with the fast
 2-D path (``kernels.pool2d``). This module does not resolve
 ``auto_pad``/``ceil_mode`` into pads and output sizes (the lowering in
 ``engine/ops/pool.py`` does) and does not produce MaxPool's Indices output.
@@ -176,17 +178,17 @@ def _pool(p, tile, op):
     return 0
 
 
-@tile_kernel(POOL)
+@tile_kernel(POOL, reads_in_bounds=True)
 def f32_maxpool(p, tile, scratch):
     return _pool(p, tile, MAX)
 
 
-@tile_kernel(POOL)
+@tile_kernel(POOL, reads_in_bounds=True)
 def f32_avgpool(p, tile, scratch):
     return _pool(p, tile, AVG_EXCL)
 
 
-@tile_kernel(POOL)
+@tile_kernel(POOL, reads_in_bounds=True)
 def f32_avgpool_pad(p, tile, scratch):
     return _pool(p, tile, AVG_INCL)
 
@@ -208,12 +210,12 @@ def _global(p, tile, op):
     return 0
 
 
-@tile_kernel(GLOBAL_POOL)
+@tile_kernel(GLOBAL_POOL, reads_in_bounds=True)
 def f32_global_maxpool(p, tile, scratch):
     return _global(p, tile, MAX)
 
 
-@tile_kernel(GLOBAL_POOL)
+@tile_kernel(GLOBAL_POOL, reads_in_bounds=True)
 def f32_global_avgpool(p, tile, scratch):
     return _global(p, tile, AVG_EXCL)
 

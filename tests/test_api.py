@@ -165,13 +165,16 @@ def test_movement_inputs_read_in_place_and_in_bounds():
 @pytest.mark.parametrize("shape", [(2, 5, 33, 67), (1, 2, 100, 9), (1, 20, 12, 12)])
 def test_pool_inputs_read_in_place_and_in_bounds(shape):
     # Max pools read the planes in place (rows of 67 and narrow rows of 9, at column strides 1 and 2, kernels
-    # 2 and 3 wide), averages copy them into a bordered buffer, small planes (12x12) go through a transpose:
-    # each reads only inside the caller's array, here one that ends right before a page no access may touch.
+    # 2 and 3 wide), averages copy them into a bordered buffer, small planes (12x12) go through a transpose,
+    # dilated windows and global pools have kernels of their own: each reads only inside the caller's array,
+    # here one that ends right before a page no access may touch.
     rng = np.random.default_rng(7)
     pools = [("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
              ("MaxPool", dict(kernel_shape=[2, 2], strides=[2, 2])),
              ("MaxPool", dict(kernel_shape=[3, 3], strides=[1, 1])),
-             ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))]
+             ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+             ("MaxPool", dict(kernel_shape=[2, 3], strides=[1, 3], dilations=[2, 1], pads=[0, 1, 1, 2])),
+             ("GlobalAveragePool", {}), ("GlobalMaxPool", {})]
     nodes = [helper.make_node(op, ["x"], [f"y{k}"], **attrs) for k, (op, attrs) in enumerate(pools)]
     m = make_model(nodes, [("x", F, shape)], [(f"y{k}", F, None) for k in range(len(pools))])
     x, keep = _array_ending_at_a_guard_page(shape, rng.standard_normal(shape))
