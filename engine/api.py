@@ -34,8 +34,9 @@ import numpy as np
 
 from tilerun.scheduler import executor
 from tilerun.scheduler import topology as cpu_topology
-from tilerun.scheduler.policies import Closed, check_num_streams, request_widths
+from tilerun.scheduler.policies import Closed, Scheduler, check_num_streams, request_widths
 from tilerun.scheduler.runtime import Runtime
+from tilerun.scheduler.tiling_choice import SOLO, SPLIT
 from tilerun.scheduler.trace import Trace
 
 from .arguments import check_compile_arguments, check_count, check_scheduler, check_timeout, debug_level
@@ -75,12 +76,14 @@ def compile_model(model, batch_size=None, input_shapes=None, num_cores=None, num
     One core with one stream starts no worker: each request runs on the
     thread that calls ``run`` (as a one-thread ONNX Runtime session does).
     ``scheduler`` is ``"single_stream"`` (one request at a time over all
-    cores), ``"multi_stream"`` (``num_streams`` concurrent requests, default
-    one per core; idle workers help other in-flight requests unless
-    ``work_stealing=False``) or ``"elastic"`` (at most one request per NUMA
-    node / L3 domain), as a string or a ``tilerun.Scheduler``. ``topology``
-    replaces the detected CPU topology (a ``tilerun.Topology``, e.g. two
-    one-core domains for testing). Default: ``"single_stream"``, or what ``hint`` picks.
+    cores, or on one while requests measure faster there:
+    ``scheduler.tiling_choice``), ``"multi_stream"`` (``num_streams``
+    concurrent requests, default one per core; idle workers help other
+    in-flight requests unless ``work_stealing=False``) or ``"elastic"`` (at
+    most one request per NUMA node / L3 domain), as a string or a
+    ``tilerun.Scheduler``. ``topology`` replaces the detected CPU topology (a
+    ``tilerun.Topology``, e.g. two one-core domains for testing). Default:
+    ``"single_stream"``, or what ``hint`` picks.
     ``hint``: ``"latency"`` or ``"throughput"`` (with ``num_requests``, the
     concurrent callers expected) picks scheduler, streams and auto-batching
     for this model and machine (``tilerun.hints``); explicit arguments win;
@@ -182,6 +185,7 @@ class Engine:
         self._scratch = [aligned_bytes(sp.scratch_bytes if sp is not None else ALIGN) for _ in topo.cores]
         self._retired = []  # scratch a worker may still hold while a bigger one replaces it
         self._runtime = Runtime(num_streams, topo, mode, [s.ctypes.data for s in self._scratch], work_stealing)
+        self._solo = mode is Scheduler.single_stream and len(topo.cores) > 1  # ``tiling_choice``
         self._batcher = None
         if config is not None and config.auto_batch:
             self._batcher = AutoBatcher(self._request, config.auto_batch, config.batch_timeout_ms, num_streams)
@@ -291,11 +295,16 @@ class Engine:
         try:
             # A request that starts beside another runs the plan tiled for its share of the workers,
             # on those workers only: a worker that helped it would keep its own next request waiting.
+            # single_stream: the plan tiled for one worker, on one, while that measures faster.
+            solo = self._solo and sp.loaded is not sp.plan and sp.choice.pick() == SOLO
             loaded = sp.loaded is not sp.plan and self._runtime.slots.in_use() > 1
-            b = sp.bound(slot, loaded)
+            b = sp.bound(slot, loaded or solo)
             self._bind_inputs(b.params, b.ins, b.in_place, [arrays[i] for i in sp.input_index])
             direct = self._bind_outputs(b.params, b.outs, b.direct)
-            failed, used, start_ns = self._runtime.execute(slot, b.job, trace, own_only=loaded)
+            t = time.perf_counter_ns()
+            failed, used, start_ns = self._runtime.execute(slot, b.job, trace, own_only=loaded, solo=solo)
+            if self._solo:
+                sp.choice.record(SOLO if solo else SPLIT, time.perf_counter_ns() - t)
             if failed is not None:
                 raise RequestError(self._fault(b, b.plan.rows[failed], arrays, direct))
             outputs = [d if d is not None else sp.constants[n].copy() if v is None else v.copy()

@@ -31,6 +31,7 @@ import numba
 import numpy as np
 
 from tilerun.scheduler.runtime import Job
+from tilerun.scheduler.tiling_choice import TilingChoice
 
 from .errors import ArgumentError, ConstantRequiredError, InputError, ModelError
 from .ir import Deferred, deferred_scope
@@ -269,13 +270,15 @@ class ShapePlan:
 
     ``plan`` tiles every op for all the workers that may serve a lone request;
     ``loaded`` tiles it for the share of workers a request gets while every
-    slot is busy (``policies.request_widths``), or is ``plan`` itself where
-    that share is the same. Both bind onto the slot's one arena (sized for the
+    slot is busy (``policies.request_widths``; single_stream: one worker, run
+    while ``choice`` measures it faster), or is ``plan`` itself where that
+    share is the same. Both bind onto the slot's one arena (sized for the
     larger): a slot runs one request at a time.
     """
 
     def __init__(self, graph, plans, n_slots, n_workers, names):
         self.plan, self.loaded = plans[0], plans[-1]
+        self.choice = TilingChoice()
         self._plans = plans
         self.constants = {o: graph.values[o].const for o in graph.outputs if graph.values[o].is_const}
         # The request's arrays this plan reads (value inputs are folded into it as constants).

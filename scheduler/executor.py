@@ -26,10 +26,11 @@ bouncing between caches: a single-tile op's one chunk belongs to the worker
 that released it (finished its producer's last tile), so a chain of small ops
 runs on one core with no hand-off at all. A worker takes tiles of another worker's chunk once
 that worker is not serving this slot, or the op has waited ``STEAL_AFTER_NS``:
-the schedule stays work-conserving. The exception is a request started
-``own_only`` (tiled for its slot's own workers because every slot was busy):
-only those serve it, so a worker between two requests of its own does not
-take a tile of another's and keep its next request waiting. No Python runs
+the schedule stays work-conserving. The exception is a request started with
+a worker mask (``OWN_ONLY``): only those workers serve it. A request tiled
+for its slot's own workers because every slot was busy gets theirs, so a
+worker between two requests of its own does not take a tile of another's and
+keep its next request waiting; a request tiled for one worker gets that one. No Python runs
 per tile, per op or per request on the workers.
 
 Idle workers: with a request in flight, a worker with nothing to claim spins
@@ -56,7 +57,7 @@ from tilerun.kernels.atomics import (atomic_add, atomic_cas, atomic_load, atomic
 # N_OPS .. ST_ADDR describe the request's plan (``JOB_FIELDS`` of them, in ``start``'s ``job`` order).
 ACTIVE, RUNNING, TAIL, OPS_DONE, ERROR, GEN, TRACE_ADDR, TRACE_CAP, TRACE_N, T0 = range(10)
 N_OPS, FN_ADDR, N_TILES, CONS_PTR, CONS_IDX, PARAMS, ST_ADDR = range(10, 17)
-OWN_ONLY = 17  # 1: only the workers that own this slot serve the request (see ``serve``)
+OWN_ONLY = 17  # a bit mask of the workers that may serve the request (0: any; see ``serve``)
 JOB_FIELDS = 7
 N_CTL = 24
 # Rows of a slot's op-state matrix; rows CHUNK + w count the claims in worker w's chunk
@@ -95,11 +96,11 @@ def _announce(g):
 
 
 @numba.njit(nogil=True, cache=True)
-def start(g, ctl, slot, job, s, deps_init, trace_addr, trace_cap, own_only):
+def start(g, ctl, slot, job, s, deps_init, trace_addr, trace_cap, worker_mask):
     """Load ``job`` into ``slot``, make its root ops ready, activate it and wake workers.
 
-    ``own_only``: the job is tiled for the slot's own workers, and no other
-    worker takes its tiles.
+    ``worker_mask``: the workers that may take the job's tiles (bit ``w``:
+    worker ``w``), 0 for any.
 
     ``job`` holds ``[n_ops, fn_addr, n_tiles, cons_ptr, cons_idx, params, state]``:
     the op count and the addresses of the plan's tables, of the op's
@@ -125,7 +126,7 @@ def start(g, ctl, slot, job, s, deps_init, trace_addr, trace_cap, own_only):
     c[TRACE_CAP] = trace_cap
     c[TRACE_N] = 0
     c[T0] = t0
-    c[OWN_ONLY] = own_only
+    c[OWN_ONLY] = worker_mask
     atomic_add(c, GEN, 1)
     atomic_store(c, ACTIVE, 1)  # publishes everything above to the workers
     _announce(g)
@@ -143,14 +144,14 @@ def wait(ctl, slot):
 
 
 @numba.njit(nogil=True, cache=True)
-def execute(g, ctl, slot, job, s, deps_init, trace_addr, trace_cap, own_only, inline, scratch, tiles_run):
+def execute(g, ctl, slot, job, s, deps_init, trace_addr, trace_cap, worker_mask, inline, scratch, tiles_run):
     """``start`` a request in ``slot``, run it here if ``inline`` (``run_here``), then ``wait``; returns ERROR.
 
     One call from Python per request instead of three: the caller's Python
     runs with caches the request just filled with its own data, so every
     dispatch it skips is time the request does not pay.
     """
-    start(g, ctl, slot, job, s, deps_init, trace_addr, trace_cap, own_only)
+    start(g, ctl, slot, job, s, deps_init, trace_addr, trace_cap, worker_mask)
     if inline:
         tiles_run[0] += run_here(0, slot, g, ctl, scratch)
     return wait(ctl, slot)
@@ -292,11 +293,11 @@ def run_here(w, slot, g, ctl, scratch):
 
 
 @numba.njit(nogil=True, cache=True)
-def serve(w, order, n_own, g, ctl, scratch):
+def serve(w, order, g, ctl, scratch):
     """Worker ``w``'s loop: run tiles of the slots in ``order`` (-1 ends it) until ``stop``.
 
-    The first ``n_own`` slots of ``order`` are the worker's own; it helps the
-    others only with requests not started ``own_only``.
+    A request started with a worker mask (``OWN_ONLY``) it serves only if its
+    bit is set.
 
     Each slot's control row says which plan its request runs (see ``start``);
     ``scratch[w]`` is the address of this worker's scratch, read per slot visit
@@ -316,7 +317,7 @@ def serve(w, order, n_own, g, ctl, scratch):
             if slot < 0:
                 break
             c = ctl[slot]
-            if atomic_load(c, ACTIVE) == 0 or k >= n_own and c[OWN_ONLY] != 0:
+            if atomic_load(c, ACTIVE) == 0 or c[OWN_ONLY] != 0 and (c[OWN_ONLY] >> w) & 1 == 0:
                 continue
             atomic_add(c, RUNNING, 1)
             if atomic_load(c, ACTIVE) != 0:

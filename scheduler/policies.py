@@ -89,7 +89,9 @@ def request_widths(mode, topo, n_slots, work_stealing=True):
     Tiling for more workers than will run the request only adds hand-offs
     and per-tile set-up.
 
-    * ``single_stream``: all workers, alone and loaded (there is one slot).
+    * ``single_stream``: all workers alone; its one slot is never busy with
+      another request, and its second plan is tiled for one worker, which a
+      request runs while that measures faster (``tiling_choice``).
     * ``multi_stream``: all workers alone (idle workers steal), ``workers //
       slots`` (at least 1) loaded; without work stealing, that share always.
     * ``elastic``: the largest domain's workers, always (no tile crosses domains).
@@ -98,6 +100,8 @@ def request_widths(mode, topo, n_slots, work_stealing=True):
     if mode is Scheduler.elastic:
         width = max(len(d) for d in topo.domains[:n_slots])
         return width, width
+    if mode is Scheduler.single_stream:
+        return n_workers, 1
     loaded = max(1, n_workers // n_slots)
     return (n_workers if work_stealing else loaded), loaded
 

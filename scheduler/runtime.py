@@ -50,9 +50,11 @@ class Runtime:
         self.n_slots = n_slots
         self._cores = tuple(topo.cores)
         self.order = worker_orders(mode, topo, n_slots, work_stealing)
-        self.n_own = (worker_orders(mode, topo, n_slots, False) >= 0).sum(axis=1)  # each worker's own slots
-        # ``own_only`` holds where every worker owns one slot at most: with more slots, a worker's
-        # own requests would queue behind each other while another worker idled.
+        own = worker_orders(mode, topo, n_slots, False)
+        # Bit w of ``owners[slot]``: worker w owns the slot. ``own_only`` holds where every worker owns one
+        # slot at most: with more slots, a worker's own requests would queue behind each other while another
+        # worker idled.
+        self.owners = [sum(1 << w for w in range(len(topo.cores)) if slot in own[w]) for slot in range(n_slots)]
         self._own_only_ok = n_slots <= len(topo.cores)
         self.scratch = np.array(scratch_addrs, np.int64)  # workers read their entry per slot visit
         self.tiles_run = np.zeros(len(self._cores), np.int64)
@@ -75,7 +77,7 @@ class Runtime:
             self.pool = None
 
     def _serve(self, w):
-        self.tiles_run[w] = executor.serve(w, self.order[w], int(self.n_own[w]), self._g, self._ctl, self.scratch)
+        self.tiles_run[w] = executor.serve(w, self.order[w], self._g, self._ctl, self.scratch)
 
     def acquire(self):
         """A free slot, in caller arrival order (raises ``policies.Closed`` after ``close``)."""
@@ -92,11 +94,11 @@ class Runtime:
         """Give ``slot`` back for the next request."""
         self.slots.release(slot)
 
-    def execute(self, slot, job, trace=None, own_only=False):
+    def execute(self, slot, job, trace=None, own_only=False, solo=False):
         """Run ``job`` in ``slot``; returns ``(failed_row or None, trace events used, start ns)``.
 
         ``own_only``: only the workers that own ``slot`` serve it (a job tiled for their share),
-        where no worker owns several slots.
+        where no worker owns several slots. ``solo``: only the first of them (a job tiled for one worker).
 
         ``trace`` is an optional ``(capacity, executor.N_EV)`` int64 array that
         receives one event per tile run; start ns is the request's start on the
@@ -105,8 +107,11 @@ class Runtime:
         if job.n_ops == 0:
             return None, 0, 0
         addr, cap = (0, 0) if trace is None else (trace.ctypes.data, trace.shape[0])
-        err = executor.execute(self._g, self._ctl, slot, job.fields, job.state, job.deps, addr, cap,
-                               bool(own_only and self._own_only_ok), self.inline, self.scratch, self.tiles_run)
+        mask = self.owners[slot] if own_only and self._own_only_ok else 0
+        if solo:
+            mask = self.owners[slot] & -self.owners[slot]  # the lowest set bit
+        err = executor.execute(self._g, self._ctl, slot, job.fields, job.state, job.deps, addr, cap, mask,
+                               self.inline, self.scratch, self.tiles_run)
         failed = err - 1 if err else None
         if trace is None:
             return failed, 0, 0

@@ -96,11 +96,12 @@ def test_multi_stream_matches_reference_and_single_stream():
 
 
 def test_request_widths_follow_the_workers_a_request_can_have():
-    """Alone a multi_stream request is tiled for every worker, beside others for its share; elastic for its domain."""
+    """Alone a multi_stream request is tiled for every worker, beside others for its share; elastic for its domain;
+    single_stream for every worker and, as its second plan, for one."""
     from tilerun.scheduler.policies import Scheduler, request_widths
     four = Topology((0, 1, 2, 3), ((0, 1, 2, 3),))
     two_l3 = Topology((0, 1, 2, 3, 4, 5), ((0, 1, 2, 3), (4, 5)))
-    assert request_widths(Scheduler.single_stream, four, 1) == (4, 4)
+    assert request_widths(Scheduler.single_stream, four, 1) == (4, 1)
     assert request_widths(Scheduler.multi_stream, four, 2) == (4, 2)
     assert request_widths(Scheduler.multi_stream, four, 8) == (4, 1)
     assert request_widths(Scheduler.multi_stream, four, 2, work_stealing=False) == (2, 2)
@@ -133,6 +134,87 @@ def test_a_request_beside_another_runs_its_share_and_the_same_bits(model):
     assert len(beside.events) == sum(one_core)
     assert set(beside.events[:, 0].tolist()) == {1}, "worker 0, whose own slot is taken, must not help"
     np.testing.assert_array_equal(beside.outputs[0], alone.outputs[0])
+
+
+def _choose(choice, times, n):
+    """Run ``n`` requests through ``choice``; ``times[plan]`` gives each one's time. Returns the plans picked."""
+    from tilerun.scheduler.tiling_choice import SOLO, SPLIT
+    picked = []
+    for _ in range(n):
+        p = choice.pick()
+        choice.record(p, times[p])
+        picked.append(p)
+    return [("split", "solo")[p] for p in picked], SPLIT, SOLO
+
+
+def test_tiling_choice_follows_the_faster_plan_and_probes_the_other():
+    from tilerun.scheduler import tiling_choice as tc
+    c = tc.TilingChoice()
+    # Split fast and steady: one-worker requests every PROBE_EVERY-th until KNOWN, then every PROBE_RARELY-th.
+    got, SPLIT, SOLO = _choose(c, {0: 1.0, 1: 1.6}, 2 * tc.PROBE_RARELY)
+    calibrated = tc.KNOWN * tc.PROBE_EVERY
+    assert [i + 1 for i, g in enumerate(got) if g == "solo"] == (
+        [tc.PROBE_EVERY * (k + 1) for k in range(tc.KNOWN)] + [tc.PROBE_RARELY, 2 * tc.PROBE_RARELY])
+    assert calibrated < tc.PROBE_RARELY
+    # A lone slow split request is a hiccup, not a slowdown: nothing changes.
+    c.record(SPLIT, 9.0)
+    got, _, _ = _choose(c, {0: 1.0, 1: 1.6}, tc.PROBE_RARELY // 2)
+    assert "solo" not in got
+    # The host slows split requests past one worker's: once the split median shows it, one worker serves,
+    # the split plan probed every PROBE_EVERY-th request.
+    got, _, _ = _choose(c, {0: 2.1, 1: 1.6}, 4 * tc.PROBE_EVERY)
+    first = got.index("solo")
+    assert first <= tc.WINDOW // 2 + 1
+    assert abs(got[first:].count("split") - len(got[first:]) / tc.PROBE_EVERY) <= 1
+    # The host recovers: the split probes see it and split requests take over again.
+    got, _, _ = _choose(c, {0: 1.0, 1: 1.6}, 5 * tc.PROBE_EVERY)
+    back = len(got) - got[::-1].index("solo")
+    assert back <= (tc.WINDOW // 2 + 2) * tc.PROBE_EVERY and "solo" not in got[back:]
+
+
+def test_tiling_choice_finds_a_faster_single_worker_and_leaves_a_slower_one_alone():
+    from tilerun.scheduler import tiling_choice as tc
+    # A new engine in a slow phase (MobileNetV3-small split 2.1 ms, one worker 1.7): the first probe finds the
+    # one worker faster, and it is kept.
+    c = tc.TilingChoice()
+    got, _, _ = _choose(c, {0: 2.1, 1: 1.7}, 4 * tc.PROBE_EVERY)
+    assert got[tc.PROBE_EVERY - 1] == "solo" and got[tc.PROBE_EVERY:].count("split") <= 3
+    # Known to be twice as slow (ResNet-50 on one core): a slowed split plan does not make it probe more.
+    c = tc.TilingChoice()
+    _choose(c, {0: 33.0, 1: 63.0}, tc.PROBE_RARELY)
+    got, _, _ = _choose(c, {0: 40.0, 1: 63.0}, tc.PROBE_RARELY)
+    assert got.count("solo") == 1
+    # A model faster on one worker than split (tiny ops): found at the first rare probe, then kept.
+    c = tc.TilingChoice()
+    got, _, _ = _choose(c, {0: 0.05, 1: 0.03}, 2 * tc.PROBE_RARELY)
+    assert got[tc.PROBE_RARELY:].count("solo") >= tc.PROBE_RARELY * (1 - 1 / tc.PROBE_EVERY)
+
+
+@pytest.mark.parametrize("model", ["small_convnet", "mobilenet_v3_small"])
+def test_single_stream_request_on_one_worker_runs_the_one_core_tiles_and_the_same_bits(model):
+    """A 2-core single_stream engine keeps a plan tiled for one worker: a request the choice sends there runs
+    the tiles a 1-core engine runs, every one on one worker, with the bits of a request split over both."""
+    from tilerun.models import mobilenet_v3_small
+    from tilerun.scheduler.tiling_choice import SOLO, WINDOW
+    if len(topology.detect().cores) < 2:
+        pytest.skip("needs two usable cores")
+    proto = small_convnet() if model == "small_convnet" else mobilenet_v3_small(seed=0, size=96)
+    x = np.random.default_rng(5).standard_normal(
+        [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]).astype(F)
+    with tilerun.compile_model(proto, num_cores=1) as one:
+        one_core = [r.n_tiles for r in one.plan.rows]
+    with tilerun.compile_model(proto, num_cores=2) as eng:
+        split = eng.trace([x])
+        for _ in range(WINDOW):
+            eng._static.choice.record(SOLO, 1)  # as if one worker had been measured faster
+        solo = eng.trace([x])
+    assert sum(r.n_tiles for r in split.rows) > sum(one_core)
+    assert len(set(split.events[:, 0].tolist())) == 2
+    assert [r.n_tiles for r in solo.rows] == one_core
+    assert len(set(solo.events[:, 0].tolist())) == 1, "a request tiled for one worker must run on one"
+    np.testing.assert_array_equal(solo.outputs[0], split.outputs[0])
+    np.testing.assert_allclose(solo.outputs[0], reference_outputs(proto, {proto.graph.input[0].name: x},
+                                                                   use_ort=True)[0], rtol=1e-4, atol=1e-4)
 
 
 def test_elastic_one_request_per_domain_and_both_busy():
