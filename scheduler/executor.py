@@ -27,11 +27,12 @@ that released it (finished its producer's last tile), so a chain of small ops
 runs on one core with no hand-off at all. A worker takes tiles of another worker's chunk once
 that worker is not serving this slot, or the op has waited ``STEAL_AFTER_NS``:
 the schedule stays work-conserving. The exception is a request started with
-a worker mask (``OWN_ONLY``): only those workers serve it. A request tiled
-for its slot's own workers because every slot was busy gets theirs, so a
-worker between two requests of its own does not take a tile of another's and
-keep its next request waiting; a request tiled for one worker gets that one. No Python runs
-per tile, per op or per request on the workers.
+a worker mask (``WORKER_MASK``): only those workers serve it. A request
+tiled for its slot's own workers because every slot was busy gets theirs,
+so a worker between two requests of its own does not take a tile of
+another's and keep its next request waiting; a request tiled for one worker
+gets that one. No Python runs per tile, per op or per request on the
+workers.
 
 Idle workers: with a request in flight, a worker with nothing to claim spins
 for ``SPIN_NS``, then sleeps on a futex until a release makes more than one
@@ -57,7 +58,7 @@ from tilerun.kernels.atomics import (atomic_add, atomic_cas, atomic_load, atomic
 # N_OPS .. ST_ADDR describe the request's plan (``JOB_FIELDS`` of them, in ``start``'s ``job`` order).
 ACTIVE, RUNNING, TAIL, OPS_DONE, ERROR, GEN, TRACE_ADDR, TRACE_CAP, TRACE_N, T0 = range(10)
 N_OPS, FN_ADDR, N_TILES, CONS_PTR, CONS_IDX, PARAMS, ST_ADDR = range(10, 17)
-OWN_ONLY = 17  # a bit mask of the workers that may serve the request (0: any; see ``serve``)
+WORKER_MASK = 17  # a bit mask of the workers that may serve the request (0: any; see ``serve``)
 JOB_FIELDS = 7
 N_CTL = 24
 # Rows of a slot's op-state matrix; rows CHUNK + w count the claims in worker w's chunk
@@ -126,7 +127,7 @@ def start(g, ctl, slot, job, s, deps_init, trace_addr, trace_cap, worker_mask):
     c[TRACE_CAP] = trace_cap
     c[TRACE_N] = 0
     c[T0] = t0
-    c[OWN_ONLY] = worker_mask
+    c[WORKER_MASK] = worker_mask
     atomic_add(c, GEN, 1)
     atomic_store(c, ACTIVE, 1)  # publishes everything above to the workers
     _announce(g)
@@ -296,8 +297,8 @@ def run_here(w, slot, g, ctl, scratch):
 def serve(w, order, g, ctl, scratch):
     """Worker ``w``'s loop: run tiles of the slots in ``order`` (-1 ends it) until ``stop``.
 
-    A request started with a worker mask (``OWN_ONLY``) it serves only if its
-    bit is set.
+    A request started with a worker mask (``WORKER_MASK``) it serves only if
+    its bit is set.
 
     Each slot's control row says which plan its request runs (see ``start``);
     ``scratch[w]`` is the address of this worker's scratch, read per slot visit
@@ -317,7 +318,7 @@ def serve(w, order, g, ctl, scratch):
             if slot < 0:
                 break
             c = ctl[slot]
-            if atomic_load(c, ACTIVE) == 0 or c[OWN_ONLY] != 0 and (c[OWN_ONLY] >> w) & 1 == 0:
+            if atomic_load(c, ACTIVE) == 0 or c[WORKER_MASK] != 0 and (c[WORKER_MASK] >> w) & 1 == 0:
                 continue
             atomic_add(c, RUNNING, 1)
             if atomic_load(c, ACTIVE) != 0:
