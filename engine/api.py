@@ -296,15 +296,16 @@ class Engine:
             # A request that starts beside another runs the plan tiled for its share of the workers,
             # on those workers only: a worker that helped it would keep its own next request waiting.
             # single_stream: the plan tiled for one worker, on one, while that measures faster.
-            solo = self._solo and sp.loaded is not sp.plan and sp.choice.pick() == SOLO
+            choice = sp.choice if self._solo and sp.loaded is not sp.plan else None
+            solo = choice is not None and choice.pick() == SOLO
             loaded = sp.loaded is not sp.plan and self._runtime.slots.in_use() > 1
             b = sp.bound(slot, loaded or solo)
             self._bind_inputs(b.params, b.ins, b.in_place, [arrays[i] for i in sp.input_index])
             direct = self._bind_outputs(b.params, b.outs, b.direct)
             t = time.perf_counter_ns()
             failed, used, start_ns = self._runtime.execute(slot, b.job, trace, own_only=loaded, solo=solo)
-            if self._solo:
-                sp.choice.record(SOLO if solo else SPLIT, time.perf_counter_ns() - t)
+            if choice is not None:
+                choice.record(SOLO if solo else SPLIT, time.perf_counter_ns() - t)
             if failed is not None:
                 raise RequestError(self._fault(b, b.plan.rows[failed], arrays, direct))
             outputs = [d if d is not None else sp.constants[n].copy() if v is None else v.copy()

@@ -72,18 +72,21 @@ def _logistic(b, v):
     # some number). Exactly 0 where 1 + exp(-v) passes 1e38 (v below about -87.5, as float32's own
     # 1/(1+inf) further down), so SiLU(-inf) = -inf * 0 = NaN as in Mul(x, Sigmoid(x)).
     vt = v.type
-    t = simd.vmin(b, simd.vmax(b, b.fmul(v, _c(vt, -1.4426950408889634)), _c(vt, -126.0)), _c(vt, 127.0))
-    d = b.fadd(_c(vt, 1.0), _exp2(b, t))
+    d = b.fadd(_c(vt, 1.0), _exp_clamped(b, v, -1.0))
     return b.select(b.fcmp_ordered(">", d, _c(vt, 1e38)), _c(vt, 0.0), _recip(b, d))
 
 
-def _exp(b, v):
-    # e**v as 2**(v*log2(e)), the exponent clamped to [-126, 127]: below about -87.3 the smallest normal number
-    # (as ``mathfn.exp_f32``), above about 88 it saturates (only softmax calls it, on x - max(x) <= 0). NaN in,
-    # NaN out.
+def _exp_clamped(b, v, sign):
+    # e**(sign * v) as 2**t, t = sign * v * log2(e) clamped to [-126, 127] (a NaN comes out as some number).
     vt = v.type
-    t = simd.vmin(b, simd.vmax(b, b.fmul(v, _c(vt, 1.4426950408889634)), _c(vt, -126.0)), _c(vt, 127.0))
-    return b.select(b.fcmp_unordered("uno", v, v), v, _exp2(b, t))
+    t = b.fmul(v, _c(vt, sign * 1.4426950408889634))
+    return _exp2(b, simd.vmin(b, simd.vmax(b, t, _c(vt, -126.0)), _c(vt, 127.0)))
+
+
+def _exp(b, v):
+    # e**v; below about -87.3 the smallest normal number (as ``mathfn.exp_f32``), above about 88 it saturates
+    # (only softmax calls it, on x - max(x) <= 0). NaN in, NaN out.
+    return b.select(b.fcmp_unordered("uno", v, v), v, _exp_clamped(b, v, 1.0))
 
 
 def _sigmoid(b, v):

@@ -40,13 +40,14 @@ class TilingChoice:
 
     def __init__(self):
         self._recent = (collections.deque(maxlen=WINDOW), collections.deque(maxlen=WINDOW))
+        self._median = [math.inf, math.inf]  # of each plan's recent times, kept as they come in
         self._best = math.inf
         self._n = 0
 
     def pick(self):
         """``SPLIT`` or ``SOLO`` for the next request."""
         self._n += 1
-        split, solo = self._median(SPLIT), self._median(SOLO)
+        split, solo = self._median
         if solo < split:
             return SPLIT if self._n % PROBE_EVERY == 0 else SOLO
         known = len(self._recent[SOLO]) >= KNOWN
@@ -57,9 +58,6 @@ class TilingChoice:
     def record(self, which, ns):
         """A request of plan ``which`` took ``ns`` nanoseconds."""
         self._recent[which].append(ns)
+        self._median[which] = statistics.median(self._recent[which])
         if which == SPLIT and len(self._recent[SPLIT]) == WINDOW:
-            self._best = min(self._best * BEST_DRIFT, self._median(SPLIT))
-
-    def _median(self, which):
-        r = self._recent[which]
-        return statistics.median(r) if r else math.inf
+            self._best = min(self._best * BEST_DRIFT, self._median[SPLIT])

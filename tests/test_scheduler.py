@@ -138,36 +138,35 @@ def test_a_request_beside_another_runs_its_share_and_the_same_bits(model):
 
 def _choose(choice, times, n):
     """Run ``n`` requests through ``choice``; ``times[plan]`` gives each one's time. Returns the plans picked."""
-    from tilerun.scheduler.tiling_choice import SOLO, SPLIT
     picked = []
     for _ in range(n):
         p = choice.pick()
         choice.record(p, times[p])
-        picked.append(p)
-    return [("split", "solo")[p] for p in picked], SPLIT, SOLO
+        picked.append(("split", "solo")[p])
+    return picked
 
 
 def test_tiling_choice_follows_the_faster_plan_and_probes_the_other():
     from tilerun.scheduler import tiling_choice as tc
     c = tc.TilingChoice()
     # Split fast and steady: one-worker requests every PROBE_EVERY-th until KNOWN, then every PROBE_RARELY-th.
-    got, SPLIT, SOLO = _choose(c, {0: 1.0, 1: 1.6}, 2 * tc.PROBE_RARELY)
+    got = _choose(c, {0: 1.0, 1: 1.6}, 2 * tc.PROBE_RARELY)
     calibrated = tc.KNOWN * tc.PROBE_EVERY
     assert [i + 1 for i, g in enumerate(got) if g == "solo"] == (
         [tc.PROBE_EVERY * (k + 1) for k in range(tc.KNOWN)] + [tc.PROBE_RARELY, 2 * tc.PROBE_RARELY])
     assert calibrated < tc.PROBE_RARELY
     # A lone slow split request is a hiccup, not a slowdown: nothing changes.
-    c.record(SPLIT, 9.0)
-    got, _, _ = _choose(c, {0: 1.0, 1: 1.6}, tc.PROBE_RARELY // 2)
+    c.record(tc.SPLIT, 9.0)
+    got = _choose(c, {0: 1.0, 1: 1.6}, tc.PROBE_RARELY // 2)
     assert "solo" not in got
     # The host slows split requests past one worker's: once the split median shows it, one worker serves,
     # the split plan probed every PROBE_EVERY-th request.
-    got, _, _ = _choose(c, {0: 2.1, 1: 1.6}, 4 * tc.PROBE_EVERY)
+    got = _choose(c, {0: 2.1, 1: 1.6}, 4 * tc.PROBE_EVERY)
     first = got.index("solo")
     assert first <= tc.WINDOW // 2 + 1
     assert abs(got[first:].count("split") - len(got[first:]) / tc.PROBE_EVERY) <= 1
     # The host recovers: the split probes see it and split requests take over again.
-    got, _, _ = _choose(c, {0: 1.0, 1: 1.6}, 5 * tc.PROBE_EVERY)
+    got = _choose(c, {0: 1.0, 1: 1.6}, 5 * tc.PROBE_EVERY)
     back = len(got) - got[::-1].index("solo")
     assert back <= (tc.WINDOW // 2 + 2) * tc.PROBE_EVERY and "solo" not in got[back:]
 
@@ -177,16 +176,16 @@ def test_tiling_choice_finds_a_faster_single_worker_and_leaves_a_slower_one_alon
     # A new engine in a slow phase (MobileNetV3-small split 2.1 ms, one worker 1.7): the first probe finds the
     # one worker faster, and it is kept.
     c = tc.TilingChoice()
-    got, _, _ = _choose(c, {0: 2.1, 1: 1.7}, 4 * tc.PROBE_EVERY)
+    got = _choose(c, {0: 2.1, 1: 1.7}, 4 * tc.PROBE_EVERY)
     assert got[tc.PROBE_EVERY - 1] == "solo" and got[tc.PROBE_EVERY:].count("split") <= 3
     # Known to be twice as slow (ResNet-50 on one core): a slowed split plan does not make it probe more.
     c = tc.TilingChoice()
     _choose(c, {0: 33.0, 1: 63.0}, tc.PROBE_RARELY)
-    got, _, _ = _choose(c, {0: 40.0, 1: 63.0}, tc.PROBE_RARELY)
+    got = _choose(c, {0: 40.0, 1: 63.0}, tc.PROBE_RARELY)
     assert got.count("solo") == 1
     # A model faster on one worker than split (tiny ops): found at the first rare probe, then kept.
     c = tc.TilingChoice()
-    got, _, _ = _choose(c, {0: 0.05, 1: 0.03}, 2 * tc.PROBE_RARELY)
+    got = _choose(c, {0: 0.05, 1: 0.03}, 2 * tc.PROBE_RARELY)
     assert got[tc.PROBE_RARELY:].count("solo") >= tc.PROBE_RARELY * (1 - 1 / tc.PROBE_EVERY)
 
 
